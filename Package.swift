@@ -1,0 +1,49 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// Release builds are what the tests and the CLI run; the models are too slow in debug.
+let optimize: [SwiftSetting] = [.unsafeFlags(["-Ounchecked", "-wmo"], .when(configuration: .release))]
+
+let package = Package(
+    name: "varlab",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "varlab", targets: ["varlab"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/weichsel/ZIPFoundation", from: "0.9.19"),
+    ],
+    targets: [
+        .systemLibrary(name: "CBLAS", path: "Sources/CBLAS", pkgConfig: "openblas",
+                       providers: [.apt(["libopenblas-dev", "liblapacke-dev"])]),
+        .systemLibrary(name: "CPNG", path: "Sources/CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
+        .systemLibrary(name: "CJPEG", path: "Sources/CJPEG", pkgConfig: "libjpeg", providers: [.apt(["libjpeg-dev"])]),
+
+        .target(name: "Tensor", dependencies: ["CBLAS"], swiftSettings: optimize),
+        .target(name: "ModelIO", dependencies: ["Tensor", .product(name: "ZIPFoundation", package: "ZIPFoundation")],
+                swiftSettings: optimize),
+        .target(name: "ImageIO", dependencies: ["Tensor", "CPNG", "CJPEG"], swiftSettings: optimize),
+        .target(name: "Autoencoders", dependencies: ["Tensor", "ModelIO"], swiftSettings: optimize),
+        .target(name: "VAR", dependencies: ["Tensor", "ModelIO", "Autoencoders"], swiftSettings: optimize),
+        .target(name: "DiT", dependencies: ["Tensor", "ModelIO"], swiftSettings: optimize),
+        .target(name: "Samplers", dependencies: ["Tensor", "ModelIO", "Autoencoders", "VAR", "DiT"], path: "Samplers",
+                swiftSettings: optimize),
+        .target(name: "Metrics", dependencies: ["Tensor", "ModelIO", "ImageIO"], swiftSettings: optimize),
+        .executableTarget(name: "varlab", dependencies: [
+            "Tensor", "ModelIO", "ImageIO", "Autoencoders", "VAR", "DiT", "Samplers", "Metrics",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ], swiftSettings: optimize),
+
+        .target(name: "TestSupport", dependencies: ["Tensor", "ModelIO"], path: "Tests/TestSupport"),
+        .testTarget(name: "TensorTests", dependencies: ["Tensor", "TestSupport"]),
+        .testTarget(name: "ModelIOTests", dependencies: ["ModelIO", "TestSupport"]),
+        .testTarget(name: "ImageIOTests", dependencies: ["ImageIO", "TestSupport"]),
+        .testTarget(name: "AutoencodersTests", dependencies: ["Autoencoders", "TestSupport"]),
+        .testTarget(name: "VARTests", dependencies: ["VAR", "Autoencoders", "Samplers", "TestSupport"]),
+        .testTarget(name: "DiTTests", dependencies: ["DiT", "Autoencoders", "Samplers", "TestSupport"]),
+        .testTarget(name: "SamplersTests", dependencies: ["Samplers", "TestSupport"]),
+        .testTarget(name: "MetricsTests", dependencies: ["Metrics", "TestSupport"]),
+    ],
+    swiftLanguageModes: [.v5]
+)

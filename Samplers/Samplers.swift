@@ -1,0 +1,1 @@
+// Samplers: token samplers, CFG schedules, sampling loops.

@@ -1,0 +1,1 @@
+// Module Autoencoders: see ../../README.md and DESIGN.md.

@@ -1,0 +1,1 @@
+// Module DiT: see ../../README.md and DESIGN.md.

@@ -1,0 +1,1 @@
+// Module Metrics: see ../../README.md and DESIGN.md.

@@ -1,0 +1,55 @@
+import Foundation
+
+/// Scaled dot-product attention on [B, H, L, D] tensors: softmax(q k^T * scale + mask) v.
+/// `mask` is additive, broadcast over batch and heads: shape [Lq, Lk] (use -inf to forbid).
+public func scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, scale: Float, mask: Tensor? = nil) -> Tensor {
+    precondition(q.rank == 4 && k.rank == 4 && v.rank == 4, "attention expects [B,H,L,D]")
+    let (b, h, lq, d) = (q.shape[0], q.shape[1], q.shape[2], q.shape[3])
+    let lk = k.shape[2], dv = v.shape[3]
+    precondition(k.shape == [b, h, lk, d] && v.shape[0...2] == [b, h, lk], "attention shapes q\(q.shape) k\(k.shape) v\(v.shape)")
+    if let mask { precondition(mask.shape == [lq, lk], "attention mask \(mask.shape) vs [\(lq), \(lk)]") }
+    var out = [Float](repeating: 0, count: b * h * lq * dv)
+    out.withUnsafeMutableBufferPointer { pout in
+    let po = UnsafeSendable(UnsafePointer(pout.baseAddress!))
+    q.data.withUnsafeBufferPointer { pq in k.data.withUnsafeBufferPointer { pk in v.data.withUnsafeBufferPointer { pv in
+        let sq = UnsafeSendable(pq.baseAddress!), sk = UnsafeSendable(pk.baseAddress!), sv = UnsafeSendable(pv.baseAddress!)
+        Parallel.forEach(b * h) { bh in
+            var scores = [Float](repeating: 0, count: lq * lk)
+            scores.withUnsafeMutableBufferPointer { ps in
+                let s = ps.baseAddress!
+                BLAS.sgemm(transB: true, m: lq, n: lk, k: d, alpha: scale, a: sq.p + bh * lq * d, lda: d,
+                           b: sk.p + bh * lk * d, ldb: d, c: s, ldc: lk)
+                if let mask {
+                    mask.data.withUnsafeBufferPointer { pm in for i in 0..<(lq * lk) { s[i] += pm[i] } }
+                }
+                for r in 0..<lq { softmaxInPlace(s + r * lk, lk) }
+                BLAS.sgemm(m: lq, n: dv, k: lk, a: UnsafePointer(s), lda: lk, b: sv.p + bh * lk * dv, ldb: dv,
+                           c: UnsafeMutablePointer(mutating: po.p) + bh * lq * dv, ldc: dv)
+            }
+        }
+    } } }
+    }
+    return Tensor(shape: [b, h, lq, dv], data: out)
+}
+
+/// Keys and values of earlier steps, grown by appending along the sequence axis ([B, H, L, D] each).
+public struct KVCache: Sendable {
+    public private(set) var keys: Tensor?
+    public private(set) var values: Tensor?
+    public init() {}
+
+    public var length: Int { keys?.shape[2] ?? 0 }
+
+    /// Appends this step's k, v and returns the full history (including them).
+    public mutating func append(k: Tensor, v: Tensor) -> (Tensor, Tensor) {
+        if let keys, let values {
+            self.keys = Tensor.cat([keys, k], dim: 2)
+            self.values = Tensor.cat([values, v], dim: 2)
+        } else {
+            keys = k; values = v
+        }
+        return (keys!, values!)
+    }
+
+    public mutating func reset() { keys = nil; values = nil }
+}

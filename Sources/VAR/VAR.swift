@@ -1,0 +1,1 @@
+// Module VAR: see ../../README.md and DESIGN.md.
