@@ -56,29 +56,40 @@ struct BenchDiT: ParsableCommand {
         try step(0)
         let warm = Date().timeIntervalSince(t0)
         var times: [Double] = []
+        let cpu0 = Self.cpuSeconds()
         for k in 0..<repeats {
             let s = Date()
             try step(k + 1)
             times.append(Date().timeIntervalSince(s))
         }
+        let cpuPerStep = (Self.cpuSeconds() - cpu0) / Double(repeats)
         let perStep = times.sorted()[times.count / 2]
-        print(String(format: "denoising step (batch 2, CFG pair): warm-up %.3f s, median of %d: %.3f s/step (%.1f GFLOP/s)",
-                     warm, repeats, perStep, gflop / perStep))
+        print(String(format: "denoising step (batch 2, CFG pair): warm-up %.3f s, median of %d: %.3f s/step (%.1f GFLOP/s); " +
+                     "CPU time %.3f s/step (%.1f GFLOP per CPU-second; on a busy machine wall time exceeds CPU time / threads)",
+                     warm, repeats, perStep, gflop / perStep, cpuPerStep, gflop / cpuPerStep))
 
         var decode = 0.0
         if !noVae {
             let vae = try KLVAE.random(config: .stableDiffusion)
             let z = Tensor.randn([1, 4, cfg.inputSize, cfg.inputSize], rng: &rng)
             _ = try vae.decode(z) // warm-up (allocations)
-            let s = Date()
+            let s = Date(), c0 = Self.cpuSeconds()
             _ = try vae.decode(z)
             decode = Date().timeIntervalSince(s)
-            print(String(format: "SD-VAE decode %dx%d: %.3f s/image", cfg.inputSize * 8, cfg.inputSize * 8, decode))
+            print(String(format: "SD-VAE decode %dx%d: %.3f s/image (CPU time %.3f s)", cfg.inputSize * 8, cfg.inputSize * 8,
+                         decode, Self.cpuSeconds() - c0))
         }
         for n in [250, 50] {
             print(String(format: "extrapolated: %d steps -> %.1f s/image (%.1f s denoising + %.2f s decode)",
                          n, Double(n) * perStep + decode, Double(n) * perStep, decode))
         }
+    }
+
+    /// CPU time of the whole process (all threads).
+    static func cpuSeconds() -> Double {
+        var ts = timespec()
+        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts)
+        return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
     }
 
     /// Multiply-adds x2 of one forward on one image: the linears of every block and the attention products.
