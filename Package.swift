@@ -29,7 +29,7 @@ let package = Package(
         .target(name: "DiT", dependencies: ["Tensor", "ModelIO"], swiftSettings: optimize),
         .target(name: "Samplers", dependencies: ["Tensor", "ModelIO", "Autoencoders", "VAR", "DiT"], path: "Samplers",
                 swiftSettings: optimize),
-        .target(name: "Metrics", dependencies: ["Tensor", "ModelIO", "ImageIO"], swiftSettings: optimize),
+        .target(name: "Metrics", dependencies: ["Tensor", "ModelIO", "ImageIO", "CBLAS"], swiftSettings: optimize),
         .executableTarget(name: "varlab", dependencies: [
             "Tensor", "ModelIO", "ImageIO", "Autoencoders", "VAR", "DiT", "Samplers", "Metrics",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),

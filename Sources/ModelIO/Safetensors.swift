@@ -158,6 +158,23 @@ public struct SafetensorsWriter {
 /// Writes files through a temporary file in the same directory and a rename, so a reader never sees a
 /// half-written file and a failure leaves the previous version intact.
 public enum AtomicFile {
+    /// Lets `body` write a temporary file (its path is passed in; same directory as `path`), then renames it
+    /// over `path`. On any error the temporary file is removed and `path` is left as it was.
+    public static func produce(_ path: String, _ body: (String) throws -> Void) throws {
+        let url = URL(fileURLWithPath: path)
+        let dir = url.deletingLastPathComponent()
+        let tmp = dir.appendingPathComponent(".\(url.lastPathComponent).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
+        do {
+            try body(tmp.path)
+            if rename(tmp.path, url.path) != 0 {
+                throw CheckpointError.cannotOpen(path: path, reason: "rename failed: \(String(cString: strerror(errno)))")
+            }
+        } catch {
+            try? FileManager.default.removeItem(at: tmp)
+            throw error
+        }
+    }
+
     public static func write(_ data: Data, to path: String) throws {
         let url = URL(fileURLWithPath: path)
         let dir = url.deletingLastPathComponent()
