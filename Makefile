@@ -10,7 +10,7 @@ build: deps
 
 # Tests compute real (tiny) models, so they run in release mode.
 test: deps
-	$(SWIFT) test -c release
+	$(SWIFT) test -c release --disable-swift-testing
 
 bench: build
 	.build/release/varlab bench gemm

@@ -1,0 +1,109 @@
+import DiT
+import Foundation
+import Tensor
+
+public enum DiffusionSamplerError: Error, CustomStringConvertible, Equatable {
+    case badNoise(String)
+    case badOption(String)
+    public var description: String {
+        switch self {
+        case let .badNoise(s): return s
+        case let .badOption(s): return s
+        }
+    }
+}
+
+/// The reverse process: DDPM ancestral sampling (`p_sample_loop`) or DDIM (`ddim_sample_loop`, with eta),
+/// over the respaced steps t = N-1 ... 0 of a `GaussianDiffusion`.
+public struct DiffusionSampler {
+    public enum Method: Equatable, Sendable {
+        case ddpm
+        case ddim(eta: Float)
+
+        /// Parses "ddpm" / "ddim" (eta separately); the error names the flag.
+        public static func parse(_ name: String, eta: Float = 0) throws -> Method {
+            switch name.lowercased() {
+            case "ddpm": return .ddpm
+            case "ddim": return .ddim(eta: eta)
+            default: throw DiffusionSamplerError.badOption("--sampler must be ddpm or ddim, got '\(name)'")
+            }
+        }
+    }
+
+    /// The model, as the loop sees it: (x_t, ORIGINAL timesteps as float) -> model output [N, 2C, ...].
+    /// (`_WrappedModel`: the respaced index is mapped through `timestepMap` before the call.)
+    public typealias Denoiser = (_ x: Tensor, _ t: [Float]) throws -> Tensor
+
+    public struct Step {
+        /// 0-based loop step and the number of steps.
+        public var step: Int
+        public var steps: Int
+        /// Respaced index and the original timestep the model saw.
+        public var t: Int
+        public var originalT: Int
+        public var sample: Tensor
+        public var predXstart: Tensor
+    }
+
+    public var diffusion: GaussianDiffusion
+    public var method: Method
+    /// DiT's sample.py / sample_ddp.py use clip_denoised = False.
+    public var clipDenoised: Bool
+
+    public init(diffusion: GaussianDiffusion, method: Method, clipDenoised: Bool = false) {
+        self.diffusion = diffusion; self.method = method; self.clipDenoised = clipDenoised
+    }
+
+    /// Runs the whole loop from x_T = noise.initial(shape) and returns x_0.
+    public func sample<N: DiffusionNoise>(shape: [Int], noise: inout N, denoiser: Denoiser,
+                                          onStep: (Step) -> Void = { _ in }) throws -> Tensor {
+        var x = try noise.initial(shape: shape)
+        let n = shape[0], steps = diffusion.numSteps
+        for k in 0..<steps {
+            let ti = steps - 1 - k
+            let tRows = [Int](repeating: ti, count: n)
+            let orig = diffusion.timestepMap[ti]
+            let out = try denoiser(x, [Float](repeating: Float(orig), count: n))
+            let mv = try diffusion.pMeanVariance(modelOutput: out, x: x, t: tRows, clipDenoised: clipDenoised)
+            let z = try noise.step(k, shape: shape)
+            switch method {
+            case .ddpm: x = DiffusionSampler.ddpmStep(mv, noise: z, t: ti)
+            case let .ddim(eta): x = DiffusionSampler.ddimStep(diffusion, mv, x: x, noise: z, t: ti, eta: eta)
+            }
+            onStep(Step(step: k, steps: steps, t: ti, originalT: orig, sample: x, predXstart: mv.predXstart))
+        }
+        return x
+    }
+
+    /// `p_sample`: mean + (t != 0) * exp(0.5 log_var) * noise (float32, that operation order).
+    public static func ddpmStep(_ mv: GaussianDiffusion.MeanVariance, noise: Tensor, t: Int) -> Tensor {
+        let mask: Float = t != 0 ? 1 : 0
+        var out = [Float](repeating: 0, count: mv.mean.count)
+        for i in 0..<out.count {
+            let sd = Float(Foundation.exp(Double(0.5 * mv.logVariance.data[i])))
+            out[i] = mv.mean.data[i] + (mask * sd) * noise.data[i]
+        }
+        return Tensor(shape: mv.mean.shape, data: out)
+    }
+
+    /// `ddim_sample` (Song et al. eq. 12), float32 as the official code:
+    ///   eps = (sqrt(1/abar) x - x0) / sqrt(1/abar - 1)
+    ///   sigma = eta sqrt((1 - abar_prev) / (1 - abar)) sqrt(1 - abar / abar_prev)
+    ///   x_prev = x0 sqrt(abar_prev) + sqrt(1 - abar_prev - sigma^2) eps + (t != 0) sigma noise
+    public static func ddimStep(_ d: GaussianDiffusion, _ mv: GaussianDiffusion.MeanVariance, x: Tensor, noise: Tensor,
+                                t: Int, eta: Float) -> Tensor {
+        let n = x.shape[0]
+        let eps = d.predictEpsFromXstart(x: x, t: [Int](repeating: t, count: n), predXstart: mv.predXstart)
+        let ab = Float(d.alphasCumprod[t]), abPrev = Float(d.alphasCumprodPrev[t])
+        let sigma = eta * ((1 - abPrev) / (1 - ab)).squareRoot() * (1 - ab / abPrev).squareRoot()
+        let sqrtPrev = abPrev.squareRoot()
+        let dirCoef = (1 - abPrev - sigma * sigma).squareRoot()
+        let mask: Float = t != 0 ? 1 : 0
+        var out = [Float](repeating: 0, count: x.count)
+        for i in 0..<out.count {
+            let meanPred = mv.predXstart.data[i] * sqrtPrev + dirCoef * eps.data[i]
+            out[i] = meanPred + (mask * sigma) * noise.data[i]
+        }
+        return Tensor(shape: x.shape, data: out)
+    }
+}

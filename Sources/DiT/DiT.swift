@@ -1,1 +1,0 @@
-// Module DiT: see ../../README.md and DESIGN.md.

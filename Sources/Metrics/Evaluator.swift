@@ -1,0 +1,154 @@
+import Foundation
+import ModelIO
+import Tensor
+
+/// The metrics `varlab eval` can compute.
+public enum MetricKind: String, CaseIterable, Sendable {
+    case fid, sfid, `is`, pr, prdc, acc
+}
+
+/// One line of the report.
+public struct MetricValue: Sendable {
+    public var name: String
+    public var value: Double
+    /// Samples behind the value (and reference points, when there is a reference side).
+    public var samples: Int
+    public var reference: Int?
+    public var network: String
+}
+
+public struct EvalReport: Sendable {
+    public var values: [MetricValue] = []
+    public var notes: [String] = []
+    public var perClass: [Accuracy.ClassCount] = []
+    public var preprocessing: String = ""
+}
+
+/// Wires image sets, networks and formulas together the way ADM's evaluator does:
+/// reference statistics come from the reference file's `mu`/`sigma` (`mu_s`/`sigma_s`) when present, else from
+/// its images; IS is over the samples' no-bias logits; precision/recall compares pool3 features (k = 3).
+public final class Evaluator {
+    public let extractor: FeatureExtractor
+    public var classifier: ResNet?
+    public var isSplits: InceptionScore.Splits = .size(5000)
+    public var progress: ((String) -> ProgressHandler)?
+
+    public init(extractor: FeatureExtractor, classifier: ResNet?) {
+        self.extractor = extractor; self.classifier = classifier
+    }
+
+    var networkName: String { "FID InceptionV3 (\(URL(fileURLWithPath: extractor.network.path).lastPathComponent))" }
+
+    /// `explicit`: metrics the user asked for by name (a missing prerequisite is then an error, not a skip).
+    public func run(samples: ImageSet, reference: ImageSet, metrics: [MetricKind], explicit: Bool) throws -> EvalReport {
+        var report = EvalReport()
+        report.preprocessing = extractor.preprocessing.rawValue
+        let width = extractor.network.featureWidth
+        let needsSampleFeatures = metrics.contains { $0 != .acc }
+        guard samples.count > 0 else { throw MetricsError.input("\(samples.paths.joined(separator: ", ")): no sample images") }
+
+        var sampleFeatures: InceptionFeatures?
+        if needsSampleFeatures {
+            sampleFeatures = try extractor.features(of: samples, progress: progress?("samples"))
+            if extractor.lastFromCache { report.notes.append("sample features read from the cache") }
+        }
+        // Reference features: needed for pr / prdc always, for fid / sfid only without usable statistics.
+        var refFeatures: InceptionFeatures?
+        func refFeats() throws -> InceptionFeatures {
+            if let refFeatures { return refFeatures }
+            guard reference.count > 0 else {
+                throw MetricsError.input("\(reference.paths.joined(separator: ", ")): holds statistics only, no images; the requested metric needs reference images")
+            }
+            let f = try extractor.features(of: reference, progress: progress?("reference"))
+            if extractor.lastFromCache { report.notes.append("reference features read from the cache") }
+            refFeatures = f
+            return f
+        }
+        /// Precomputed statistics of a set if usable with this network, else nil (with a note).
+        func precomputed(_ set: ImageSet, _ s: GaussianStats?, expected: Int, _ what: String) throws -> GaussianStats? {
+            guard let s else { return nil }
+            if s.dim == expected {
+                report.notes.append("\(what): precomputed statistics of \(set.paths[0]) used (as ADM's evaluator)")
+                return s
+            }
+            if set.count > 0 {
+                report.notes.append("\(what): \(set.paths[0]) holds \(s.dim)-dim statistics but this network gives \(expected); recomputed from its \(set.count) images")
+                return nil
+            }
+            throw MetricsError.widthMismatch(what: "\(what) statistics of \(set.paths[0]) vs the network's features", a: s.dim, b: expected)
+        }
+
+        for m in metrics {
+            switch m {
+            case .fid, .sfid:
+                let f = sampleFeatures!
+                let spatial = m == .sfid
+                let feats = spatial ? f.spatial : f.pool3
+                let dim = feats.shape[1]
+                let name = spatial ? "sFID" : "FID"
+                let sStats = try precomputed(samples, spatial ? samples.spatialStats : samples.poolStats, expected: dim, "\(name) samples")
+                    ?? GaussianStats(features: feats, what: "sample \(spatial ? "spatial " : "")features")
+                var rStats = try precomputed(reference, spatial ? reference.spatialStats : reference.poolStats, expected: dim, "\(name) reference")
+                if rStats == nil {
+                    if reference.count == 0 && !explicit {
+                        report.notes.append("\(name) skipped: the reference has neither matching statistics nor images"); continue
+                    }
+                    let rf = try refFeats()
+                    rStats = try GaussianStats(features: spatial ? rf.spatial : rf.pool3, what: "reference \(spatial ? "spatial " : "")features")
+                }
+                report.values.append(MetricValue(name: name, value: try FID.distance(sStats, rStats!), samples: sStats.count ?? samples.count,
+                                                 reference: rStats!.count ?? reference.count, network: networkName))
+            case .is:
+                let v = try InceptionScore.compute(logits: sampleFeatures!.logits, splits: isSplits)
+                report.values.append(MetricValue(name: "Inception Score", value: v, samples: samples.count, reference: nil, network: networkName))
+            case .pr, .prdc:
+                if reference.count == 0 && !explicit {
+                    report.notes.append("\(m == .pr ? "precision/recall" : "density/coverage") skipped: the reference holds statistics only (no images)")
+                    continue
+                }
+                let rf = try refFeats()
+                guard rf.pool3.shape[1] == width else { throw MetricsError.widthMismatch(what: "reference features", a: rf.pool3.shape[1], b: width) }
+                if m == .pr {
+                    let r = try PrecisionRecall.compute(reference: rf.pool3, samples: sampleFeatures!.pool3)
+                    report.values.append(MetricValue(name: "Precision (k=3)", value: r.precision, samples: samples.count, reference: reference.count, network: networkName))
+                    report.values.append(MetricValue(name: "Recall (k=3)", value: r.recall, samples: samples.count, reference: reference.count, network: networkName))
+                } else {
+                    let r = try PRDC.compute(real: rf.pool3, fake: sampleFeatures!.pool3)
+                    for (n, v) in [("Precision (prdc k=5)", r.precision), ("Recall (prdc k=5)", r.recall), ("Density (k=5)", r.density), ("Coverage (k=5)", r.coverage)] {
+                        report.values.append(MetricValue(name: n, value: v, samples: samples.count, reference: reference.count, network: networkName))
+                    }
+                }
+            case .acc:
+                guard let classifier else {
+                    if !explicit { report.notes.append("accuracy skipped: no --classifier given"); continue }
+                    throw MetricsError.input("accuracy needs a classifier (--classifier resnet50-*.pth)")
+                }
+                guard let labels = samples.labels else {
+                    if !explicit { report.notes.append("accuracy skipped: the samples have no labels"); continue }
+                    throw MetricsError.labelsMissing(what: samples.paths.joined(separator: ", "))
+                }
+                let logits = try classifierLogits(classifier, samples, progress: progress?("classifier"))
+                let acc = try Accuracy(logits: logits, labels: labels)
+                let net = "ResNet (\(URL(fileURLWithPath: classifier.path).lastPathComponent))"
+                report.values.append(MetricValue(name: "Top-1 accuracy", value: acc.top1, samples: acc.count, reference: nil, network: net))
+                report.values.append(MetricValue(name: "Top-5 accuracy", value: acc.top5, samples: acc.count, reference: nil, network: net))
+                report.perClass = acc.perClass
+            }
+        }
+        report.notes = samples.notes + reference.notes + report.notes
+        return report
+    }
+
+    /// `mu`, `sigma`, `mu_s`, `sigma_s` of a set in ADM's reference-batch layout (float64).
+    public func saveStatistics(of set: ImageSet, to path: String) throws -> Int {
+        let f = try extractor.features(of: set, progress: progress?("statistics"))
+        let pool = try GaussianStats(features: f.pool3), spatial = try GaussianStats(features: f.spatial)
+        var w = NPZWriter()
+        w.add("mu", try NPYArray(float64: pool.mu, shape: [pool.dim]))
+        w.add("sigma", try NPYArray(float64: pool.sigma, shape: [pool.dim, pool.dim]))
+        w.add("mu_s", try NPYArray(float64: spatial.mu, shape: [spatial.dim]))
+        w.add("sigma_s", try NPYArray(float64: spatial.sigma, shape: [spatial.dim, spatial.dim]))
+        try w.write(to: path)
+        return f.count
+    }
+}

@@ -1,0 +1,101 @@
+import ArgumentParser
+import Foundation
+
+/// `varlab edit`: in-painting, out-painting and class-conditional editing of a real image with VAR or DiT,
+/// one image at a time or as a batch of jobs (`--jobs`). A job of the batch is exactly the argument list of a
+/// single `edit` call (each field `name` becomes `--name`), so both share one code path.
+struct Edit: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Edit an image: in-paint (--mask / --box), out-paint (--outpaint) or repaint a region as another class (--class).",
+        discussion: """
+        Masks: white = regenerate, black = keep; grey values are thresholded at 0.5 (>= 128 regenerated); a mask of \
+        another size than the image is resized to it (with a note). Boxes are x0,y0,x1,y1 in pixels of the input \
+        image, or fractions of its width/height when every value is <= 1. --outpaint x0,y0,x1,y1 keeps that box and \
+        regenerates everything around it; --outpaint grow:l,t,r,b enlarges the canvas by these margins (then to a square, so the model sees all of it) and fills them.
+        Inputs of any size are resized (shorter side) and centre-cropped to the model resolution; --paste-back puts \
+        the regenerated pixels back into the original frame.
+        VAR: zero-shot editing as the official demo (ground-truth tokens wherever the mask keeps, at every scale); \
+        the null class unless --class is given. DiT: RePaint-style latent in-painting (--resample for the RePaint jump \
+        schedule), or SDEdit with --strength (noise to that level, denoise with --class), optionally masked.
+        Batch: --jobs jobs.json (an array of objects, or {"defaults": {...}, "jobs": [...]}) or jobs.jsonl (one object \
+        per line); field names are the long option names with underscores (top_k, patch_nums, ...), list values may be \
+        JSON arrays, relative paths are relative to the jobs file. --resume skips jobs whose output exists.
+        """)
+
+    // What to edit
+    @Option(help: "var or dit.") var model: String?
+    @Option(help: "Model checkpoint (default: the tiny model in assets/).") var checkpoint: String?
+    @Option(help: "Autoencoder checkpoint (VQ-VAE for var, KL-VAE for dit; default: assets/).") var vae: String?
+    @Option(help: "Input image (PNG or JPEG).") var image: String?
+    @Option(help: "Mask image: white = regenerate, black = keep.") var mask: String?
+    @Option(help: "Region to regenerate: x0,y0,x1,y1 in pixels, or fractions when all values <= 1.") var box: String?
+    @Option(help: "x0,y0,x1,y1: keep this box and regenerate around it; grow:l,t,r,b: enlarge the canvas and fill the margins.")
+    var outpaint: String?
+    @Option(name: .customLong("class"), help: "Class label for the regenerated region (default: the null / unconditional class).")
+    var classLabel: Int?
+    @Option(help: "Random seed.") var seed: UInt64 = 0
+    @Option(help: "Classifier-free guidance scale (default: 1.5 for var, 4.0 for dit).") var cfg: Double?
+
+    // VAR sampler
+    @Option(help: "VAR: top-k (0 = off).") var topK: Int = 900
+    @Option(help: "VAR: top-p (0 = off).") var topP: Double = 0.96
+    @Option(help: "VAR: scale sizes, e.g. 1,2,3,4 (default: from the checkpoint / config).") var patchNums: String?
+
+    // DiT sampler
+    @Option(help: "DiT: sampling steps.") var steps: Int = 50
+    @Option(help: "DiT: ddpm or ddim.") var sampler: String = "ddpm"
+    @Option(help: "DiT SDEdit: noise level in (0, 1] to start from; regenerates the masked region (or everything).")
+    var strength: Double?
+    @Flag(help: "DiT: RePaint resampling (jump back and re-denoise; slower, more coherent).") var resample = false
+    @Option(help: "DiT --resample: jump length in steps.") var jumpLength: Int = 10
+    @Option(help: "DiT --resample: repeats of each jump.") var jumpNSample: Int = 10
+
+    // Output
+    @Option(name: [.short, .customLong("output")], help: "Output PNG.") var output: String?
+    @Flag(help: "Paste the result back into the original frame (only the regenerated pixels).") var pasteBack = false
+    @Flag(help: "Also write <output>-compare.png: input | mask | result.") var compare = false
+
+    // Batch
+    @Option(help: "Run a batch of jobs from a .json or .jsonl file.") var jobs: String?
+    @Flag(help: "With --jobs: skip jobs whose output already exists.") var resume = false
+
+    @OptionGroup var common: CommonOptions
+
+    /// Long option names (as `--name`) of everything a job may set; the jobs runner maps fields onto these.
+    static let jobFields: [String] = [
+        "model", "checkpoint", "vae", "image", "mask", "box", "outpaint", "class", "seed", "cfg", "top-k", "top-p",
+        "patch-nums", "steps", "sampler", "strength", "resample", "jump-length", "jump-n-sample", "output",
+        "paste-back", "compare", "threads",
+    ]
+    static let flagFields: Set<String> = ["resample", "paste-back", "compare"]
+
+    func validate() throws {
+        if jobs != nil {
+            let single = [image, mask, box, outpaint, output].compactMap { $0 }
+            if !single.isEmpty { throw ValidationError("--jobs runs a batch: give the inputs in the jobs file, not as --image/--mask/--box/--outpaint/-o") }
+            return
+        }
+        if resume { throw ValidationError("--resume only applies to --jobs") }
+    }
+
+    func run() throws {
+        try common.apply()
+        if let jobs {
+            let ok = try EditJobRunner(path: jobs, resume: resume).run()
+            if !ok { throw ExitCode(1) }
+            return
+        }
+        // An EditFieldError prints as "Error: --field: message" and exits with 1.
+        let r = try EditRunner.run(self, progress: { note($0) })
+        note(r.summary)
+    }
+}
+
+/// An error about one input: `field` is the long option name without dashes (e.g. "image", "top-k").
+struct EditFieldError: Error, CustomStringConvertible {
+    var field: String
+    var message: String
+    var description: String { messageForCLI }
+    var messageForCLI: String { "--\(field): \(message)" }
+    var messageForJob: String { "field '\(field.replacingOccurrences(of: "-", with: "_"))': \(message)" }
+}

@@ -1,0 +1,219 @@
+import ArgumentParser
+import Foundation
+
+/// A JSON value of a jobs file (keeps booleans apart from numbers, which JSONSerialization on Linux does not).
+enum EditJSON: Decodable, Equatable {
+    case null, bool(Bool), number(Double), string(String), array([EditJSON]), object([String: EditJSON])
+
+    init(from decoder: Decoder) throws {
+        let c = try decoder.singleValueContainer()
+        if c.decodeNil() { self = .null }
+        else if let b = try? c.decode(Bool.self) { self = .bool(b) }
+        else if let d = try? c.decode(Double.self) { self = .number(d) }
+        else if let s = try? c.decode(String.self) { self = .string(s) }
+        else if let a = try? c.decode([EditJSON].self) { self = .array(a) }
+        else { self = .object(try c.decode([String: EditJSON].self)) }
+    }
+
+    /// The command-line text of a scalar (integers without a decimal point); nil for arrays/objects.
+    var scalarText: String? {
+        switch self {
+        case let .string(s): return s
+        case let .number(d):
+            if d == d.rounded(), abs(d) < 1e15 { return String(Int64(d)) }
+            return String(d)
+        case let .bool(b): return String(b)
+        default: return nil
+        }
+    }
+}
+
+/// One job: its position in the file, its fields, and a name for messages.
+struct EditJob {
+    var index: Int          // 1-based
+    var fields: [(key: String, value: EditJSON)]
+    var name: String {
+        if case let .string(s)? = fields.first(where: { $0.key == "name" })?.value { return s }
+        if case let .string(s)? = fields.first(where: { $0.key == "output" })?.value { return s }
+        return "#\(index)"
+    }
+}
+
+/// Turns one job object into the argument list of `varlab edit`, so a job is parsed, validated and run by exactly
+/// the code of a single `edit` call. Errors name the field.
+enum EditJobArguments {
+    /// Fields holding paths; relative ones are resolved against the jobs file's folder.
+    static let pathFields: Set<String> = ["checkpoint", "vae", "image", "mask", "output"]
+
+    static func argv(for job: EditJob, baseDirectory: URL) throws -> [String] {
+        var args: [String] = []
+        for (key, value) in job.fields {
+            if key == "name" { continue } // a label for messages only
+            let option = key.replacingOccurrences(of: "_", with: "-")
+            guard Edit.jobFields.contains(option) else {
+                let known = Edit.jobFields.map { $0.replacingOccurrences(of: "-", with: "_") }.joined(separator: ", ")
+                throw EditFieldError(field: key, message: "unknown field (known: name, \(known))")
+            }
+            if case .null = value { continue }
+            if Edit.flagFields.contains(option) {
+                guard case let .bool(b) = value else { throw EditFieldError(field: key, message: "expected true or false") }
+                if b { args.append("--\(option)") }
+                continue
+            }
+            var text: String
+            switch value {
+            case let .array(items):
+                let parts = items.map(\.scalarText)
+                guard !parts.contains(where: { $0 == nil }) else {
+                    throw EditFieldError(field: key, message: "list items must be numbers or strings")
+                }
+                text = parts.map { $0! }.joined(separator: ",")
+            case .object:
+                throw EditFieldError(field: key, message: "expected a number, a string or a list, got an object")
+            default:
+                text = value.scalarText ?? ""
+            }
+            if pathFields.contains(option), !text.isEmpty, !text.hasPrefix("/") {
+                text = baseDirectory.appendingPathComponent(text).standardizedFileURL.path
+            }
+            args.append("--\(option)")
+            args.append(text)
+        }
+        return args
+    }
+
+    /// The field a parse error is about, recovered from the option name in ArgumentParser's message.
+    static func fieldOfParseMessage(_ message: String) -> String? {
+        let pattern = try! NSRegularExpression(pattern: "--([a-z][a-z0-9-]*)")
+        let ns = message as NSString
+        guard let m = pattern.firstMatch(in: message, range: NSRange(location: 0, length: ns.length)) else { return nil }
+        return ns.substring(with: m.range(at: 1)).replacingOccurrences(of: "-", with: "_")
+    }
+}
+
+/// Reads a jobs file (.json: an array of objects or {"defaults": {...}, "jobs": [...]}; .jsonl: one object per
+/// line) and runs the jobs in order. A failing job is reported with its number, name and field, and the others
+/// still run. Returns whether all jobs succeeded (or were skipped by --resume).
+struct EditJobRunner {
+    var path: String
+    var resume: Bool
+
+    enum Status { case done, skipped, failed }
+    struct Outcome { var job: EditJob; var status: Status; var seconds: Double; var message: String }
+
+    func loadJobs() throws -> [EditJob] {
+        let url = URL(fileURLWithPath: path)
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw ValidationError("--jobs: cannot read '\(path)'")
+        }
+        let decoder = JSONDecoder()
+        /// Fields of one job object, sorted by name (option order does not matter to the parser).
+        func objectFields(_ text: Data, where location: String) throws -> [(String, EditJSON)] {
+            guard case let .object(o)? = try? decoder.decode(EditJSON.self, from: text) else {
+                throw ValidationError("--jobs: \(location) of '\(path)' is not a JSON object")
+            }
+            return o.keys.sorted().map { ($0, o[$0]!) }
+        }
+        var jobs: [EditJob] = []
+        if url.pathExtension.lowercased() == "jsonl" {
+            let lines = String(decoding: data, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false)
+            for (n, line) in lines.enumerated() {
+                let t = line.trimmingCharacters(in: .whitespaces)
+                if t.isEmpty || t.hasPrefix("#") { continue }
+                // A bad line fails that job only; the others still run.
+                guard let f = try? objectFields(Data(t.utf8), where: "line \(n + 1)") else {
+                    jobs.append(EditJob(index: jobs.count + 1, fields: [(key: "_not_an_object", value: .string("line \(n + 1)"))]))
+                    continue
+                }
+                jobs.append(EditJob(index: jobs.count + 1, fields: f.map { (key: $0.0, value: $0.1) }))
+            }
+        } else {
+            let top: EditJSON
+            do { top = try decoder.decode(EditJSON.self, from: data) } catch {
+                throw ValidationError("--jobs: '\(path)' is not valid JSON: \(error)")
+            }
+            var defaults: [String: EditJSON] = [:]
+            var list: [EditJSON]
+            switch top {
+            case let .array(a): list = a
+            case let .object(o):
+                guard case let .array(a)? = o["jobs"] else { throw ValidationError("--jobs: '\(path)' must be an array of jobs or an object with a \"jobs\" array") }
+                list = a
+                if case let .object(d)? = o["defaults"] { defaults = d }
+                if let extra = o.keys.first(where: { $0 != "jobs" && $0 != "defaults" }) {
+                    throw ValidationError("--jobs: '\(path)': unknown top-level field '\(extra)' (expected jobs, defaults)")
+                }
+            default: throw ValidationError("--jobs: '\(path)' must be an array of jobs")
+            }
+            for (i, item) in list.enumerated() {
+                guard case let .object(o) = item else {
+                    jobs.append(EditJob(index: i + 1, fields: [(key: "_not_an_object", value: item)]))
+                    continue
+                }
+                var merged = defaults
+                for (k, v) in o { merged[k] = v }
+                jobs.append(EditJob(index: i + 1, fields: merged.keys.sorted().map { (key: $0, value: merged[$0]!) }))
+            }
+        }
+        return jobs
+    }
+
+    func run() throws -> Bool {
+        let jobs = try loadJobs()
+        guard !jobs.isEmpty else { throw ValidationError("--jobs: '\(path)' holds no jobs") }
+        let base = URL(fileURLWithPath: path).deletingLastPathComponent()
+        var outcomes: [Outcome] = []
+        for job in jobs {
+            let t0 = Date()
+            let prefix = "[\(job.index)/\(jobs.count)] \(job.name)"
+            var status = Status.done, message = ""
+            do {
+                if job.fields.first?.key == "_not_an_object" { throw EditFieldError(field: "job", message: "is not a JSON object (\(job.fields[0].value.scalarText ?? "array item"))") }
+                let argv = try EditJobArguments.argv(for: job, baseDirectory: base)
+                let options: Edit
+                do { options = try Edit.parse(argv) } catch {
+                    let text = Edit.message(for: error)
+                    throw EditFieldError(field: EditJobArguments.fieldOfParseMessage(text) ?? "job", message: text)
+                }
+                guard let out = options.output else { throw EditFieldError(field: "output", message: "missing: every job needs an output") }
+                if resume && FileManager.default.fileExists(atPath: out) {
+                    status = .skipped; message = "output exists"
+                } else {
+                    note("\(prefix): running")
+                    try options.common.apply()
+                    let r = try EditRunner.run(options, progress: { note("\(prefix): \($0)") })
+                    message = r.summary
+                }
+            } catch let e as EditFieldError {
+                status = .failed; message = e.messageForJob
+            } catch {
+                status = .failed; message = "\(error)"
+            }
+            let secs = Date().timeIntervalSince(t0)
+            switch status {
+            case .done: note("\(prefix): done in \(String(format: "%.1f", secs)) s")
+            case .skipped: note("\(prefix): skipped (\(message))")
+            case .failed: note("\(prefix): FAILED: job \(job.index) (\(job.name)): \(message)")
+            }
+            outcomes.append(Outcome(job: job, status: status, seconds: secs, message: message))
+        }
+        print(Self.table(outcomes))
+        return !outcomes.contains { $0.status == .failed }
+    }
+
+    static func table(_ outcomes: [Outcome]) -> String {
+        let nameWidth = min(40, max(4, outcomes.map { $0.job.name.count }.max() ?? 4))
+        var lines = ["job  " + "name".padding(toLength: nameWidth, withPad: " ", startingAt: 0) + "  status   time(s)  details"]
+        for o in outcomes {
+            let st = o.status == .done ? "ok" : o.status == .skipped ? "skipped" : "FAILED"
+            var name = o.job.name
+            if name.count > nameWidth { name = "…" + name.suffix(nameWidth - 1) }
+            lines.append(String(format: "%-4d ", o.job.index) + name.padding(toLength: nameWidth, withPad: " ", startingAt: 0) +
+                         "  " + st.padding(toLength: 7, withPad: " ", startingAt: 0) + String(format: "  %7.1f  ", o.seconds) + o.message)
+        }
+        let ok = outcomes.filter { $0.status == .done }.count, sk = outcomes.filter { $0.status == .skipped }.count
+        let bad = outcomes.count - ok - sk
+        lines.append("\(outcomes.count) jobs: \(ok) ok, \(sk) skipped, \(bad) failed")
+        return lines.joined(separator: "\n")
+    }
+}

@@ -1,0 +1,163 @@
+import ArgumentParser
+import Foundation
+import ImageIO
+import Metrics
+import ModelIO
+import Tensor
+
+struct Eval: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "eval",
+        abstract: "FID, sFID, Inception Score, precision/recall, density/coverage and classifier accuracy of samples against a reference.",
+        discussion: """
+        SAMPLES: folders of PNG/JPEG (labels from labels.txt / labels.json beside them or from `class{C}_` file \
+        names) or ADM sample batches (.npz with arr_0 uint8 NHWC, arr_1 labels); several are evaluated together \
+        (shards). REFERENCE (the last path): the same kinds, or an ADM reference batch / --save-stats file with \
+        precomputed mu, sigma, mu_s, sigma_s (used as ADM does). With --save-stats and a single path, only the \
+        statistics of that set are written.
+        """)
+
+    @Argument(help: "SAMPLES... REFERENCE (sample shards first, the reference last).")
+    var paths: [String]
+
+    @Option(help: "Comma-separated metrics: fid,sfid,is,pr,prdc,acc (default: all that the inputs allow).")
+    var metrics: String?
+
+    @Option(help: "FID Inception weights: pytorch-fid's pt_inception-2015-12-05-*.pth or a safetensors conversion (default $VARLAB_INCEPTION).")
+    var inception: String?
+
+    @Option(help: "ImageNet classifier for accuracy: torchvision resnet50-*.pth (or safetensors).")
+    var classifier: String?
+
+    @Option(help: "Inception preprocessing: tf (ADM evaluator, default) or pytorch-fid.")
+    var preprocess: String = InceptionPreprocessing.tf.rawValue
+
+    @Option(help: "Inception Score: number of equal contiguous splits (default: ADM's splits of 5000 samples).")
+    var isSplits: Int?
+
+    @Option(help: "Inception Score: samples per split, as ADM (default 5000).")
+    var isSplitSize: Int = 5000
+
+    @Option(help: "Write the results as JSON (atomically).")
+    var json: String?
+
+    @Option(help: "Write mu, sigma, mu_s, sigma_s of the reference (last path) in ADM's reference-batch layout.")
+    var saveStats: String?
+
+    @Option(help: "Feature cache folder (default $VARLAB_CACHE or ~/.cache/varlab/features).")
+    var cacheDir: String?
+
+    @Flag(help: "Do not read or write the feature cache.")
+    var noCache = false
+
+    @Option(help: "Images per network batch.")
+    var batchSize: Int = 16
+
+    @OptionGroup var common: CommonOptions
+
+    func run() throws {
+        try common.apply()
+        // ImageSet.readImage = { try ImageFile.read(path: $0) }  // enabled when ImageIO decoding lands
+        guard let mode = InceptionPreprocessing(rawValue: preprocess) else {
+            throw ValidationError("--preprocess must be one of \(InceptionPreprocessing.allCases.map(\.rawValue).joined(separator: ", ")), got '\(preprocess)'")
+        }
+        guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1") }
+        if let isSplits, isSplits < 1 { throw ValidationError("--is-splits must be at least 1") }
+        guard isSplitSize >= 1 else { throw ValidationError("--is-split-size must be at least 1") }
+        guard !paths.isEmpty else { throw ValidationError("give SAMPLES... REFERENCE") }
+        guard paths.count >= 2 || saveStats != nil else {
+            throw ValidationError("give at least one sample set and a reference (or --save-stats F with one set)")
+        }
+        var kinds: [MetricKind] = MetricKind.allCases
+        let explicit = metrics != nil
+        if let metrics {
+            kinds = try metrics.split(separator: ",").map { s in
+                let t = s.trimmingCharacters(in: .whitespaces).lowercased()
+                guard let k = MetricKind(rawValue: t) else {
+                    throw ValidationError("unknown metric '\(t)'; choose from \(MetricKind.allCases.map(\.rawValue).joined(separator: ","))")
+                }
+                return k
+            }
+        }
+        guard let inceptionPath = inception ?? ProcessInfo.processInfo.environment["VARLAB_INCEPTION"] else {
+            throw ValidationError("--inception F is required (pytorch-fid's pt_inception-2015-12-05-6726825d.pth or a safetensors conversion)")
+        }
+        let network = try InceptionV3(path: inceptionPath)
+        let cache: String? = noCache ? nil : (cacheDir ?? ProcessInfo.processInfo.environment["VARLAB_CACHE"]
+            ?? FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".cache/varlab/features").path)
+        let extractor = FeatureExtractor(network: network, preprocessing: mode, cacheDir: cache)
+        extractor.batchSize = batchSize
+        let resnet = try classifier.map { try ResNet(path: $0) }
+        let evaluator = Evaluator(extractor: extractor, classifier: resnet)
+        evaluator.isSplits = isSplits.map { .count($0) } ?? .size(isSplitSize)
+        evaluator.progress = { label in Progress(label: label).handler }
+
+        let reference = try ImageSet(paths: [paths.last!])
+        if let saveStats {
+            guard reference.count > 0 else { throw ValidationError("--save-stats needs images in \(paths.last!)") }
+            let n = try evaluator.saveStatistics(of: reference, to: saveStats)
+            note("wrote statistics of \(n) images (\(mode.rawValue) preprocessing) to \(saveStats)")
+            if paths.count == 1 { return }
+        }
+        let samples = try ImageSet(paths: Array(paths.dropLast()))
+        let report = try evaluator.run(samples: samples, reference: reference, metrics: kinds, explicit: explicit)
+        print(Eval.table(report))
+        for n in report.notes { note("note: \(n)") }
+        if let json {
+            try AtomicFile.write(try Eval.json(report, samples: samples.paths, reference: reference.paths[0],
+                                               inception: inceptionPath, classifier: classifier), to: json)
+            note("wrote \(json)")
+        }
+    }
+
+    static func table(_ r: EvalReport) -> String {
+        let header = ["metric", "value", "N samples", "N ref", "network", "preprocessing"]
+        let rows = r.values.map { v -> [String] in
+            let pre = v.network.hasPrefix("ResNet") ? "resize 256, crop 224" : r.preprocessing
+            return [v.name, String(format: "%.4f", v.value), "\(v.samples)", v.reference.map { "\($0)" } ?? "-", v.network, pre]
+        }
+        let widths = header.indices.map { c in ([header] + rows).map { $0[c].count }.max()! }
+        func line(_ cells: [String]) -> String {
+            cells.enumerated().map { c, s in c == 1 || c == 2 || c == 3 ? String(repeating: " ", count: widths[c] - s.count) + s
+                : s + String(repeating: " ", count: widths[c] - s.count) }.joined(separator: "  ")
+        }
+        return ([line(header), widths.map { String(repeating: "-", count: $0) }.joined(separator: "  ")] + rows.map(line))
+            .joined(separator: "\n")
+    }
+
+    static func json(_ r: EvalReport, samples: [String], reference: String, inception: String, classifier: String?) throws -> Data {
+        var obj: [String: Any] = [
+            "samples": samples, "reference": reference, "inception": inception, "preprocessing": r.preprocessing,
+            "metrics": r.values.map { v -> [String: Any] in
+                var m: [String: Any] = ["name": v.name, "value": v.value, "n_samples": v.samples, "network": v.network]
+                if let n = v.reference { m["n_reference"] = n }
+                return m
+            },
+            "notes": r.notes,
+        ]
+        if let classifier { obj["classifier"] = classifier }
+        if !r.perClass.isEmpty {
+            obj["per_class_top1"] = r.perClass.map { ["class": $0.label, "n": $0.total, "correct": $0.correct, "accuracy": $0.accuracy] }
+        }
+        return try JSONSerialization.data(withJSONObject: obj, options: [.prettyPrinted, .sortedKeys])
+    }
+}
+
+/// Progress on stderr (at most twice a second): images done, images/s, ETA.
+final class Progress: @unchecked Sendable {
+    let label: String
+    var last = Date.distantPast
+    init(label: String) { self.label = label }
+    var handler: ProgressHandler {
+        { [self] done, total, elapsed in
+            let now = Date()
+            guard done == total || now.timeIntervalSince(last) >= 0.5 else { return }
+            last = now
+            let rate = elapsed > 0 ? Double(done) / elapsed : 0
+            let eta = rate > 0 ? Double(total - done) / rate : 0
+            let s = String(format: "\r%@: %d/%d images  %.1f images/s  ETA %d:%02d:%02d", label, done, total, rate,
+                           Int(eta) / 3600, Int(eta) / 60 % 60, Int(eta) % 60)
+            FileHandle.standardError.write((s + (done == total ? "\n" : "")).data(using: .utf8)!)
+        }
+    }
+}
