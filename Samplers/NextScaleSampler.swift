@@ -54,7 +54,8 @@ public struct NextScaleSampler {
         let b = labels.count
         let idx = sampleIndices ?? Array(0..<b)
         guard idx.count == b else { throw VARError.badInput("\(idx.count) sample indices for \(b) labels") }
-        for l in labels where l < 0 || l >= model.config.numClasses {
+        // label == numClasses is the null class (zero-shot in/out-painting uses it, as the official notebook).
+        for l in labels where l < 0 || l > model.config.numClasses {
             throw VARError.badInput("--class \(l) is outside 0..\(model.config.numClasses - 1)")
         }
         let q = vae.quantizer
