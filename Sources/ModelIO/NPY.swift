@@ -230,7 +230,7 @@ public enum NPY {
     }
 
     /// Header in format 1.0 (2.0 if it would not fit), padded so the data starts 64-byte aligned, as numpy does.
-    static func encodeHeader(dtype: NPYDType, shape: [Int]) -> Data {
+    public static func encodeHeader(dtype: NPYDType, shape: [Int]) -> Data {
         let shapeText = shape.count == 1 ? "(\(shape[0]),)" : "(" + shape.map(String.init).joined(separator: ", ") + ")"
         var dict = "{'descr': '\(dtype.rawValue)', 'fortran_order': False, 'shape': \(shapeText), }"
         func padded(_ pre: Int) -> Int { ((pre + dict.utf8.count + 1 + 63) / 64) * 64 - pre }
