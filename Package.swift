@@ -30,8 +30,9 @@ let package = Package(
         .target(name: "Samplers", dependencies: ["Tensor", "ModelIO", "Autoencoders", "VAR", "DiT"], path: "Samplers",
                 swiftSettings: optimize),
         .target(name: "Metrics", dependencies: ["Tensor", "ModelIO", "ImageIO", "CBLAS"], swiftSettings: optimize),
+        .target(name: "Training", dependencies: ["Tensor", "ModelIO", "ImageIO", "Autoencoders", "CBLAS"], swiftSettings: optimize),
         .executableTarget(name: "varlab", dependencies: [
-            "Tensor", "ModelIO", "ImageIO", "Autoencoders", "VAR", "DiT", "Samplers", "Metrics",
+            "Tensor", "ModelIO", "ImageIO", "Autoencoders", "VAR", "DiT", "Samplers", "Metrics", "Training",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: optimize),
 
@@ -44,6 +45,7 @@ let package = Package(
         .testTarget(name: "DiTTests", dependencies: ["DiT", "Autoencoders", "Samplers", "TestSupport"]),
         .testTarget(name: "SamplersTests", dependencies: ["Samplers", "TestSupport"]),
         .testTarget(name: "MetricsTests", dependencies: ["Metrics", "TestSupport"]),
+        .testTarget(name: "TrainingTests", dependencies: ["Training", "TestSupport"]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -37,6 +37,7 @@ public struct NPYHeader: Sendable, Equatable {
     public let dataOffset: Int
     public var count: Int { shape.reduce(1, *) }
     public var byteCount: Int { count * dtype.itemSize }
+    public init(dtype: NPYDType, shape: [Int], dataOffset: Int) { self.dtype = dtype; self.shape = shape; self.dataOffset = dataOffset }
 }
 
 public enum NPYError: Error, CustomStringConvertible, Equatable {
