@@ -54,10 +54,10 @@ enum EditRunner {
         return b
     }
 
-    static func requireFile(_ path: String?, field: String) throws -> String? {
+    static func requireFile(_ path: String?, field: String, directoryOK: Bool = false) throws -> String? {
         guard let path else { return nil }
         var isDir: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir), !isDir.boolValue else {
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir), directoryOK || !isDir.boolValue else {
             throw EditFieldError(field: field, message: "file not found: \(path)")
         }
         return path
@@ -76,7 +76,7 @@ enum EditRunner {
         guard outputPath.lowercased().hasSuffix(".png") else { throw EditFieldError(field: "output", message: "must be a .png file, got \(outputPath)") }
         _ = try requireFile(o.mask, field: "mask")
         _ = try requireFile(o.checkpoint, field: "checkpoint")
-        _ = try requireFile(o.vae, field: "vae")
+        _ = try requireFile(o.vae, field: "vae", directoryOK: true) // a diffusers AutoencoderKL folder
         let regions = [("mask", o.mask), ("box", o.box), ("outpaint", o.outpaint)].filter { $0.1 != nil }
         if regions.count > 1 {
             throw EditFieldError(field: regions[1].0, message: "give only one of mask, box, outpaint (got \(regions.map(\.0).joined(separator: " and ")))")
