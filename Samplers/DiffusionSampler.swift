@@ -56,7 +56,7 @@ public struct DiffusionSampler {
 
     /// Runs the whole loop from x_T = noise.initial(shape) and returns x_0.
     public func sample<N: DiffusionNoise>(shape: [Int], noise: inout N, denoiser: Denoiser,
-                                          onStep: ((Step) -> Void)? = nil) throws -> Tensor {
+                                          onStep: (Step) -> Void = { _ in }) throws -> Tensor {
         var x = try noise.initial(shape: shape)
         let n = shape[0], steps = diffusion.numSteps
         for k in 0..<steps {
@@ -70,7 +70,7 @@ public struct DiffusionSampler {
             case .ddpm: x = DiffusionSampler.ddpmStep(mv, noise: z, t: ti)
             case let .ddim(eta): x = DiffusionSampler.ddimStep(diffusion, mv, x: x, noise: z, t: ti, eta: eta)
             }
-            onStep?(Step(step: k, steps: steps, t: ti, originalT: orig, sample: x, predXstart: mv.predXstart))
+            onStep(Step(step: k, steps: steps, t: ti, originalT: orig, sample: x, predXstart: mv.predXstart))
         }
         return x
     }

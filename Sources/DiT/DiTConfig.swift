@@ -103,6 +103,9 @@ extension DiTConfig {
         let path = archive.path
         for key in ["pos_embed", "x_embedder.proj.weight", "y_embedder.embedding_table.weight", "final_layer.linear.weight"] {
             guard archive.contains(key) else {
+                if archive.contains("word_embed.weight") || archive.contains("lvl_1L") || archive.contains("class_emb.weight") {
+                    throw DiTError.notDiT(path: path, reason: "it looks like a VAR checkpoint (keys 'word_embed' / 'class_emb'); use --model var")
+                }
                 let sample = archive.keys.prefix(4).map { "'\($0)'" }.joined(separator: ", ")
                 throw DiTError.notDiT(path: path, reason: "missing key '\(key)' (its first keys are \(sample))")
             }

@@ -150,11 +150,18 @@ public enum OutpaintSpec: Equatable, Sendable {
     }
 
     /// For `.grow`: the new canvas (the image placed inside with edge-replicated margins) and the mask of the margins.
-    public func grownCanvas(_ image: Image8) throws -> (image: Image8, mask: PixelMask)? {
+    /// With `square`, the canvas is further extended (evenly on both sides of its shorter dimension) to a square,
+    /// so that the centre crop to the model frame keeps every margin; the extra area is regenerated too.
+    public func grownCanvas(_ image: Image8, square: Bool = false) throws -> (image: Image8, mask: PixelMask)? {
         guard case let .grow(l, t, r, b) = self else { return nil }
         let frac = [l, t, r, b].allSatisfy { $0 <= 1 }
         func px(_ v: Double, _ n: Int) -> Int { Int((frac ? v * Double(n) : v).rounded()) }
-        let (li, ti, ri, bi) = (px(l, image.width), px(t, image.height), px(r, image.width), px(b, image.height))
+        var (li, ti, ri, bi) = (px(l, image.width), px(t, image.height), px(r, image.width), px(b, image.height))
+        if square {
+            let w0 = image.width + li + ri, h0 = image.height + ti + bi
+            if w0 > h0 { ti += (w0 - h0) / 2; bi += (w0 - h0) - (w0 - h0) / 2 }
+            if h0 > w0 { li += (h0 - w0) / 2; ri += (h0 - w0) - (h0 - w0) / 2 }
+        }
         let w = image.width + li + ri, h = image.height + ti + bi
         guard w <= 16384, h <= 16384 else { throw GeometryError.invalid("outpaint: canvas \(w)x\(h) is too large") }
         let canvas = image.onCanvas(width: w, height: h, x: li, y: ti)

@@ -42,11 +42,81 @@ struct ConvBN: Sendable {
     var inChannels: Int { conv.inChannels }
     var outChannels: Int { conv.outChannels }
 
+    /// Output of the conv (+ folded BN, + ReLU). Images are convolved together: their im2col columns are laid
+    /// side by side so one sgemm covers several images (the late Inception layers have 17x17 and 8x8 planes,
+    /// too small for an efficient GEMM one image at a time). Chunks of images keep the column buffer near
+    /// 8M floats.
     func callAsFunction(_ x: Tensor) -> Tensor {
-        var y = conv(x)
-        if relu {
-            y.data.withUnsafeMutableBufferPointer { p in for i in 0..<p.count where !(p[i] > 0) && !p[i].isNaN { p[i] = 0 } }
+        precondition(x.rank == 4 && x.shape[1] == inChannels, "conv expects [N, \(inChannels), H, W], got \(x.shape)")
+        let (n, cin, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+        let (kh, kw) = (conv.weight.shape[2], conv.weight.shape[3])
+        let p = conv.padding, st = conv.stride
+        let ho = (h + p.top + p.bottom - kh) / st + 1, wo = (w + p.left + p.right - kw) / st + 1
+        let plane = ho * wo, cout = outChannels, kdim = cin * kh * kw
+        let perChunk = max(1, min(n, (8 << 20) / max(kdim * plane, 1)))
+        if perChunk == 1 {
+            var y = conv(x)
+            if relu { ConvBN.reluInPlace(&y.data) }
+            return y
         }
-        return y
+        var out = [Float](repeating: 0, count: n * cout * plane)
+        var col = [Float](repeating: 0, count: kdim * perChunk * plane)
+        var res = [Float](repeating: 0, count: cout * perChunk * plane)
+        let bias = conv.bias!.data
+        var b0 = 0
+        while b0 < n {
+            let nb = min(perChunk, n - b0)
+            let ld = nb * plane
+            x.data.withUnsafeBufferPointer { px in col.withUnsafeMutableBufferPointer { pc in
+                let src = UnsafeSendable(px.baseAddress! + b0 * cin * h * w), dst = UnsafeSendable(UnsafePointer(pc.baseAddress!))
+                let chunk = 16
+                Parallel.forEach((kdim + chunk - 1) / chunk) { blk in
+                    let colp = UnsafeMutablePointer(mutating: dst.p)
+                    for row in (blk * chunk)..<min(kdim, (blk + 1) * chunk) {
+                        let c = row / (kh * kw), ky = (row / kw) % kh, kx = row % kw
+                        for b in 0..<nb {
+                            let s = src.p + (b * cin + c) * h * w
+                            let o = colp + row * ld + b * plane
+                            for oy in 0..<ho {
+                                let iy = oy * st + ky - p.top
+                                let orow = o + oy * wo
+                                if iy < 0 || iy >= h { orow.update(repeating: 0, count: wo); continue }
+                                let srow = s + iy * w
+                                for ox in 0..<wo {
+                                    let ix = ox * st + kx - p.left
+                                    orow[ox] = (ix >= 0 && ix < w) ? srow[ix] : 0
+                                }
+                            }
+                        }
+                    }
+                }
+            } }
+            conv.weight.data.withUnsafeBufferPointer { pw in col.withUnsafeBufferPointer { pc in res.withUnsafeMutableBufferPointer { pr in
+                BLAS.sgemm(m: cout, n: ld, k: kdim, a: pw.baseAddress!, lda: kdim, b: pc.baseAddress!, ldb: ld,
+                           c: pr.baseAddress!, ldc: ld)
+            } } }
+            // [cout, nb, plane] -> [nb, cout, plane], + bias, ReLU
+            res.withUnsafeBufferPointer { pr in out.withUnsafeMutableBufferPointer { po in
+                for b in 0..<nb { for o in 0..<cout {
+                    let s = pr.baseAddress! + o * ld + b * plane
+                    let d = po.baseAddress! + ((b0 + b) * cout + o) * plane
+                    let bo = bias[o]
+                    if relu {
+                        for i in 0..<plane { let v = s[i] + bo; d[i] = v > 0 ? v : (v.isNaN ? v : 0) }
+                    } else {
+                        for i in 0..<plane { d[i] = s[i] + bo }
+                    }
+                } }
+            } }
+            b0 += nb
+        }
+        return Tensor(shape: [n, cout, ho, wo], data: out)
+    }
+
+    /// max(v, 0), keeping NaN (so broken inputs surface as NaN features, which are refused, not as zeros).
+    static func reluInPlace(_ a: inout [Float]) {
+        a.withUnsafeMutableBufferPointer { p in
+            for i in 0..<p.count { let v = p[i]; p[i] = v > 0 ? v : (v.isNaN ? v : 0) }
+        }
     }
 }

@@ -83,9 +83,13 @@ public enum FID {
     public static func traceSqrtProduct(_ s1: [Double], _ s2: [Double], n: Int) throws -> Double {
         // R = U diag(sqrt(max(lambda, 0))) U^T
         let (lam, u) = try LA64.symmetricEigen(s1, n: n, vectors: true)
+        // Eigenvalues below the numerical rank tolerance (numpy's matrix_rank / pinv rule: n * eps * max) are
+        // round-off of exact zeros (rank-deficient covariances, N <= dim); their square roots would turn ~1e-16
+        // noise into ~1e-8 each, so they count as 0.
+        let tol1 = Double(n) * Double.ulpOfOne * max(lam.last ?? 0, 0)
         var us = u  // U scaled column-wise by sqrt(lambda)
         for j in 0..<n {
-            let s = lam[j] > 0 ? lam[j].squareRoot() : 0
+            let s = lam[j] > tol1 ? lam[j].squareRoot() : 0
             for i in 0..<n { us[i * n + j] *= s }
         }
         var r = [Double](repeating: 0, count: n * n)
@@ -105,8 +109,9 @@ public enum FID {
         } } }
         for i in 0..<n { for j in (i + 1)..<n { let v = 0.5 * (m[i * n + j] + m[j * n + i]); m[i * n + j] = v; m[j * n + i] = v } }
         let (mu, _) = try LA64.symmetricEigen(m, n: n, vectors: false)
+        let tol2 = Double(n) * Double.ulpOfOne * max(mu.last ?? 0, 0)
         var tr = 0.0
-        for v in mu where v > 0 { tr += v.squareRoot() }
+        for v in mu where v > tol2 { tr += v.squareRoot() }
         return tr
     }
 }

@@ -33,6 +33,8 @@ public enum CheckpointError: Error, CustomStringConvertible, Equatable {
     case wrongDType(path: String, key: String, dtype: String, wanted: String)
     case forbiddenGlobal(path: String, name: String)
     case unsupported(path: String, reason: String)
+    /// No container at `keyPath` ("" = none given while the file holds several state dicts); lists the choices.
+    case keyPathNotFound(path: String, keyPath: String, candidates: [String])
 
     public var description: String {
         switch self {
@@ -43,6 +45,10 @@ public enum CheckpointError: Error, CustomStringConvertible, Equatable {
         case let .wrongDType(path, key, dtype, wanted): return "\(path): key '\(key)' has dtype \(dtype), expected \(wanted)"
         case let .forbiddenGlobal(path, name): return "\(path): pickle refers to global '\(name)', which is not on the allow-list (nothing was executed)"
         case let .unsupported(path, reason): return "\(path): unsupported: \(reason)"
+        case let .keyPathNotFound(path, keyPath, candidates):
+            let list = candidates.isEmpty ? "none" : candidates.joined(separator: ", ")
+            if keyPath.isEmpty { return "\(path): holds no state dict at the top level; choose one with a key path: \(list)" }
+            return "\(path): no state dict at key path '\(keyPath)'; available: \(list)"
         }
     }
 }

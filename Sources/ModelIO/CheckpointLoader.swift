@@ -29,7 +29,15 @@ public enum CheckpointLoader {
         switch format {
         case .safetensors:
             let f = try SafetensorsFile(path: path)
-            if let keyPath, !keyPath.isEmpty { return PrefixedArchive(f, prefix: keyPath + ".") }
+            if let keyPath, !keyPath.isEmpty {
+                let a = PrefixedArchive(f, prefix: keyPath + ".")
+                if a.keys.isEmpty {
+                    var firsts: [String] = []
+                    for k in f.keys { let h = String(k.split(separator: ".").first ?? ""); if !firsts.contains(h) { firsts.append(h) } }
+                    throw CheckpointError.keyPathNotFound(path: path, keyPath: keyPath, candidates: firsts.prefix(20).map { $0 + ".*" })
+                }
+                return a
+            }
             return f
         case .torchZip, .torchLegacy:
             return try openTorch(path: path, format: format, keyPath: keyPath)

@@ -37,6 +37,7 @@ public struct NPYHeader: Sendable, Equatable {
     public let dataOffset: Int
     public var count: Int { shape.reduce(1, *) }
     public var byteCount: Int { count * dtype.itemSize }
+    public init(dtype: NPYDType, shape: [Int], dataOffset: Int) { self.dtype = dtype; self.shape = shape; self.dataOffset = dataOffset }
 }
 
 public enum NPYError: Error, CustomStringConvertible, Equatable {
@@ -230,7 +231,7 @@ public enum NPY {
     }
 
     /// Header in format 1.0 (2.0 if it would not fit), padded so the data starts 64-byte aligned, as numpy does.
-    static func encodeHeader(dtype: NPYDType, shape: [Int]) -> Data {
+    public static func encodeHeader(dtype: NPYDType, shape: [Int]) -> Data {
         let shapeText = shape.count == 1 ? "(\(shape[0]),)" : "(" + shape.map(String.init).joined(separator: ", ") + ")"
         var dict = "{'descr': '\(dtype.rawValue)', 'fortran_order': False, 'shape': \(shapeText), }"
         func padded(_ pre: Int) -> Int { ((pre + dict.utf8.count + 1 + 63) / 64) * 64 - pre }

@@ -30,7 +30,7 @@ extension Tensor {
                             let x0 = ox * stride - padding, x1 = Swift.min(x0 + kernel, w)
                             let xa = Swift.max(x0, 0)
                             var acc: Float = 0
-                            for y in ya..<y1 { for x in xa..<x1 { acc += s[y * w + x] } }
+                            for y in ya..<y1 { let r = s + y * w; for x in xa..<x1 { acc += r[x] } }
                             let divisor = countIncludePad
                                 ? Float(Swift.min(y0 + kernel, h + padding) - y0) * Float(Swift.min(x0 + kernel, w + padding) - x0)
                                 : Float((y1 - ya) * (x1 - xa))
@@ -64,12 +64,12 @@ extension Tensor {
                         for ox in 0..<wo {
                             let xa = Swift.max(ox * stride - padding, 0), x1 = Swift.min(ox * stride - padding + kernel, w)
                             var m = -Float.infinity
-                            for y in ya..<y1 { for x in xa..<x1 {
-                                let v = s[y * w + x]
-                                if v > m || v.isNaN { m = v }
-                                if m.isNaN { break }
-                            } }
-                            d[oy * wo + ox] = m
+                            var nan = false
+                            for y in ya..<y1 {
+                                let r = s + y * w
+                                for x in xa..<x1 { let v = r[x]; m = v > m ? v : m; nan = nan || v.isNaN }
+                            }
+                            d[oy * wo + ox] = nan ? .nan : m
                         }
                     }
                 }

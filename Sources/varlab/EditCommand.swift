@@ -11,7 +11,7 @@ struct Edit: ParsableCommand {
         Masks: white = regenerate, black = keep; grey values are thresholded at 0.5 (>= 128 regenerated); a mask of \
         another size than the image is resized to it (with a note). Boxes are x0,y0,x1,y1 in pixels of the input \
         image, or fractions of its width/height when every value is <= 1. --outpaint x0,y0,x1,y1 keeps that box and \
-        regenerates everything around it; --outpaint grow:l,t,r,b enlarges the canvas by these margins and fills them.
+        regenerates everything around it; --outpaint grow:l,t,r,b enlarges the canvas by these margins (then to a square, so the model sees all of it) and fills them.
         Inputs of any size are resized (shorter side) and centre-cropped to the model resolution; --paste-back puts \
         the regenerated pixels back into the original frame.
         VAR: zero-shot editing as the official demo (ground-truth tokens wherever the mask keeps, at every scale); \

@@ -109,7 +109,7 @@ enum EditRunner {
 
         // Out-painting by growing the canvas: the canvas becomes the image, its margins the region.
         var frameMask: PixelMask? = nil   // a region given in the (possibly grown) original frame
-        if let text = o.outpaint, let grown = try parseOutpaint(text).grownCanvas(original) {
+        if let text = o.outpaint, let grown = try parseOutpaint(text).grownCanvas(original, square: true) {
             original = grown.image
             frameMask = grown.mask
         }

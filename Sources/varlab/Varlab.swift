@@ -7,7 +7,7 @@ struct Varlab: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "varlab",
         abstract: "Class-conditional image generation lab: VAR next-scale prediction beside DiT diffusion, with an evaluator.",
-        subcommands: [Inspect.self, Bench.self, Eval.self, Edit.self, DataCommand.self, TrainCommand.self])
+        subcommands: [Sample.self, Edit.self, Eval.self, Inspect.self, Bench.self, MergeShards.self, DataCommand.self, TrainCommand.self])
 }
 
 /// Options every command takes.

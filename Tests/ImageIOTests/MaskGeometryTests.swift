@@ -90,3 +90,14 @@ final class MaskGeometryTests: XCTestCase {
         XCTAssertThrowsError(try g.pasteBack(res, into: Image8(width: 4, height: 4, channels: 3, pixels: [UInt8](repeating: 0, count: 48)), filter: .bicubic))
     }
 }
+
+final class MaskGrowSquareTests: XCTestCase {
+    func testGrowToSquareKeepsImageCentred() throws {
+        let img = Image8(width: 6, height: 4, channels: 3, pixels: [UInt8](repeating: 9, count: 72))
+        let (canvas, mask) = try XCTUnwrap(try OutpaintSpec(parsing: "grow:2,0,2,0").grownCanvas(img, square: true))
+        XCTAssertEqual([canvas.width, canvas.height], [10, 10])
+        XCTAssertEqual(mask.regeneratedCount, 100 - 24)
+        XCTAssertFalse(mask.regenerate[3 * 10 + 2])   // top-left pixel of the original sits at (2, 3)
+        XCTAssertTrue(mask.regenerate[2 * 10 + 2])
+    }
+}

@@ -42,6 +42,7 @@ final class FormulaTests: XCTestCase {
     func testFIDMatchesPytorchFidAndADM() throws {
         let a = try GaussianStats(features: io.floatTensor("feats_A")), b = try GaussianStats(features: io.floatTensor("feats_B"))
         let fid = try FID.distance(a, b)
+        print("FID \(fid) vs pytorch-fid \(try doubles(io, "fid_AB")[0])")
         XCTAssertLessThan(relDiff(fid, try doubles(io, "fid_AB")[0]), 1e-6, "FID \(fid)")
         XCTAssertLessThan(relDiff(fid, try doubles(io, "fid_AB_adm")[0]), 1e-6)
         // From the stored statistics too (as when an ADM reference batch supplies them).
@@ -58,6 +59,7 @@ final class FormulaTests: XCTestCase {
         XCTAssertLessThan(a.count!, a.dim, "the fixture's set should be rank deficient")
         let fid = try FID.distance(a, b)
         XCTAssertTrue(fid.isFinite)
+        print("rank-deficient FID \(fid) vs scipy \(try doubles(io, "fid_rank_deficient")[0])")
         XCTAssertLessThan(relDiff(fid, try doubles(io, "fid_rank_deficient")[0]), 1e-3, "rank-deficient FID \(fid)")
     }
 

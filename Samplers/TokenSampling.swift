@@ -1,0 +1,93 @@
+import Foundation
+import Tensor
+
+/// How tokens are drawn from logits (VAR's `sample_with_top_k_top_p_` plus temperature and the Gumbel
+/// "more smooth" option). Defaults are the official FID settings.
+public struct TokenSamplingOptions: Sendable, Equatable {
+    /// Keep logits >= the k-th largest (ties at the k-th value kept); 0 disables.
+    public var topK: Int = 900
+    /// Nucleus: drop the smallest tokens whose cumulative probability is <= 1 - topP (the largest always kept); 0 disables.
+    public var topP: Double = 0.96
+    /// Logits are divided by this before masking (1 = the official behaviour, which has no temperature).
+    public var temperature: Float = 1
+    /// Official `more_smooth`: the next-scale input uses a Gumbel-softmax mixture of code vectors instead of the drawn code.
+    public var moreSmooth: Bool = false
+
+    public init(topK: Int = 900, topP: Double = 0.96, temperature: Float = 1, moreSmooth: Bool = false) {
+        self.topK = topK; self.topP = topP; self.temperature = temperature; self.moreSmooth = moreSmooth
+    }
+
+    /// Greedy decoding (top-k 1 is argmax; ties at the maximum are kept and drawn among, as the official code does).
+    public static let greedy = TokenSamplingOptions(topK: 1, topP: 0)
+
+    public func validate() throws {
+        guard topK >= 0 else { throw SamplingError.badOption("--top-k must be >= 0, got \(topK)") }
+        guard topP >= 0 && topP <= 1 && !topP.isNaN else { throw SamplingError.badOption("--top-p must be in [0, 1], got \(topP)") }
+        guard temperature > 0 && temperature.isFinite else { throw SamplingError.badOption("--temperature must be > 0, got \(temperature)") }
+    }
+}
+
+public enum SamplingError: Error, CustomStringConvertible {
+    case badOption(String)
+    public var description: String { switch self { case .badOption(let s): return s } }
+}
+
+public enum TokenSampling {
+    /// Masks one row of V logits in place exactly like the official `sample_with_top_k_top_p_`:
+    /// 1. top-k: every logit < the k-th largest value becomes -inf (so ties with the k-th value survive);
+    /// 2. top-p on the already top-k-masked row: sort ascending, softmax, cumulative sum (accumulated in double as
+    ///    PyTorch's CPU cumsum does), remove positions with cumsum <= 1 - top_p (compared in float32), never the
+    ///    largest. Sorting ties are broken by index (stable), where PyTorch's order is unspecified.
+    public static func mask(_ row: UnsafeMutablePointer<Float>, count v: Int, topK: Int, topP: Double) {
+        if topK > 0 && topK < v {
+            var sorted = Array(UnsafeBufferPointer(start: row, count: v))
+            // k-th largest = element at index v-k of the ascending order (partial selection would do; V is small).
+            sorted.sort()
+            let kth = sorted[v - topK]
+            for i in 0..<v where row[i] < kth { row[i] = -.infinity }
+        }
+        if topP > 0 {
+            let order = (0..<v).sorted { row[$0] < row[$1] || (row[$0] == row[$1] && $0 < $1) }
+            var probs = order.map { row[$0] }
+            probs.withUnsafeMutableBufferPointer { softmaxInPlace($0.baseAddress!, v) }
+            let threshold = Float(1 - topP)
+            var cum = 0.0
+            for (pos, i) in order.enumerated() where pos < v - 1 {
+                cum += Double(probs[pos])
+                if Float(cum) <= threshold { row[i] = -.infinity } else { break }
+            }
+        }
+    }
+
+    /// Draws one token from a masked row: softmax, then inverse-CDF with one uniform from `rng`.
+    public static func draw(_ row: UnsafePointer<Float>, count v: Int, rng: inout PhiloxRandom) -> Int {
+        var p = Array(UnsafeBufferPointer(start: row, count: v))
+        p.withUnsafeMutableBufferPointer { softmaxInPlace($0.baseAddress!, v) }
+        return p.withUnsafeBufferPointer { rng.categorical($0) }
+    }
+
+    /// Official `gumbel_softmax_with_rng(logits * (1 + ratio), tau, hard=False)`: softmax((x + g) / tau) with
+    /// g = -log(Exponential(1)) drawn from `rng` (one per entry); returns the V mixture weights.
+    public static func gumbelSoftmax(_ row: UnsafePointer<Float>, count v: Int, ratio: Float, rng: inout PhiloxRandom) -> [Float] {
+        let tau = max(0.27 * (1 - ratio * 0.95), 0.005)
+        var y = [Float](repeating: 0, count: v)
+        for i in 0..<v {
+            let g = -logf(rng.exponential())
+            y[i] = (row[i] * (1 + ratio) + g) / tau
+        }
+        y.withUnsafeMutableBufferPointer { softmaxInPlace($0.baseAddress!, v) }
+        return y
+    }
+
+    /// Classifier-free guidance at scale si of SN (official ramp): t = cfg * si / (SN - 1),
+    /// guided = (1 + t) * cond - t * uncond (float32, t rounded to float32 like a Python scalar on a tensor).
+    public static func guidanceWeight(cfg: Double, scale si: Int, scales sn: Int) -> Double {
+        sn > 1 ? cfg * (Double(si) / Double(sn - 1)) : 0
+    }
+
+    public static func guide(cond: UnsafePointer<Float>, uncond: UnsafePointer<Float>, count n: Int, t: Double,
+                             into out: UnsafeMutablePointer<Float>) {
+        let a = Float(1 + t), b = Float(t)
+        for i in 0..<n { out[i] = a * cond[i] - b * uncond[i] }
+    }
+}

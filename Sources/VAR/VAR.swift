@@ -1,1 +1,0 @@
-// Module VAR: see ../../README.md and DESIGN.md.

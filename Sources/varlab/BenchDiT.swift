@@ -1,0 +1,102 @@
+import ArgumentParser
+import Autoencoders
+import DiT
+import Foundation
+import Samplers
+import Tensor
+
+/// `varlab bench dit`: random weights in the official shapes, so it runs without downloads.
+/// One denoising step is the CFG pair (batch 2: the conditional and the null row of one image), exactly what
+/// sample.py runs per step; the per-image time at N steps is N times that, plus one VAE decode.
+struct BenchDiT: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "dit",
+        abstract: "DiT denoising step (batch 2 = one image with CFG) and SD-VAE decode times with random weights in official shapes.")
+
+    @Option(help: "Official DiT config: S|B|L|XL followed by /2, /4 or /8.")
+    var config: String = "XL/2"
+
+    @Option(help: "Image size in pixels (256 or 512 for the released models).")
+    var imageSize: Int = 256
+
+    @Option(help: "Timed denoising steps (after one warm-up step).")
+    var repeats: Int = 3
+
+    @Flag(help: "Use one set of block weights for all blocks (same arithmetic, a fraction of the memory).")
+    var shareBlocks = false
+
+    @Flag(help: "Skip the VAE decode timing.")
+    var noVae = false
+
+    @OptionGroup var common: CommonOptions
+
+    func run() throws {
+        let report = try common.apply()
+        guard repeats >= 1 else { throw ValidationError("--repeats must be at least 1") }
+        let cfg: DiTConfig
+        do { cfg = try DiTConfig.named(config, imageSize: imageSize) } catch { throw ValidationError("--config: \(error)") }
+        print(report)
+        print("threads: \(Parallel.threads)")
+        print(cfg)
+        let gflop = Self.forwardFLOPs(cfg) * 2 / 1e9
+        print(String(format: "forward FLOPs per image: %.1f GFLOP (x2 for the CFG pair: %.1f GFLOP per step)", gflop / 2, gflop))
+
+        var t0 = Date()
+        let model = DiTModel.random(config: cfg, seed: 0, shareBlocks: shareBlocks)
+        print(String(format: "random weights: %.1f s (%@)", Date().timeIntervalSince(t0), shareBlocks ? "shared blocks" : "distinct blocks"))
+
+        let diffusion = try GaussianDiffusion(respacing: "250")
+        var rng = PhiloxRandom(seed: 1)
+        let x = Tensor.randn([1, cfg.inChannels, cfg.inputSize, cfg.inputSize], rng: &rng)
+        let denoiser = DiTDenoisers.guided(model, labels: [207], scale: 1.5)
+        func step(_ k: Int) throws {
+            let t = Float(diffusion.timestepMap[diffusion.numSteps - 1 - k % diffusion.numSteps])
+            _ = try denoiser(x, [t])
+        }
+        t0 = Date()
+        try step(0)
+        let warm = Date().timeIntervalSince(t0)
+        var times: [Double] = []
+        let cpu0 = Self.cpuSeconds()
+        for k in 0..<repeats {
+            let s = Date()
+            try step(k + 1)
+            times.append(Date().timeIntervalSince(s))
+        }
+        let cpuPerStep = (Self.cpuSeconds() - cpu0) / Double(repeats)
+        let perStep = times.sorted()[times.count / 2]
+        print(String(format: "denoising step (batch 2, CFG pair): warm-up %.3f s, median of %d: %.3f s/step (%.1f GFLOP/s); " +
+                     "CPU time %.3f s/step (%.1f GFLOP per CPU-second; on a busy machine wall time exceeds CPU time / threads)",
+                     warm, repeats, perStep, gflop / perStep, cpuPerStep, gflop / cpuPerStep))
+
+        var decode = 0.0
+        if !noVae {
+            let vae = try KLVAE.random(config: .stableDiffusion)
+            let z = Tensor.randn([1, 4, cfg.inputSize, cfg.inputSize], rng: &rng)
+            _ = try vae.decode(z) // warm-up (allocations)
+            let s = Date(), c0 = Self.cpuSeconds()
+            _ = try vae.decode(z)
+            decode = Date().timeIntervalSince(s)
+            print(String(format: "SD-VAE decode %dx%d: %.3f s/image (CPU time %.3f s)", cfg.inputSize * 8, cfg.inputSize * 8,
+                         decode, Self.cpuSeconds() - c0))
+        }
+        for n in [250, 50] {
+            print(String(format: "extrapolated: %d steps -> %.1f s/image (%.1f s denoising + %.2f s decode)",
+                         n, Double(n) * perStep + decode, Double(n) * perStep, decode))
+        }
+    }
+
+    /// CPU time of the whole process (all threads).
+    static func cpuSeconds() -> Double {
+        var ts = timespec()
+        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts)
+        return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
+    }
+
+    /// Multiply-adds x2 of one forward on one image: the linears of every block and the attention products.
+    static func forwardFLOPs(_ c: DiTConfig) -> Double {
+        let t = Double(c.numPatches), d = Double(c.hiddenSize), m = Double(c.mlpHiddenSize)
+        let perBlock = 2 * t * (3 * d * d + d * d + 2 * d * m) + 2 * 2 * t * t * d
+        let final = 2 * t * d * Double(c.patchSize * c.patchSize * c.outChannels)
+        return Double(c.depth) * perBlock + final
+    }
+}

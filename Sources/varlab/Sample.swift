@@ -1,0 +1,157 @@
+import ArgumentParser
+import Foundation
+import ImageIO
+import Samplers
+import Tensor
+
+/// `varlab sample`: class-conditional images from VAR (or DiT) to a grid PNG, a directory of PNGs or an ADM `.npz`.
+/// The sample set is an ordered list of (class, index); the randomness of sample `index` is a pure function of
+/// (seed, index), so `--shard K/N` produces exactly the slice one machine would produce of the whole set.
+struct Sample: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Generate class-conditional images (VAR next-scale sampling or DiT diffusion).",
+        discussion: """
+        Examples:
+          varlab sample --model var --checkpoint var_d16.pth --vae vae_ch160v4096z32.pth --class 207,88 --n 4 -o out.png
+          varlab sample --checkpoint var_d16.pth --vae vae_ch160v4096z32.pth --classes all --per-class 50 --shard 3/8 -o shard3.npz
+        Sample order: with --class a,b,... and --n N, sample i has class list[i mod len]; with --classes all, classes
+        0..C-1 each --per-class times in class order. Shards are contiguous slices, K counted from 0.
+        """)
+
+    @Option(help: "var or dit.") var model: String = "var"
+    @Option(help: "Transformer checkpoint (VAR: var_d16.pth / .safetensors; DiT: DiT-XL-2-256x256.pt).") var checkpoint: String?
+    @Option(help: "Autoencoder (VAR: vae_ch160v4096z32.pth; DiT: a diffusers AutoencoderKL).") var vae: String?
+    @Option(help: "VAR: nested state dict inside the checkpoint, e.g. trainer.var_wo_ddp.") var key: String?
+    @Option(name: .customLong("class"), help: "Comma-separated class ids.") var classList: String?
+    @Option(help: "'all' for every class (with --per-class).") var classes: String?
+    @Option(help: "Number of images with --class (default: one per listed class).") var n: Int?
+    @Option(help: "Images per class with --classes all.") var perClass: Int = 1
+    @Option(help: "Classifier-free guidance (VAR ramps it over the scales: t = cfg*si/(S-1)). Default 1.5.") var cfg: Double?
+    @Option(help: "VAR: top-k (0 = off).") var topK: Int = 900
+    @Option(help: "VAR: top-p in [0, 1] (0 = off).") var topP: Double = 0.96
+    @Flag(help: "VAR: Gumbel-softmax smoothing of the next-scale input (official more_smooth).") var moreSmooth = false
+    @Option(help: "VAR: logits are divided by this before top-k/top-p.") var temperature: Float = 1
+    @Option(help: "Random seed.") var seed: UInt64 = 0
+    @Option(help: "VAR: scale schedule, e.g. 1,2,3,4 (default: from the checkpoint's sequence length).") var patchNums: String?
+    @Option(help: "Images generated together.") var batchSize: Int = 4
+    @Option(help: "Produce only slice K of N (K from 0), e.g. 3/8.") var shard: String?
+    @Option(name: .shortAndLong, help: "out.png (grid), dir/ (one PNG per image: class_index_seed.png) or samples.npz (ADM layout).")
+    var output: String
+
+    @OptionGroup var dit: DiTSampleOptions
+    @OptionGroup var common: CommonOptions
+
+    func validate() throws {
+        guard ["var", "dit"].contains(model) else { throw ValidationError("--model must be var or dit, got '\(model)'") }
+        if let cfg, !(cfg >= 0 && cfg.isFinite) { throw ValidationError("--cfg must be >= 0, got \(cfg)") }
+        guard topK >= 0 else { throw ValidationError("--top-k must be >= 0, got \(topK)") }
+        guard topP >= 0 && topP <= 1 else { throw ValidationError("--top-p must be in [0, 1], got \(topP)") }
+        guard temperature > 0 && temperature.isFinite else { throw ValidationError("--temperature must be > 0, got \(temperature)") }
+        guard batchSize >= 1 else { throw ValidationError("--batch-size must be >= 1, got \(batchSize)") }
+        guard perClass >= 1 else { throw ValidationError("--per-class must be >= 1, got \(perClass)") }
+        if let n, n < 1 { throw ValidationError("--n must be >= 1, got \(n)") }
+        guard (classList == nil) != (classes == nil) else { throw ValidationError("give exactly one of --class a,b,... or --classes all") }
+        if let classes, classes != "all" { throw ValidationError("--classes only accepts 'all', got '\(classes)'") }
+        _ = try parsedClassList()
+        _ = try parsedShard()
+        _ = try parsedPatchNums()
+        _ = try SampleOutput(path: output)
+    }
+
+    func parsedClassList() throws -> [Int]? {
+        guard let classList else { return nil }
+        let parts = classList.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+        let ids = parts.compactMap { Int($0) }
+        guard !parts.isEmpty, ids.count == parts.count else { throw ValidationError("--class must be comma-separated integers, got '\(classList)'") }
+        return ids
+    }
+
+    func parsedShard() throws -> (Int, Int)? {
+        guard let shard else { return nil }
+        let p = shard.split(separator: "/").compactMap { Int($0) }
+        guard p.count == 2, p[1] >= 1, p[0] >= 0, p[0] < p[1] else {
+            throw ValidationError("--shard must be K/N with 0 <= K < N, got '\(shard)'")
+        }
+        return (p[0], p[1])
+    }
+
+    func parsedPatchNums() throws -> [Int]? {
+        guard let patchNums else { return nil }
+        let parts = patchNums.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+        let v = parts.compactMap { Int($0) }
+        guard v.count == parts.count, v.count >= 2, v.allSatisfy({ $0 >= 1 }), zip(v, v.dropFirst()).allSatisfy({ $0 < $1 }) else {
+            throw ValidationError("--patch-nums must be at least two strictly increasing positive integers, got '\(patchNums)'")
+        }
+        return v
+    }
+
+    func makeGenerator() throws -> SampleGenerator {
+        if model == "dit" {
+            return try dit.makeGenerator(checkpoint: checkpoint, vae: vae, cfg: cfg.map { Float($0) })
+        }
+        guard let checkpoint else { throw ValidationError("--model var needs --checkpoint (e.g. var_d16.pth)") }
+        guard let vae else { throw ValidationError("--model var needs --vae (e.g. vae_ch160v4096z32.pth)") }
+        let opts = TokenSamplingOptions(topK: topK, topP: topP, temperature: temperature, moreSmooth: moreSmooth)
+        return try VARGenerator.load(checkpoint: checkpoint, vae: vae, key: key, patchNums: try parsedPatchNums(),
+                                     cfg: cfg ?? 1.5, options: opts)
+    }
+
+    /// The whole ordered sample set.
+    func requests(numClasses: Int) throws -> [SampleRequest] {
+        var labels: [Int]
+        if let list = try parsedClassList() {
+            for c in list where c < 0 || c >= numClasses {
+                throw ValidationError("--class \(c) is outside 0..\(numClasses - 1) (the checkpoint has \(numClasses) classes)")
+            }
+            let total = n ?? list.count
+            labels = (0..<total).map { list[$0 % list.count] }
+        } else {
+            labels = (0..<numClasses).flatMap { Array(repeating: $0, count: perClass) }
+        }
+        return labels.enumerated().map { SampleRequest(classLabel: $0.element, index: $0.offset) }
+    }
+
+    func run() throws {
+        try common.apply()
+        let out = try SampleOutput(path: output)
+        try out.prepare()
+        let generator = try makeGenerator()
+        let all = try requests(numClasses: generator.numClasses)
+        var mine = all
+        if let (k, nShards) = try parsedShard() {
+            let lo = all.count * k / nShards, hi = all.count * (k + 1) / nShards
+            mine = Array(all[lo..<hi])
+            note("shard \(k)/\(nShards): samples \(lo)..<\(hi) of \(all.count)")
+        }
+        guard !mine.isEmpty else { throw ValidationError("this shard has no samples (\(all.count) in total)") }
+        note("\(generator.family): \(mine.count) images of \(generator.imageSize)x\(generator.imageSize), batch \(batchSize), seed \(seed), threads \(Parallel.threads)")
+        var images: [Image8] = []
+        let start = Date()
+        var done = 0
+        for b in stride(from: 0, to: mine.count, by: batchSize) {
+            let batch = Array(mine[b..<min(mine.count, b + batchSize)])
+            let imgs = try generator.generate(batch, seed: seed) { p in
+                let elapsed = Date().timeIntervalSince(start)
+                let rate = done > 0 ? Double(done) / elapsed : 0
+                let eta = rate > 0 ? String(format: "%.0fs", Double(mine.count - done) / rate) : "?"
+                note(String(format: "image %d-%d/%d  %@  %.2f images/s  ETA %@", b + 1, b + batch.count, mine.count, p.label, rate, eta))
+            }
+            done += batch.count
+            if case .directory(let dir) = out {
+                for (r, im) in zip(batch, imgs) {
+                    try SampleOutput.writePNG(im, to: (dir as NSString).appendingPathComponent(
+                        SampleOutput.fileName(classLabel: r.classLabel, index: r.index, seed: seed)))
+                }
+            } else {
+                images += imgs
+            }
+        }
+        let secs = Date().timeIntervalSince(start)
+        switch out {
+        case .grid(let p): try SampleOutput.writePNG(SampleOutput.grid(images), to: p)
+        case .npz(let p): try SampleOutput.writeNPZ(images, labels: mine.map(\.classLabel), to: p)
+        case .directory: break
+        }
+        note(String(format: "wrote %@ (%d images in %.1fs, %.3f s/image)", output, mine.count, secs, secs / Double(mine.count)))
+    }
+}

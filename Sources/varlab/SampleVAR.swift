@@ -1,0 +1,43 @@
+import Autoencoders
+import Foundation
+import ImageIO
+import ModelIO
+import Samplers
+import Tensor
+import VAR
+
+/// VAR + VQ-VAE behind the `SampleGenerator` contract.
+/// uint8 conversion: the decoder output is clamped to [-1, 1] (as the official fhat_to_img) and mapped with
+/// `PixelConversion.fromSigned` = clamp(127.5 x + 128, 0, 255) truncated, i.e. round half up. (The official demo
+/// truncates (x+1)/2*255 instead; rounding is unbiased and matches the ADM/DiT sample_ddp convention.)
+struct VARGenerator: SampleGenerator {
+    let sampler: NextScaleSampler
+    var family: String { "var" }
+    var imageSize: Int { sampler.vae.imageSize }
+    var numClasses: Int { sampler.model.config.numClasses }
+
+    /// Loads and cross-checks the two files. `patchNums` overrides the schedule inferred from the VAR weights.
+    static func load(checkpoint: String, vae vaePath: String, key: String?, patchNums: [Int]?, cfg: Double,
+                     options: TokenSamplingOptions) throws -> VARGenerator {
+        let archive = try CheckpointLoader.open(path: checkpoint, keyPath: key)
+        let model = try VARModel(archive: archive, patchNums: patchNums)
+        let vaeArchive = try CheckpointLoader.open(path: vaePath)
+        let vaeConfig: VQVAEConfig
+        do { vaeConfig = try VQVAEConfig.infer(from: vaeArchive) } catch {
+            throw VARError.mismatch("--vae \(vaePath) is not a VAR VQ-VAE: \(error)")
+        }
+        try model.checkCompatible(vocabSize: vaeConfig.vocabSize, cvae: vaeConfig.zChannels, varPath: checkpoint, vaePath: vaePath)
+        let vae = try VQVAE(archive: vaeArchive, patchNums: model.config.patchNums)
+        return VARGenerator(sampler: try NextScaleSampler(model: model, vae: vae, cfg: cfg, options: options))
+    }
+
+    func generate(_ requests: [SampleRequest], seed: UInt64, progress: (SampleProgress) -> Void) throws -> [Image8] {
+        let r = try withoutActuallyEscaping(progress) { report in
+            try sampler.sample(labels: requests.map(\.classLabel), sampleIndices: requests.map(\.index), seed: seed) { si, sn in
+                report(SampleProgress(stage: si, stages: sn, label: si < sn ? "scale \(si + 1)/\(sn)" : "decode"))
+            }
+        }
+        let img = r.images!
+        return (0..<requests.count).map { Image8(signedCHW: img.slice0($0, $0 + 1)) }
+    }
+}

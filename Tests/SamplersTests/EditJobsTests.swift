@@ -1,0 +1,63 @@
+import Foundation
+import TestSupport
+import XCTest
+
+/// `varlab edit --jobs`: one bad job among good ones. Runs the built CLI (it sits next to the test bundle).
+final class EditJobsTests: XCTestCase {
+    var packageRoot: URL {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    }
+
+    func varlabBinary() throws -> URL {
+        let here = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        for c in [here.appendingPathComponent("varlab"), here.deletingLastPathComponent().appendingPathComponent("varlab"),
+                  packageRoot.appendingPathComponent(".build/release/varlab")]
+        where FileManager.default.isExecutableFile(atPath: c.path) { return c }
+        throw XCTSkip("varlab executable not built next to the tests (run `swift build -c release` first)")
+    }
+
+    func run(_ args: [String]) throws -> (status: Int32, out: String, err: String) {
+        let p = Process()
+        p.executableURL = try varlabBinary()
+        p.arguments = args
+        let o = Pipe(), e = Pipe()
+        p.standardOutput = o; p.standardError = e
+        try p.run()
+        let od = o.fileHandleForReading.readDataToEndOfFile(), ed = e.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return (p.terminationStatus, String(decoding: od, as: UTF8.self), String(decoding: ed, as: UTF8.self))
+    }
+
+    func testOneBadJobAmongGoodOnes() throws {
+        guard Fixtures.exists("var/var.safetensors") else { throw XCTSkip("no fixtures") }
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("varlab-jobs-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let image = packageRoot.appendingPathComponent("assets/examples/scene.png").path
+        let common = "\"model\": \"var\", \"checkpoint\": \"\(Fixtures.path("var/var.safetensors"))\", \"vae\": \"\(Fixtures.path("var/vqvae.safetensors"))\", \"image\": \"\(image)\", \"top_k\": 1"
+        let jobs = """
+        {"name": "inpaint", \(common), "box": [0.25, 0.25, 0.75, 0.75], "output": "a.png"}
+        {"name": "unknown-field", \(common), "box": "0.1,0.1,0.5,0.5", "colour": "red", "output": "b.png"}
+        {"name": "outpaint", \(common), "outpaint": [0.3, 0.3, 0.7, 0.7], "seed": 3, "output": "c.png"}
+        {"name": "box-outside", \(common), "box": "0,0,500,20", "output": "d.png"}
+        """
+        let path = dir.appendingPathComponent("jobs.jsonl")
+        try jobs.write(to: path, atomically: true, encoding: .utf8)
+        let r = try run(["edit", "--jobs", path.path])
+        XCTAssertNotEqual(r.status, 0, "a failed job must make the exit code non-zero\n\(r.err)")
+        XCTAssertTrue(r.err.contains("job 2") && r.err.contains("colour"), r.err)
+        XCTAssertTrue(r.err.contains("job 4") && r.err.contains("box") && r.err.contains("outside"), r.err)
+        XCTAssertTrue(r.out.contains("4 jobs: 2 ok, 0 skipped, 2 failed"), r.out + r.err)
+        let fm = FileManager.default
+        XCTAssertTrue(fm.fileExists(atPath: dir.appendingPathComponent("a.png").path), r.err)
+        XCTAssertTrue(fm.fileExists(atPath: dir.appendingPathComponent("c.png").path), r.err)
+        XCTAssertFalse(fm.fileExists(atPath: dir.appendingPathComponent("b.png").path))
+        // no temporary files left behind (atomic writes)
+        XCTAssertEqual(try fm.contentsOfDirectory(atPath: dir.path).filter { $0.hasPrefix(".") }, [])
+
+        // --resume skips the finished jobs; the bad ones still fail.
+        let again = try run(["edit", "--jobs", path.path, "--resume"])
+        XCTAssertTrue(again.out.contains("4 jobs: 0 ok, 2 skipped, 2 failed"), again.out + again.err)
+        XCTAssertNotEqual(again.status, 0)
+    }
+}
