@@ -107,12 +107,8 @@ enum TrainData {
         throw ValidationError("--data must be 'toy' or 'imagefolder:PATH', got '\(spec)'")
     }
 
-    /// PNG through the interim reader; JPEG once the shared ImageIO codecs are on main (ImageFile.read).
-    static func readImage(_ path: String) throws -> Image8 {
-        let ext = (path as NSString).pathExtension.lowercased()
-        guard ext == "png" else { throw ValidationError("JPEG decoding needs the ImageIO codecs (not yet on main): \(path)") }
-        return try EditFiles.readImage(path)
-    }
+    /// PNG or JPEG, recognised by content.
+    static func readImage(_ path: String) throws -> Image8 { try ImageFile.read(path: path) }
 
     static func duration(_ s: Double) -> String {
         guard s.isFinite else { return "?" }
