@@ -23,8 +23,8 @@ public struct ToySource: LabeledImageSource {
 }
 
 /// `--data imagefolder:PATH`: one sub-folder per class (sorted names = class indices 0, 1, ...), PNG/JPEG files,
-/// each resized so the shorter side is `size` (bicubic, antialiased) and center-cropped to size x size, as the
-/// official ADM / DiT `center_crop_arr` pipeline does. Files that cannot be decoded are skipped and counted; a
+/// each brought to size x size by the official ADM / DiT `center_crop_arr` pipeline (PIL BOX halving while the
+/// shorter side is at least twice the target, BICUBIC resize of the shorter side to `size`, center crop). Files that cannot be decoded are skipped and counted; a
 /// folder with no class sub-folders, or with no readable image left, is an error.
 public struct ImageFolderSource: LabeledImageSource {
     public let root: String
@@ -61,9 +61,8 @@ public struct ImageFolderSource: LabeledImageSource {
                 do {
                     let img = try decode(path)
                     guard img.width > 0, img.height > 0 else { skipped.append(path); continue }
-                    let rgb = img.channels == 3 ? img : img.converted(channels: 3)
-                    let geo = try CenterCropGeometry(sourceWidth: rgb.width, sourceHeight: rgb.height, size: size)
-                    pixels.append(geo.apply(rgb, filter: .bicubic).pixels)
+                    // ADM's center_crop_arr (BOX halving, BICUBIC to the shorter side, center crop), as DiT trains.
+                    pixels.append(try Preprocess.admCenterCrop(img.toRGB(), size: size).pixels)
                     labels.append(ci)
                 } catch {
                     skipped.append(path)
