@@ -23,13 +23,14 @@ public final class ConvLayer: TrainableLayer {
     public let stride: Int, pads: (Int, Int, Int, Int)
     private var input: Tensor?
 
+    /// `pads` (left, right, top, bottom) overrides `padding` (e.g. the VQ-VAE downsample's (0, 1, 0, 1)).
     public init(_ name: String, cin: Int, cout: Int, kernel: Int, stride: Int = 1, padding: Int? = nil,
-                seed: UInt64, stream: UInt64) {
+                pads asym: (Int, Int, Int, Int)? = nil, seed: UInt64, stream: UInt64) {
         let p = padding ?? kernel / 2
         let bound = 1 / Float(cin * kernel * kernel).squareRoot()
         weight = Parameter(name + ".weight", Init.uniform([cout, cin, kernel, kernel], bound: bound, seed: seed, stream: stream), decay: true)
         bias = Parameter(name + ".bias", Init.uniform([cout], bound: bound, seed: seed, stream: stream + 1), decay: false)
-        self.stride = stride; pads = (p, p, p, p)
+        self.stride = stride; pads = asym ?? (p, p, p, p)
     }
 
     public func forward(_ x: Tensor) -> Tensor {
