@@ -17,7 +17,7 @@ struct TrainClassifier: ParsableCommand {
         """)
 
     @Option(help: "Training data: toy or imagefolder:PATH (one sub-folder per class).") var data: String = "toy"
-    @Option(help: "Optimizer steps.") var steps: Int = 1500
+    @Option(help: "Optimizer steps.") var steps: Int = 1200
     @Option(help: "Images per step.") var batchSize: Int = 64
     @Option(help: "Peak learning rate (AdamW, beta 0.9/0.95).") var lr: Float = 2e-3
     @Option(help: "Linear warmup steps (then cosine decay to 1% of the peak).") var warmup: Int = 100

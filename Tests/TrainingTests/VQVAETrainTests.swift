@@ -83,3 +83,30 @@ final class VQVAETrainTests: XCTestCase {
         XCTAssertLessThan(last, 0.7 * first, "recon \(first) -> \(last)")
     }
 }
+
+final class VQVAETrainerTests: XCTestCase {
+    func testTrainerIsDeterministicAndResumes() throws {
+        var c = VQVAETrainConfig()
+        c.ch = 32; c.chMult = [1, 2]; c.numResBlocks = 1; c.zChannels = 4; c.vocabSize = 16
+        c.imageSize = 16; c.patchNums = [1, 2, 4, 8]; c.phiCount = 2
+        var o = TrainOptions()
+        o.steps = 4; o.batchSize = 2; o.saveEvery = 2; o.warmupSteps = 1; o.seed = 7
+        let src = ToySource(dataset: ToyDataset(seed: 0, size: 16), count: 100)
+        let a = try VQVAETrainer(config: c, options: o)
+        try a.run(source: src)
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("vqt-\(getpid()).safetensors").path
+        // Same options, interrupted by NaN images at step 3: stops naming the step, keeps the step-2 checkpoint.
+        let b = try VQVAETrainer(config: c, options: o)
+        b.loop.checkpointPath = path
+        XCTAssertThrowsError(try b.run(source: FailingSource(base: src, nanFromStep: 3, batchSize: 2))) { e in
+            guard case let TrainingError.diverged(step, _, kept) = e else { return XCTFail("\(e)") }
+            XCTAssertEqual(step, 3); XCTAssertEqual(kept, path)
+        }
+        let resumed = try VQVAETrainer(config: c, options: o)
+        try resumed.resume(from: path)
+        XCTAssertEqual(resumed.loop.step, 2)
+        try resumed.run(source: src)
+        XCTAssertEqual(resumed.model.parameters.flatMap { $0.value.data }, a.model.parameters.flatMap { $0.value.data },
+                       "resumed run equals the uninterrupted one")
+    }
+}

@@ -3,7 +3,7 @@ import Tensor
 
 /// Training options of the classifier (stored as JSON in the checkpoint's `varlab.train`).
 public struct ClassifierTrainOptions: Codable, Equatable, Sendable {
-    public var steps = 1500
+    public var steps = 1200
     public var batchSize = 64
     public var lr: Float = 2e-3
     public var warmupSteps = 100
