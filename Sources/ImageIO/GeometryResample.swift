@@ -1,33 +1,10 @@
 import Foundation
 
-/// Separable resampling of 8-bit images with antialiasing when downscaling (the filter support is widened by the
-/// scale factor, as PIL's `Image.resize` does). Used to bring input images and masks to the model resolution and
-/// results back into the original frame. Float arithmetic, rounded half up and clamped to [0, 255]; not bit-exact
-/// with PIL (which uses fixed point), within one grey level of it.
-public enum ResampleFilter: String, Sendable, CaseIterable {
-    case nearest, bilinear, bicubic, lanczos
-
-    var support: Double {
-        switch self { case .nearest: return 0.5; case .bilinear: return 1; case .bicubic: return 2; case .lanczos: return 3 }
-    }
-
-    func weight(_ x: Double) -> Double {
-        let ax = abs(x)
-        switch self {
-        case .nearest: return (x > -0.5 && x <= 0.5) ? 1 : 0
-        case .bilinear: return ax < 1 ? 1 - ax : 0
-        case .bicubic: // Keys cubic with a = -0.5 (PIL's BICUBIC)
-            let a = -0.5
-            if ax < 1 { return ((a + 2) * ax - (a + 3)) * ax * ax + 1 }
-            if ax < 2 { return (((ax - 5) * ax + 8) * ax - 4) * a }
-            return 0
-        case .lanczos:
-            func sinc(_ v: Double) -> Double { v == 0 ? 1 : sin(Double.pi * v) / (Double.pi * v) }
-            return ax < 3 ? sinc(x) * sinc(x / 3) : 0
-        }
-    }
-}
-
+/// Separable resampling of 8-bit images over a fractional source rectangle, with PIL's filters
+/// (`ResampleFilter`, Resample.swift) widened by the scale factor when downscaling. Used to bring input images and
+/// masks to the model resolution and results back into the original frame. Float arithmetic, rounded half up
+/// and clamped to [0, 255]; within one grey level of PIL (which uses fixed point) - for the exact official
+/// pipelines use `Preprocess.varCenterCrop` / `admCenterCrop`.
 public enum Resample {
     /// Per-output-pixel (first tap, weights) for resampling `inSize` samples of the source interval
     /// [start, start + span) to `outSize` samples.
