@@ -99,17 +99,17 @@ struct DiTGenerator: SampleGenerator {
     /// Opens a DiT state dict. A training checkpoint (train.py: {model, ema, opt, args}) is read through its
     /// `ema` entry unless `key` chooses.
     static func loadDiT(path: String, key: String?, heads: Int?) throws -> DiTModel {
+        if let key { return try DiTModel.load(path: path, keyPath: key, numHeads: heads) }
         do {
-            return try DiTModel.load(path: path, keyPath: key, numHeads: heads)
-        } catch let e as DiTError {
-            guard key == nil, case .notDiT = e else { throw e }
+            return try DiTModel.load(path: path, numHeads: heads)
+        } catch {
             for k in ["ema", "model"] {
                 if let a = try? CheckpointLoader.open(path: path, keyPath: k), a.contains("pos_embed") {
                     note("\(path): using its '\(k)' weights (choose with --dit-key)")
                     return try DiTModel.load(path: path, keyPath: k, numHeads: heads)
                 }
             }
-            throw e
+            throw error
         }
     }
 
