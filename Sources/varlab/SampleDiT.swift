@@ -55,6 +55,7 @@ struct DiTSampleOptions: ParsableArguments {
     /// Loads the DiT and the VAE; `cfg` nil means the official 1.5.
     func makeGenerator(checkpoint: String?, vae: String?, cfg: Float?) throws -> DiTGenerator {
         try validate()
+        MallocPolicy.reuseLargeBlocks()
         guard let checkpoint else { throw ValidationError("--model dit needs --checkpoint (e.g. DiT-XL-2-256x256.pt)") }
         guard let vae else { throw ValidationError("--model dit needs --vae (a diffusers AutoencoderKL directory such as sd-vae-ft-ema/)") }
         let model = try DiTGenerator.loadDiT(path: checkpoint, key: ditKey, heads: ditHeads)
@@ -99,17 +100,17 @@ struct DiTGenerator: SampleGenerator {
     /// Opens a DiT state dict. A training checkpoint (train.py: {model, ema, opt, args}) is read through its
     /// `ema` entry unless `key` chooses.
     static func loadDiT(path: String, key: String?, heads: Int?) throws -> DiTModel {
+        if let key { return try DiTModel.load(path: path, keyPath: key, numHeads: heads) }
         do {
-            return try DiTModel.load(path: path, keyPath: key, numHeads: heads)
-        } catch let e as DiTError {
-            guard key == nil, case .notDiT = e else { throw e }
+            return try DiTModel.load(path: path, numHeads: heads)
+        } catch {
             for k in ["ema", "model"] {
                 if let a = try? CheckpointLoader.open(path: path, keyPath: k), a.contains("pos_embed") {
                     note("\(path): using its '\(k)' weights (choose with --dit-key)")
                     return try DiTModel.load(path: path, keyPath: k, numHeads: heads)
                 }
             }
-            throw e
+            throw error
         }
     }
 
@@ -135,5 +136,21 @@ struct DiTGenerator: SampleGenerator {
             images.append(Image8(signedCHW: try vae.decode(z)))
         }
         return images
+    }
+}
+
+/// glibc serves allocations above 32 MB with fresh mmaps, so every large convolution buffer of the SD-VAE decoder
+/// (im2col at 256x256 is ~600 MB) is page-faulted and zeroed anew; that was ~25% of a decode. Serving them from
+/// the heap and keeping freed memory (no trimming) lets the next layer reuse the pages. Peak RSS is unchanged
+/// (measured 1.16 vs 1.20 GB for bench dit --config S/8).
+enum MallocPolicy {
+    static func reuseLargeBlocks() {
+        // mallopt is in <malloc.h>, which the Glibc module does not export; look it up (absent off glibc).
+        typealias Mallopt = @convention(c) (Int32, Int32) -> Int32
+        guard let h = dlopen(nil, RTLD_NOW), let f = dlsym(h, "mallopt") else { return }
+        let mallopt = unsafeBitCast(f, to: Mallopt.self)
+        let M_TRIM_THRESHOLD: Int32 = -1, M_MMAP_MAX: Int32 = -4   // glibc's values
+        _ = mallopt(M_MMAP_MAX, 0)
+        _ = mallopt(M_TRIM_THRESHOLD, Int32.max)
     }
 }
