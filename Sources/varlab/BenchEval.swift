@@ -12,7 +12,7 @@ struct BenchEval: ParsableCommand {
         commandName: "eval",
         abstract: "FID and precision/recall on two N x 2048 feature sets (vs scipy's sqrtm FID in the same run), Inception images/s.")
 
-    @Option(help: "Feature vectors per set.")
+    @Option(help: "Feature vectors per set for FID (0 skips the FID part).")
     var n: Int = 50_000
 
     @Option(help: "Feature width.")
@@ -40,9 +40,14 @@ struct BenchEval: ParsableCommand {
         setvbuf(stdout, nil, _IOLBF, 0)  // each line as soon as it is measured (the full run takes minutes)
         print(report)
         print("threads: \(Parallel.threads)")
-        guard n >= 2, dim >= 1, prN >= 0, images >= 0, batchSize >= 1 else { throw ValidationError("sizes must be positive") }
+        guard n == 0 || n >= 2, dim >= 1, prN >= 0, images >= 0, batchSize >= 1 else { throw ValidationError("sizes must be positive") }
 
         var t = Date()
+        if n > 0 { try benchFID(&t) }
+        try benchRest(&t)
+    }
+
+    func benchFID(_ t: inout Date) throws {
         let a = BenchEval.features(n: n, dim: dim, seed: 1, shift: 0)
         let b = BenchEval.features(n: n, dim: dim, seed: 2, shift: 0.02)
         print(String(format: "features: 2 x %d x %d generated in %.1f s", n, dim, Date().timeIntervalSince(t)))
@@ -63,9 +68,12 @@ struct BenchEval: ParsableCommand {
             print("FID (scipy sqrtm route): skipped (python3 with numpy/scipy or \(scipyScript) not found)")
         }
 
+    }
+
+    func benchRest(_ t: inout Date) throws {
         if prN > 0 {
-            let pa = prN == n ? a : BenchEval.features(n: prN, dim: dim, seed: 1, shift: 0)
-            let pb = prN == n ? b : BenchEval.features(n: prN, dim: dim, seed: 2, shift: 0.02)
+            let pa = BenchEval.features(n: prN, dim: dim, seed: 1, shift: 0)
+            let pb = BenchEval.features(n: prN, dim: dim, seed: 2, shift: 0.02)
             t = Date()
             let pr = try PrecisionRecall.compute(reference: pa, samples: pb)
             let secs = Date().timeIntervalSince(t)
