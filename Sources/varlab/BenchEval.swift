@@ -67,7 +67,6 @@ struct BenchEval: ParsableCommand {
         } else {
             print("FID (scipy sqrtm route): skipped (python3 with numpy/scipy or \(scipyScript) not found)")
         }
-
     }
 
     func benchRest(_ t: inout Date) throws {
@@ -97,14 +96,22 @@ struct BenchEval: ParsableCommand {
             }
             _ = net(try InceptionPreprocessing.tf.input([imgs[0]]))  // warm-up
             t = Date()
+            let cpu0 = BenchEval.cpuSeconds()
             for s in stride(from: 0, to: images, by: batchSize) {
                 let out = net(try InceptionPreprocessing.tf.input(Array(imgs[s..<min(s + batchSize, images)])))
                 _ = net.logits(out.pool3)
             }
-            let secs = Date().timeIntervalSince(t)
-            print(String(format: "Inception (256x256 -> 299, tf preprocessing, pool3 + spatial + logits): %.2f images/s (%d images, batch %d)",
-                         Double(images) / secs, images, batchSize))
+            let secs = Date().timeIntervalSince(t), cpu = BenchEval.cpuSeconds() - cpu0
+            print(String(format: "Inception (256x256 -> 299, tf preprocessing, pool3 + spatial + logits): %.2f images/s (%d images, batch %d); %.3f CPU-s per image (%.1f images/s if %d cores were all ours)",
+                         Double(images) / secs, images, batchSize, cpu / Double(images), Double(images) * Double(Parallel.threads) / cpu, Parallel.threads))
         }
+    }
+
+    /// User + system CPU time of this process (the machine may be shared: wall time alone would mislead).
+    static func cpuSeconds() -> Double {
+        var u = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &u)
+        return Double(u.ru_utime.tv_sec) + Double(u.ru_utime.tv_usec) * 1e-6 + Double(u.ru_stime.tv_sec) + Double(u.ru_stime.tv_usec) * 1e-6
     }
 
     /// Synthetic features with Inception-like structure: a mixture of 20 clusters with random centres, noise,
