@@ -40,17 +40,15 @@ public struct PixelMask: Equatable, Sendable {
 
     /// Resized to another size (e.g. a mask file whose size differs from the image): bilinear on 0/255, then the
     /// same 0.5 threshold.
-    public func resized(width w: Int, height h: Int) -> PixelMask {
+    public func resized(width w: Int, height h: Int) throws -> PixelMask {
         if w == width && h == height { return self }
-        let r = Resample.resize(image, width: w, height: h, filter: .bilinear)
-        return PixelMask.fromImage(r).mask
+        return PixelMask.fromImage(try image.resized(width: w, height: h, filter: .bilinear)).mask
     }
 
     /// Into the model frame of `geometry` (resize + center crop, as the image), re-thresholded at 0.5.
-    public func toModel(_ geometry: CenterCropGeometry) -> PixelMask {
+    public func toModel(_ geometry: CenterCropGeometry) throws -> PixelMask {
         if geometry.isIdentity { return self }
-        let r = Resample.resize(image, width: geometry.size, height: geometry.size, filter: .bilinear, source: geometry.sourceRect)
-        return PixelMask.fromImage(r).mask
+        return PixelMask.fromImage(try geometry.applyGeometry(image, filter: .bilinear)).mask
     }
 
     /// A rectangle [x0, x1) x [y0, y1) in (continuous) pixel coordinates: a pixel belongs to it when its centre does.

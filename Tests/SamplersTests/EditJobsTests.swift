@@ -34,10 +34,9 @@ final class EditJobsTests: XCTestCase {
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }
         let image = packageRoot.appendingPathComponent("assets/examples/scene.png").path
-        // The fixture VAR's scale list is not an official one: pass it as a job field, from the fixture config.
-        let config = try Fixtures.json("var/var_config.json")
-        let patchNums = (((config["kwargs"] as? [String: Any])?["patch_nums"] as? [Any]) ?? []).map { "\($0)" }.joined(separator: ",")
-        let common = "\"patch_nums\": [\(patchNums)], \"model\": \"var\", \"checkpoint\": \"\(Fixtures.path("var/var.safetensors"))\", \"vae\": \"\(Fixtures.path("var/vqvae.safetensors"))\", \"image\": \"\(image)\", \"top_k\": 1"
+        let cfg = try Fixtures.json("var/var_config.json")
+        let pns = try XCTUnwrap((cfg["kwargs"] as? [String: Any])?["patch_nums"] as? [Int])
+        let common = "\"patch_nums\": \(pns), \"model\": \"var\", \"checkpoint\": \"\(Fixtures.path("var/var.safetensors"))\", \"vae\": \"\(Fixtures.path("var/vqvae.safetensors"))\", \"image\": \"\(image)\", \"top_k\": 1"
         let jobs = """
         {"name": "inpaint", \(common), "box": [0.25, 0.25, 0.75, 0.75], "output": "a.png"}
         {"name": "unknown-field", \(common), "box": "0.1,0.1,0.5,0.5", "colour": "red", "output": "b.png"}
