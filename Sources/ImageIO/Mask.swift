@@ -61,16 +61,20 @@ public struct PixelMask: Equatable, Sendable {
     }
 
     /// Per cell of a `cells` x `cells` grid over the (square) mask: true = the cell is regenerated. A cell is
-    /// regenerated when ANY of its pixels is (so every pixel the user marked is regenerated; token cells and latent
-    /// cells are coarser than pixels). Requires width == height divisible by `cells`.
+    /// regenerated when at least half of its pixels are - the rule the official box rounding (`round(frac * P)`)
+    /// amounts to for rectangles, and one that keeps small kept regions alive when out-painting. If that leaves
+    /// nothing to regenerate although some pixels are marked (a mask finer than one cell), every cell holding a
+    /// marked pixel is regenerated instead. Requires width == height divisible by `cells`.
     public func cellsRegenerated(_ cells: Int) throws -> [Bool] {
         guard width == height, cells > 0, width % cells == 0 else {
             throw GeometryError.invalid("mask \(width)x\(height) cannot be split into \(cells)x\(cells) cells")
         }
         let k = width / cells
-        var out = [Bool](repeating: false, count: cells * cells)
-        for y in 0..<height { for x in 0..<width where regenerate[y * width + x] { out[(y / k) * cells + x / k] = true } }
-        return out
+        var count = [Int](repeating: 0, count: cells * cells)
+        for y in 0..<height { for x in 0..<width where regenerate[y * width + x] { count[(y / k) * cells + x / k] += 1 } }
+        let majority = count.map { 2 * $0 >= k * k }
+        if !majority.contains(true) && count.contains(where: { $0 > 0 }) { return count.map { $0 > 0 } }
+        return majority
     }
 }
 
