@@ -103,7 +103,7 @@ public struct BoxSpec: Equatable, Sendable {
         let f = isFraction
         let (x0, y0, x1, y1) = f ? (values[0] * Double(width), values[1] * Double(height), values[2] * Double(width), values[3] * Double(height))
                                  : (values[0], values[1], values[2], values[3])
-        let desc = values.map { String(describing: $0) }.joined(separator: ",")
+        let desc = values.map { String(format: "%g", $0) }.joined(separator: ",")
         guard x0 >= 0, y0 >= 0, x1 <= Double(width), y1 <= Double(height) else {
             throw GeometryError.invalid("box \(desc) lies outside the \(width)x\(height) image" +
                                         (f ? " (read as fractions)" : " (read as pixels)"))
@@ -123,7 +123,7 @@ public struct BoxSpec: Equatable, Sendable {
         func c(_ v: Double) -> Double { min(max(v / s, 0), 1) }
         let r = (y0: c(a.y), x0: c(a.x), y1: c(b.y), x1: c(b.x))
         guard r.x1 > r.x0, r.y1 > r.y0 else {
-            throw GeometryError.invalid("box \(values.map { String(describing: $0) }.joined(separator: ",")) falls outside the centre crop the model sees")
+            throw GeometryError.invalid("box \(values.map { String(format: "%g", $0) }.joined(separator: ",")) falls outside the centre crop the model sees")
         }
         return r
     }
