@@ -58,21 +58,28 @@ public struct DiffusionSampler {
     public func sample<N: DiffusionNoise>(shape: [Int], noise: inout N, denoiser: Denoiser,
                                           onStep: (Step) -> Void = { _ in }) throws -> Tensor {
         var x = try noise.initial(shape: shape)
-        let n = shape[0], steps = diffusion.numSteps
+        let steps = diffusion.numSteps
         for k in 0..<steps {
             let ti = steps - 1 - k
-            let tRows = [Int](repeating: ti, count: n)
-            let orig = diffusion.timestepMap[ti]
-            let out = try denoiser(x, [Float](repeating: Float(orig), count: n))
-            let mv = try diffusion.pMeanVariance(modelOutput: out, x: x, t: tRows, clipDenoised: clipDenoised)
-            let z = try noise.step(k, shape: shape)
-            switch method {
-            case .ddpm: x = DiffusionSampler.ddpmStep(mv, noise: z, t: ti)
-            case let .ddim(eta): x = DiffusionSampler.ddimStep(diffusion, mv, x: x, noise: z, t: ti, eta: eta)
-            }
-            onStep(Step(step: k, steps: steps, t: ti, originalT: orig, sample: x, predXstart: mv.predXstart))
+            let r = try step(x, t: ti, noise: try noise.step(k, shape: shape), denoiser: denoiser)
+            x = r.sample
+            onStep(Step(step: k, steps: steps, t: ti, originalT: diffusion.timestepMap[ti], sample: x, predXstart: r.predXstart))
         }
         return x
+    }
+
+    /// One reverse step from x_t at respaced index `t` (all rows) to x_{t-1}, with the given noise
+    /// (`p_sample` or `ddim_sample`). For loops that interleave their own work (editing: RePaint, SDEdit).
+    public func step(_ x: Tensor, t: Int, noise: Tensor, denoiser: Denoiser) throws -> (sample: Tensor, predXstart: Tensor) {
+        let n = x.shape[0]
+        guard t >= 0, t < diffusion.numSteps else { throw DiffusionSamplerError.badOption("step \(t) outside 0..<\(diffusion.numSteps)") }
+        guard noise.shape == x.shape else { throw DiffusionSamplerError.badNoise("noise \(noise.shape) for x \(x.shape)") }
+        let out = try denoiser(x, [Float](repeating: Float(diffusion.timestepMap[t]), count: n))
+        let mv = try diffusion.pMeanVariance(modelOutput: out, x: x, t: [Int](repeating: t, count: n), clipDenoised: clipDenoised)
+        switch method {
+        case .ddpm: return (DiffusionSampler.ddpmStep(mv, noise: noise, t: t), mv.predXstart)
+        case let .ddim(eta): return (DiffusionSampler.ddimStep(diffusion, mv, x: x, noise: noise, t: t, eta: eta), mv.predXstart)
+        }
     }
 
     /// `p_sample`: mean + (t != 0) * exp(0.5 log_var) * noise (float32, that operation order).

@@ -75,7 +75,7 @@ static inline int varlab_jpeg_decode(const unsigned char *data, unsigned long si
     jpeg_start_decompress(&cinfo);
     size_t stride = (size_t)cinfo.output_width * (size_t)cinfo.output_components;
     size_t total = stride * (size_t)cinfo.output_height;
-    if (total == 0 || total > ((size_t)1 << 34)) {
+    if (total == 0 || total > ((size_t)1 << 32)) {
         snprintf(err.message, sizeof err.message, "implausible image size %ux%u", cinfo.output_width, cinfo.output_height);
         longjmp(err.jump, 1);
     }

@@ -87,7 +87,7 @@ static inline int varlab_png_decode(const unsigned char *data, size_t size, unsi
         png_longjmp(png, 1);
     }
     size_t total = rowbytes * (size_t)h;
-    if (total == 0 || total > ((size_t)1 << 34)) {
+    if (total == 0 || total > ((size_t)1 << 32)) {
         snprintf(einfo.message, sizeof einfo.message, "implausible image size %ux%u", w, h);
         png_longjmp(png, 1);
     }

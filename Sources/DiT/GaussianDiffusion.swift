@@ -159,6 +159,17 @@ public struct GaussianDiffusion: Sendable {
                             logVariance: Tensor(shape: x.shape, data: logVar), predXstart: Tensor(shape: x.shape, data: x0))
     }
 
+    /// `q_sample`: x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) noise (t respaced, one per row; float32 coefficients).
+    public func qSample(x0: Tensor, t: [Int], noise: Tensor) -> Tensor {
+        let n = x0.shape[0], per = x0.count / max(n, 1)
+        var out = [Float](repeating: 0, count: x0.count)
+        for r in 0..<n {
+            let a = Float(sqrtAlphasCumprod[t[r]]), b = Float(sqrtOneMinusAlphasCumprod[t[r]])
+            for i in (r * per)..<((r + 1) * per) { out[i] = a * x0.data[i] + b * noise.data[i] }
+        }
+        return Tensor(shape: x0.shape, data: out)
+    }
+
     /// `_predict_eps_from_xstart`: (sqrt(1/abar_t) x - x0) / sqrt(1/abar_t - 1), float32.
     public func predictEpsFromXstart(x: Tensor, t: [Int], predXstart: Tensor) -> Tensor {
         let n = x.shape[0], per = x.count / max(n, 1)

@@ -41,6 +41,8 @@ public final class TorchCheckpoint {
     private var zipEntries: [String: ZIPFoundation.Entry] = [:]
     private var mapped: MappedFile?
     private var legacyOffsets: [String: Int] = [:]
+    /// Data offsets of stored zip entries in `mapped` (storage key -> byte offset).
+    private var zipDataOffsets: [String: Int] = [:]
     /// Root storages: key -> (dtype, element count).
     private var storages: [String: (dtype: DType, numel: Int)] = [:]
     private let lock = NSLock()
@@ -143,12 +145,49 @@ public final class TorchCheckpoint {
             u.teardown()
         }
         // The entries must hold exactly the bytes the pickle says.
+        let file = try? MappedFile(path: path)
         for (key, s) in storages {
             guard let e = zipEntries[zipPrefix + "data/" + key] else { throw bad("storage '\(key)' has no entry \(zipPrefix)data/\(key)") }
             guard e.uncompressedSize == UInt64(s.numel) * UInt64(s.dtype.byteSize) else {
                 throw bad("storage '\(key)' should hold \(s.numel) x \(s.dtype.rawValue) = \(s.numel * s.dtype.byteSize) bytes, its entry has \(e.uncompressedSize)")
             }
+            if let file, let off = Self.storedDataOffset(e, in: file) { zipDataOffsets[key] = off }
         }
+        if !zipDataOffsets.isEmpty { mapped = file }
+    }
+
+    /// Where the bytes of a stored (uncompressed) zip entry start in the file, so they can be used in place from
+    /// the memory map instead of being copied out (torch.save stores every entry uncompressed). ZIPFoundation
+    /// keeps the local-header offset internal, so it is read by reflection; the local header found there is then
+    /// checked (signature, method "stored", file name, bounds) before it is trusted. Any surprise returns nil,
+    /// and the entry is extracted through ZIPFoundation instead.
+    static func storedDataOffset(_ e: ZIPFoundation.Entry, in file: MappedFile) -> Int? {
+        guard !e.isCompressed, let cds = Mirror(reflecting: e).descendant("centralDirectoryStructure"),
+              let rel32 = Mirror(reflecting: cds).descendant("relativeOffsetOfLocalHeader") as? UInt32 else { return nil }
+        var rel = UInt64(rel32)
+        if rel32 == 0xFFFF_FFFF {
+            guard let fields = Mirror(reflecting: cds).descendant("extraFields") else { return nil }
+            var found: UInt64?
+            func scan(_ v: Any) {
+                let m = Mirror(reflecting: v)
+                if let r = m.descendant("relativeOffsetOfLocalHeader") as? UInt64 { found = r; return }
+                for c in m.children { scan(c.value) }
+            }
+            scan(fields)
+            guard let found else { return nil }
+            rel = found
+        }
+        guard rel < UInt64(file.size), Int(rel) + 30 <= file.size else { return nil }
+        let h = file.bytes(Int(rel), 30)
+        guard h.loadUnaligned(fromByteOffset: 0, as: UInt32.self) == 0x0403_4b50,
+              h.loadUnaligned(fromByteOffset: 8, as: UInt16.self) == 0 else { return nil }
+        let nameLen = Int(h.loadUnaligned(fromByteOffset: 26, as: UInt16.self))
+        let extraLen = Int(h.loadUnaligned(fromByteOffset: 28, as: UInt16.self))
+        let start = Int(rel) + 30 + nameLen + extraLen
+        guard start <= file.size, Int(rel) + 30 + nameLen <= file.size,
+              String(decoding: file.bytes(Int(rel) + 30, nameLen), as: UTF8.self) == e.path,
+              e.uncompressedSize <= UInt64(file.size - start) else { return nil }
+        return start
     }
 
     private struct TooLarge: Error {}
@@ -313,7 +352,7 @@ public final class TorchCheckpoint {
     fileprivate func withStorage<R>(_ key: String, _ body: (UnsafeRawBufferPointer) throws -> R) throws -> R {
         guard let s = storages[key] else { throw bad("unknown storage '\(key)'") }
         let n = s.numel * s.dtype.byteSize
-        if let mapped, let off = legacyOffsets[key] {
+        if let mapped, let off = legacyOffsets[key] ?? zipDataOffsets[key] {
             return try body(mapped.bytes(off, n))
         }
         lock.lock()

@@ -37,6 +37,7 @@ struct BenchEval: ParsableCommand {
 
     func run() throws {
         let report = try common.apply()
+        setvbuf(stdout, nil, _IOLBF, 0)  // each line as soon as it is measured (the full run takes minutes)
         print(report)
         print("threads: \(Parallel.threads)")
         guard n >= 2, dim >= 1, prN >= 0, images >= 0, batchSize >= 1 else { throw ValidationError("sizes must be positive") }

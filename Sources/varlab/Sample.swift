@@ -130,11 +130,18 @@ struct Sample: ParsableCommand {
         var done = 0
         for b in stride(from: 0, to: mine.count, by: batchSize) {
             let batch = Array(mine[b..<min(mine.count, b + batchSize)])
+            var lastTick = Date()
             let imgs = try generator.generate(batch, seed: seed) { p in
-                let elapsed = Date().timeIntervalSince(start)
-                let rate = done > 0 ? Double(done) / elapsed : 0
-                let eta = rate > 0 ? String(format: "%.0fs", Double(mine.count - done) / rate) : "?"
-                note(String(format: "image %d-%d/%d  %@  %.2f images/s  ETA %@", b + 1, b + batch.count, mine.count, p.label, rate, eta))
+                let now = Date()
+                let elapsed = now.timeIntervalSince(start)
+                let perStage = now.timeIntervalSince(lastTick)
+                lastTick = now
+                // Fraction of the whole job done, counting the stages of the current batch.
+                let fraction = (Double(done) + Double(batch.count) * Double(p.stage) / Double(max(p.stages, 1))) / Double(mine.count)
+                let rate = elapsed > 0 ? fraction * Double(mine.count) / elapsed : 0
+                let eta = fraction > 0 && p.stage > 0 ? String(format: "%.0fs", elapsed / fraction * (1 - fraction)) : "?"
+                note(String(format: "image %d-%d/%d  %@  %.2f s/%@  %.2f images/s  ETA %@", b + 1, b + batch.count, mine.count,
+                            p.label, perStage, p.label.hasPrefix("step") ? "step" : "stage", rate, eta))
             }
             done += batch.count
             if case .directory(let dir) = out {

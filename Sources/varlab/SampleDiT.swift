@@ -126,7 +126,7 @@ struct DiTGenerator: SampleGenerator {
             ? DiTDenoisers.guided(model, labels: labels, scale: cfgScale, channels: channels)
             : DiTDenoisers.plain(model, labels: labels)
         let latents = try sampler.sample(shape: shape, noise: &noise, denoiser: denoiser) { st in
-            progress(SampleProgress(stage: st.step + 1, stages: st.steps, label: "step"))
+            progress(SampleProgress(stage: st.step + 1, stages: st.steps, label: "step \(st.step + 1)/\(st.steps)"))
         }
         // vae.decode(samples / 0.18215), one image at a time to bound the decoder's memory.
         var images: [Image8] = []

@@ -38,9 +38,9 @@ enum SampleOutput {
         }
     }
 
-    /// One PNG per image, named class_index_seed.png, written as soon as its batch is done.
+    /// One PNG per image, named class{C}_{index}_seed{S}.png (the names `varlab eval` reads labels from), written as soon as its batch is done.
     static func fileName(classLabel: Int, index: Int, seed: UInt64) -> String {
-        String(format: "%04d_%06d_%llu.png", classLabel, index, seed)
+        String(format: "class%04d_%06d_seed%llu.png", classLabel, index, seed)
     }
 
     static func writePNG(_ image: Image8, to path: String) throws {

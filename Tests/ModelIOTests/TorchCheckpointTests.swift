@@ -50,11 +50,12 @@ final class TorchCheckpointTests: XCTestCase {
     func file(_ n: String) -> String { tmp.appendingPathComponent(n).path }
 
     /// A torch zip checkpoint: `<name>/data.pkl`, `<name>/data/<key>` entries (stored), `<name>/byteorder`.
-    func writeTorchZip(_ name: String, pickle: [UInt8], storages: [(String, Data)], extra: [(String, Data)] = []) throws -> String {
+    func writeTorchZip(_ name: String, pickle: [UInt8], storages: [(String, Data)], extra: [(String, Data)] = [],
+                       deflate: Bool = false) throws -> String {
         let p = file(name + ".pth")
         let archive = try Archive(url: URL(fileURLWithPath: p), accessMode: .create)
         func add(_ path: String, _ d: Data) throws {
-            try archive.addEntry(with: path, type: .file, uncompressedSize: Int64(d.count), compressionMethod: .none) { pos, size in
+            try archive.addEntry(with: path, type: .file, uncompressedSize: Int64(d.count), compressionMethod: deflate ? .deflate : .none) { pos, size in
                 d.subdata(in: Int(pos) ..< Int(pos) + size)
             }
         }
@@ -184,29 +185,33 @@ final class TorchCheckpointTests: XCTestCase {
             ("nested", { $0.dict([("w", { $0.tensor(type: "FloatStorage", key: "0", numel: 12, offset: 1, size: [2], stride: [1]) })]) }),
         ])
         pk.stop()
-        let p = try writeTorchZip("synthetic", pickle: pk.bytes, storages: [
-            ("0", f32.withUnsafeBytes { Data($0) }), ("1", halves.withUnsafeBytes { Data($0) }),
-            ("2", bf.withUnsafeBytes { Data($0) }), ("3", longs.withUnsafeBytes { Data($0) }),
-            ("4", i32.withUnsafeBytes { Data($0) }), ("5", Data(bools)),
-        ], extra: [(".format_version", Data("1".utf8)), ("version", Data("3\n".utf8))])
-        let a = try CheckpointLoader.open(path: p)
-        XCTAssertEqual(a.keys, ["transposed", "sliced", "expanded", "whole", "scalar", "half", "bf16", "long", "int", "bool", "nested.w"])
-        XCTAssertEqual(try a.floatTensor("transposed").data, [0, 4, 8, 1, 5, 9, 2, 6, 10, 3, 7, 11])
-        XCTAssertEqual(try a.floatTensor("sliced").data, [5, 6, 8, 9])
-        XCTAssertEqual(try a.floatTensor("expanded").data, [2, 3, 4, 2, 3, 4])
-        XCTAssertEqual(try a.floatTensor("whole").data, f32)
-        XCTAssertEqual(try a.floatTensor("scalar").shape, [])
-        XCTAssertEqual(try a.floatTensor("scalar").data, [11])
-        XCTAssertEqual(try a.floatTensor("half").data, halves.map(Float.init))
-        XCTAssertEqual(try a.floatTensor("bf16").data, [1.5, -2])
-        XCTAssertEqual(try a.intTensor("long").values, longs)
-        XCTAssertEqual(try a.intTensor("int").values, [-3, 4])
-        XCTAssertEqual(try a.intTensor("bool").values, [1, 0, 1])
-        XCTAssertEqual(a.info("bool")?.dtype, .bool)
-        XCTAssertThrowsError(try a.intTensor("half"))
-        XCTAssertEqual(try a.floatTensor("nested.w").data, [1, 2])
-        XCTAssertEqual(try CheckpointLoader.open(path: p, keyPath: "nested").keys, ["w"])
-        XCTAssertThrowsError(try a.floatTensor("transposed", shape: [3, 4])) { XCTAssertTrue("\($0)".contains("transposed")) }
+        // Stored entries are read in place from the memory map; deflated ones (not written by torch.save, but
+        // legal zip) go through ZIPFoundation's extraction. Both must give the same tensors.
+        for deflate in [false, true] {
+            let p = try writeTorchZip("synthetic\(deflate)", pickle: pk.bytes, storages: [
+                ("0", f32.withUnsafeBytes { Data($0) }), ("1", halves.withUnsafeBytes { Data($0) }),
+                ("2", bf.withUnsafeBytes { Data($0) }), ("3", longs.withUnsafeBytes { Data($0) }),
+                ("4", i32.withUnsafeBytes { Data($0) }), ("5", Data(bools)),
+            ], extra: [(".format_version", Data("1".utf8)), ("version", Data("3\n".utf8))], deflate: deflate)
+            let a = try CheckpointLoader.open(path: p)
+            XCTAssertEqual(a.keys, ["transposed", "sliced", "expanded", "whole", "scalar", "half", "bf16", "long", "int", "bool", "nested.w"])
+            XCTAssertEqual(try a.floatTensor("transposed").data, [0, 4, 8, 1, 5, 9, 2, 6, 10, 3, 7, 11])
+            XCTAssertEqual(try a.floatTensor("sliced").data, [5, 6, 8, 9])
+            XCTAssertEqual(try a.floatTensor("expanded").data, [2, 3, 4, 2, 3, 4])
+            XCTAssertEqual(try a.floatTensor("whole").data, f32)
+            XCTAssertEqual(try a.floatTensor("scalar").shape, [])
+            XCTAssertEqual(try a.floatTensor("scalar").data, [11])
+            XCTAssertEqual(try a.floatTensor("half").data, halves.map(Float.init))
+            XCTAssertEqual(try a.floatTensor("bf16").data, [1.5, -2])
+            XCTAssertEqual(try a.intTensor("long").values, longs)
+            XCTAssertEqual(try a.intTensor("int").values, [-3, 4])
+            XCTAssertEqual(try a.intTensor("bool").values, [1, 0, 1])
+            XCTAssertEqual(a.info("bool")?.dtype, .bool)
+            XCTAssertThrowsError(try a.intTensor("half"))
+            XCTAssertEqual(try a.floatTensor("nested.w").data, [1, 2])
+            XCTAssertEqual(try CheckpointLoader.open(path: p, keyPath: "nested").keys, ["w"])
+            XCTAssertThrowsError(try a.floatTensor("transposed", shape: [3, 4])) { XCTAssertTrue("\($0)".contains("transposed")) }
+        }
     }
 
     // MARK: hostile inputs
