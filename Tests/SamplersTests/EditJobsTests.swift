@@ -62,4 +62,27 @@ final class EditJobsTests: XCTestCase {
         XCTAssertTrue(again.out.contains("4 jobs: 0 ok, 2 skipped, 2 failed"), again.out + again.err)
         XCTAssertNotEqual(again.status, 0)
     }
+
+    /// Single `edit` calls: bad input is a clear error naming the flag, never a crash; a DiT edit runs.
+    func testSingleEditErrorsNameTheFlag() throws {
+        guard Fixtures.exists("dit/dit.safetensors") else { throw XCTSkip("no fixtures") }
+        let image = packageRoot.appendingPathComponent("assets/examples/scene.png").path
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("varlab-edit-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let dit = ["edit", "--model", "dit", "--checkpoint", Fixtures.path("dit/dit.safetensors"),
+                   "--vae", Fixtures.path("dit/autoencoder_kl"), "--image", image, "--steps", "5"]
+        for (extra, flag) in [(["--box", "0,0,500,20"], "--box"), (["--mask", "/nonexistent.png"], "--mask"),
+                              (["--box", "1,2,3"], "--box"), (["--strength", "1.5"], "--strength"),
+                              (["--box", "0.1,0.1,0.5,0.5", "--sampler", "euler"], "--sampler"), ([], "--mask")] {
+            let r = try run(dit + extra + ["-o", dir.appendingPathComponent("x.png").path])
+            XCTAssertNotEqual(r.status, 0, "\(extra)")
+            XCTAssertTrue(r.err.contains(flag), "\(extra): \(r.err)")
+            XCTAssertFalse(r.err.contains("Fatal error"), r.err)
+        }
+        let out = dir.appendingPathComponent("ok.png").path
+        let ok = try run(dit + ["--box", "0.25,0.25,0.75,0.75", "--class", "3", "--compare", "-o", out])
+        XCTAssertEqual(ok.status, 0, ok.err)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: out))
+        XCTAssertTrue(FileManager.default.fileExists(atPath: dir.appendingPathComponent("ok-compare.png").path))
+    }
 }
