@@ -79,10 +79,26 @@ final class EditJobsTests: XCTestCase {
             XCTAssertTrue(r.err.contains(flag), "\(extra): \(r.err)")
             XCTAssertFalse(r.err.contains("Fatal error"), r.err)
         }
+        // an unreadable image, and a mask of another size (resized, with a note)
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let junk = dir.appendingPathComponent("junk.png")
+        try Data("not an image".utf8).write(to: junk)
+        let bad = try run(["edit", "--model", "dit", "--checkpoint", Fixtures.path("dit/dit.safetensors"), "--vae",
+                           Fixtures.path("dit/autoencoder_kl"), "--image", junk.path, "--box", "0.1,0.1,0.5,0.5",
+                           "-o", dir.appendingPathComponent("y.png").path])
+        XCTAssertNotEqual(bad.status, 0)
+        XCTAssertTrue(bad.err.contains("--image"), bad.err)
+
         let out = dir.appendingPathComponent("ok.png").path
         let ok = try run(dit + ["--box", "0.25,0.25,0.75,0.75", "--class", "3", "--compare", "-o", out])
         XCTAssertEqual(ok.status, 0, ok.err)
         XCTAssertTrue(FileManager.default.fileExists(atPath: out))
         XCTAssertTrue(FileManager.default.fileExists(atPath: dir.appendingPathComponent("ok-compare.png").path))
+        // the compare strip (another size than the image, not binary) as a mask: resized and thresholded, with notes
+        let strip = dir.appendingPathComponent("ok-compare.png").path
+        let m = try run(dit + ["--mask", strip, "-o", dir.appendingPathComponent("z.png").path])
+        XCTAssertEqual(m.status, 0, m.err)
+        XCTAssertTrue(m.err.contains("resized to the image size"), m.err)
+        XCTAssertTrue(m.err.contains("not binary"), m.err)
     }
 }
