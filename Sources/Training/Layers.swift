@@ -91,11 +91,33 @@ public final class GroupNormLayer: TrainableLayer {
     public var parameters: [Parameter] { [weight, bias] }
 }
 
+/// SiLU that keeps x and σ(x) from the forward, so the backward needs no second exp:
+/// d/dx x σ(x) = σ(x) (1 + x (1 - σ(x))). Same float formula as `Tensor.silu` (x / (1 + e^-x)).
 public final class SiLULayer: TrainableLayer {
-    private var input: Tensor?
+    private var input: [Float] = [], sigma: [Float] = []
     public init() {}
-    public func forward(_ x: Tensor) -> Tensor { input = x; return x.silu() }
-    public func backward(_ dy: Tensor) -> Tensor { ActivationGrad.silu(x: input!, dy: dy) }
+    public func forward(_ x: Tensor) -> Tensor {
+        let n = x.count
+        input = x.data
+        sigma = [Float](repeating: 0, count: n)
+        var out = [Float](repeating: 0, count: n)
+        x.data.withUnsafeBufferPointer { px in sigma.withUnsafeMutableBufferPointer { ps in out.withUnsafeMutableBufferPointer { po in
+            for i in 0..<n {
+                let d = 1 + expf(-px[i])
+                ps[i] = 1 / d
+                po[i] = px[i] / d
+            }
+        } } }
+        return Tensor(shape: x.shape, data: out)
+    }
+    public func backward(_ dy: Tensor) -> Tensor {
+        var dx = [Float](repeating: 0, count: dy.count)
+        input.withUnsafeBufferPointer { px in sigma.withUnsafeBufferPointer { ps in dy.data.withUnsafeBufferPointer { pg in
+        dx.withUnsafeMutableBufferPointer { pd in
+            for i in 0..<pd.count { let s = ps[i]; pd[i] = pg[i] * s * (1 + px[i] * (1 - s)) }
+        } } } }
+        return Tensor(shape: dy.shape, data: dx)
+    }
     public var parameters: [Parameter] { [] }
 }
 
