@@ -131,7 +131,7 @@ final class DiTEditBackend: EditBackend {
         guard known.shape == [1, c.inChannels, c.inputSize, c.inputSize] else {
             throw EditFieldError(field: "vae", message: "latent \(known.shape) does not fit the DiT input \([1, c.inChannels, c.inputSize, c.inputSize])")
         }
-        // The mask at latent resolution: a latent cell is regenerated when any of its pixels is.
+        // The mask at latent resolution (a latent cell is regenerated when at least half of its pixels are).
         let regen = try request.region.pixels.cellsRegenerated(c.inputSize)
         let keep = regen.map { !$0 }
         let mode: DiffusionEditor.Mode = o.strength.map { .sdedit(strength: $0) } ?? .inpaint

@@ -175,6 +175,10 @@ enum EditRunner {
         if o.pasteBack {
             final = try geometry.pasteBack(result.image, into: original, regenerate: frameMask)
         }
+        let outDir = URL(fileURLWithPath: outputPath).deletingLastPathComponent()
+        do { try FileManager.default.createDirectory(at: outDir, withIntermediateDirectories: true) } catch {
+            throw EditFieldError(field: "output", message: "cannot create the folder \(outDir.path): \(error)")
+        }
         do { try ImageFile.write(final, to: outputPath) } catch {
             throw EditFieldError(field: "output", message: "cannot write \(outputPath): \(error)")
         }

@@ -60,11 +60,16 @@ final class MaskGeometryTests: XCTestCase {
         XCTAssertEqual(Array(r.regenerate.prefix(8)), [false, false, false, false, true, true, true, true])
     }
 
-    func testCellsRegeneratedAnyPixel() throws {
+    func testCellsRegeneratedMajorityWithFallback() throws {
         let m = try PixelMask.rectangle(width: 8, height: 8, x0: 3, y0: 0, x1: 4, y1: 1, regenerateInside: true)
         XCTAssertEqual(m.regeneratedCount, 1)
         XCTAssertEqual(try m.cellsRegenerated(2), [true, false, false, false])
         XCTAssertThrowsError(try m.cellsRegenerated(3))
+        // majority: a cell half covered is regenerated, a cell with a quarter is not (when others are)
+        let h = try PixelMask.rectangle(width: 8, height: 8, x0: 0, y0: 0, x1: 6, y1: 4, regenerateInside: true)
+        XCTAssertEqual(try h.cellsRegenerated(2), [true, true, false, false])
+        let q = try PixelMask.rectangle(width: 8, height: 8, x0: 0, y0: 0, x1: 5, y1: 4, regenerateInside: true)
+        XCTAssertEqual(try q.cellsRegenerated(2), [true, false, false, false])
     }
 
     func testOutpaintGrowAndKeep() throws {
