@@ -47,12 +47,16 @@ public enum TokenSampling {
             for i in 0..<v where row[i] < kth { row[i] = -.infinity }
         }
         if topP > 0 {
-            let order = (0..<v).sorted { row[$0] < row[$1] || (row[$0] == row[$1] && $0 < $1) }
+            // Entries already at -inf have probability 0: they sort first and stay removed, so only the finite
+            // survivors (<= k after top-k) need sorting.
+            let order = (0..<v).filter { row[$0] > -.infinity }.sorted { row[$0] < row[$1] || (row[$0] == row[$1] && $0 < $1) }
+            let n = order.count
+            if n == 0 { return }
             var probs = order.map { row[$0] }
-            probs.withUnsafeMutableBufferPointer { softmaxInPlace($0.baseAddress!, v) }
+            probs.withUnsafeMutableBufferPointer { softmaxInPlace($0.baseAddress!, n) }
             let threshold = Float(1 - topP)
             var cum = 0.0
-            for (pos, i) in order.enumerated() where pos < v - 1 {
+            for (pos, i) in order.enumerated() where pos < n - 1 {
                 cum += Double(probs[pos])
                 if Float(cum) <= threshold { row[i] = -.infinity } else { break }
             }

@@ -1,27 +1,51 @@
 import Foundation
 
-/// How an input image of any size maps onto the square model frame, as the official preprocessing does it:
-/// resize so that the SHORTER side equals the model resolution S (aspect ratio kept, the longer side rounded),
-/// then take the central S x S crop (offset `(scaled - S) / 2` rounded down, as ADM's `center_crop_arr` which DiT
-/// uses). The inverse mapping is used by `--paste-back` and to map pixel boxes into the model frame.
+/// How an input image of any size maps onto the square model frame, with the official preprocessing of each
+/// family (`Preprocess` in Transforms.swift, PIL-exact): resize so that the SHORTER side equals the model
+/// resolution S, then take the central S x S crop.
+/// * `.var`: torchvision `Resize(S, LANCZOS)` (longer side truncated) + `CenterCrop(S)` (offsets rounded half to
+///   even) - VAR's validation transform with mid_reso = 1 (no extra zoom, so the whole shorter side is edited).
+/// * `.adm`: ADM's `center_crop_arr`, which DiT uses (BOX halving while >= 2S, BICUBIC, offsets rounded down).
+/// An input that already is S x S is used as is. The inverse mapping serves `--paste-back` and pixel boxes.
 public struct CenterCropGeometry: Equatable, Sendable {
+    public enum Pipeline: String, Sendable { case `var`, adm }
+
     public let sourceWidth: Int
     public let sourceHeight: Int
     public let size: Int
+    public let pipeline: Pipeline
     public let scaledWidth: Int
     public let scaledHeight: Int
     public let cropX: Int
     public let cropY: Int
 
-    public init(sourceWidth: Int, sourceHeight: Int, size: Int) throws {
+    public init(sourceWidth: Int, sourceHeight: Int, size: Int, pipeline: Pipeline = .var) throws {
         guard sourceWidth > 0, sourceHeight > 0 else { throw GeometryError.invalid("image has no pixels (\(sourceWidth)x\(sourceHeight))") }
         guard size > 0 else { throw GeometryError.invalid("model resolution must be positive, got \(size)") }
-        self.sourceWidth = sourceWidth; self.sourceHeight = sourceHeight; self.size = size
-        let s = Double(size) / Double(min(sourceWidth, sourceHeight))
-        scaledWidth = sourceWidth <= sourceHeight ? size : max(size, Int((Double(sourceWidth) * s).rounded()))
-        scaledHeight = sourceHeight <= sourceWidth ? size : max(size, Int((Double(sourceHeight) * s).rounded()))
-        cropX = (scaledWidth - size) / 2
-        cropY = (scaledHeight - size) / 2
+        self.sourceWidth = sourceWidth; self.sourceHeight = sourceHeight; self.size = size; self.pipeline = pipeline
+        var (w, h) = (sourceWidth, sourceHeight)
+        if w == size && h == size {
+            (scaledWidth, scaledHeight, cropX, cropY) = (size, size, 0, 0)
+            return
+        }
+        switch pipeline {
+        case .var:
+            let short = min(w, h), long = max(w, h)
+            let newLong = Int(Double(size * long) / Double(short))
+            (w, h) = w <= h ? (size, newLong) : (newLong, size)
+            (scaledWidth, scaledHeight) = (w, h)
+            cropX = Int((Double(w - size) / 2).rounded(.toNearestOrEven))
+            cropY = Int((Double(h - size) / 2).rounded(.toNearestOrEven))
+        case .adm:
+            // BOX halving changes the sizes before the final resize (not the geometry, up to the halving's floor).
+            while min(w, h) >= 2 * size { w /= 2; h /= 2 }
+            let scale = Double(size) / Double(min(w, h))
+            w = Int((Double(w) * scale).rounded(.toNearestOrEven))
+            h = Int((Double(h) * scale).rounded(.toNearestOrEven))
+            (scaledWidth, scaledHeight) = (w, h)
+            cropX = (w - size) / 2
+            cropY = (h - size) / 2
+        }
     }
 
     /// True when the input already is S x S: nothing is resampled and boxes map exactly.
@@ -39,10 +63,20 @@ public struct CenterCropGeometry: Equatable, Sendable {
         return ((x - r.x) / r.w * Double(size), (y - r.y) / r.h * Double(size))
     }
 
-    /// The image in the model frame (S x S).
-    public func apply(_ image: Image8, filter: ResampleFilter) -> Image8 {
+    /// The image in the model frame (S x S), through the family's official pipeline.
+    public func apply(_ image: Image8) throws -> Image8 {
+        if isIdentity { return image.toRGB() }
+        switch pipeline {
+        case .var: return try Preprocess.varCenterCrop(image, resolution: size, midRatio: 1)
+        case .adm: return try Preprocess.admCenterCrop(image, size: size)
+        }
+    }
+
+    /// Any other image of the source size (a mask) through the same geometry with `filter`.
+    public func applyGeometry(_ image: Image8, filter: ResampleFilter) throws -> Image8 {
         if isIdentity { return image }
-        return Resample.resize(image, width: size, height: size, filter: filter, source: sourceRect)
+        return try image.resized(width: scaledWidth, height: scaledHeight, filter: filter)
+            .cropped(x: cropX, y: cropY, width: size, height: size)
     }
 
     /// Integer source-pixel rectangle covered by the model frame (for pasting back).
@@ -55,7 +89,7 @@ public struct CenterCropGeometry: Equatable, Sendable {
     /// Puts a model-frame result back into the original image: the result is resized to the region of the original
     /// it came from, and copied where `regenerate` (a mask in the ORIGINAL frame, true = regenerated) says so, or
     /// over the whole region when `regenerate` is nil. Outside the region the original pixels stay untouched.
-    public func pasteBack(_ result: Image8, into original: Image8, regenerate: PixelMask? = nil, filter: ResampleFilter) throws -> Image8 {
+    public func pasteBack(_ result: Image8, into original: Image8, regenerate: PixelMask? = nil, filter: ResampleFilter = .bicubic) throws -> Image8 {
         guard original.width == sourceWidth, original.height == sourceHeight else {
             throw GeometryError.invalid("paste-back: original is \(original.width)x\(original.height), expected \(sourceWidth)x\(sourceHeight)")
         }
@@ -68,7 +102,7 @@ public struct CenterCropGeometry: Equatable, Sendable {
         let rect = sourcePixelRect
         let rw = rect.x1 - rect.x0, rh = rect.y1 - rect.y0
         guard rw > 0, rh > 0 else { return original }
-        let back = Resample.resize(result.converted(channels: original.channels), width: rw, height: rh, filter: filter)
+        let back = try result.converted(channels: original.channels).resized(width: rw, height: rh, filter: filter)
         var out = original
         let ch = original.channels
         for y in 0..<rh {

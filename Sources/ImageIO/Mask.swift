@@ -40,17 +40,15 @@ public struct PixelMask: Equatable, Sendable {
 
     /// Resized to another size (e.g. a mask file whose size differs from the image): bilinear on 0/255, then the
     /// same 0.5 threshold.
-    public func resized(width w: Int, height h: Int) -> PixelMask {
+    public func resized(width w: Int, height h: Int) throws -> PixelMask {
         if w == width && h == height { return self }
-        let r = Resample.resize(image, width: w, height: h, filter: .bilinear)
-        return PixelMask.fromImage(r).mask
+        return PixelMask.fromImage(try image.resized(width: w, height: h, filter: .bilinear)).mask
     }
 
     /// Into the model frame of `geometry` (resize + center crop, as the image), re-thresholded at 0.5.
-    public func toModel(_ geometry: CenterCropGeometry) -> PixelMask {
+    public func toModel(_ geometry: CenterCropGeometry) throws -> PixelMask {
         if geometry.isIdentity { return self }
-        let r = Resample.resize(image, width: geometry.size, height: geometry.size, filter: .bilinear, source: geometry.sourceRect)
-        return PixelMask.fromImage(r).mask
+        return PixelMask.fromImage(try geometry.applyGeometry(image, filter: .bilinear)).mask
     }
 
     /// A rectangle [x0, x1) x [y0, y1) in (continuous) pixel coordinates: a pixel belongs to it when its centre does.
@@ -63,16 +61,20 @@ public struct PixelMask: Equatable, Sendable {
     }
 
     /// Per cell of a `cells` x `cells` grid over the (square) mask: true = the cell is regenerated. A cell is
-    /// regenerated when ANY of its pixels is (so every pixel the user marked is regenerated; token cells and latent
-    /// cells are coarser than pixels). Requires width == height divisible by `cells`.
+    /// regenerated when at least half of its pixels are - the rule the official box rounding (`round(frac * P)`)
+    /// amounts to for rectangles, and one that keeps small kept regions alive when out-painting. If that leaves
+    /// nothing to regenerate although some pixels are marked (a mask finer than one cell), every cell holding a
+    /// marked pixel is regenerated instead. Requires width == height divisible by `cells`.
     public func cellsRegenerated(_ cells: Int) throws -> [Bool] {
         guard width == height, cells > 0, width % cells == 0 else {
             throw GeometryError.invalid("mask \(width)x\(height) cannot be split into \(cells)x\(cells) cells")
         }
         let k = width / cells
-        var out = [Bool](repeating: false, count: cells * cells)
-        for y in 0..<height { for x in 0..<width where regenerate[y * width + x] { out[(y / k) * cells + x / k] = true } }
-        return out
+        var count = [Int](repeating: 0, count: cells * cells)
+        for y in 0..<height { for x in 0..<width where regenerate[y * width + x] { count[(y / k) * cells + x / k] += 1 } }
+        let majority = count.map { 2 * $0 >= k * k }
+        if !majority.contains(true) && count.contains(where: { $0 > 0 }) { return count.map { $0 > 0 } }
+        return majority
     }
 }
 
@@ -101,7 +103,7 @@ public struct BoxSpec: Equatable, Sendable {
         let f = isFraction
         let (x0, y0, x1, y1) = f ? (values[0] * Double(width), values[1] * Double(height), values[2] * Double(width), values[3] * Double(height))
                                  : (values[0], values[1], values[2], values[3])
-        let desc = values.map { String(describing: $0) }.joined(separator: ",")
+        let desc = values.map { String(format: "%g", $0) }.joined(separator: ",")
         guard x0 >= 0, y0 >= 0, x1 <= Double(width), y1 <= Double(height) else {
             throw GeometryError.invalid("box \(desc) lies outside the \(width)x\(height) image" +
                                         (f ? " (read as fractions)" : " (read as pixels)"))
@@ -121,7 +123,7 @@ public struct BoxSpec: Equatable, Sendable {
         func c(_ v: Double) -> Double { min(max(v / s, 0), 1) }
         let r = (y0: c(a.y), x0: c(a.x), y1: c(b.y), x1: c(b.x))
         guard r.x1 > r.x0, r.y1 > r.y0 else {
-            throw GeometryError.invalid("box \(values.map { String(describing: $0) }.joined(separator: ",")) falls outside the centre crop the model sees")
+            throw GeometryError.invalid("box \(values.map { String(format: "%g", $0) }.joined(separator: ",")) falls outside the centre crop the model sees")
         }
         return r
     }

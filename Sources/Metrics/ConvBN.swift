@@ -59,15 +59,18 @@ struct ConvBN: Sendable {
             if relu { ConvBN.reluInPlace(&y.data) }
             return y
         }
-        var out = [Float](repeating: 0, count: n * cout * plane)
-        var col = [Float](repeating: 0, count: kdim * perChunk * plane)
-        var res = [Float](repeating: 0, count: cout * perChunk * plane)
+        // Every element of `out` is written below (all images, channels and positions).
+        var out = [Float](unsafeUninitializedCapacity: n * cout * plane) { _, c in c = n * cout * plane }
+        // The column and product buffers are reused across calls (thread-local): fresh ~32 MB arrays would be
+        // mmap'd and page-cleared by the kernel on every conv, which cost more than the im2col itself.
+        let scratch = Scratch.current
+        scratch.reserve(col: kdim * perChunk * plane, res: cout * perChunk * plane)
         let bias = conv.bias!.data
         var b0 = 0
         while b0 < n {
             let nb = min(perChunk, n - b0)
             let ld = nb * plane
-            x.data.withUnsafeBufferPointer { px in col.withUnsafeMutableBufferPointer { pc in
+            x.data.withUnsafeBufferPointer { px in scratch.col.withUnsafeMutableBufferPointer { pc in
                 let src = UnsafeSendable(px.baseAddress! + b0 * cin * h * w), dst = UnsafeSendable(UnsafePointer(pc.baseAddress!))
                 let chunk = 16
                 Parallel.forEach((kdim + chunk - 1) / chunk) { blk in
@@ -91,12 +94,12 @@ struct ConvBN: Sendable {
                     }
                 }
             } }
-            conv.weight.data.withUnsafeBufferPointer { pw in col.withUnsafeBufferPointer { pc in res.withUnsafeMutableBufferPointer { pr in
+            conv.weight.data.withUnsafeBufferPointer { pw in scratch.col.withUnsafeBufferPointer { pc in scratch.res.withUnsafeMutableBufferPointer { pr in
                 BLAS.sgemm(m: cout, n: ld, k: kdim, a: pw.baseAddress!, lda: kdim, b: pc.baseAddress!, ldb: ld,
                            c: pr.baseAddress!, ldc: ld)
             } } }
             // [cout, nb, plane] -> [nb, cout, plane], + bias, ReLU
-            res.withUnsafeBufferPointer { pr in out.withUnsafeMutableBufferPointer { po in
+            scratch.res.withUnsafeBufferPointer { pr in out.withUnsafeMutableBufferPointer { po in
                 for b in 0..<nb { for o in 0..<cout {
                     let s = pr.baseAddress! + o * ld + b * plane
                     let d = po.baseAddress! + ((b0 + b) * cout + o) * plane
@@ -118,5 +121,24 @@ struct ConvBN: Sendable {
         a.withUnsafeMutableBufferPointer { p in
             for i in 0..<p.count { let v = p[i]; p[i] = v > 0 ? v : (v.isNaN ? v : 0) }
         }
+    }
+}
+
+/// Per-thread reusable buffers for `ConvBN` (grown on demand, never shrunk).
+final class Scratch {
+    var col: [Float] = []
+    var res: [Float] = []
+
+    static var current: Scratch {
+        let key = "varlab.metrics.convScratch"
+        if let s = Thread.current.threadDictionary[key] as? Scratch { return s }
+        let s = Scratch()
+        Thread.current.threadDictionary[key] = s
+        return s
+    }
+
+    func reserve(col c: Int, res r: Int) {
+        if col.count < c { col = [Float](repeating: 0, count: c) }
+        if res.count < r { res = [Float](repeating: 0, count: r) }
     }
 }

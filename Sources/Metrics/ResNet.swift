@@ -99,7 +99,7 @@ public enum ResNetPreprocessing {
     public static let mean: [Float] = [0.485, 0.456, 0.406], std: [Float] = [0.229, 0.224, 0.225]
 
     public static func input(_ images: [Image8]) throws -> Tensor {
-        try normalize(images.map { try centerCrop(resizeShorter($0, to: resize), crop) })
+        try normalize(images.map { try centerCrop(try resizeShorter($0, to: resize), crop) })
     }
 
     /// (x / 255 - mean) / std in float32, NCHW; images must share one size.
@@ -118,13 +118,12 @@ public enum ResNetPreprocessing {
         return Tensor(shape: [images.count, 3, h, w], data: out)
     }
 
-    /// torchvision `Resize(size)` on a PIL image: shorter side -> size, longer side -> int(size * long / short);
-    /// unchanged if the shorter side already is `size`.
-    public static func resizeShorter(_ img: Image8, to size: Int) -> Image8 {
-        let (w, h) = (img.width, img.height)
-        if min(w, h) == size { return img }
-        let (nw, nh) = w <= h ? (size, Int(Double(size) * Double(h) / Double(w))) : (Int(Double(size) * Double(w) / Double(h)), size)
-        return pilBilinear(img, width: nw, height: nh)
+    /// torchvision `Resize(size)` on a PIL image: shorter side -> size, longer side -> int(size * long / short),
+    /// PIL bilinear with antialiasing (ImageIO's bit-exact PIL resampler); unchanged if the shorter side already
+    /// is `size`.
+    public static func resizeShorter(_ img: Image8, to size: Int) throws -> Image8 {
+        if min(img.width, img.height) == size { return img }
+        return try img.resizedShorterSide(to: size, filter: .bilinear)
     }
 
     /// torchvision `CenterCrop`: top = round((h - size) / 2), left = round((w - size) / 2) (Python rounding).
@@ -132,48 +131,6 @@ public enum ResNetPreprocessing {
         guard img.width >= size, img.height >= size else {
             throw MetricsError.input("center crop \(size) of a \(img.width)x\(img.height) image")
         }
-        let top = Int((Double(img.height - size) / 2).rounded(.toNearestOrEven))
-        let left = Int((Double(img.width - size) / 2).rounded(.toNearestOrEven))
-        var px = [UInt8](repeating: 0, count: size * size * img.channels)
-        for y in 0..<size {
-            let s = ((top + y) * img.width + left) * img.channels
-            for x in 0..<(size * img.channels) { px[y * size * img.channels + x] = img.pixels[s + x] }
-        }
-        return Image8(width: size, height: size, channels: img.channels, pixels: px)
-    }
-
-    /// PIL `Image.resize(BILINEAR)`: separable triangle filter whose support widens with the downscale factor
-    /// (antialiasing), weights normalised per output pixel; horizontal pass first, each pass rounded to uint8
-    /// (PIL uses fixed-point weights; results can differ from it by 1 level in rare cases).
-    static func pilBilinear(_ img: Image8, width: Int, height: Int) -> Image8 {
-        func taps(_ input: Int, _ output: Int) -> [(start: Int, weights: [Double])] {
-            let scale = Double(input) / Double(output)
-            let filterScale = max(scale, 1), support = filterScale
-            return (0..<output).map { o in
-                let center = (Double(o) + 0.5) * scale
-                let lo = max(Int(center - support + 0.5), 0), hi = min(Int(center + support + 0.5), input)
-                var w = (lo..<hi).map { max(0, 1 - abs((Double($0) - center + 0.5) / filterScale)) }
-                let s = w.reduce(0, +)
-                if s > 0 { w = w.map { $0 / s } }
-                return (lo, w)
-            }
-        }
-        let c = img.channels
-        func clip(_ v: Double) -> UInt8 { v <= 0 ? 0 : (v >= 255 ? 255 : UInt8((v + 0.5).rounded(.down))) }
-        let tx = taps(img.width, width)
-        var mid = [UInt8](repeating: 0, count: img.height * width * c)
-        for y in 0..<img.height { for x in 0..<width { for ch in 0..<c {
-            var acc = 0.0
-            for (k, wt) in tx[x].weights.enumerated() { acc += wt * Double(img.pixels[(y * img.width + tx[x].start + k) * c + ch]) }
-            mid[(y * width + x) * c + ch] = clip(acc)
-        } } }
-        let ty = taps(img.height, height)
-        var out = [UInt8](repeating: 0, count: height * width * c)
-        for y in 0..<height { for x in 0..<width { for ch in 0..<c {
-            var acc = 0.0
-            for (k, wt) in ty[y].weights.enumerated() { acc += wt * Double(mid[((ty[y].start + k) * width + x) * c + ch]) }
-            out[(y * width + x) * c + ch] = clip(acc)
-        } } }
-        return Image8(width: width, height: height, channels: c, pixels: out)
+        return try img.centerCropped(width: size, height: size)
     }
 }

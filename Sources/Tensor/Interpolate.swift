@@ -8,7 +8,8 @@ public enum InterpolationMode: String, Sendable, CaseIterable {
     case nearest
     /// `mode='bilinear', align_corners=False`: half-pixel centres, src = max((dst+0.5)*in/out - 0.5, 0).
     case bilinear
-    /// TF1 `resize_bilinear` (align_corners=False, half_pixel_centers=False): src = dst * in/out, no offset.
+    /// TF1 `resize_bilinear` (align_corners=False, half_pixel_centers=False): src = dst * in/out, no offset,
+    /// computed as TF does: top = tl + (tr - tl) * dx, bottom likewise, out = top + (bottom - top) * dy.
     /// Used by the ADM evaluator's image resize.
     case bilinearNoHalfPixel
     /// `mode='bicubic', align_corners=False`: Keys cubic with A = -0.75, four taps with indices clamped to the border.
@@ -94,6 +95,20 @@ extension Tensor {
                 let dp = UnsafeMutablePointer(mutating: d.p) + p * height * width
                 // out = sum_j wy_j * (sum_i wx_i * src[y_j, x_i]), both sums left to right, as PyTorch's
                 // generic separable kernel (the outer interpolated dim is H).
+                if mode == .bilinearNoHalfPixel {
+                    // TF1 resize_bilinear's own arithmetic: lerp rows, then lerp between them.
+                    for oy in 0..<height {
+                        let r0 = sp + ty.index[2 * oy] * w, r1 = sp + ty.index[2 * oy + 1] * w
+                        let ly = ty.weight[2 * oy + 1]
+                        for ox in 0..<width {
+                            let x0 = tx.index[2 * ox], x1 = tx.index[2 * ox + 1], lx = tx.weight[2 * ox + 1]
+                            let top = r0[x0] + (r0[x1] - r0[x0]) * lx
+                            let bottom = r1[x0] + (r1[x1] - r1[x0]) * lx
+                            dp[oy * width + ox] = top + (bottom - top) * ly
+                        }
+                    }
+                    return
+                }
                 for oy in 0..<height {
                     for ox in 0..<width {
                         var acc: Float = 0

@@ -12,7 +12,7 @@ struct BenchEval: ParsableCommand {
         commandName: "eval",
         abstract: "FID and precision/recall on two N x 2048 feature sets (vs scipy's sqrtm FID in the same run), Inception images/s.")
 
-    @Option(help: "Feature vectors per set.")
+    @Option(help: "Feature vectors per set for FID (0 skips the FID part).")
     var n: Int = 50_000
 
     @Option(help: "Feature width.")
@@ -37,11 +37,17 @@ struct BenchEval: ParsableCommand {
 
     func run() throws {
         let report = try common.apply()
+        setvbuf(stdout, nil, _IOLBF, 0)  // each line as soon as it is measured (the full run takes minutes)
         print(report)
         print("threads: \(Parallel.threads)")
-        guard n >= 2, dim >= 1, prN >= 0, images >= 0, batchSize >= 1 else { throw ValidationError("sizes must be positive") }
+        guard n == 0 || n >= 2, dim >= 1, prN >= 0, images >= 0, batchSize >= 1 else { throw ValidationError("sizes must be positive") }
 
         var t = Date()
+        if n > 0 { try benchFID(&t) }
+        try benchRest(&t)
+    }
+
+    func benchFID(_ t: inout Date) throws {
         let a = BenchEval.features(n: n, dim: dim, seed: 1, shift: 0)
         let b = BenchEval.features(n: n, dim: dim, seed: 2, shift: 0.02)
         print(String(format: "features: 2 x %d x %d generated in %.1f s", n, dim, Date().timeIntervalSince(t)))
@@ -61,10 +67,12 @@ struct BenchEval: ParsableCommand {
         } else {
             print("FID (scipy sqrtm route): skipped (python3 with numpy/scipy or \(scipyScript) not found)")
         }
+    }
 
+    func benchRest(_ t: inout Date) throws {
         if prN > 0 {
-            let pa = prN == n ? a : BenchEval.features(n: prN, dim: dim, seed: 1, shift: 0)
-            let pb = prN == n ? b : BenchEval.features(n: prN, dim: dim, seed: 2, shift: 0.02)
+            let pa = BenchEval.features(n: prN, dim: dim, seed: 1, shift: 0)
+            let pb = BenchEval.features(n: prN, dim: dim, seed: 2, shift: 0.02)
             t = Date()
             let pr = try PrecisionRecall.compute(reference: pa, samples: pb)
             let secs = Date().timeIntervalSince(t)
@@ -88,14 +96,22 @@ struct BenchEval: ParsableCommand {
             }
             _ = net(try InceptionPreprocessing.tf.input([imgs[0]]))  // warm-up
             t = Date()
+            let cpu0 = BenchEval.cpuSeconds()
             for s in stride(from: 0, to: images, by: batchSize) {
                 let out = net(try InceptionPreprocessing.tf.input(Array(imgs[s..<min(s + batchSize, images)])))
                 _ = net.logits(out.pool3)
             }
-            let secs = Date().timeIntervalSince(t)
-            print(String(format: "Inception (256x256 -> 299, tf preprocessing, pool3 + spatial + logits): %.2f images/s (%d images, batch %d)",
-                         Double(images) / secs, images, batchSize))
+            let secs = Date().timeIntervalSince(t), cpu = BenchEval.cpuSeconds() - cpu0
+            print(String(format: "Inception (256x256 -> 299, tf preprocessing, pool3 + spatial + logits): %.2f images/s (%d images, batch %d); %.3f CPU-s per image (%.1f images/s if %d cores were all ours)",
+                         Double(images) / secs, images, batchSize, cpu / Double(images), Double(images) * Double(Parallel.threads) / cpu, Parallel.threads))
         }
+    }
+
+    /// User + system CPU time of this process (the machine may be shared: wall time alone would mislead).
+    static func cpuSeconds() -> Double {
+        var u = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &u)
+        return Double(u.ru_utime.tv_sec) + Double(u.ru_utime.tv_usec) * 1e-6 + Double(u.ru_stime.tv_sec) + Double(u.ru_stime.tv_usec) * 1e-6
     }
 
     /// Synthetic features with Inception-like structure: a mixture of 20 clusters with random centres, noise,

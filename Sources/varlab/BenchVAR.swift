@@ -28,6 +28,7 @@ struct BenchVAR: ParsableCommand {
         guard !bs.isEmpty && bs.allSatisfy({ $0 >= 1 }) else { throw ValidationError("--batches must be positive integers, got '\(batches)'") }
         print(report)
         print("threads: \(Parallel.threads)")
+        print(String(format: "load average at start: %.1f", Self.loadAverage()))
         let vc = VARConfig.official(depth: depth)
         let t0 = Date()
         let model = try VARModel(archive: RandomArchive(shapes: RandomArchive.varShapes(vc), shareBlocks: shareBlocks))
@@ -40,21 +41,37 @@ struct BenchVAR: ParsableCommand {
         let tflop = Self.transformerFLOPs(vc) / 1e9, dflop = Self.decoderFLOPs(.official, latent: vc.patchNums.last!) / 1e9
         print(String(format: "analytic GFLOP per image: transformer (CFG pair) %.1f, VAE decode %.1f", tflop, dflop))
         _ = try sampler.sample(labels: [1], seed: 0, decode: false)   // warm-up (page in weights, BLAS buffers)
-        print("batch   transformer s/img  GFLOP/s   decode s/img  GFLOP/s   total s/img")
+        // Wall-clock seconds, plus process CPU seconds (on a shared machine the CPU time divided by the thread
+        // count is what an otherwise idle machine would take).
+        print("batch   transformer s/img  GFLOP/s   decode s/img  GFLOP/s   total s/img   (CPU s/img: transformer, decode)")
         for b in bs {
-            var tT = 0.0, tD = 0.0
+            var tT = 0.0, tD = 0.0, cT = 0.0, cD = 0.0
             for r in 0..<repeats {
                 let labels = (0..<b).map { ($0 * 97 + r) % vc.numClasses }
-                let s0 = Date()
+                let s0 = Date(), c0 = Self.cpuSeconds()
                 let res = try sampler.sample(labels: labels, sampleIndices: Array(0..<b), seed: UInt64(r), decode: false)
-                let s1 = Date()
+                let s1 = Date(), c1 = Self.cpuSeconds()
                 _ = vae.decode(fhat: res.fhat)
-                let s2 = Date()
+                let s2 = Date(), c2 = Self.cpuSeconds()
                 tT += s1.timeIntervalSince(s0); tD += s2.timeIntervalSince(s1)
+                cT += c1 - c0; cD += c2 - c1
             }
             let n = Double(b * repeats)
-            print(String(format: "%-7d %-18.3f %-9.1f %-13.3f %-9.1f %.3f", b, tT / n, tflop * n / tT, tD / n, dflop * n / tD, (tT + tD) / n))
+            print(String(format: "%-7d %-18.3f %-9.1f %-13.3f %-9.1f %-13.3f (%.2f, %.2f)", b, tT / n, tflop * n / tT, tD / n, dflop * n / tD,
+                         (tT + tD) / n, cT / n, cD / n))
+            fflush(stdout)
         }
+    }
+
+    static func loadAverage() -> Double {
+        var l = [Double](repeating: 0, count: 3)
+        return getloadavg(&l, 3) > 0 ? l[0] : .nan
+    }
+
+    static func cpuSeconds() -> Double {
+        var ts = timespec()
+        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts)
+        return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
     }
 
     /// Multiply-add FLOPs (x2) of one image's next-scale loop with CFG (2 rows per image).

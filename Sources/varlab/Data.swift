@@ -49,7 +49,7 @@ struct DataToy: ParsableCommand {
         let t0 = Date()
         Parallel.forEach(n) { i in
             let name = names[i]
-            do { try EditFiles.writePNG(ds.image(start + i), to: dir.appendingPathComponent(name).path) }
+            do { try PNG.write(ds.image(start + i), to: dir.appendingPathComponent(name).path) }
             catch { errors.set("\(name): \(error)") }
         }
         if let e = errors.message { throw ValidationError("writing PNGs failed: \(e)") }

@@ -1,4 +1,5 @@
 import Autoencoders
+import DiT
 import Foundation
 import ImageIO
 import ModelIO
@@ -23,8 +24,8 @@ final class VAREditBackend: EditBackend {
     let vae: VQVAE
     var imageSize: Int { vae.imageSize }
     var numClasses: Int { model.config.numClasses }
-    /// VAR's data pipeline resizes with LANCZOS before the centre crop.
-    let preprocessFilter = ResampleFilter.lanczos
+    /// VAR's data pipeline: LANCZOS resize + torchvision CenterCrop.
+    let pipeline = CenterCropGeometry.Pipeline.var
 
     init(model: VARModel, vae: VQVAE) { self.model = model; self.vae = vae }
 
@@ -87,10 +88,79 @@ final class VAREditBackend: EditBackend {
     }
 }
 
-/// DiT RePaint / SDEdit (filled in once the KL-VAE lands).
+/// DiT editing in the KL-VAE latent space: RePaint-style in-painting (optionally with the RePaint jump
+/// schedule) or SDEdit with --strength, optionally restricted to a mask.
 final class DiTEditBackend: EditBackend {
-    let imageSize = 0, numClasses = 0
-    let preprocessFilter = ResampleFilter.bicubic
-    static func load(_ o: Edit) throws -> DiTEditBackend { throw EditFieldError(field: "model", message: "DiT editing is not available in this build yet") }
-    func edit(_ request: EditRequest, progress: (String) -> Void) throws -> EditResult { throw EditError.invalid("unavailable") }
+    let model: DiTModel
+    let vae: KLVAE
+    var imageSize: Int { model.config.inputSize * vae.config.downsampleFactor }
+    var numClasses: Int { model.config.numClasses }
+    /// ADM's center_crop_arr, which DiT uses.
+    let pipeline = CenterCropGeometry.Pipeline.adm
+
+    init(model: DiTModel, vae: KLVAE) { self.model = model; self.vae = vae }
+
+    static func load(_ o: Edit) throws -> DiTEditBackend {
+        guard let ck = o.checkpoint else { throw EditFieldError(field: "checkpoint", message: "missing: the DiT checkpoint (e.g. DiT-XL-2-256x256.pt)") }
+        guard let vp = o.vae else { throw EditFieldError(field: "vae", message: "missing: the KL-VAE (a diffusers AutoencoderKL folder or file)") }
+        let model: DiTModel
+        do { model = try DiTModel.load(path: ck) } catch { throw EditFieldError(field: "checkpoint", message: "\(error)") }
+        let vae: KLVAE
+        do { vae = try KLVAE.load(path: vp) } catch { throw EditFieldError(field: "vae", message: "\(error)") }
+        guard vae.config.latentChannels == model.config.inChannels else {
+            throw EditFieldError(field: "vae", message: "the KL-VAE has \(vae.config.latentChannels) latent channels, the DiT expects \(model.config.inChannels)")
+        }
+        guard vae.encoder != nil else { throw EditFieldError(field: "vae", message: "this KL-VAE has no encoder weights (editing must encode the input)") }
+        return DiTEditBackend(model: model, vae: vae)
+    }
+
+    func edit(_ request: EditRequest, progress: (String) -> Void) throws -> EditResult {
+        let o = request.options
+        let c = model.config
+        guard o.steps >= 1 && o.steps <= 1000 else { throw EditFieldError(field: "steps", message: "must be in 1...1000, got \(o.steps)") }
+        let method: DiffusionSampler.Method
+        do { method = try DiffusionSampler.Method.parse(o.sampler) } catch { throw EditFieldError(field: "sampler", message: "\(error)") }
+        let diffusion: GaussianDiffusion
+        do { diffusion = try GaussianDiffusion(respacing: String(o.steps), learnSigma: c.learnSigma) } catch {
+            throw EditFieldError(field: "steps", message: "\(error)")
+        }
+        // Known latent: the posterior MEAN of the encoding, scaled as the denoiser was trained (x 0.18215).
+        let enc = try vae.encode(request.image.signedCHW())
+        let scale = vae.config.scalingFactor, shift = vae.config.shiftFactor ?? 0
+        let known = enc.mean.map { ($0 - shift) * scale }
+        guard known.shape == [1, c.inChannels, c.inputSize, c.inputSize] else {
+            throw EditFieldError(field: "vae", message: "latent \(known.shape) does not fit the DiT input \([1, c.inChannels, c.inputSize, c.inputSize])")
+        }
+        // The mask at latent resolution (a latent cell is regenerated when at least half of its pixels are).
+        let regen = try request.region.pixels.cellsRegenerated(c.inputSize)
+        let keep = regen.map { !$0 }
+        let mode: DiffusionEditor.Mode = o.strength.map { .sdedit(strength: $0) } ?? .inpaint
+        let editor = DiffusionEditor(sampler: DiffusionSampler(diffusion: diffusion, method: method), mode: mode,
+                                     resample: o.resample ? (jumpLength: o.jumpLength, jumpNSample: o.jumpNSample) : nil)
+        let label = request.classLabel ?? c.nullClass
+        let cfg = Float(o.cfg ?? 4.0)
+        guard cfg >= 0 && cfg.isFinite else { throw EditFieldError(field: "cfg", message: "must be >= 0") }
+        // Guidance needs a real class; the null class (plain in-painting) runs the model unguided.
+        let denoiser = label != c.nullClass && cfg != 1
+            ? DiTDenoisers.guided(model, labels: [label], scale: cfg) : DiTDenoisers.plain(model, labels: [label])
+        var noise = PerSampleNoise(seed: o.seed, sampleIndices: [0])
+        // The editing noise (known-region noising, jumps) has its own streams so the sampler's draws are unchanged.
+        var editNoise = PerSampleNoise(seed: o.seed ^ 0x5EED_0000_ED17_0000, sampleIndices: [0])
+        let x0 = try withoutActuallyEscaping(progress) { report in
+            try editor.run(known: known, keep: keep, noise: &noise, editNoise: &editNoise, denoiser: denoiser) { k, total in
+                if k == total || k % max(1, total / 10) == 0 { report("step \(k)/\(total)") }
+            }
+        }
+        let img = try vae.decode(x0.map { $0 / scale + shift })
+        let s = imageSize, cell = s / c.inputSize
+        var px = [Bool](repeating: false, count: s * s)
+        for y in 0..<s { for x in 0..<s { px[y * s + x] = regen[(y / cell) * c.inputSize + x / cell] } }
+        let what: String
+        switch mode {
+        case .inpaint: what = "RePaint in-painting" + (o.resample ? " with resampling (jump \(o.jumpLength) x \(o.jumpNSample))" : "")
+        case let .sdedit(st): what = "SDEdit strength \(st)" + (keep.contains(true) ? " (masked)" : "")
+        }
+        return EditResult(image: Image8(signedCHW: img), regenerated: try PixelMask(width: s, height: s, regenerate: px),
+                          details: "dit: \(what), \(label == c.nullClass ? "null class" : "class \(label)"), \(regen.filter { $0 }.count)/\(regen.count) latent cells regenerated, \(RePaintSchedule.denoisingSteps(editor.schedule())) model steps")
+    }
 }

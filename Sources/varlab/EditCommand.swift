@@ -9,7 +9,9 @@ struct Edit: ParsableCommand {
         abstract: "Edit an image: in-paint (--mask / --box), out-paint (--outpaint) or repaint a region as another class (--class).",
         discussion: """
         Masks: white = regenerate, black = keep; grey values are thresholded at 0.5 (>= 128 regenerated); a mask of \
-        another size than the image is resized to it (with a note). Boxes are x0,y0,x1,y1 in pixels of the input \
+        another size than the image is resized to it (with a note). The models regenerate whole token cells (VAR) or \
+        latent cells (DiT): a cell is regenerated when at least half of its pixels are marked (boxes follow the \
+        official round-half-to-even rounding to the token grid). Boxes are x0,y0,x1,y1 in pixels of the input \
         image, or fractions of its width/height when every value is <= 1. --outpaint x0,y0,x1,y1 keeps that box and \
         regenerates everything around it; --outpaint grow:l,t,r,b enlarges the canvas by these margins (then to a square, so the model sees all of it) and fills them.
         Inputs of any size are resized (shorter side) and centre-cropped to the model resolution; --paste-back puts \

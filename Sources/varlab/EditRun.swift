@@ -29,8 +29,8 @@ struct EditResult {
 protocol EditBackend: AnyObject {
     var imageSize: Int { get }
     var numClasses: Int { get }
-    /// The resampling filter of the family's official preprocessing.
-    var preprocessFilter: ResampleFilter { get }
+    /// The family's official preprocessing (resize + centre crop).
+    var pipeline: CenterCropGeometry.Pipeline { get }
     func edit(_ request: EditRequest, progress: (String) -> Void) throws -> EditResult
 }
 
@@ -54,10 +54,10 @@ enum EditRunner {
         return b
     }
 
-    static func requireFile(_ path: String?, field: String) throws -> String? {
+    static func requireFile(_ path: String?, field: String, directoryOK: Bool = false) throws -> String? {
         guard let path else { return nil }
         var isDir: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir), !isDir.boolValue else {
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir), directoryOK || !isDir.boolValue else {
             throw EditFieldError(field: field, message: "file not found: \(path)")
         }
         return path
@@ -76,7 +76,7 @@ enum EditRunner {
         guard outputPath.lowercased().hasSuffix(".png") else { throw EditFieldError(field: "output", message: "must be a .png file, got \(outputPath)") }
         _ = try requireFile(o.mask, field: "mask")
         _ = try requireFile(o.checkpoint, field: "checkpoint")
-        _ = try requireFile(o.vae, field: "vae")
+        _ = try requireFile(o.vae, field: "vae", directoryOK: true) // a diffusers AutoencoderKL folder
         let regions = [("mask", o.mask), ("box", o.box), ("outpaint", o.outpaint)].filter { $0.1 != nil }
         if regions.count > 1 {
             throw EditFieldError(field: regions[1].0, message: "give only one of mask, box, outpaint (got \(regions.map(\.0).joined(separator: " and ")))")
@@ -96,7 +96,7 @@ enum EditRunner {
         if o.jumpNSample < 1 { throw EditFieldError(field: "jump-n-sample", message: "must be at least 1") }
 
         var original: Image8
-        do { original = try EditFiles.readImage(imagePath).converted(channels: 3) } catch {
+        do { original = try ImageFile.read(path: imagePath).toRGB() } catch {
             throw EditFieldError(field: "image", message: "cannot read \(imagePath): \(error)")
         }
 
@@ -114,28 +114,29 @@ enum EditRunner {
             frameMask = grown.mask
         }
         let geometry: CenterCropGeometry
-        do { geometry = try CenterCropGeometry(sourceWidth: original.width, sourceHeight: original.height, size: s) } catch {
+        do { geometry = try CenterCropGeometry(sourceWidth: original.width, sourceHeight: original.height, size: s, pipeline: backend.pipeline) } catch {
             throw EditFieldError(field: "image", message: "\(error)")
         }
-        let modelImage = geometry.apply(original, filter: backend.preprocessFilter)
+        let modelImage: Image8
+        do { modelImage = try geometry.apply(original) } catch { throw EditFieldError(field: "image", message: "\(error)") }
         if !geometry.isIdentity {
             progress("input \(original.width)x\(original.height) resized (shorter side) and centre-cropped to \(s)x\(s)")
         }
 
         var region: EditRegion
         if let frameMask {
-            region = EditRegion(pixels: frameMask.toModel(geometry), tokenBox: nil)
+            region = EditRegion(pixels: try frameMask.toModel(geometry), tokenBox: nil)
         } else if let maskPath = o.mask {
             let img: Image8
-            do { img = try EditFiles.readImage(maskPath) } catch { throw EditFieldError(field: "mask", message: "cannot read \(maskPath): \(error)") }
+            do { img = try ImageFile.read(path: maskPath) } catch { throw EditFieldError(field: "mask", message: "cannot read \(maskPath): \(error)") }
             var (m, binary) = PixelMask.fromImage(img)
             if !binary { progress("note: the mask is not binary; thresholded at 0.5 (values >= 128 are regenerated)") }
             if m.width != original.width || m.height != original.height {
                 progress("note: mask \(m.width)x\(m.height) resized to the image size \(original.width)x\(original.height)")
-                m = m.resized(width: original.width, height: original.height)
+                m = try m.resized(width: original.width, height: original.height)
             }
             frameMask = m
-            region = EditRegion(pixels: m.toModel(geometry), tokenBox: nil)
+            region = EditRegion(pixels: try m.toModel(geometry), tokenBox: nil)
         } else if o.box != nil || o.outpaint != nil {
             let field = o.box != nil ? "box" : "outpaint"
             let spec: BoxSpec
@@ -172,16 +173,20 @@ enum EditRunner {
 
         var final = result.image
         if o.pasteBack {
-            final = try geometry.pasteBack(result.image, into: original, regenerate: frameMask, filter: .bicubic)
+            final = try geometry.pasteBack(result.image, into: original, regenerate: frameMask)
         }
-        do { try EditFiles.writePNG(final, to: outputPath) } catch {
+        let outDir = URL(fileURLWithPath: outputPath).deletingLastPathComponent()
+        do { try FileManager.default.createDirectory(at: outDir, withIntermediateDirectories: true) } catch {
+            throw EditFieldError(field: "output", message: "cannot create the folder \(outDir.path): \(error)")
+        }
+        do { try ImageFile.write(final, to: outputPath) } catch {
             throw EditFieldError(field: "output", message: "cannot write \(outputPath): \(error)")
         }
         var written = [outputPath]
         if o.compare {
             let strip = compareStrip([modelImage, result.regenerated.image.converted(channels: 3), result.image])
             let path = comparePath(outputPath)
-            do { try EditFiles.writePNG(strip, to: path) } catch { throw EditFieldError(field: "output", message: "cannot write \(path): \(error)") }
+            do { try ImageFile.write(strip, to: path) } catch { throw EditFieldError(field: "output", message: "cannot write \(path): \(error)") }
             written.append(path)
         }
         return Summary(summary: "\(result.details); \(String(format: "%.1f", secs)) s; wrote \(written.joined(separator: ", "))")

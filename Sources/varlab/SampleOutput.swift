@@ -44,7 +44,7 @@ enum SampleOutput {
     }
 
     static func writePNG(_ image: Image8, to path: String) throws {
-        try AtomicFile.write(try encodePNG(image), to: path)
+        try AtomicFile.write(try PNG.encode(image), to: path)
     }
 
     /// Images tiled `nrow` per row with a 2-pixel black border (torchvision make_grid defaults).
@@ -75,55 +75,6 @@ enum SampleOutput {
         w.add("arr_0", try NPYArray(uint8: px, shape: [images.count, first.height, first.width, first.channels]))
         w.add("arr_1", try NPYArray(int64: labels.map { Int64($0) }, shape: [labels.count]))
         try w.write(to: path)
-    }
-
-    // MARK: PNG encoding (stopgap until ImageIO's libpng encoder is on main: stored deflate blocks, valid PNG)
-
-    static func encodePNG(_ im: Image8) throws -> Data {
-        let colorType: UInt8
-        switch im.channels { case 1: colorType = 0; case 3: colorType = 2; case 4: colorType = 6
-        default: throw SampleOutputError("cannot write a \(im.channels)-channel PNG") }
-        var raw = [UInt8]()
-        raw.reserveCapacity((im.width * im.channels + 1) * im.height)
-        let stride = im.width * im.channels
-        for y in 0..<im.height { raw.append(0); raw += im.pixels[(y * stride)..<((y + 1) * stride)] }
-        var z: [UInt8] = [0x78, 0x01]
-        var pos = 0
-        repeat {
-            let n = min(65535, raw.count - pos)
-            let final: UInt8 = pos + n >= raw.count ? 1 : 0
-            z += [final, UInt8(n & 0xff), UInt8(n >> 8), UInt8(~n & 0xff), UInt8((~n >> 8) & 0xff)]
-            z += raw[pos..<(pos + n)]
-            pos += n
-        } while pos < raw.count
-        var a: UInt32 = 1, b: UInt32 = 0
-        for v in raw { a = (a + UInt32(v)) % 65521; b = (b + a) % 65521 }
-        z += be32((b << 16) | a)
-        var out: [UInt8] = [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]
-        func chunk(_ type: String, _ body: [UInt8]) {
-            out += be32(UInt32(body.count))
-            let t = Array(type.utf8)
-            out += t + body
-            out += be32(crc32(t + body))
-        }
-        chunk("IHDR", be32(UInt32(im.width)) + be32(UInt32(im.height)) + [8, colorType, 0, 0, 0])
-        chunk("IDAT", z)
-        chunk("IEND", [])
-        return Data(out)
-    }
-
-    private static func be32(_ v: UInt32) -> [UInt8] { [UInt8(v >> 24), UInt8((v >> 16) & 0xff), UInt8((v >> 8) & 0xff), UInt8(v & 0xff)] }
-
-    private static let crcTable: [UInt32] = (0..<256).map { n in
-        var c = UInt32(n)
-        for _ in 0..<8 { c = (c & 1) != 0 ? 0xEDB8_8320 ^ (c >> 1) : c >> 1 }
-        return c
-    }
-
-    private static func crc32(_ bytes: [UInt8]) -> UInt32 {
-        var c: UInt32 = 0xFFFF_FFFF
-        for v in bytes { c = crcTable[Int((c ^ UInt32(v)) & 0xff)] ^ (c >> 8) }
-        return c ^ 0xFFFF_FFFF
     }
 }
 

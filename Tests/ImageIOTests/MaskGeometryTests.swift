@@ -45,7 +45,7 @@ final class MaskGeometryTests: XCTestCase {
         XCTAssertEqual(g.cropX, 16)
         XCTAssertEqual(g.cropY, 0)
         let img = Image8(width: 300, height: 200, channels: 3, pixels: [UInt8](repeating: 77, count: 300 * 200 * 3))
-        let m = g.apply(img, filter: .lanczos)
+        let m = try g.apply(img)
         XCTAssertEqual([m.width, m.height], [64, 64])
         XCTAssertTrue(m.pixels.allSatisfy { $0 == 77 }) // a constant image stays constant (normalised weights)
     }
@@ -55,16 +55,21 @@ final class MaskGeometryTests: XCTestCase {
         let (m, binary) = PixelMask.fromImage(img)
         XCTAssertFalse(binary)
         XCTAssertEqual(m.regenerate, [false, false, true, true])
-        let r = m.resized(width: 8, height: 2)
+        let r = try m.resized(width: 8, height: 2)
         XCTAssertEqual([r.width, r.height], [8, 2])
         XCTAssertEqual(Array(r.regenerate.prefix(8)), [false, false, false, false, true, true, true, true])
     }
 
-    func testCellsRegeneratedAnyPixel() throws {
+    func testCellsRegeneratedMajorityWithFallback() throws {
         let m = try PixelMask.rectangle(width: 8, height: 8, x0: 3, y0: 0, x1: 4, y1: 1, regenerateInside: true)
         XCTAssertEqual(m.regeneratedCount, 1)
         XCTAssertEqual(try m.cellsRegenerated(2), [true, false, false, false])
         XCTAssertThrowsError(try m.cellsRegenerated(3))
+        // majority: a cell half covered is regenerated, a cell with a quarter is not (when others are)
+        let h = try PixelMask.rectangle(width: 8, height: 8, x0: 0, y0: 0, x1: 6, y1: 4, regenerateInside: true)
+        XCTAssertEqual(try h.cellsRegenerated(2), [true, true, false, false])
+        let q = try PixelMask.rectangle(width: 8, height: 8, x0: 0, y0: 0, x1: 5, y1: 4, regenerateInside: true)
+        XCTAssertEqual(try q.cellsRegenerated(2), [true, false, false, false])
     }
 
     func testOutpaintGrowAndKeep() throws {
@@ -84,10 +89,10 @@ final class MaskGeometryTests: XCTestCase {
         let orig = Image8(width: 8, height: 8, channels: 3, pixels: [UInt8](repeating: 10, count: 192))
         let res = Image8(width: 8, height: 8, channels: 3, pixels: [UInt8](repeating: 200, count: 192))
         let m = try PixelMask.rectangle(width: 8, height: 8, x0: 0, y0: 0, x1: 4, y1: 8, regenerateInside: true)
-        let out = try g.pasteBack(res, into: orig, regenerate: m, filter: .bicubic)
+        let out = try g.pasteBack(res, into: orig, regenerate: m)
         XCTAssertEqual(out.pixels[0], 200)
         XCTAssertEqual(out.pixels[(0 * 8 + 7) * 3], 10)
-        XCTAssertThrowsError(try g.pasteBack(res, into: Image8(width: 4, height: 4, channels: 3, pixels: [UInt8](repeating: 0, count: 48)), filter: .bicubic))
+        XCTAssertThrowsError(try g.pasteBack(res, into: Image8(width: 4, height: 4, channels: 3, pixels: [UInt8](repeating: 0, count: 48))))
     }
 }
 
@@ -99,5 +104,28 @@ final class MaskGrowSquareTests: XCTestCase {
         XCTAssertEqual(mask.regeneratedCount, 100 - 24)
         XCTAssertFalse(mask.regenerate[3 * 10 + 2])   // top-left pixel of the original sits at (2, 3)
         XCTAssertTrue(mask.regenerate[2 * 10 + 2])
+    }
+}
+
+final class MaskPipelineTests: XCTestCase {
+    /// The geometry's sizes and offsets are those of the official pipelines (Preprocess), so masks and boxes land
+    /// where the image does.
+    func testGeometryMatchesPreprocess() throws {
+        for (w, h) in [(300, 200), (201, 333), (64, 65), (517, 130)] {
+            var px = [UInt8](repeating: 0, count: w * h * 3)
+            for i in 0..<(w * h) { px[i * 3] = UInt8(i % 251); px[i * 3 + 1] = UInt8((i / w) % 256) }
+            let img = Image8(width: w, height: h, channels: 3, pixels: px)
+            for p in [CenterCropGeometry.Pipeline.var, .adm] {
+                let g = try CenterCropGeometry(sourceWidth: w, sourceHeight: h, size: 64, pipeline: p)
+                let a = try g.apply(img)
+                XCTAssertEqual([a.width, a.height], [64, 64])
+                // VAR: the same image through resize + crop with the geometry's numbers.
+                if p == .var {
+                    let b = try img.resized(width: g.scaledWidth, height: g.scaledHeight, filter: .lanczos)
+                        .cropped(x: g.cropX, y: g.cropY, width: 64, height: 64)
+                    XCTAssertEqual(a, b, "\(w)x\(h)")
+                }
+            }
+        }
     }
 }

@@ -124,18 +124,19 @@ final class EvalInputsTests: XCTestCase {
     /// and the reference's 16-dim statistics (tiny fixture dims) are not silently compared with 2048-dim features.
     func testEvaluatorOnFixtureBatches() throws {
         let net = try InceptionV3(path: Fixtures.path("eval/fid_inception_v3_fp16.safetensors"))
-        let ex = FeatureExtractor(network: net, preprocessing: .tf, cacheDir: nil)
+        let d = try tempDir()
+        let ex = FeatureExtractor(network: net, preprocessing: .tf, cacheDir: d.appendingPathComponent("cache").path)
         let ev = Evaluator(extractor: ex, classifier: nil)
         let s = try ImageSet(paths: [sample]), r = try ImageSet(paths: [reference])
         let report = try ev.run(samples: s, reference: r, metrics: [.fid, .is], explicit: true)
         XCTAssertTrue(report.notes.contains { $0.contains("recomputed") })
-        let fs = try ex.features(of: s), fr = try ex.features(of: r)
+        let fs = try ex.features(of: s), fr = try ex.features(of: r)  // from the cache
+        XCTAssertTrue(ex.lastFromCache)
         let fid = try FID.distance(GaussianStats(features: fs.pool3), GaussianStats(features: fr.pool3))
         XCTAssertEqual(report.values.first { $0.name == "FID" }?.value, fid)
         XCTAssertEqual(report.values.first { $0.name == "Inception Score" }?.value,
                        try InceptionScore.compute(logits: fs.logits))
         // A statistics-only reference of the wrong width cannot be used and has no images to fall back on.
-        let d = try tempDir()
         var w = NPZWriter()
         w.add("mu", try NPYArray(float64: [0, 0], shape: [2]))
         w.add("sigma", try NPYArray(float64: [1, 0, 0, 1], shape: [2, 2]))

@@ -29,12 +29,12 @@ final class ResNetParityTests: XCTestCase {
         var px = [UInt8](repeating: 0, count: 256 * 320 * 3)
         for y in 0..<256 { for x in 0..<320 { px[(y * 320 + x) * 3] = UInt8((x + y) % 256) } }
         let img = Image8(width: 320, height: 256, channels: 3, pixels: px)
-        XCTAssertEqual(ResNetPreprocessing.resizeShorter(img, to: 256), img)
+        XCTAssertEqual(try ResNetPreprocessing.resizeShorter(img, to: 256), img)
         let c = try ResNetPreprocessing.centerCrop(img, 224)
         XCTAssertEqual(c.pixels[0], UInt8((48 + 16) % 256))
         // A constant image stays constant through the antialiased resize.
         let flat = Image8(width: 50, height: 40, channels: 3, pixels: [UInt8](repeating: 77, count: 50 * 40 * 3))
-        let r = ResNetPreprocessing.resizeShorter(flat, to: 256)
+        let r = try ResNetPreprocessing.resizeShorter(flat, to: 256)
         XCTAssertEqual(r.height, 256)
         XCTAssertEqual(r.width, 320)
         XCTAssertTrue(r.pixels.allSatisfy { $0 == 77 })

@@ -1,3 +1,4 @@
+import Autoencoders
 import DiT
 import Foundation
 import ModelIO
@@ -96,5 +97,39 @@ final class EditDiffusionTests: XCTestCase {
         let s = try setup()
         XCTAssertThrowsError(try run(s, keep: halfMask(s), mode: .sdedit(strength: 0)))
         XCTAssertThrowsError(try run(s, keep: [true], mode: .inpaint))
+    }
+
+    /// The whole latent path with the fixture KL-VAE: known latent = encoder mean x scaling factor of the fixture
+    /// images (centre crop to the DiT's image size); kept latent cells equal it exactly; keep-all decodes to the
+    /// reconstruction decode(mean) (up to the x s / s float32 round trip: 1e-5 relative).
+    func testWithKLVAEEncoding() throws {
+        let s = try setup()
+        let vae = try KLVAE.load(path: Fixtures.path("dit/autoencoder_kl"))
+        let images = try Fixtures.safetensors("dit/autoencoder_kl_io.safetensors").floatTensor("images")
+        let size = s.model.config.inputSize * vae.config.downsampleFactor
+        let (n, ch, h, w) = (images.shape[0], images.shape[1], images.shape[2], images.shape[3])
+        let (oy, ox) = ((h - size) / 2, (w - size) / 2)
+        var crop = [Float]()
+        for b in 0..<n { for c in 0..<ch { for y in 0..<size { for x in 0..<size {
+            crop.append(images.data[((b * ch + c) * h + oy + y) * w + ox + x])
+        } } } }
+        let x = Tensor(shape: [n, ch, size, size], data: crop)
+        let mean = try vae.encode(x).mean
+        let scale = vae.config.scalingFactor
+        let known = mean.map { $0 * scale }
+        XCTAssertEqual(Array(known.shape.suffix(3)), Array(s.shape.suffix(3)))
+        let keep = halfMask(s)
+        let ed = DiffusionEditor(sampler: DiffusionSampler(diffusion: s.diffusion, method: .ddpm), mode: .inpaint)
+        var noise = PerSampleNoise(seed: 1, sampleIndices: Array(0..<n))
+        var editNoise = PerSampleNoise(seed: 2, sampleIndices: Array(0..<n))
+        let labels = [Int](repeating: s.model.config.nullClass, count: n)
+        let out = try ed.run(known: known, keep: keep, noise: &noise, editNoise: &editNoise,
+                             denoiser: DiTDenoisers.plain(s.model, labels: labels))
+        XCTAssertEqual(keptValues(out, keep), keptValues(known, keep))
+        var n2 = PerSampleNoise(seed: 1, sampleIndices: Array(0..<n)), e2 = PerSampleNoise(seed: 2, sampleIndices: Array(0..<n))
+        let all = try ed.run(known: known, keep: [Bool](repeating: true, count: keep.count), noise: &n2, editNoise: &e2,
+                             denoiser: DiTDenoisers.plain(s.model, labels: labels))
+        let recon = try vae.decode(mean)
+        XCTAssertLessThanOrEqual(relativeError(try vae.decode(all.map { $0 / scale }), recon), 1e-5)
     }
 }

@@ -34,10 +34,9 @@ final class EditJobsTests: XCTestCase {
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }
         let image = packageRoot.appendingPathComponent("assets/examples/scene.png").path
-        // The fixture VAR's scale list is not an official one: pass it as a job field, from the fixture config.
-        let config = try Fixtures.json("var/var_config.json")
-        let patchNums = (((config["kwargs"] as? [String: Any])?["patch_nums"] as? [Any]) ?? []).map { "\($0)" }.joined(separator: ",")
-        let common = "\"patch_nums\": [\(patchNums)], \"model\": \"var\", \"checkpoint\": \"\(Fixtures.path("var/var.safetensors"))\", \"vae\": \"\(Fixtures.path("var/vqvae.safetensors"))\", \"image\": \"\(image)\", \"top_k\": 1"
+        let cfg = try Fixtures.json("var/var_config.json")
+        let pns = try XCTUnwrap((cfg["kwargs"] as? [String: Any])?["patch_nums"] as? [Int])
+        let common = "\"patch_nums\": \(pns), \"model\": \"var\", \"checkpoint\": \"\(Fixtures.path("var/var.safetensors"))\", \"vae\": \"\(Fixtures.path("var/vqvae.safetensors"))\", \"image\": \"\(image)\", \"top_k\": 1"
         let jobs = """
         {"name": "inpaint", \(common), "box": [0.25, 0.25, 0.75, 0.75], "output": "a.png"}
         {"name": "unknown-field", \(common), "box": "0.1,0.1,0.5,0.5", "colour": "red", "output": "b.png"}
@@ -62,5 +61,44 @@ final class EditJobsTests: XCTestCase {
         let again = try run(["edit", "--jobs", path.path, "--resume"])
         XCTAssertTrue(again.out.contains("4 jobs: 0 ok, 2 skipped, 2 failed"), again.out + again.err)
         XCTAssertNotEqual(again.status, 0)
+    }
+
+    /// Single `edit` calls: bad input is a clear error naming the flag, never a crash; a DiT edit runs.
+    func testSingleEditErrorsNameTheFlag() throws {
+        guard Fixtures.exists("dit/dit.safetensors") else { throw XCTSkip("no fixtures") }
+        let image = packageRoot.appendingPathComponent("assets/examples/scene.png").path
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("varlab-edit-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let dit = ["edit", "--model", "dit", "--checkpoint", Fixtures.path("dit/dit.safetensors"),
+                   "--vae", Fixtures.path("dit/autoencoder_kl"), "--image", image, "--steps", "5"]
+        for (extra, flag) in [(["--box", "0,0,500,20"], "--box"), (["--mask", "/nonexistent.png"], "--mask"),
+                              (["--box", "1,2,3"], "--box"), (["--strength", "1.5"], "--strength"),
+                              (["--box", "0.1,0.1,0.5,0.5", "--sampler", "euler"], "--sampler"), ([], "--mask")] {
+            let r = try run(dit + extra + ["-o", dir.appendingPathComponent("x.png").path])
+            XCTAssertNotEqual(r.status, 0, "\(extra)")
+            XCTAssertTrue(r.err.contains(flag), "\(extra): \(r.err)")
+            XCTAssertFalse(r.err.contains("Fatal error"), r.err)
+        }
+        // an unreadable image, and a mask of another size (resized, with a note)
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let junk = dir.appendingPathComponent("junk.png")
+        try Data("not an image".utf8).write(to: junk)
+        let bad = try run(["edit", "--model", "dit", "--checkpoint", Fixtures.path("dit/dit.safetensors"), "--vae",
+                           Fixtures.path("dit/autoencoder_kl"), "--image", junk.path, "--box", "0.1,0.1,0.5,0.5",
+                           "-o", dir.appendingPathComponent("y.png").path])
+        XCTAssertNotEqual(bad.status, 0)
+        XCTAssertTrue(bad.err.contains("--image"), bad.err)
+
+        let out = dir.appendingPathComponent("ok.png").path
+        let ok = try run(dit + ["--box", "0.25,0.25,0.75,0.75", "--class", "3", "--compare", "-o", out])
+        XCTAssertEqual(ok.status, 0, ok.err)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: out))
+        XCTAssertTrue(FileManager.default.fileExists(atPath: dir.appendingPathComponent("ok-compare.png").path))
+        // the compare strip (another size than the image, not binary) as a mask: resized and thresholded, with notes
+        let strip = dir.appendingPathComponent("ok-compare.png").path
+        let m = try run(dit + ["--mask", strip, "-o", dir.appendingPathComponent("z.png").path])
+        XCTAssertEqual(m.status, 0, m.err)
+        XCTAssertTrue(m.err.contains("resized to the image size"), m.err)
+        XCTAssertTrue(m.err.contains("not binary"), m.err)
     }
 }

@@ -206,3 +206,32 @@ final class GradientTests: XCTestCase {
         R.checkScalar("vq codebook dFHat", q, analytic: dFHat) { mse($0, fd) }
     }
 }
+
+/// Edge cases of the conv index ranges: kernel wider than the padded row on one side, stride 3, 1-pixel input.
+final class ConvEdgeGradientTests: XCTestCase {
+    func testTinyInputsAndLargeStride() {
+        let cases: [([Int], [Int], Int, (Int, Int, Int, Int))] = [
+            ([1, 2, 1, 1], [3, 2, 3, 3], 2, (1, 1, 1, 1)),
+            ([1, 1, 5, 4], [2, 1, 3, 3], 3, (2, 0, 0, 2)),
+            ([2, 1, 2, 3], [1, 1, 2, 2], 1, (0, 1, 1, 0)),
+        ]
+        for (i, (xs, ws, stride, pads)) in cases.enumerated() {
+            let x = GradCheck.random(xs, seed: 200 + UInt64(i)), w = GradCheck.random(ws, seed: 210 + UInt64(i))
+            let y = Conv2d(weight: w, bias: nil, stride: stride, pads: pads)(x)
+            let g = GradCheck.random(y.shape, seed: 220 + UInt64(i))
+            let (dx, dW, _) = ConvGrad.backward(x: x, weight: w, stride: stride, pads: pads, dy: g)
+            let wd = w.data.map(Double.init), xd = x.data.map(Double.init)
+            GradCheck.check("conv edge \(i) dx", x, analytic: dx, g: g) { Ref.conv($0, xs, wd, ws, nil, stride: stride, pads: pads) }
+            GradCheck.check("conv edge \(i) dW", w, analytic: dW, g: g) { Ref.conv(xd, xs, $0, ws, nil, stride: stride, pads: pads) }
+        }
+    }
+
+    /// The SiLU layer (cached σ) agrees with the library forward and the analytic derivative.
+    func testSiLULayer() {
+        let x = GradCheck.random([3, 7], seed: 230, scale: 3)
+        let layer = SiLULayer()
+        XCTAssertEqual(layer.forward(x).data, x.silu().data)
+        let g = GradCheck.random([3, 7], seed: 231)
+        GradCheck.check("silu layer", x, analytic: layer.backward(g), g: g) { $0.map { $0 / (1 + exp(-$0)) } }
+    }
+}

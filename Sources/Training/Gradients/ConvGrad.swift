@@ -62,12 +62,22 @@ public enum ConvGrad {
                 let c = row / (g.kh * g.kw), ky = (row / g.kw) % g.kh, kx = row % g.kw
                 let s = src + c * g.h * g.w
                 let o = col + row * g.plane
+                // Output columns whose tap falls inside the row: ox in [x0, x1).
+                let x0 = min(g.wo, max(0, (g.left - kx + g.stride - 1) / g.stride))
+                let last = g.w - 1 + g.left - kx   // largest ox * stride with ix <= w - 1
+                let x1 = last < 0 ? x0 : max(x0, min(g.wo, last / g.stride + 1))
                 for oy in 0..<g.ho {
                     let iy = oy * g.stride + ky - g.top
-                    for ox in 0..<g.wo {
-                        let ix = ox * g.stride + kx - g.left
-                        o[oy * g.wo + ox] = (iy >= 0 && iy < g.h && ix >= 0 && ix < g.w) ? s[iy * g.w + ix] : 0
+                    let dst = o + oy * g.wo
+                    if iy < 0 || iy >= g.h { dst.update(repeating: 0, count: g.wo); continue }
+                    let srow = s + iy * g.w + kx - g.left
+                    for ox in 0..<x0 { dst[ox] = 0 }
+                    if g.stride == 1 {
+                        (dst + x0).update(from: srow + x0, count: x1 - x0)
+                    } else {
+                        for ox in x0..<x1 { dst[ox] = srow[ox * g.stride] }
                     }
+                    for ox in x1..<g.wo { dst[ox] = 0 }
                 }
             }
         }
@@ -82,13 +92,14 @@ public enum ConvGrad {
             for ky in 0..<g.kh { for kx in 0..<g.kw {
                 let row = (c * g.kh + ky) * g.kw + kx
                 let o = src.p + row * g.plane
+                let x0 = min(g.wo, max(0, (g.left - kx + g.stride - 1) / g.stride))
+                let last = g.w - 1 + g.left - kx   // largest ox * stride with ix <= w - 1
+                let x1 = last < 0 ? x0 : max(x0, min(g.wo, last / g.stride + 1))
                 for oy in 0..<g.ho {
                     let iy = oy * g.stride + ky - g.top
                     if iy < 0 || iy >= g.h { continue }
-                    for ox in 0..<g.wo {
-                        let ix = ox * g.stride + kx - g.left
-                        if ix >= 0 && ix < g.w { d[iy * g.w + ix] += o[oy * g.wo + ox] }
-                    }
+                    let drow = d + iy * g.w + kx - g.left, orow = o + oy * g.wo
+                    for ox in x0..<x1 { drow[ox * g.stride] += orow[ox] }
                 }
             } }
         }

@@ -1,0 +1,95 @@
+import Foundation
+import ImageIO
+import Tensor
+
+/// A labelled image set the trainers draw batches from: images [N, 3, S, S] in [-1, 1] and class indices.
+public protocol LabeledImageSource {
+    var count: Int { get }
+    var classCount: Int { get }
+    var imageSize: Int { get }
+    var summary: String { get }
+    func batch(_ indices: [Int]) -> (images: Tensor, labels: [Int])
+}
+
+/// The toy training split seen as a finite set of `count` images (indices 0..<count).
+public struct ToySource: LabeledImageSource {
+    public let dataset: ToyDataset
+    public let count: Int
+    public init(dataset: ToyDataset, count: Int) { self.dataset = dataset; self.count = count }
+    public var classCount: Int { ToyDataset.classCount }
+    public var imageSize: Int { dataset.size }
+    public var summary: String { "toy (\(dataset.split.rawValue) split, seed \(dataset.seed), \(count) images, \(classCount) classes)" }
+    public func batch(_ indices: [Int]) -> (images: Tensor, labels: [Int]) { dataset.batch(indices) }
+}
+
+/// `--data imagefolder:PATH`: one sub-folder per class (sorted names = class indices 0, 1, ...), PNG/JPEG files,
+/// each brought to size x size by the official ADM / DiT `center_crop_arr` pipeline (PIL BOX halving while the
+/// shorter side is at least twice the target, BICUBIC resize of the shorter side to `size`, center crop). Files that cannot be decoded are skipped and counted; a
+/// folder with no class sub-folders, or with no readable image left, is an error.
+public struct ImageFolderSource: LabeledImageSource {
+    public let root: String
+    public let classNames: [String]
+    public let imageSize: Int
+    public let skipped: [String]
+    private let pixels: [[UInt8]]   // CHW would cost a conversion per batch; HWC uint8 keeps memory small
+    private let labels: [Int]
+
+    public static let extensions: Set<String> = ["png", "jpg", "jpeg"]
+
+    /// `decode` reads one file (PNG/JPEG) into an RGB or grey Image8; the CLI passes the ImageIO codec.
+    public init(root: String, size: Int, decode: (String) throws -> Image8) throws {
+        let fm = FileManager.default
+        var isDir: ObjCBool = false
+        guard fm.fileExists(atPath: root, isDirectory: &isDir), isDir.boolValue else {
+            throw TrainingError.data("imagefolder \(root): not a folder")
+        }
+        let entries = try fm.contentsOfDirectory(atPath: root).sorted()
+        let classes = entries.filter { name in
+            var d: ObjCBool = false
+            return !name.hasPrefix(".") && fm.fileExists(atPath: (root as NSString).appendingPathComponent(name), isDirectory: &d) && d.boolValue
+        }
+        guard !classes.isEmpty else {
+            throw TrainingError.data("imagefolder \(root): no class sub-folders (expected one folder per class, e.g. \(root)/cat/*.png)")
+        }
+        var pixels: [[UInt8]] = [], labels: [Int] = [], skipped: [String] = []
+        for (ci, cls) in classes.enumerated() {
+            let dir = (root as NSString).appendingPathComponent(cls)
+            let files = try fm.contentsOfDirectory(atPath: dir).sorted()
+                .filter { ImageFolderSource.extensions.contains(($0 as NSString).pathExtension.lowercased()) }
+            for f in files {
+                let path = (dir as NSString).appendingPathComponent(f)
+                do {
+                    let img = try decode(path)
+                    guard img.width > 0, img.height > 0 else { skipped.append(path); continue }
+                    // ADM's center_crop_arr (BOX halving, BICUBIC to the shorter side, center crop), as DiT trains.
+                    pixels.append(try Preprocess.admCenterCrop(img.toRGB(), size: size).pixels)
+                    labels.append(ci)
+                } catch {
+                    skipped.append(path)
+                }
+            }
+        }
+        guard !pixels.isEmpty else {
+            throw TrainingError.data("imagefolder \(root): no readable PNG/JPEG images in \(classes.count) class folders" +
+                                     (skipped.isEmpty ? "" : " (\(skipped.count) unreadable files skipped)"))
+        }
+        self.root = root; self.classNames = classes; self.imageSize = size
+        self.pixels = pixels; self.labels = labels; self.skipped = skipped
+    }
+
+    public var count: Int { pixels.count }
+    public var classCount: Int { classNames.count }
+    public var summary: String {
+        "imagefolder \(root) (\(count) images, \(classCount) classes\(skipped.isEmpty ? "" : ", \(skipped.count) unreadable files skipped"))"
+    }
+
+    public func batch(_ indices: [Int]) -> (images: Tensor, labels: [Int]) {
+        let s = imageSize, per = 3 * s * s
+        var data = [Float](repeating: 0, count: indices.count * per)
+        for (i, idx) in indices.enumerated() {
+            let t = Image8(width: s, height: s, channels: 3, pixels: pixels[idx]).signedCHW()
+            for j in 0..<per { data[i * per + j] = t.data[j] }
+        }
+        return (Tensor(shape: [indices.count, 3, s, s], data: data), indices.map { labels[$0] })
+    }
+}

@@ -1,0 +1,78 @@
+import Foundation
+import ModelIO
+import Tensor
+
+/// varlab training checkpoints: safetensors with the parameters under their names, the AdamW moments under
+/// `optimizer.m.<name>` / `optimizer.v.<name>`, and metadata: `varlab.model`, `varlab.config` (model config JSON),
+/// `varlab.step`, `varlab.optimizer.step`, `varlab.train` (training options JSON, informative).
+/// Written atomically (temporary file + rename), so the previous checkpoint stays intact until the new one is
+/// complete.
+public struct TrainCheckpoint {
+    public let file: SafetensorsFile
+    public var model: String { file.metadata["varlab.model"] ?? "" }
+    public var configJSON: String { file.metadata["varlab.config"] ?? "" }
+    public var step: Int { Int(file.metadata["varlab.step"] ?? "") ?? 0 }
+
+    public static func read(path: String, model: String) throws -> TrainCheckpoint {
+        guard FileManager.default.fileExists(atPath: path) else {
+            throw TrainingError.checkpoint("\(path): no such file")
+        }
+        let f = try SafetensorsFile(path: path)
+        let ck = TrainCheckpoint(file: f)
+        guard ck.model == model else {
+            throw TrainingError.checkpoint("\(path) holds a '\(ck.model.isEmpty ? "non-varlab" : ck.model)' model, expected '\(model)'")
+        }
+        return ck
+    }
+
+    public func loadParameters(_ params: [Parameter]) throws {
+        for p in params {
+            guard let info = file.info(p.name) else { throw TrainingError.checkpoint("\(file.path): missing \(p.name)") }
+            guard info.shape == p.value.shape else {
+                throw TrainingError.checkpoint("\(file.path): \(p.name) has shape \(info.shape), the model expects \(p.value.shape)")
+            }
+            p.value = try file.floatTensor(p.name)
+        }
+    }
+
+    public func loadOptimizer(_ opt: AdamW) throws {
+        var m: [[Float]] = [], v: [[Float]] = []
+        for p in opt.params {
+            for (key, into) in [("optimizer.m.\(p.name)", 0), ("optimizer.v.\(p.name)", 1)] {
+                guard file.info(key)?.shape == p.value.shape else {
+                    throw TrainingError.checkpoint("\(file.path): optimizer state \(key) missing or mis-shaped (cannot resume)")
+                }
+                let t = try file.floatTensor(key).data
+                if into == 0 { m.append(t) } else { v.append(t) }
+            }
+        }
+        try opt.restore(step: Int(file.metadata["varlab.optimizer.step"] ?? "") ?? 0, m: m, v: v)
+    }
+
+    public static func write(path: String, model: String, configJSON: String, step: Int, params: [Parameter],
+                             optimizer: AdamW?, extra: [String: String] = [:]) throws {
+        var w = SafetensorsWriter()
+        for p in params { w.add(p.name, p.value) }
+        if let optimizer {
+            for (i, p) in optimizer.params.enumerated() {
+                w.add("optimizer.m.\(p.name)", Tensor(shape: p.value.shape, data: optimizer.m[i]))
+                w.add("optimizer.v.\(p.name)", Tensor(shape: p.value.shape, data: optimizer.v[i]))
+            }
+            w.metadata["varlab.optimizer.step"] = String(optimizer.step)
+        }
+        w.metadata["varlab.model"] = model
+        w.metadata["varlab.config"] = configJSON
+        w.metadata["varlab.step"] = String(step)
+        for (k, v) in extra { w.metadata[k] = v }
+        try w.write(to: path)
+    }
+}
+
+extension Encodable {
+    /// Canonical JSON (sorted keys) for metadata and config comparison.
+    public func canonicalJSON() throws -> String {
+        let e = JSONEncoder()
+        e.outputFormatting = [.sortedKeys]
+        return String(decoding: try e.encode(self), as: UTF8.self)
+    }
+}

@@ -1,0 +1,142 @@
+import Foundation
+import Tensor
+import Autoencoders
+
+/// VAR's multi-scale residual quantiser in training mode (official `VectorQuantizer2.forward`), with its backward.
+///
+/// Forward, for scales s = 0..SN-1 with sizes pn_s (the last = the latent size H):
+///   rest ← sg(f); F ← 0
+///   ids_s = argmin_v ‖area_down(rest, pn_s) - E_v‖²       (no gradient)
+///   h_s = φ_s(bicubic_up(E[ids_s]))  (no upsampling at the last scale), φ(u) = (1-r) u + r conv3x3(u)
+///   F ← F + h_s; rest ← rest - h_s
+///   L_vq += β mse(sg(F), f) + mse(F, sg(f))
+/// L_vq /= SN; the decoder input is f̂ = sg(F) - sg(f) + f (straight-through).
+///
+/// Backward: the decoder's gradient reaches f unchanged (straight-through); f also gets the commitment terms
+/// β·2(f - F_s)/M / SN; the codebook path gets G_s = 2(F_s - f)/M / SN at every scale, so h_j receives Σ_{s≥j} G_s,
+/// which flows through φ_j (conv gradients), the bicubic upsampling (its adjoint) and the embedding lookup (scatter).
+public final class TrainableQuantizer {
+    public let embedding: Parameter          // [V, C]
+    public let phiWeights: [Parameter]        // [C, C, 3, 3]
+    public let phiBiases: [Parameter]         // [C]
+    public let patchNums: [Int]
+    public let phiIndexPerScale: [Int]
+    public let resiRatio: Float
+    public let beta: Float
+
+    public struct Saved {
+        public let f: Tensor
+        public let tokens: [[Int]]
+        let upsampled: [Tensor]      // u_s (input of φ_s)
+        let partialSums: [Tensor]    // F_s after each scale
+    }
+
+    /// Fresh parameters: codebook uniform(-1/V, 1/V) (the classic VQ-VAE init); φ convs as PyTorch's default conv
+    /// init. Parameter names follow the official checkpoint (`quantize.embedding.weight`, `quantize.quant_resi.qresi_ls.K`).
+    public init(vocabSize: Int, channels: Int, patchNums: [Int], phiCount: Int = 4, resiRatio: Float = 0.5,
+                beta: Float = 0.25, seed: UInt64, stream: UInt64 = 1000) throws {
+        guard patchNums.count >= 2, patchNums.allSatisfy({ $0 >= 1 }),
+              zip(patchNums, patchNums.dropFirst()).allSatisfy({ $0 < $1 }) else {
+            throw TrainingError.config("impossible patch numbers \(patchNums)")
+        }
+        guard vocabSize >= 2, channels >= 1, phiCount >= 1 else { throw TrainingError.config("quantiser sizes") }
+        let bound = 1 / Float(vocabSize)
+        embedding = Parameter("quantize.embedding.weight",
+                              Init.uniform([vocabSize, channels], bound: bound, seed: seed, stream: stream), decay: false)
+        let cb = 1 / Float(channels * 9).squareRoot()
+        phiWeights = (0..<phiCount).map { k in
+            Parameter("quantize.quant_resi.qresi_ls.\(k).weight",
+                      Init.uniform([channels, channels, 3, 3], bound: cb, seed: seed, stream: stream + 1 + 2 * UInt64(k)), decay: true)
+        }
+        phiBiases = (0..<phiCount).map { k in
+            Parameter("quantize.quant_resi.qresi_ls.\(k).bias",
+                      Init.uniform([channels], bound: cb, seed: seed, stream: stream + 2 + 2 * UInt64(k)), decay: false)
+        }
+        self.patchNums = patchNums
+        phiIndexPerScale = MultiScaleQuantizer.tickRule(k: phiCount, scales: patchNums.count)
+        self.resiRatio = resiRatio; self.beta = beta
+    }
+
+    public var parameters: [Parameter] { [embedding] + zip(phiWeights, phiBiases).flatMap { [$0, $1] } }
+    public var channels: Int { embedding.value.shape[1] }
+    public var vocabSize: Int { embedding.value.shape[0] }
+
+    func phiConv(_ si: Int) -> Conv2d {
+        let k = phiIndexPerScale[si]
+        return Conv2d(weight: phiWeights[k].value, bias: phiBiases[k].value, stride: 1, padding: 1)
+    }
+
+    /// Nearest codes of the rows of z [rows, C]: ‖z‖² + ‖e‖² - 2 z·e with the product in sgemm.
+    func nearest(_ z: Tensor) -> [Int] {
+        let c = channels, v = vocabSize, rows = z.count / c
+        let e = embedding.value
+        let ze = z.matmul(e, transposeOther: true)
+        var ee = [Float](repeating: 0, count: v)
+        for i in 0..<v { var s: Float = 0; for ch in 0..<c { s += e.data[i * c + ch] * e.data[i * c + ch] }; ee[i] = s }
+        return (0..<rows).map { r in
+            var zz: Float = 0
+            for ch in 0..<c { zz += z.data[r * c + ch] * z.data[r * c + ch] }
+            var best = 0, bestD = Float.infinity
+            for j in 0..<v { let d = (zz + ee[j]) - 2 * ze.data[r * v + j]; if d < bestD { bestD = d; best = j } }
+            return best
+        }
+    }
+
+    /// Forward with given tokens (`tokens` nil = choose them by nearest code). Returns the decoder input (value F,
+    /// straight-through to f), L_vq and what backward needs.
+    public func forward(_ f: Tensor, tokens given: [[Int]]? = nil) -> (fHat: Tensor, vqLoss: Double, saved: Saved) {
+        let (b, c, hh) = (f.shape[0], f.shape[1], f.shape[2])
+        precondition(c == channels && hh == patchNums.last! && f.shape[3] == hh, "quantiser input \(f.shape)")
+        var rest = f, acc = Tensor(zeros: f.shape)
+        var tokens: [[Int]] = [], ups: [Tensor] = [], sums: [Tensor] = []
+        var loss = 0.0
+        let r = resiRatio
+        for (si, pn) in patchNums.enumerated() {
+            let ids: [Int]
+            if let given { ids = given[si] } else {
+                let down = pn == hh ? rest : rest.adaptiveAveragePooled(height: pn, width: pn)
+                ids = nearest(down.permuted([0, 2, 3, 1]).reshaped([b * pn * pn, c]))
+            }
+            var u = Embedding(weight: embedding.value)(ids).reshaped([b, pn, pn, c]).permuted([0, 3, 1, 2])
+            if pn != hh { u = u.interpolated(height: hh, width: hh, mode: .bicubic) }
+            let h = u.zipWith(phiConv(si)(u)) { $0 * (1 - r) + $1 * r }
+            acc += h
+            rest -= h
+            loss += (1 + Double(beta)) * Losses.mse(acc, f).loss
+            tokens.append(ids); ups.append(u); sums.append(acc)
+        }
+        loss /= Double(patchNums.count)
+        return (acc, loss, Saved(f: f, tokens: tokens, upsampled: ups, partialSums: sums))
+    }
+
+    /// Accumulates codebook and φ gradients (L_vq scaled by `vqWeight`) and returns df = dFHat (straight-through)
+    /// + the commitment gradient.
+    public func backward(dFHat: Tensor, saved: Saved, vqWeight: Float = 1) -> Tensor {
+        let f = saved.f
+        let (b, hh) = (f.shape[0], f.shape[2])
+        let sn = patchNums.count, m = Float(f.count), r = resiRatio
+        let k = 2 * vqWeight / (m * Float(sn))
+        var df = dFHat
+        var gh = Tensor(zeros: f.shape)   // Σ_{s ≥ j} G_s, built from the last scale down
+        var dEmb = Tensor(zeros: embedding.value.shape)
+        for si in stride(from: sn - 1, through: 0, by: -1) {
+            let diff = saved.partialSums[si] - f      // F_s - f
+            gh.addInPlace(diff, scale: k)
+            df.addInPlace(diff, scale: -beta * k)
+            // h = (1-r) u + r conv(u)
+            let phiK = phiIndexPerScale[si]
+            let (dxConv, dW, db) = ConvGrad.backward(x: saved.upsampled[si], weight: phiWeights[phiK].value, stride: 1,
+                                                     pads: (1, 1, 1, 1), dy: gh)
+            phiWeights[phiK].accumulate(dW * r); phiBiases[phiK].accumulate(db * r)
+            var du = gh * (1 - r)
+            du.addInPlace(dxConv, scale: r)
+            let pn = patchNums[si]
+            let de = pn == hh ? du : InterpolateGrad.backward(inputShape: [b, channels, pn, pn], mode: .bicubic, dy: du)
+            // Embedding scatter: de [B, C, pn, pn] -> rows [B*pn*pn, C].
+            let rows = de.permuted([0, 2, 3, 1]).reshaped([b * pn * pn, channels])
+            dEmb += LinearGrad.embeddingBackward(ids: saved.tokens[si], tableShape: embedding.value.shape, dy: rows)
+        }
+        embedding.accumulate(dEmb)
+        return df
+    }
+}

@@ -1,0 +1,85 @@
+import ArgumentParser
+import Foundation
+import Tensor
+import Training
+
+/// `varlab train vqvae`: the VAR multi-scale VQ-VAE on toy data or an image folder.
+struct TrainVQVAE: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "vqvae",
+        abstract: "Train the multi-scale VQ-VAE (VAR tokenizer): mse reconstruction + the quantiser's commitment loss.",
+        discussion: """
+        The checkpoint uses the official VQ-VAE key names (it loads in the inference VQ-VAE; its patch numbers are \
+        in the metadata), includes the optimizer state, and is written atomically every --save-every steps and at the \
+        end. --resume continues from -o (same config). Deterministic given --seed, for any --threads.
+        """)
+
+    @Option(help: "Training data: toy or imagefolder:PATH.") var data: String = "toy"
+    @Option(help: "Optimizer steps.") var steps: Int = 1000
+    @Option(help: "Images per step.") var batchSize: Int = 16
+    @Option(help: "Peak learning rate.") var lr: Float = 3e-4
+    @Option(help: "Warmup steps.") var warmup: Int = 50
+    @Option(help: "Decoupled weight decay.") var weightDecay: Float = 0.05
+    @Option(help: "Gradient clipping (global L2 norm).") var clip: Float = 2
+    @Option(help: "Seed.") var seed: UInt64 = 0
+    @Option(help: "Checkpoint every N steps.") var saveEvery: Int = 100
+    @Option(help: "Base width (multiple of 32 with every --ch-mult).") var ch: Int = 32
+    @Option(help: "Width multipliers per level, comma-separated (downsampling = 2^(levels-1)).") var chMult: String = "1,2,2"
+    @Option(help: "ResNet blocks per level.") var resBlocks: Int = 1
+    @Option(help: "Latent channels.") var zChannels: Int = 16
+    @Option(help: "Codebook size.") var vocab: Int = 512
+    @Option(help: "Scale schedule (patch numbers), the last = latent size.") var patchNums: String = "1,2,3,4,6,8,10,13,16"
+    @Option(help: "Toy data: training split size.") var trainSize: Int = 100_000
+    @Option(help: "Toy data: dataset seed.") var dataSeed: UInt64 = 0
+    @Option(help: "Held-out images for the final reconstruction error (toy data).") var evalN: Int = 64
+    @Option(help: "Print progress every N steps.") var logEvery: Int = 10
+    @Flag(help: "Continue from the checkpoint at -o.") var resume = false
+    @Option(name: [.short, .customLong("output")], help: "Checkpoint path (.safetensors).") var output: String
+    @OptionGroup var common: CommonOptions
+
+    func ints(_ s: String, _ name: String) throws -> [Int] {
+        let v = s.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+        guard !v.isEmpty, v.allSatisfy({ $0 != nil }) else { throw ValidationError("\(name): expected comma-separated integers, got '\(s)'") }
+        return v.map { $0! }
+    }
+
+    func run() throws {
+        try common.apply()
+        guard logEvery >= 1 else { throw ValidationError("--log-every must be at least 1") }
+        var config = VQVAETrainConfig()
+        config.ch = ch; config.chMult = try ints(chMult, "--ch-mult"); config.numResBlocks = resBlocks
+        config.zChannels = zChannels; config.vocabSize = vocab; config.patchNums = try ints(patchNums, "--patch-nums")
+        config.imageSize = 64
+        var opts = TrainOptions()
+        opts.steps = steps; opts.batchSize = batchSize; opts.lr = lr; opts.warmupSteps = warmup
+        opts.weightDecay = weightDecay; opts.clip = clip; opts.seed = seed; opts.saveEvery = saveEvery
+        let trainer: VQVAETrainer
+        do { trainer = try VQVAETrainer(config: config, options: opts) } catch { throw ValidationError("\(error)") }
+        let source = try TrainData.source(data, trainSize: trainSize, dataSeed: dataSeed, size: config.imageSize)
+        trainer.dataSummary = source.summary
+        trainer.loop.checkpointPath = output
+        do {
+            if resume { try trainer.resume(from: output); note("resuming from \(output) at step \(trainer.loop.step)") }
+        } catch let e as TrainingError { throw ValidationError(e.description) }
+        note("data: \(source.summary)")
+        note("model: VQ-VAE ch \(ch) x \(config.chMult), z \(zChannels), vocab \(vocab), scales \(config.patchNums); " +
+             "\(trainer.model.parameters.reduce(0) { $0 + $1.value.count }) parameters; \(Parallel.threads) threads")
+        let t0 = Date()
+        do {
+            try trainer.run(source: source) { p in
+                if p.step % logEvery == 0 || p.step == p.totalSteps {
+                    note(String(format: "step %d/%d  loss %.4f (avg %.4f)  recon %.4f  vq %.4f  codes %d  lr %.2e  |g| %.2f  %.1f samples/s  ETA %@",
+                                p.step, p.totalSteps, p.loss, p.smoothedLoss, trainer.lastRecon, trainer.lastVQ, trainer.codesUsed,
+                                p.lr, p.gradNorm, p.samplesPerSecond, TrainData.duration(p.etaSeconds)))
+                }
+            }
+        } catch let e as TrainingError { throw ValidationError(e.description) }
+        let seconds = Date().timeIntervalSince(t0)
+        note(String(format: "trained to step %d in %@; checkpoint %@", trainer.loop.step, TrainData.duration(seconds), output))
+        if data == "toy" && evalN > 0 {
+            let held = ToySource(dataset: ToyDataset(seed: dataSeed, split: .heldout, size: config.imageSize), count: evalN)
+            print(String(format: "held-out reconstruction mse: %.5f on %d toy images; training time %.1fs",
+                         trainer.reconstructionMSE(source: held, n: evalN), evalN, seconds))
+        }
+    }
+}
