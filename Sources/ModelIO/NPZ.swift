@@ -159,25 +159,30 @@ public struct NPZWriter {
             }
             for key in arrays.keys {
                 let a = arrays[key]!
-                let header = NPY.encodeHeader(dtype: a.dtype, shape: a.shape)
-                let total = header.count + a.data.count
-                try archive.addEntry(with: key + ".npy", type: .file, uncompressedSize: Int64(total),
-                                     compressionMethod: compressed ? .deflate : .none, bufferSize: 1 << 20) { pos, size in
-                    // Serve the requested window of header + data without concatenating them.
-                    var out = Data(capacity: size)
-                    var p = Int(pos)
-                    let end = p + size
-                    if p < header.count {
-                        let e = min(end, header.count)
-                        out.append(header[p..<e]); p = e
-                    }
-                    if p < end {
-                        let s = a.data.startIndex + p - header.count
-                        out.append(a.data[s ..< s + (end - p)])
-                    }
-                    return out
+                try NPZWriter.addMember(to: archive, key: key, dtype: a.dtype, shape: a.shape, compressed: compressed) { offset, count in
+                    a.data[(a.data.startIndex + offset)..<(a.data.startIndex + offset + count)]
                 }
             }
+        }
+    }
+
+    /// Adds `key.npy` to a zip being written, its data bytes served in windows by `data(offset, count)`
+    /// (offsets into the data section; called with increasing offsets), so no member is ever built whole.
+    static func addMember(to archive: Archive, key: String, dtype: NPYDType, shape: [Int], compressed: Bool,
+                          data: @escaping (Int, Int) throws -> Data) throws {
+        let header = NPY.encodeHeader(dtype: dtype, shape: shape)
+        let total = header.count + shape.reduce(dtype.itemSize, *)
+        try archive.addEntry(with: key + ".npy", type: .file, uncompressedSize: Int64(total),
+                             compressionMethod: compressed ? .deflate : .none, bufferSize: 1 << 20) { pos, size in
+            var out = Data(capacity: size)
+            var p = Int(pos)
+            let end = p + size
+            if p < header.count {
+                let e = min(end, header.count)
+                out.append(header[p..<e]); p = e
+            }
+            if p < end { out.append(try data(p - header.count, end - p)) }
+            return out
         }
     }
 }

@@ -38,30 +38,20 @@ public enum NPZConcatenate {
             catch { throw CheckpointError.cannotOpen(path: path, reason: "cannot create zip: \(error)") }
             for (ki, key) in keys.enumerated() {
                 let hs = headers[ki]
-                let rows = hs.reduce(0) { $0 + $1.shape[0] }
-                let shape = [rows] + Array(hs[0].shape.dropFirst())
-                let header = NPY.encodeHeader(dtype: hs[0].dtype, shape: shape)
-                let total = header.count + hs.reduce(0) { $0 + $1.byteCount }
-                // The provider is asked for consecutive windows; serve them from one loaded input at a time.
+                let shape = [hs.reduce(0) { $0 + $1.shape[0] }] + Array(hs[0].shape.dropFirst())
+                // Windows are asked for in order; serve them from one loaded input at a time.
                 var current = -1
                 var currentData = Data()
-                var currentStart = header.count
-                var nextStart = header.count
-                try archive.addEntry(with: key + ".npy", type: .file, uncompressedSize: Int64(total),
-                                     compressionMethod: .none, bufferSize: 1 << 20) { pos, size in
-                    var out = Data(capacity: size)
-                    var p = Int(pos)
-                    let end = p + size
-                    if p < header.count {
-                        let e = min(end, header.count)
-                        out.append(header[p..<e]); p = e
-                    }
+                var currentStart = 0
+                try NPZWriter.addMember(to: archive, key: key, dtype: hs[0].dtype, shape: shape, compressed: false) { offset, count in
+                    var out = Data(capacity: count)
+                    var p = offset
+                    let end = offset + count
                     while p < end {
                         if current < 0 || p >= currentStart + currentData.count {
+                            currentStart += currentData.count
                             current += 1
-                            currentStart = nextStart
                             currentData = try files[current].array(key).data
-                            nextStart = currentStart + currentData.count
                             continue
                         }
                         let s = p - currentStart
