@@ -93,8 +93,8 @@ public struct ResnetBlock: Sendable {
     public var outChannels: Int { conv2.outChannels }
 
     public func callAsFunction(_ x: Tensor) -> Tensor {
-        var h = conv1(siluParallel(norm1(x)))
-        h = conv2(siluParallel(norm2(h)))
+        var h = conv1(norm1(x).silu())
+        h = conv2(norm2(h).silu())
         let s = shortcut.map { $0(x) } ?? x
         h.addInPlace(s)
         return h
@@ -204,18 +204,3 @@ public struct Upsample: Sendable {
     }
 }
 
-/// x * sigmoid(x) over fixed chunks on all threads (the decoder's feature maps at 256x256 are ~10M values;
-/// the elementwise pass was single-threaded).
-public func siluParallel(_ x: Tensor) -> Tensor {
-    var out = x
-    let n = x.count
-    let chunk = 32768
-    out.data.withUnsafeMutableBufferPointer { p in
-        let base = UnsafeSendable(UnsafePointer(p.baseAddress!))
-        Parallel.forEach((n + chunk - 1) / chunk) { c in
-            let q = UnsafeMutablePointer(mutating: base.p)
-            for i in (c * chunk)..<min(n, (c + 1) * chunk) { q[i] = q[i] / (1 + expf(-q[i])) }
-        }
-    }
-    return out
-}

@@ -144,7 +144,7 @@ public struct VQEncoder: Sendable {
         h = mid1(h)
         if let midAttn { h = midAttn(h) }
         h = mid2(h)
-        return convOut(siluParallel(normOut(h)))
+        return convOut(normOut(h).silu())
     }
 }
 
@@ -194,7 +194,7 @@ public struct VQDecoder: Sendable {
             h = levels[l](h)
             if let u = ups[l] { h = u(h) }
         }
-        return convOut(siluParallel(normOut(h)))
+        return convOut(normOut(h).silu())
     }
 }
 

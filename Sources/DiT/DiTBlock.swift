@@ -27,9 +27,7 @@ public struct DiTBlock: Sendable {
         var h = x
         let a = attention(DiTBlock.modulate(DiTBlock.norm(h), mod, shift: 0, scale: 1, width: d))
         DiTBlock.addGated(&h, a, mod, gate: 2, width: d)
-        var m = fc1(DiTBlock.modulate(DiTBlock.norm(h), mod, shift: 3, scale: 4, width: d))
-        DiTBlock.geluTanhInPlace(&m)
-        m = fc2(m)
+        let m = fc2(fc1(DiTBlock.modulate(DiTBlock.norm(h), mod, shift: 3, scale: 4, width: d)).geluTanh())
         DiTBlock.addGated(&h, m, mod, gate: 5, width: d)
         return h
     }
@@ -42,26 +40,6 @@ public struct DiTBlock: Sendable {
         let parts = qkvOut.split([1, 1, 1], dim: 0).map { $0.reshaped([n, numHeads, t, hd]) }
         let o = scaledDotProductAttention(q: parts[0], k: parts[1], v: parts[2], scale: 1 / Float(hd).squareRoot())
         return proj(o.permuted([0, 2, 1, 3]).reshaped([n, t, d]))
-    }
-
-    /// tanh-GELU, 0.5 x (1 + tanh(u)) with u = sqrt(2/pi) (x + 0.044715 x^3), evaluated as the identical
-    /// x / (1 + exp(-2u)): one expf instead of libm's tanhf (which costs an expm1f plus a division and was a
-    /// quarter of an XL/2 step). Differs from PyTorch's float32 tanh path by an ulp or two. Elementwise, cut in
-    /// fixed chunks over the threads.
-    static func geluTanhInPlace(_ t: inout Tensor) {
-        let n = t.count
-        let chunk = 1 << 16
-        t.data.withUnsafeMutableBufferPointer { p in
-            let base = UnsafeSendable(UnsafePointer(p.baseAddress!))
-            Parallel.forEach((n + chunk - 1) / chunk) { c in
-                let q = UnsafeMutablePointer(mutating: base.p)
-                for i in (c * chunk)..<min(n, (c + 1) * chunk) {
-                    let x = q[i]
-                    let u = 0.7978845608028654 * (x + 0.044715 * x * x * x)
-                    q[i] = x / (1 + expf(-2 * u))
-                }
-            }
-        }
     }
 
     /// x * (1 + mod[chunk scale]) + mod[chunk shift], per sample, broadcast over tokens. `mod` is [N, k*D].
