@@ -155,7 +155,7 @@ struct Sample: ParsableCommand {
         }
         let secs = Date().timeIntervalSince(start)
         switch out {
-        case .grid(let p): try SampleOutput.writePNG(SampleOutput.grid(images), to: p)
+        case .grid(let p): try SampleOutput.writePNG(try SampleOutput.grid(images), to: p)
         case .npz(let p): try SampleOutput.writeNPZ(images, labels: mine.map(\.classLabel), to: p)
         case .directory: break
         }

@@ -47,22 +47,9 @@ enum SampleOutput {
         try AtomicFile.write(try PNG.encode(image), to: path)
     }
 
-    /// Images tiled `nrow` per row with a 2-pixel black border (torchvision make_grid defaults).
-    static func grid(_ images: [Image8], nrow: Int? = nil, padding: Int = 2) -> Image8 {
-        let n = images.count
-        let cols = nrow ?? Int(Double(n).squareRoot().rounded(.up))
-        let rows = (n + cols - 1) / cols
-        let (w, h, c) = (images[0].width, images[0].height, images[0].channels)
-        let gw = cols * (w + padding) + padding, gh = rows * (h + padding) + padding
-        var px = [UInt8](repeating: 0, count: gw * gh * c)
-        for (i, im) in images.enumerated() {
-            let x0 = padding + (i % cols) * (w + padding), y0 = padding + (i / cols) * (h + padding)
-            for y in 0..<h {
-                let dst = ((y0 + y) * gw + x0) * c
-                px.replaceSubrange(dst..<(dst + w * c), with: im.pixels[(y * w * c)..<((y + 1) * w * c)])
-            }
-        }
-        return Image8(width: gw, height: gh, channels: c, pixels: px)
+    /// A near-square grid (ceil(sqrt(n)) per row) with torchvision make_grid's 2-pixel black border.
+    static func grid(_ images: [Image8]) throws -> Image8 {
+        try ImageGrid.make(images, nrow: Int(Double(images.count).squareRoot().rounded(.up)))
     }
 
     /// ADM evaluator layout: arr_0 uint8 [N, H, W, 3], arr_1 int64 labels [N].
