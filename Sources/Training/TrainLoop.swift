@@ -13,6 +13,13 @@ public struct TrainOptions: Codable, Equatable, Sendable {
     public var saveEvery = 100
     public init() {}
 
+    /// The toy classifier's defaults (the measured 1200-step run).
+    public static var classifier: TrainOptions {
+        var o = TrainOptions()
+        o.steps = 1200; o.batchSize = 64; o.lr = 2e-3; o.warmupSteps = 100; o.saveEvery = 250
+        return o
+    }
+
     public func validate() throws {
         guard steps >= 1, batchSize >= 1, lr > 0, saveEvery >= 1, warmupSteps >= 0, clip >= 0, weightDecay >= 0 else {
             throw TrainingError.config("steps, batch size, save interval and learning rate must be positive")
@@ -20,8 +27,22 @@ public struct TrainOptions: Codable, Equatable, Sendable {
     }
 }
 
+/// One progress report.
+public struct TrainProgress: Sendable {
+    public let step: Int          // steps done (1-based)
+    public let totalSteps: Int
+    public let loss: Double       // this step's loss
+    public let smoothedLoss: Double
+    public let accuracy: Double   // this step's batch accuracy (NaN where it has no meaning)
+    public let lr: Float
+    public let gradNorm: Double
+    public let samplesPerSecond: Double
+    public let etaSeconds: Double
+}
+
 /// The shared optimisation loop: batch of step s = Philox stream 2^40 + s (pure function of seed and step),
-/// zero grads -> `step(batch)` (forward + backward, returns the loss) -> NaN check -> global-norm clipping ->
+/// zero grads -> `step(batch)` (forward + backward, returns the loss and, for classifiers, the batch accuracy)
+/// -> NaN check -> global-norm clipping ->
 /// AdamW with warmup + cosine -> progress -> atomic checkpoint every `saveEvery` steps and at the end.
 /// A non-finite loss or gradient stops with `TrainingError.diverged` before the weights change; the checkpoint
 /// on disk is then the last good one.
@@ -47,7 +68,7 @@ public final class TrainLoop {
         return (0..<options.batchSize).map { _ in Int(rng.nextUInt32()) % count }
     }
 
-    public func run(source: LabeledImageSource, step body: (Tensor, [Int]) -> Double,
+    public func run(source: LabeledImageSource, step body: (Tensor, [Int]) -> (loss: Double, accuracy: Double),
                     progress: (TrainProgress) -> Void = { _ in }) throws {
         let t0 = Date()
         let first = step
@@ -56,7 +77,7 @@ public final class TrainLoop {
         while step < options.steps {
             let (x, y) = source.batch(batchIndices(step: step, count: source.count))
             for p in params { p.zeroGrad() }
-            let loss = body(x, y)
+            let (loss, accuracy) = body(x, y)
             guard loss.isFinite else { throw TrainingError.diverged(step: step + 1, loss: loss, kept: lastSaved) }
             let norm = clipGradNorm(params, maxNorm: options.clip)
             guard norm.isFinite else { throw TrainingError.diverged(step: step + 1, loss: loss, kept: lastSaved) }
@@ -65,7 +86,7 @@ public final class TrainLoop {
             step += 1
             smoothed = smoothed.isNaN ? loss : 0.95 * smoothed + 0.05 * loss
             let elapsed = Date().timeIntervalSince(t0)
-            progress(TrainProgress(step: step, totalSteps: options.steps, loss: loss, smoothedLoss: smoothed, accuracy: .nan,
+            progress(TrainProgress(step: step, totalSteps: options.steps, loss: loss, smoothedLoss: smoothed, accuracy: accuracy,
                                    lr: lr, gradNorm: norm,
                                    samplesPerSecond: Double((step - first) * options.batchSize) / max(elapsed, 1e-9),
                                    etaSeconds: Double(options.steps - step) * elapsed / Double(step - first)))

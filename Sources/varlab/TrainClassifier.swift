@@ -47,7 +47,7 @@ struct TrainClassifier: ParsableCommand {
         config.featureDim = featureDim
         let source = try TrainData.source(data, trainSize: trainSize, dataSeed: dataSeed, size: config.imageSize)
         config.classes = source.classCount
-        var opts = ClassifierTrainOptions()
+        var opts = TrainOptions.classifier
         opts.steps = steps; opts.batchSize = batchSize; opts.lr = lr; opts.warmupSteps = warmup
         opts.weightDecay = weightDecay; opts.clip = clip; opts.seed = seed; opts.saveEvery = saveEvery
         let trainer: ClassifierTrainer

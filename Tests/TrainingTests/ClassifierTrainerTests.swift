@@ -9,8 +9,8 @@ final class ClassifierTrainerTests: XCTestCase {
         c.imageSize = 32; c.channels = [8, 16]; c.downsamples = 2; c.groups = 4; c.featureDim = 16
         return c
     }
-    func tinyOptions(steps: Int) -> ClassifierTrainOptions {
-        var o = ClassifierTrainOptions()
+    func tinyOptions(steps: Int) -> TrainOptions {
+        var o = TrainOptions.classifier
         o.steps = steps; o.batchSize = 8; o.warmupSteps = 2; o.saveEvery = 3; o.seed = 5
         return o
     }

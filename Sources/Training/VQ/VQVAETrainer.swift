@@ -45,7 +45,7 @@ public final class VQVAETrainer {
             let s = self.model.trainStep(x)
             self.lastRecon = s.reconLoss; self.lastVQ = s.vqLoss
             self.codesUsed = Set(s.tokens.flatMap { $0 }).count
-            return s.loss
+            return (s.loss, .nan)
         }, progress: progress)
     }
 
