@@ -26,7 +26,7 @@ struct ToyEvaluation {
             try (im.width == s && im.height == s ? im : Preprocess.admCenterCrop(im, size: s)).signedCHW()
         }
         guard !inputs.isEmpty else { return (Tensor(zeros: [0, classifier.config.featureDim]), Tensor(zeros: [0, classifier.config.classes])) }
-        return classifier.evaluate(Tensor.cat(inputs.map { $0.reshaped([1] + $0.shape) }, dim: 0))
+        return classifier.evaluate(Tensor.cat(inputs, dim: 0))   // each [1, 3, S, S]
     }
 
     func features(of set: ImageSet) throws -> (features: Tensor, logits: Tensor) {
