@@ -46,6 +46,7 @@ let package = Package(
         .testTarget(name: "SamplersTests", dependencies: ["Samplers", "TestSupport"]),
         .testTarget(name: "MetricsTests", dependencies: ["Metrics", "TestSupport"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "TestSupport"]),
+        .testTarget(name: "BuiltinModelTests", dependencies: ["Training", "Autoencoders", "ModelIO", "Tensor"]),
     ],
     swiftLanguageModes: [.v5]
 )
