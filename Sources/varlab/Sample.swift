@@ -92,6 +92,7 @@ struct Sample: ParsableCommand {
         guard let checkpoint else { throw ValidationError("--model var needs --checkpoint (e.g. var_d16.pth)") }
         guard let vae else { throw ValidationError("--model var needs --vae (e.g. vae_ch160v4096z32.pth)") }
         let opts = TokenSamplingOptions(topK: topK, topP: topP, temperature: temperature, moreSmooth: moreSmooth)
+        if let g = try VARVariantGenerator.loadIfVariant(checkpoint: checkpoint, vae: vae, cfg: cfg ?? 1.5, options: opts) { return g }
         return try VARGenerator.load(checkpoint: checkpoint, vae: vae, key: key, patchNums: try parsedPatchNums(),
                                      cfg: cfg ?? 1.5, options: opts)
     }
