@@ -2,6 +2,7 @@ import ArgumentParser
 import Autoencoders
 import Foundation
 import ModelIO
+import Samplers
 import Tensor
 import Training
 
@@ -41,6 +42,9 @@ struct TrainVAR: ParsableCommand {
     @Option(help: "Checkpoint every N steps.") var saveEvery: Int = 100
     @Option(help: "Print progress every N steps.") var logEvery: Int = 10
     @Option(help: "At the end, also write the weights alone (no optimizer state) here.") var export: String?
+    @Option(help: "After training, sample --eval-n images (classes i % 10, default sampling settings) and report how often this toy classifier checkpoint recognises the requested class.") var evalClassifier: String?
+    @Option(help: "Samples for --eval-classifier.") var evalN: Int = 200
+    @Flag(help: "Skip training: only run --eval-classifier on the -o checkpoint.") var evalOnly = false
     @Flag(help: "Continue from the checkpoint at -o.") var resume = false
     @Option(name: [.short, .customLong("output")], help: "Checkpoint path (.safetensors).") var output: String
     @OptionGroup var common: CommonOptions
@@ -48,6 +52,10 @@ struct TrainVAR: ParsableCommand {
     func run() throws {
         try common.apply()
         guard logEvery >= 1 else { throw ValidationError("--log-every must be at least 1") }
+        if evalOnly {
+            guard let evalClassifier else { throw ValidationError("--eval-only needs --eval-classifier") }
+            return try Self.classifierAccuracy(checkpoint: output, vae: vae, classifier: evalClassifier, n: evalN)
+        }
         guard let v = VARTrainConfig.Variant(rawValue: variant) else {
             throw ValidationError("--variant must be var, ar or plain-ln, got '\(variant)'")
         }
@@ -124,5 +132,45 @@ struct TrainVAR: ParsableCommand {
         if let export { try trainer.exportWeights(to: export); note("weights (no optimizer state) written to \(export)") }
         print(String(format: "trained %@ to step %d in %@ (+ %@ encoding); checkpoint %@", v.rawValue, trainer.loop.step,
                      TrainData.duration(seconds), TrainData.duration(encodeSeconds), output))
+        if let evalClassifier { try Self.classifierAccuracy(checkpoint: output, vae: vae, classifier: evalClassifier, n: evalN) }
+    }
+
+    /// Toy-classifier accuracy of n samples at `varlab sample`'s default settings (cfg 1.5, top-k 900, top-p 0.96,
+    /// seed 0, sample i of class i % classes).
+    static func classifierAccuracy(checkpoint: String, vae: String, classifier: String, n: Int) throws {
+        guard n >= 1 else { throw ValidationError("--eval-n must be positive") }
+        let cls = try ToyClassifier.load(path: classifier)
+        let opts = TokenSamplingOptions()
+        let gen: SampleGenerator = try VARVariantGenerator.loadIfVariant(checkpoint: checkpoint, vae: vae, cfg: 1.5, options: opts)
+            ?? VARGenerator.load(checkpoint: checkpoint, vae: vae, key: nil, patchNums: nil, cfg: 1.5, options: opts)
+        let k = gen.numClasses
+        var correct = 0
+        var perClass = [Int](repeating: 0, count: k)
+        let t0 = Date()
+        var i = 0
+        while i < n {
+            let j = min(n, i + 50)
+            let reqs = (i..<j).map { SampleRequest(classLabel: $0 % k, index: $0) }
+            let imgs = try gen.generate(reqs, seed: 0) { _ in }
+            let pred = cls.evaluate(Tensor.cat0(imgs.map { $0.signedCHW() })).logits.argmaxLastAxis()
+            for (r, p) in zip(reqs, pred) where r.classLabel == p { correct += 1; perClass[p] += 1 }
+            i = j
+        }
+        // The tokenizer's ceiling: the same classifier on VQ-VAE reconstructions of held-out toy images.
+        if let vq = (gen as? VARGenerator)?.sampler.vae, k == ToyDataset.classCount {
+            let held = ToyDataset(seed: 0, split: .heldout, size: vq.imageSize)
+            var ok = 0, m = 0
+            while m < n {
+                let j = min(n, m + 50)
+                let (x, y) = held.batch(Array(m..<j))
+                let pred = cls.evaluate(vq.decode(tokens: try vq.tokens(images: x))).logits.argmaxLastAxis()
+                ok += zip(pred, y).filter { $0 == $1 }.count
+                m = j
+            }
+            print(String(format: "toy-classifier accuracy of %d held-out toy images reconstructed by the VQ-VAE (ceiling): %.4f", n, Double(ok) / Double(n)))
+        }
+        let per = (0..<k).map { c in String(format: "%.2f", Double(perClass[c]) / Double((0..<n).filter { $0 % k == c }.count)) }
+        print(String(format: "toy-classifier accuracy of %d samples (cfg 1.5, top-k 900, top-p 0.96, seed 0): %.4f; per class %@; %.1fs",
+                     n, Double(correct) / Double(n), per.joined(separator: " "), Date().timeIntervalSince(t0)))
     }
 }
