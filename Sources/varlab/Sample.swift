@@ -94,6 +94,7 @@ struct Sample: ParsableCommand {
         }
         let (checkpoint, vae) = (files.checkpoint, files.vae)
         let opts = TokenSamplingOptions(topK: topK, topP: topP, temperature: temperature, moreSmooth: moreSmooth)
+        if let g = try VARVariantGenerator.loadIfVariant(checkpoint: checkpoint, vae: vae, cfg: cfg ?? 1.5, options: opts) { return g }
         return try VARGenerator.load(checkpoint: checkpoint, vae: vae, key: key, patchNums: try parsedPatchNums(),
                                      cfg: cfg ?? 1.5, options: opts)
     }
