@@ -1,7 +1,7 @@
 # The two commands a newcomer types: `make demo` and `make test`.
 SWIFT ?= swift
 
-.PHONY: deps build test demo bench
+.PHONY: deps build test demo demo-fixtures bench
 deps:
 	bash scripts/install-deps.sh
 
@@ -15,10 +15,25 @@ test: deps
 bench: build
 	.build/release/varlab bench gemm
 
-# The whole pipeline on the fixture models (random weights: the pictures are structured noise).
-FIXTURES ?= $(or $(VARLAB_FIXTURES),../shared/fixtures)
+# The whole pipeline on the built-in toy models of assets/models (trained here, see README "Built-in models"):
+# class-conditional grids from both families, an edit with each, and the toy metric suite on VAR samples.
 V = .build/release/varlab
+TOY_CLASSES = 0,1,2,3,4,5,6,7,8,9
 demo: build
+	mkdir -p out
+	$(V) sample --model var --class $(TOY_CLASSES) --n 40 --seed 0 -o out/var_grid.png
+	$(V) sample --model dit --class $(TOY_CLASSES) --n 40 --seed 0 -o out/dit_grid.png
+	$(V) data toy --n 20 --split heldout -o out/toy_heldout/
+	$(V) edit --model var --image out/toy_heldout/class3_000013.png --box 0,0,0.5,1 --class 3 --compare -o out/var_edit.png
+	$(V) edit --model dit --image out/toy_heldout/class0_000010.png --outpaint 0.25,0.25,0.75,0.75 --class 0 --compare -o out/dit_edit.png
+	$(V) sample --model var --classes all --per-class 50 --seed 1 -o out/var_samples/
+	$(V) data toy --n 500 --split heldout --start 1000 -o out/toy_reference/
+	$(V) eval out/var_samples out/toy_reference
+	@echo "demo outputs in out/: var_grid.png dit_grid.png var_edit*.png dit_edit*.png var_samples/ (toy metrics above)"
+
+# The same pipeline on the random-weight fixture models (structured noise; checks the official-checkpoint paths).
+FIXTURES ?= $(or $(VARLAB_FIXTURES),../shared/fixtures)
+demo-fixtures: build
 	@test -d "$(FIXTURES)" || { echo "fixtures not found at $(FIXTURES) (set VARLAB_FIXTURES)"; exit 1; }
 	mkdir -p out
 	$(V) sample --model var --checkpoint $(FIXTURES)/var/var.pth --vae $(FIXTURES)/var/vqvae.pth --patch-nums 1,2,3,4 \

@@ -15,6 +15,10 @@ public struct MetricValue: Sendable {
     public var samples: Int
     public var reference: Int?
     public var network: String
+
+    public init(name: String, value: Double, samples: Int, reference: Int?, network: String) {
+        self.name = name; self.value = value; self.samples = samples; self.reference = reference; self.network = network
+    }
 }
 
 public struct EvalReport: Sendable {
@@ -22,6 +26,7 @@ public struct EvalReport: Sendable {
     public var notes: [String] = []
     public var perClass: [Accuracy.ClassCount] = []
     public var preprocessing: String = ""
+    public init() {}
 }
 
 /// Wires image sets, networks and formulas together the way ADM's evaluator does:

@@ -76,3 +76,26 @@ extension Encodable {
         return String(decoding: try e.encode(self), as: UTF8.self)
     }
 }
+
+extension TrainCheckpoint {
+    /// Writes the inference weights of a training checkpoint: every tensor except the optimizer state, with the
+    /// metadata (model, config, step, training options) and `varlab.exported_from`; `half` stores floats as F16.
+    /// Returns the number of tensors written. Atomic, like every checkpoint.
+    @discardableResult
+    public static func export(from path: String, to out: String, half: Bool = false) throws -> Int {
+        let f = try SafetensorsFile(path: path)
+        guard f.metadata["varlab.model"] != nil else {
+            throw TrainingError.checkpoint("\(path) is not a varlab training checkpoint (no varlab.model metadata)")
+        }
+        var w = SafetensorsWriter()
+        var n = 0
+        for key in f.keys.sorted() where !key.hasPrefix("optimizer.") {
+            w.add(key, try f.floatTensor(key), as: half ? .f16 : .f32)
+            n += 1
+        }
+        w.metadata = f.metadata.filter { $0.key != "varlab.optimizer.step" }
+        w.metadata["varlab.exported_from"] = URL(fileURLWithPath: path).lastPathComponent
+        try w.write(to: out)
+        return n
+    }
+}

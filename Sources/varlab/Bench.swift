@@ -5,7 +5,7 @@ import Tensor
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Benchmarks: prints the BLAS kernel, thread count, times and ratios against a baseline measured in the same run.",
-        subcommands: [BenchGemm.self, BenchVAR.self, BenchDiT.self, BenchEval.self])
+        subcommands: [BenchGemm.self, BenchVAR.self, BenchDiT.self, BenchEval.self, BenchToyQuality.self])
 }
 
 struct BenchGemm: ParsableCommand {

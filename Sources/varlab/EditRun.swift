@@ -41,7 +41,14 @@ enum EditRunner {
     /// Loaded models, reused by the jobs of a batch that name the same files.
     nonisolated(unsafe) static var backends: [String: EditBackend] = [:]
 
-    static func backend(for o: Edit, family: String) throws -> EditBackend {
+    static func backend(for given: Edit, family: String) throws -> EditBackend {
+        var o = given
+        do {
+            let files = try BuiltinModels.resolve(family: family, checkpoint: o.checkpoint, vae: o.vae)
+            o.checkpoint = files.checkpoint; o.vae = files.vae
+        } catch let e as ValidationError {
+            throw EditFieldError(field: o.checkpoint == nil ? "checkpoint" : "vae", message: e.message)
+        }
         let key = [family, o.checkpoint ?? "", o.vae ?? "", o.patchNums ?? ""].joined(separator: "|")
         if let b = backends[key] { return b }
         let b: EditBackend

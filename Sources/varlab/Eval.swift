@@ -15,6 +15,9 @@ struct Eval: ParsableCommand {
         (shards). REFERENCE (the last path): the same kinds, or an ADM reference batch / --save-stats file with \
         precomputed mu, sigma, mu_s, sigma_s (used as ADM does). With --save-stats and a single path, only the \
         statistics of that set are written.
+        Without --inception (and VARLAB_INCEPTION), the built-in toy classifier is the network: toy-FID, toy-IS, \
+        toy precision/recall and toy classifier accuracy, for samples of the built-in toy models (never comparable \
+        with Inception FID).
         """)
 
     @Argument(help: "SAMPLES... REFERENCE (sample shards first, the reference last).")
@@ -28,6 +31,9 @@ struct Eval: ParsableCommand {
 
     @Option(help: "ImageNet classifier for accuracy: torchvision resnet50-*.pth (or safetensors).")
     var classifier: String?
+
+    @Option(help: "Toy classifier for toy metrics when no --inception is given (default: the built-in assets/models/toy-classifier.safetensors).")
+    var toyClassifier: String?
 
     @Option(help: "Inception preprocessing: tf (ADM evaluator, default) or pytorch-fid.")
     var preprocess: String = InceptionPreprocessing.tf.rawValue
@@ -80,7 +86,7 @@ struct Eval: ParsableCommand {
             }
         }
         guard let inceptionPath = inception ?? ProcessInfo.processInfo.environment["VARLAB_INCEPTION"] else {
-            throw ValidationError("--inception F is required (pytorch-fid's pt_inception-2015-12-05-6726825d.pth or a safetensors conversion)")
+            return try runToy(kinds: kinds, explicit: explicit)
         }
         let network = try InceptionV3(path: inceptionPath)
         let cache: String? = noCache ? nil : (cacheDir ?? ProcessInfo.processInfo.environment["VARLAB_CACHE"]
@@ -106,6 +112,28 @@ struct Eval: ParsableCommand {
         if let json {
             try AtomicFile.write(try Eval.json(report, samples: samples.paths, reference: reference.paths[0],
                                                inception: inceptionPath, classifier: classifier), to: json)
+            note("wrote \(json)")
+        }
+    }
+
+    /// No Inception network given: the built-in toy classifier is the network (toy-FID etc., for toy samples).
+    func runToy(kinds: [MetricKind], explicit: Bool) throws {
+        guard saveStats == nil else { throw ValidationError("--save-stats writes Inception statistics: give --inception") }
+        guard classifier == nil else { throw ValidationError("--classifier is an ImageNet ResNet: give --inception too, or neither for toy metrics") }
+        let path = try toyClassifier ?? BuiltinModels.path(BuiltinModels.classifier, instead: "--inception (Inception FID) or --toy-classifier")
+        note("no --inception (nor VARLAB_INCEPTION): using the toy classifier \(path) as the network; toy-FID and the other toy metrics are only comparable with toy metrics, not with Inception FID")
+        let toy = try ToyEvaluation(path: path)
+        let samples = try ImageSet(paths: Array(paths.dropLast()))
+        let reference = try ImageSet(paths: [paths.last!])
+        guard samples.count > 0 else { throw ValidationError("\(samples.paths.joined(separator: ", ")): no sample images") }
+        let sf = try toy.features(of: samples)
+        let rf = reference.count > 0 ? try toy.features(of: reference).features : nil
+        let report = try toy.report(samples: sf, labels: samples.labels, reference: rf, metrics: kinds, explicit: explicit)
+        print(Eval.table(report))
+        for n in samples.notes + reference.notes + report.notes { note("note: \(n)") }
+        if let json {
+            try AtomicFile.write(try Eval.json(report, samples: samples.paths, reference: reference.paths[0], inception: "none (toy classifier \(path))",
+                                               classifier: path), to: json)
             note("wrote \(json)")
         }
     }

@@ -12,6 +12,7 @@ struct Sample: ParsableCommand {
         abstract: "Generate class-conditional images (VAR next-scale sampling or DiT diffusion).",
         discussion: """
         Examples:
+          varlab sample --model var --class 3 -o out.png      (the built-in toy model in assets/models)
           varlab sample --model var --checkpoint var_d16.pth --vae vae_ch160v4096z32.pth --class 207,88 --n 4 -o out.png
           varlab sample --checkpoint var_d16.pth --vae vae_ch160v4096z32.pth --classes all --per-class 50 --shard 3/8 -o shard3.npz
         Sample order: with --class a,b,... and --n N, sample i has class list[i mod len]; with --classes all, classes
@@ -86,11 +87,12 @@ struct Sample: ParsableCommand {
     }
 
     func makeGenerator() throws -> SampleGenerator {
+        let files = try BuiltinModels.resolve(family: model, checkpoint: checkpoint, vae: vae)
+        if files.builtin { note("no --checkpoint / --vae: using the built-in toy \(model) model \(files.checkpoint) with \(files.vae)") }
         if model == "dit" {
-            return try dit.makeGenerator(checkpoint: checkpoint, vae: vae, cfg: cfg.map { Float($0) })
+            return try dit.makeGenerator(checkpoint: files.checkpoint, vae: files.vae, cfg: cfg.map { Float($0) })
         }
-        guard let checkpoint else { throw ValidationError("--model var needs --checkpoint (e.g. var_d16.pth)") }
-        guard let vae else { throw ValidationError("--model var needs --vae (e.g. vae_ch160v4096z32.pth)") }
+        let (checkpoint, vae) = (files.checkpoint, files.vae)
         let opts = TokenSamplingOptions(topK: topK, topP: topP, temperature: temperature, moreSmooth: moreSmooth)
         return try VARGenerator.load(checkpoint: checkpoint, vae: vae, key: key, patchNums: try parsedPatchNums(),
                                      cfg: cfg ?? 1.5, options: opts)

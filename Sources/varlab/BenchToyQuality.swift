@@ -1,0 +1,77 @@
+import ArgumentParser
+import Foundation
+import ImageIO
+import Metrics
+import ModelIO
+import Tensor
+import Training
+
+/// `varlab bench toy-quality`: the quality bar of the built-in models (README "Built-in models"), measured the same
+/// way every time: N samples per model at the `sample` command's default settings (class i mod 10, index i),
+/// the toy classifier's accuracy on them, and toy-FID against N held-out real toy images, next to the toy-FID of a
+/// second, disjoint real set (the floor: what a perfect generator would get with N samples).
+struct BenchToyQuality: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "toy-quality",
+        abstract: "Toy classifier accuracy and toy-FID of the built-in VAR and DiT models (and the real-vs-real floor).")
+
+    @Option(help: "Samples per model (and real images per reference set).") var n: Int = 1000
+    @Option(help: "Comma-separated families to measure.") var models: String = "var,dit"
+    @Option(help: "Sampling seed.") var seed: UInt64 = 0
+    @Option(help: "Images generated together.") var batchSize: Int = 50
+    @Option(help: "Toy data seed (held-out split).") var dataSeed: UInt64 = 0
+    @Option(help: "Write a grid per model here (one row per class, 10 per row): <dir>/<family>-grid.png.") var grids: String?
+    @Option(help: "Write the results as JSON (atomically).") var json: String?
+    @OptionGroup var common: CommonOptions
+
+    func run() throws {
+        let kernel = try common.apply()
+        print(kernel)
+        print("threads: \(Parallel.threads)")
+        guard n >= 20 else { throw ValidationError("--n must be at least 20 (toy-FID needs a covariance)") }
+        let families = models.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }
+        for f in families where f != "var" && f != "dit" { throw ValidationError("--models: unknown family '\(f)' (var, dit)") }
+        let toy = try ToyEvaluation(path: try BuiltinModels.path(BuiltinModels.classifier, instead: "(no override: the bench measures the built-in models)"))
+        let held = ToyDataset(seed: dataSeed, split: .heldout, size: toy.classifier.config.imageSize)
+        // Reference A = held-out 0..<n; the floor set B = held-out n..<2n (disjoint from A by index).
+        let refA = try toy.features((0..<n).map { held.image($0) })
+        let setB = try toy.features((n..<(2 * n)).map { held.image($0) })
+        let labelsB = (n..<(2 * n)).map { held.label($0) }
+        var rows: [(String, Double, Double, Double)] = []   // name, accuracy, toy-FID, seconds
+        func measure(_ name: String, _ f: (features: Tensor, logits: Tensor), _ labels: [Int], _ secs: Double) throws {
+            let r = try toy.report(samples: f, labels: labels, reference: refA.features, metrics: [.acc, .fid], explicit: true)
+            let acc = r.values.first { $0.name == "toy classifier accuracy" }!.value
+            let fid = r.values.first { $0.name == "toy-FID" }!.value
+            rows.append((name, acc, fid, secs))
+            print(String(format: "%-34@ accuracy %.4f   toy-FID %8.3f   %.1fs", name as NSString, acc, fid, secs))
+        }
+        try measure("real held-out (disjoint set)", setB, labelsB, 0)
+        var json: [String: Any] = ["n": n, "seed": seed, "data_seed": dataSeed, "classifier": toy.path]
+        for family in families {
+            let classes = (0..<toy.classifier.config.classes).map(String.init).joined(separator: ",")
+            let sample = try Sample.parse(["--model", family, "--class", classes, "--n", String(n), "--seed", String(seed), "-o", "unused.png"])
+            let generator = try sample.makeGenerator()
+            let requests = try sample.requests(numClasses: generator.numClasses)
+            let t0 = Date()
+            var images: [Image8] = []
+            for b in stride(from: 0, to: requests.count, by: batchSize) {
+                images += try generator.generate(Array(requests[b..<min(requests.count, b + batchSize)]), seed: seed) { _ in }
+                FileHandle.standardError.write("\r\(family): \(images.count)/\(requests.count) samples".data(using: .utf8)!)
+            }
+            FileHandle.standardError.write("\n".data(using: .utf8)!)
+            let secs = Date().timeIntervalSince(t0)
+            try measure("\(family) (built-in, default settings)", try toy.features(images), requests.map(\.classLabel), secs)
+            if let grids {
+                try FileManager.default.createDirectory(atPath: grids, withIntermediateDirectories: true)
+                // Sample i has class i mod 10, so samples 10r ..< 10r+10 hold one of each class: transpose to one row per class.
+                let perClass = min(10, n / 10)
+                let cells = (0..<10).flatMap { c in (0..<perClass).map { images[$0 * 10 + c] } }
+                try SampleOutput.writePNG(try ImageGrid.make(cells, nrow: perClass), to: (grids as NSString).appendingPathComponent("\(family)-grid.png"))
+            }
+        }
+        for r in rows { json[r.0] = ["accuracy": r.1, "toy_fid": r.2, "seconds": r.3] }
+        if let path = self.json {
+            try AtomicFile.write(try JSONSerialization.data(withJSONObject: json, options: [.prettyPrinted, .sortedKeys]), to: path)
+        }
+    }
+}

@@ -1,0 +1,46 @@
+import ArgumentParser
+import Foundation
+
+/// The tiny models trained on the toy data that ship in `assets/models/` and serve as defaults when no checkpoint
+/// is given (README "Built-in models"; each file's metadata records the command that trained it).
+/// Lookup order: `$VARLAB_ASSETS`, the `assets/` folder of the source tree this binary was built from, `./assets`.
+enum BuiltinModels {
+    static let vqvae = "toy-vqvae.safetensors"
+    static let varTransformer = "toy-var.safetensors"
+    static let dit = "toy-dit.safetensors"
+    static let classifier = "toy-classifier.safetensors"
+
+    static var searchDirectories: [String] {
+        var dirs: [String] = []
+        if let env = ProcessInfo.processInfo.environment["VARLAB_ASSETS"], !env.isEmpty { dirs.append(env) }
+        // #filePath = <repo>/Sources/varlab/BuiltinModels.swift, so a binary built from a clone finds the clone's assets.
+        let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        dirs.append(repo.appendingPathComponent("assets").path)
+        dirs.append(FileManager.default.currentDirectoryPath + "/assets")
+        return dirs
+    }
+
+    /// Path of a built-in model file, or an error saying where it was looked for and how to do without it.
+    static func path(_ file: String, instead flag: String) throws -> String {
+        for d in searchDirectories {
+            let p = (d as NSString).appendingPathComponent("models/" + file)
+            if FileManager.default.fileExists(atPath: p) { return p }
+        }
+        throw ValidationError("the built-in model models/\(file) was not found (looked in \(searchDirectories.joined(separator: ", ")); set VARLAB_ASSETS to the assets/ folder or pass \(flag)")
+    }
+
+    /// (checkpoint, autoencoder) for a family: the user's files when given, else the built-in pair. Giving only one
+    /// of the two is an error, since a built-in transformer only fits the built-in autoencoder.
+    static func resolve(family: String, checkpoint: String?, vae: String?) throws -> (checkpoint: String, vae: String, builtin: Bool) {
+        switch (checkpoint, vae) {
+        case let (c?, v?): return (c, v, false)
+        case (nil, nil):
+            let model = family == "dit" ? dit : varTransformer
+            return (try path(model, instead: "--checkpoint"), try path(vqvae, instead: "--vae"), true)
+        case (_?, nil):
+            throw ValidationError("--checkpoint was given without --vae: give both (or neither, for the built-in toy \(family) model)")
+        case (nil, _?):
+            throw ValidationError("--vae was given without --checkpoint: give both (or neither, for the built-in toy \(family) model)")
+        }
+    }
+}
