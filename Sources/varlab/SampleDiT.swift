@@ -21,8 +21,8 @@ struct DiTSampleOptions: ParsableArguments {
     @Option(help: "DiT: DDIM eta (0 = deterministic DDIM; ignored by ddpm).")
     var eta: Float = 0
 
-    @Option(help: "DiT: channels that classifier-free guidance mixes: first3 (the official forward_with_cfg, which guides only eps[:, :3]) or all (every latent channel).")
-    var cfgChannels: String = "first3"
+    @Option(help: "DiT: channels that classifier-free guidance mixes: first3 (the official forward_with_cfg, which guides only eps[:, :3]) or all (every latent channel). Default: the checkpoint's varlab.sample_cfg_channels, else first3.")
+    var cfgChannels: String?
 
     @Option(help: "DiT: attention heads, when the checkpoint's hidden size is not an official S/B/L/XL size and no dit_config.json sits beside it.")
     var ditHeads: Int?
@@ -45,9 +45,10 @@ struct DiTSampleOptions: ParsableArguments {
         do { return try DiffusionSampler.Method.parse(sampler ?? name, eta: eta) } catch { throw ValidationError("\(error)") }
     }
 
-    func channels() throws -> CFGChannels {
-        guard let c = CFGChannels(rawValue: cfgChannels.lowercased()) else {
-            throw ValidationError("--cfg-channels must be first3 or all, got '\(cfgChannels)'")
+    func channels(default name: String = "first3") throws -> CFGChannels {
+        let given = cfgChannels ?? name
+        guard let c = CFGChannels(rawValue: given.lowercased()) else {
+            throw ValidationError("--cfg-channels must be first3 or all, got '\(given)'")
         }
         return c
     }
@@ -66,7 +67,7 @@ struct DiTSampleOptions: ParsableArguments {
         return try DiTGenerator(model: model, codec: codec, vaePath: vae, checkpointPath: checkpoint,
                                 steps: steps ?? defaults.steps ?? 250,
                                 method: try method(default: defaults.sampler ?? "ddpm"), cfgScale: cfg ?? defaults.cfg ?? 1.5,
-                                channels: try channels())
+                                channels: try channels(default: defaults.cfgChannels ?? "first3"))
     }
 }
 
@@ -83,9 +84,9 @@ struct DiTCheckpointInfo {
 
     var heads: Int? { metadata["varlab.heads"].flatMap { Int($0) } }
     var latentScale: Float? { metadata["varlab.latent_scale"].flatMap { Float($0) } }
-    var sampleDefaults: (steps: Int?, sampler: String?, cfg: Float?) {
+    var sampleDefaults: (steps: Int?, sampler: String?, cfg: Float?, cfgChannels: String?) {
         (metadata["varlab.sample_steps"].flatMap { Int($0) }, metadata["varlab.sample_sampler"],
-         metadata["varlab.sample_cfg"].flatMap { Float($0) })
+         metadata["varlab.sample_cfg"].flatMap { Float($0) }, metadata["varlab.sample_cfg_channels"])
     }
 
     /// The latent decoder: the VAR VQ-VAE (f-hat / latent_scale) when `vae` is one, else the SD KL-VAE.

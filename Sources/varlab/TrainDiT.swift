@@ -25,7 +25,7 @@ struct TrainDiT: ParsableCommand {
     @Option(help: "Images to encode (toy: training indices 0..<N).") var trainSize: Int = 20_000
     @Option(help: "Toy data: dataset seed.") var dataSeed: UInt64 = 0
     @Option(help: "Cache of the encoded latents (default: <output>.latents.safetensors).") var latents: String?
-    @Option(help: "Optimizer steps.") var steps: Int = 3000
+    @Option(help: "Optimizer steps.") var steps: Int = 4000
     @Option(help: "Latents per step.") var batchSize: Int = 64
     @Option(help: "Peak learning rate (AdamW beta 0.9/0.95; the official DiT uses 1e-4 at batch 256 for 400k steps).") var lr: Float = 1e-3
     @Option(help: "Warmup steps (then cosine decay).") var warmup: Int = 100
@@ -80,6 +80,8 @@ struct TrainDiT: ParsableCommand {
             "varlab.sample_steps": String(sampleSteps),
             "varlab.sample_sampler": sampleSampler,
             "varlab.sample_cfg": String(sampleCfg),
+            // The official forward_with_cfg guides only eps[:, :3] (4-channel SD latents); f-hat has 16 channels.
+            "varlab.sample_cfg_channels": "all",
         ]
         trainer.loop.checkpointPath = output
         do {
