@@ -98,7 +98,12 @@ final class DiTEditBackend: EditBackend {
     /// ADM's center_crop_arr, which DiT uses.
     let pipeline = CenterCropGeometry.Pipeline.adm
 
-    init(model: DiTModel, codec: LatentCodec) { self.model = model; self.codec = codec }
+    /// Guidance channels: the official first3, or what the checkpoint records (all, for the tiny f-hat DiT).
+    let channels: CFGChannels
+
+    init(model: DiTModel, codec: LatentCodec, channels: CFGChannels = .first3) {
+        self.model = model; self.codec = codec; self.channels = channels
+    }
 
     static func load(_ o: Edit) throws -> DiTEditBackend {
         guard let ck = o.checkpoint else { throw EditFieldError(field: "checkpoint", message: "missing: the DiT checkpoint (e.g. DiT-XL-2-256x256.pt)") }
@@ -114,7 +119,8 @@ final class DiTEditBackend: EditBackend {
         if let kl = codec as? KLLatentCodec, kl.vae.encoder == nil {
             throw EditFieldError(field: "vae", message: "this KL-VAE has no encoder weights (editing must encode the input)")
         }
-        return DiTEditBackend(model: model, codec: codec)
+        let channels = info.sampleDefaults.cfgChannels.flatMap { CFGChannels(rawValue: $0) } ?? .first3
+        return DiTEditBackend(model: model, codec: codec, channels: channels)
     }
 
     func edit(_ request: EditRequest, progress: (String) -> Void) throws -> EditResult {
@@ -143,7 +149,7 @@ final class DiTEditBackend: EditBackend {
         guard cfg >= 0 && cfg.isFinite else { throw EditFieldError(field: "cfg", message: "must be >= 0") }
         // Guidance needs a real class; the null class (plain in-painting) runs the model unguided.
         let denoiser = label != c.nullClass && cfg != 1
-            ? DiTDenoisers.guided(model, labels: [label], scale: cfg) : DiTDenoisers.plain(model, labels: [label])
+            ? DiTDenoisers.guided(model, labels: [label], scale: cfg, channels: channels) : DiTDenoisers.plain(model, labels: [label])
         var noise = PerSampleNoise(seed: o.seed, sampleIndices: [0])
         // The editing noise (known-region noising, jumps) has its own streams so the sampler's draws are unchanged.
         var editNoise = PerSampleNoise(seed: o.seed ^ 0x5EED_0000_ED17_0000, sampleIndices: [0])
