@@ -30,7 +30,7 @@ let package = Package(
         .target(name: "Samplers", dependencies: ["Tensor", "ModelIO", "Autoencoders", "VAR", "DiT"], path: "Samplers",
                 swiftSettings: optimize),
         .target(name: "Metrics", dependencies: ["Tensor", "ModelIO", "ImageIO", "CBLAS"], swiftSettings: optimize),
-        .target(name: "Training", dependencies: ["Tensor", "ModelIO", "ImageIO", "Autoencoders", "CBLAS"], swiftSettings: optimize),
+        .target(name: "Training", dependencies: ["Tensor", "ModelIO", "ImageIO", "Autoencoders", "DiT", "CBLAS"], swiftSettings: optimize),
         .executableTarget(name: "varlab", dependencies: [
             "Tensor", "ModelIO", "ImageIO", "Autoencoders", "VAR", "DiT", "Samplers", "Metrics", "Training",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -45,7 +45,7 @@ let package = Package(
         .testTarget(name: "DiTTests", dependencies: ["DiT", "Autoencoders", "Samplers", "TestSupport"]),
         .testTarget(name: "SamplersTests", dependencies: ["Samplers", "TestSupport"]),
         .testTarget(name: "MetricsTests", dependencies: ["Metrics", "TestSupport"]),
-        .testTarget(name: "TrainingTests", dependencies: ["Training", "VAR", "Autoencoders", "TestSupport"]),
+        .testTarget(name: "TrainingTests", dependencies: ["Training", "VAR", "DiT", "Autoencoders", "TestSupport"]),
         .testTarget(name: "BuiltinModelTests", dependencies: ["Training", "Autoencoders", "ModelIO", "Tensor"]),
     ],
     swiftLanguageModes: [.v5]

@@ -88,30 +88,39 @@ final class VAREditBackend: EditBackend {
     }
 }
 
-/// DiT editing in the KL-VAE latent space: RePaint-style in-painting (optionally with the RePaint jump
-/// schedule) or SDEdit with --strength, optionally restricted to a mask.
+/// DiT editing in the denoiser's latent space (SD KL-VAE, or the tiny VQ-VAE's scaled f-hat): RePaint-style
+/// in-painting (optionally with the RePaint jump schedule) or SDEdit with --strength, optionally restricted to a mask.
 final class DiTEditBackend: EditBackend {
     let model: DiTModel
-    let vae: KLVAE
-    var imageSize: Int { model.config.inputSize * vae.config.downsampleFactor }
+    let codec: LatentCodec
+    var imageSize: Int { model.config.inputSize * codec.downsampleFactor }
     var numClasses: Int { model.config.numClasses }
     /// ADM's center_crop_arr, which DiT uses.
     let pipeline = CenterCropGeometry.Pipeline.adm
 
-    init(model: DiTModel, vae: KLVAE) { self.model = model; self.vae = vae }
+    /// Guidance channels: the official first3, or what the checkpoint records (all, for the tiny f-hat DiT).
+    let channels: CFGChannels
+
+    init(model: DiTModel, codec: LatentCodec, channels: CFGChannels = .first3) {
+        self.model = model; self.codec = codec; self.channels = channels
+    }
 
     static func load(_ o: Edit) throws -> DiTEditBackend {
         guard let ck = o.checkpoint else { throw EditFieldError(field: "checkpoint", message: "missing: the DiT checkpoint (e.g. DiT-XL-2-256x256.pt)") }
-        guard let vp = o.vae else { throw EditFieldError(field: "vae", message: "missing: the KL-VAE (a diffusers AutoencoderKL folder or file)") }
+        guard let vp = o.vae else { throw EditFieldError(field: "vae", message: "missing: the KL-VAE (a diffusers AutoencoderKL folder or file) or the tiny VQ-VAE") }
+        let info = DiTCheckpointInfo(path: ck)
         let model: DiTModel
-        do { model = try DiTModel.load(path: ck) } catch { throw EditFieldError(field: "checkpoint", message: "\(error)") }
-        let vae: KLVAE
-        do { vae = try KLVAE.load(path: vp) } catch { throw EditFieldError(field: "vae", message: "\(error)") }
-        guard vae.config.latentChannels == model.config.inChannels else {
-            throw EditFieldError(field: "vae", message: "the KL-VAE has \(vae.config.latentChannels) latent channels, the DiT expects \(model.config.inChannels)")
+        do { model = try DiTModel.load(path: ck, numHeads: info.heads) } catch { throw EditFieldError(field: "checkpoint", message: "\(error)") }
+        let codec: LatentCodec
+        do { codec = try info.codec(vae: vp, groups: nil, checkpoint: ck) } catch { throw EditFieldError(field: "vae", message: "\(error)") }
+        guard codec.latentChannels == model.config.inChannels else {
+            throw EditFieldError(field: "vae", message: "the VAE has \(codec.latentChannels) latent channels, the DiT expects \(model.config.inChannels)")
         }
-        guard vae.encoder != nil else { throw EditFieldError(field: "vae", message: "this KL-VAE has no encoder weights (editing must encode the input)") }
-        return DiTEditBackend(model: model, vae: vae)
+        if let kl = codec as? KLLatentCodec, kl.vae.encoder == nil {
+            throw EditFieldError(field: "vae", message: "this KL-VAE has no encoder weights (editing must encode the input)")
+        }
+        let channels = info.sampleDefaults.cfgChannels.flatMap { CFGChannels(rawValue: $0) } ?? .first3
+        return DiTEditBackend(model: model, codec: codec, channels: channels)
     }
 
     func edit(_ request: EditRequest, progress: (String) -> Void) throws -> EditResult {
@@ -124,10 +133,8 @@ final class DiTEditBackend: EditBackend {
         do { diffusion = try GaussianDiffusion(respacing: String(o.steps), learnSigma: c.learnSigma) } catch {
             throw EditFieldError(field: "steps", message: "\(error)")
         }
-        // Known latent: the posterior MEAN of the encoding, scaled as the denoiser was trained (x 0.18215).
-        let enc = try vae.encode(request.image.signedCHW())
-        let scale = vae.config.scalingFactor, shift = vae.config.shiftFactor ?? 0
-        let known = enc.mean.map { ($0 - shift) * scale }
+        // Known latent, scaled as the denoiser was trained (KL-VAE: posterior MEAN x 0.18215; VQ-VAE: f-hat x scale).
+        let known = try codec.encode(request.image.signedCHW())
         guard known.shape == [1, c.inChannels, c.inputSize, c.inputSize] else {
             throw EditFieldError(field: "vae", message: "latent \(known.shape) does not fit the DiT input \([1, c.inChannels, c.inputSize, c.inputSize])")
         }
@@ -142,7 +149,7 @@ final class DiTEditBackend: EditBackend {
         guard cfg >= 0 && cfg.isFinite else { throw EditFieldError(field: "cfg", message: "must be >= 0") }
         // Guidance needs a real class; the null class (plain in-painting) runs the model unguided.
         let denoiser = label != c.nullClass && cfg != 1
-            ? DiTDenoisers.guided(model, labels: [label], scale: cfg) : DiTDenoisers.plain(model, labels: [label])
+            ? DiTDenoisers.guided(model, labels: [label], scale: cfg, channels: channels) : DiTDenoisers.plain(model, labels: [label])
         var noise = PerSampleNoise(seed: o.seed, sampleIndices: [0])
         // The editing noise (known-region noising, jumps) has its own streams so the sampler's draws are unchanged.
         var editNoise = PerSampleNoise(seed: o.seed ^ 0x5EED_0000_ED17_0000, sampleIndices: [0])
@@ -151,7 +158,7 @@ final class DiTEditBackend: EditBackend {
                 if k == total || k % max(1, total / 10) == 0 { report("step \(k)/\(total)") }
             }
         }
-        let img = try vae.decode(x0.map { $0 / scale + shift })
+        let img = try codec.decode(x0)
         let s = imageSize, cell = s / c.inputSize
         var px = [Bool](repeating: false, count: s * s)
         for y in 0..<s { for x in 0..<s { px[y * s + x] = regen[(y / cell) * c.inputSize + x / cell] } }

@@ -9,20 +9,21 @@ import Tensor
 
 /// DiT-specific flags of `varlab sample --model dit` (the `sample` command holds `@OptionGroup var dit: DiTSampleOptions`
 /// and, for `--model dit`, calls `dit.makeGenerator(checkpoint:vae:cfg:)`).
-/// Defaults are the official FID settings of DiT's sample_ddp.py: 250 DDPM steps, cfg 1.5, guidance on the
-/// first three latent channels (as the released code does it).
+/// Defaults are what a varlab-trained checkpoint records (`varlab.sample_*`: the tiny toy DiT samples with DDIM 50,
+/// guidance on all channels), else the official FID settings of DiT's sample_ddp.py: 250 DDPM steps, cfg 1.5,
+/// guidance on the first three latent channels (as the released code does it).
 struct DiTSampleOptions: ParsableArguments {
-    @Option(help: "DiT: denoising steps, 1...1000 (respacing of the 1000-step schedule as create_diffusion(str(steps))).")
-    var steps: Int = 250
+    @Option(help: "DiT: denoising steps, 1...1000 (respacing of the 1000-step schedule as create_diffusion(str(steps))). Default: the checkpoint's varlab.sample_steps, else 250.")
+    var steps: Int?
 
-    @Option(help: "DiT: ddpm (ancestral, as sample.py) or ddim.")
-    var sampler: String = "ddpm"
+    @Option(help: "DiT: ddpm (ancestral, as sample.py) or ddim. Default: the checkpoint's varlab.sample_sampler, else ddpm.")
+    var sampler: String?
 
     @Option(help: "DiT: DDIM eta (0 = deterministic DDIM; ignored by ddpm).")
     var eta: Float = 0
 
-    @Option(help: "DiT: channels that classifier-free guidance mixes: first3 (the official forward_with_cfg, which guides only eps[:, :3]) or all (every latent channel).")
-    var cfgChannels: String = "first3"
+    @Option(help: "DiT: channels that classifier-free guidance mixes: first3 (the official forward_with_cfg, which guides only eps[:, :3]) or all (every latent channel). Default: the checkpoint's varlab.sample_cfg_channels, else first3.")
+    var cfgChannels: String?
 
     @Option(help: "DiT: attention heads, when the checkpoint's hidden size is not an official S/B/L/XL size and no dit_config.json sits beside it.")
     var ditHeads: Int?
@@ -34,63 +35,104 @@ struct DiTSampleOptions: ParsableArguments {
     var vaeGroups: Int?
 
     func validate() throws {
-        guard (1...1000).contains(steps) else { throw ValidationError("--steps must be between 1 and 1000, got \(steps)") }
-        _ = try method()
+        if let steps, !(1...1000).contains(steps) { throw ValidationError("--steps must be between 1 and 1000, got \(steps)") }
+        _ = try method(default: "ddpm")
         _ = try channels()
         if let ditHeads, ditHeads < 1 { throw ValidationError("--dit-heads must be positive, got \(ditHeads)") }
         if let vaeGroups, vaeGroups < 1 { throw ValidationError("--vae-groups must be positive, got \(vaeGroups)") }
     }
 
-    func method() throws -> DiffusionSampler.Method {
-        do { return try DiffusionSampler.Method.parse(sampler, eta: eta) } catch { throw ValidationError("\(error)") }
+    func method(default name: String) throws -> DiffusionSampler.Method {
+        do { return try DiffusionSampler.Method.parse(sampler ?? name, eta: eta) } catch { throw ValidationError("\(error)") }
     }
 
-    func channels() throws -> CFGChannels {
-        guard let c = CFGChannels(rawValue: cfgChannels.lowercased()) else {
-            throw ValidationError("--cfg-channels must be first3 or all, got '\(cfgChannels)'")
+    func channels(default name: String = "first3") throws -> CFGChannels {
+        let given = cfgChannels ?? name
+        guard let c = CFGChannels(rawValue: given.lowercased()) else {
+            throw ValidationError("--cfg-channels must be first3 or all, got '\(given)'")
         }
         return c
     }
 
-    /// Loads the DiT and the VAE; `cfg` nil means the official 1.5.
+    /// Loads the DiT and its latent decoder. Steps, sampler and cfg not given fall back to the checkpoint's
+    /// recorded defaults (`varlab.sample_*`, the tiny model), else the official 250 DDPM steps with cfg 1.5.
     func makeGenerator(checkpoint: String?, vae: String?, cfg: Float?) throws -> DiTGenerator {
         try validate()
         MallocPolicy.reuseLargeBlocks()
         guard let checkpoint else { throw ValidationError("--model dit needs --checkpoint (e.g. DiT-XL-2-256x256.pt)") }
-        guard let vae else { throw ValidationError("--model dit needs --vae (a diffusers AutoencoderKL directory such as sd-vae-ft-ema/)") }
-        let model = try DiTGenerator.loadDiT(path: checkpoint, key: ditKey, heads: ditHeads)
-        let autoencoder = try KLVAE.load(path: vae, groups: vaeGroups)
-        return try DiTGenerator(model: model, vae: autoencoder, vaePath: vae, checkpointPath: checkpoint, steps: steps,
-                                method: try method(), cfgScale: cfg ?? 1.5, channels: try channels())
+        guard let vae else { throw ValidationError("--model dit needs --vae (a diffusers AutoencoderKL directory such as sd-vae-ft-ema/, or the tiny VQ-VAE)") }
+        let info = DiTCheckpointInfo(path: checkpoint)
+        let model = try DiTGenerator.loadDiT(path: checkpoint, key: ditKey, heads: ditHeads ?? info.heads)
+        let codec = try info.codec(vae: vae, groups: vaeGroups, checkpoint: checkpoint)
+        let defaults = info.sampleDefaults
+        return try DiTGenerator(model: model, codec: codec, vaePath: vae, checkpointPath: checkpoint,
+                                steps: steps ?? defaults.steps ?? 250,
+                                method: try method(default: defaults.sampler ?? "ddpm"), cfgScale: cfg ?? defaults.cfg ?? 1.5,
+                                channels: try channels(default: defaults.cfgChannels ?? "first3"))
     }
 }
 
-/// DiT + KL-VAE behind the `SampleGenerator` contract, as sample.py / sample_ddp.py run them:
+/// What a varlab-trained DiT checkpoint says about itself in its safetensors metadata (nothing for official files):
+/// the head count, the latent space (`varlab.vae` = "var-vqvae" with `varlab.latent_scale`), default sampler settings.
+struct DiTCheckpointInfo {
+    var metadata: [String: String] = [:]
+
+    init(path: String) {
+        if (try? CheckpointLoader.detectFormat(path: path)) == .safetensors, let f = try? SafetensorsFile(path: path) {
+            metadata = f.metadata
+        }
+    }
+
+    var heads: Int? { metadata["varlab.heads"].flatMap { Int($0) } }
+    var latentScale: Float? { metadata["varlab.latent_scale"].flatMap { Float($0) } }
+    var sampleDefaults: (steps: Int?, sampler: String?, cfg: Float?, cfgChannels: String?) {
+        (metadata["varlab.sample_steps"].flatMap { Int($0) }, metadata["varlab.sample_sampler"],
+         metadata["varlab.sample_cfg"].flatMap { Float($0) }, metadata["varlab.sample_cfg_channels"])
+    }
+
+    /// The latent decoder: the VAR VQ-VAE (f-hat / latent_scale) when `vae` is one, else the SD KL-VAE.
+    func codec(vae: String, groups: Int?, checkpoint: String) throws -> LatentCodec {
+        if VQLatentCodec.isVQVAE(path: vae) {
+            guard let scale = latentScale else {
+                throw ValidationError("--vae \(vae) is a VAR VQ-VAE, but the DiT \(checkpoint) has no varlab.latent_scale " +
+                                      "(it was not trained on VQ-VAE latents; use its KL-VAE)")
+            }
+            let pns = metadata["varlab.vae_patch_nums"].map { $0.split(separator: ",").compactMap { Int($0) } }
+            return VQLatentCodec(vae: try VQLatentCodec.loadVQVAE(path: vae, patchNums: pns), scale: scale)
+        }
+        if metadata["varlab.vae"] == "var-vqvae" {
+            throw ValidationError("the DiT \(checkpoint) was trained on VAR VQ-VAE latents; --vae \(vae) is not a VQ-VAE")
+        }
+        return KLLatentCodec(vae: try KLVAE.load(path: vae, groups: groups))
+    }
+}
+
+/// DiT + its latent decoder behind the `SampleGenerator` contract, as sample.py / sample_ddp.py run them:
 /// z ~ N(0, I) per sample (Philox stream = sample index), the respaced reverse process with guidance when
-/// cfg > 1 (the model sees [z; z] with labels [y; null]), decode(z / scaling_factor), uint8 as
-/// clamp(127.5 x + 128, 0, 255) truncated.
+/// cfg > 1 (the model sees [z; z] with labels [y; null]), decode (KL-VAE: z / scaling_factor; tiny VQ-VAE:
+/// z / latent_scale), uint8 as clamp(127.5 x + 128, 0, 255) truncated.
 struct DiTGenerator: SampleGenerator {
     let model: DiTModel
-    let vae: KLVAE
+    let codec: LatentCodec
     let diffusion: GaussianDiffusion
     let sampler: DiffusionSampler
     let cfgScale: Float
     let channels: CFGChannels
 
     var family: String { "dit" }
-    var imageSize: Int { model.config.inputSize * vae.config.downsampleFactor }
+    var imageSize: Int { model.config.inputSize * codec.downsampleFactor }
     var numClasses: Int { model.config.numClasses }
 
-    init(model: DiTModel, vae: KLVAE, vaePath: String = "<vae>", checkpointPath: String = "<dit>", steps: Int,
+    init(model: DiTModel, codec: LatentCodec, vaePath: String = "<vae>", checkpointPath: String = "<dit>", steps: Int,
          method: DiffusionSampler.Method, cfgScale: Float, channels: CFGChannels) throws {
-        guard vae.config.latentChannels == model.config.inChannels else {
-            throw ValidationError("--vae \(vaePath): the VAE has \(vae.config.latentChannels) latent channels but the DiT " +
+        guard codec.latentChannels == model.config.inChannels else {
+            throw ValidationError("--vae \(vaePath): the VAE has \(codec.latentChannels) latent channels but the DiT " +
                                   "\(checkpointPath) denoises \(model.config.inChannels)-channel latents")
         }
         guard (1...1000).contains(steps) else { throw ValidationError("--steps must be between 1 and 1000, got \(steps)") }
         guard cfgScale.isFinite, cfgScale >= 0 else { throw ValidationError("--cfg must be a finite number >= 0, got \(cfgScale)") }
         self.model = model
-        self.vae = vae
+        self.codec = codec
         diffusion = try GaussianDiffusion(respacing: String(steps), learnSigma: model.config.learnSigma)
         sampler = DiffusionSampler(diffusion: diffusion, method: method, clipDenoised: false)
         self.cfgScale = cfgScale
@@ -132,8 +174,7 @@ struct DiTGenerator: SampleGenerator {
         // vae.decode(samples / 0.18215), one image at a time to bound the decoder's memory.
         var images: [Image8] = []
         for i in 0..<requests.count {
-            let z = latents.slice0(i, i + 1).map { $0 / vae.config.scalingFactor }
-            images.append(Image8(signedCHW: try vae.decode(z)))
+            images.append(Image8(signedCHW: try codec.decode(latents.slice0(i, i + 1))))
         }
         return images
     }

@@ -1,0 +1,123 @@
+import DiT
+import Foundation
+import Tensor
+
+/// Trains a DiT on (scaled) latents as the official train.py does, with learn_sigma = False:
+///   t ~ U{0..999}, eps ~ N(0, I), x_t = sqrt(abar_t) x_0 + sqrt(1 - abar_t) eps (linear betas, 1000 steps),
+///   labels dropped to the null class with probability 0.1 (LabelEmbedder.token_drop), loss = mean (eps_hat - eps)^2.
+/// The randomness of step s (t, dropout, eps) is Philox stream 2^41 + s of the seed, so a run is a pure function of
+/// the seed and resumes bit-identically. Optional EMA of the weights (`emaDecay`, 0 = off), kept in the checkpoint
+/// as `ema.<name>` and exported as the sampling weights.
+public final class DiTTrainer {
+    public let model: TrainableDiT
+    public let loop: TrainLoop
+    public let diffusion: GaussianDiffusion
+    public let emaDecay: Float
+    public private(set) var ema: [[Float]]
+    /// Metadata written with every checkpoint (latent scale, latent space, data, ...).
+    public var metadata: [String: String] = [:]
+
+    public init(config: DiTTrainConfig, options: TrainOptions, emaDecay: Float = 0) throws {
+        guard emaDecay >= 0, emaDecay < 1 else { throw TrainingError.config("EMA decay must be in [0, 1), got \(emaDecay)") }
+        model = try TrainableDiT(config: config, seed: options.seed)
+        loop = try TrainLoop(params: model.parameters, options: options)
+        diffusion = try GaussianDiffusion(respacing: "", diffusionSteps: config.diffusionSteps, learnSigma: false)
+        self.emaDecay = emaDecay
+        ema = emaDecay > 0 ? model.parameters.map(\.value.data) : []
+        loop.save = { [unowned self] path in try self.save(to: path) }
+    }
+
+    /// One forward + backward on clean latents x0 [B, C, S, S] with labels y at training step `step`; returns the loss.
+    public func trainStep(_ x0: Tensor, _ y: [Int], step: Int) -> Double {
+        let n = x0.shape[0], c = model.config
+        var rng = PhiloxRandom(seed: loop.options.seed, stream: (1 << 41) + UInt64(step))
+        var t = [Int](repeating: 0, count: n), labels = y
+        for i in 0..<n {
+            t[i] = Int(rng.nextUInt32() % UInt32(c.diffusionSteps))
+            if rng.uniform() < c.classDropout { labels[i] = c.numClasses }
+        }
+        let noise = Tensor(shape: x0.shape, data: (0..<x0.count).map { _ in rng.normal() })
+        let xt = diffusion.qSample(x0: x0, t: t, noise: noise)
+        let out = model.forward(xt, t: t.map(Float.init), y: labels)
+        let (loss, grad) = Losses.mse(out, noise)
+        model.backward(grad)
+        return loss
+    }
+
+    public func run(source: LabeledImageSource, progress: (TrainProgress) -> Void = { _ in }) throws {
+        let c = model.config
+        guard source.imageSize == c.inputSize else {
+            throw TrainingError.config("latents are \(source.imageSize)x\(source.imageSize), the DiT expects \(c.inputSize)")
+        }
+        guard source.classCount <= c.numClasses else {
+            throw TrainingError.config("the data has \(source.classCount) classes, the DiT \(c.numClasses)")
+        }
+        try loop.run(source: source, step: { x, y in (self.trainStep(x, y, step: self.loop.step), .nan) }) { p in
+            self.updateEMA()
+            progress(p)
+        }
+    }
+
+    func updateEMA() {
+        guard emaDecay > 0 else { return }
+        let d = emaDecay
+        for (i, p) in model.parameters.enumerated() {
+            ema[i].withUnsafeMutableBufferPointer { e in p.value.data.withUnsafeBufferPointer { w in
+                for j in 0..<e.count { e[j] = d * e[j] + (1 - d) * w[j] }
+            } }
+        }
+    }
+
+    /// The weights to sample with: the EMA when kept, else the raw weights (plus the fixed pos_embed).
+    public var samplingWeights: [Parameter] {
+        guard emaDecay > 0 else { return model.stateDict }
+        return [model.posEmbed] + zip(model.parameters, ema).map { Parameter($0.name, Tensor(shape: $0.value.shape, data: $1), decay: false) }
+    }
+
+    var checkpointMetadata: [String: String] {
+        var m = metadata
+        m["varlab.train"] = (try? loop.options.canonicalJSON()) ?? ""
+        m["varlab.heads"] = String(model.config.numHeads)
+        m["varlab.ema_decay"] = String(emaDecay)
+        return m
+    }
+
+    /// Training checkpoint: raw weights + pos_embed at the official names (it loads in DiTModel as is), the EMA as
+    /// `ema.<name>`, the AdamW state, and the metadata.
+    public func save(to path: String) throws {
+        let emaParams = zip(model.parameters, ema).map { Parameter("ema." + $0.name, Tensor(shape: $0.value.shape, data: $1), decay: false) }
+        try TrainCheckpoint.write(path: path, model: TrainableDiT.modelName, configJSON: try model.config.canonicalJSON(),
+                                  step: loop.step, params: model.stateDict + emaParams, optimizer: loop.optimizer,
+                                  extra: checkpointMetadata)
+    }
+
+    /// Inference-only file: the sampling weights (EMA if kept) under the official names and the metadata; no
+    /// optimizer state (a third of the size).
+    public func export(to path: String) throws {
+        try TrainCheckpoint.write(path: path, model: TrainableDiT.modelName, configJSON: try model.config.canonicalJSON(),
+                                  step: loop.step, params: samplingWeights, optimizer: nil,
+                                  extra: checkpointMetadata.merging(["varlab.weights": emaDecay > 0 ? "ema" : "raw"]) { $1 })
+    }
+
+    public func resume(from path: String) throws {
+        let ck = try TrainCheckpoint.read(path: path, model: TrainableDiT.modelName)
+        let mine = try model.config.canonicalJSON()
+        guard ck.configJSON == mine else {
+            throw TrainingError.checkpoint("\(path) was trained with config \(ck.configJSON), this run uses \(mine); cannot resume")
+        }
+        try ck.loadParameters(model.parameters)
+        try ck.loadOptimizer(loop.optimizer)
+        if emaDecay > 0 {
+            ema = try model.parameters.map { p in
+                guard ck.file.info("ema." + p.name)?.shape == p.value.shape else {
+                    throw TrainingError.checkpoint("\(path) has no EMA weights for \(p.name) (trained without --ema?); cannot resume with EMA")
+                }
+                return try ck.file.floatTensor("ema." + p.name).data
+            }
+        }
+        loop.step = ck.step
+        guard loop.step <= loop.options.steps else {
+            throw TrainingError.checkpoint("\(path) is at step \(loop.step), beyond --steps \(loop.options.steps)")
+        }
+    }
+}
