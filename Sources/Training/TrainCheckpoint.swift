@@ -99,3 +99,23 @@ extension TrainCheckpoint {
         return n
     }
 }
+
+extension TrainLoop {
+    /// Continues from a checkpoint of the same model and config: restores the weights `params`, the AdamW moments and
+    /// the step; refuses another model, another config or a step beyond `steps`. Returns the checkpoint (for extra
+    /// state such as an EMA).
+    @discardableResult
+    public func resume(from path: String, model: String, configJSON: String, params: [Parameter]) throws -> TrainCheckpoint {
+        let ck = try TrainCheckpoint.read(path: path, model: model)
+        guard ck.configJSON == configJSON else {
+            throw TrainingError.checkpoint("\(path) was trained with config \(ck.configJSON), this run uses \(configJSON); cannot resume")
+        }
+        try ck.loadParameters(params)
+        try ck.loadOptimizer(optimizer)
+        step = ck.step
+        guard step <= options.steps else {
+            throw TrainingError.checkpoint("\(path) is at step \(step), beyond --steps \(options.steps)")
+        }
+        return ck
+    }
+}

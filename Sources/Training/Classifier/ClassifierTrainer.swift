@@ -32,17 +32,7 @@ public final class ClassifierTrainer {
 
     /// Continues from a checkpoint of the same model config (weights, optimizer moments, step).
     public func resume(from path: String) throws {
-        let ck = try TrainCheckpoint.read(path: path, model: ToyClassifier.modelName)
-        let mine = try model.config.canonicalJSON()
-        guard ck.configJSON == mine else {
-            throw TrainingError.checkpoint("\(path) was trained with config \(ck.configJSON), this run uses \(mine); cannot resume")
-        }
-        try ck.loadParameters(model.parameters)
-        try ck.loadOptimizer(loop.optimizer)
-        loop.step = ck.step
-        guard loop.step <= options.steps else {
-            throw TrainingError.checkpoint("\(path) is at step \(loop.step), beyond --steps \(options.steps)")
-        }
+        try loop.resume(from: path, model: ToyClassifier.modelName, configJSON: try model.config.canonicalJSON(), params: model.parameters)
     }
 
     public func save(to path: String) throws {

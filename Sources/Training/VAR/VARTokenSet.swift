@@ -71,20 +71,7 @@ public struct VARTokenSet {
     /// float formula as the quantiser: ‖z‖² + ‖e‖² - 2 z·e.
     public static func nearest(_ f: Tensor, codebook e: Tensor) -> [Int] {
         let (b, c, h, w) = (f.shape[0], f.shape[1], f.shape[2], f.shape[3])
-        let v = e.shape[0], rows = b * h * w
-        let z = f.permuted([0, 2, 3, 1]).reshaped([rows, c])
-        let ze = z.matmul(e, transposeOther: true)
-        let ee: [Float] = (0..<v).map { i in (0..<c).reduce(Float(0)) { $0 + e.data[i * c + $1] * e.data[i * c + $1] } }
-        return (0..<rows).map { r in
-            var zz: Float = 0
-            for ch in 0..<c { let t = z.data[r * c + ch]; zz += t * t }
-            var best = 0, bestD = Float.infinity
-            for j in 0..<v {
-                let d = (zz + ee[j]) + (-2) * ze.data[r * v + j]
-                if d < bestD { bestD = d; best = j }
-            }
-            return best
-        }
+        return MultiScaleQuantizer.nearestCodes(f.permuted([0, 2, 3, 1]).reshaped([b * h * w, c]), codebook: e)
     }
 
     /// f_hat of finest-only tokens: φ_last(embed(ids)) (no upsampling at full size), [B, C, H, W] - what the ar

@@ -65,17 +65,7 @@ public final class VARTrainer {
     }
 
     public func resume(from path: String) throws {
-        let ck = try TrainCheckpoint.read(path: path, model: TrainableVAR.modelName)
-        let mine = try config.canonicalJSON()
-        guard ck.configJSON == mine else {
-            throw TrainingError.checkpoint("\(path) was trained with config \(ck.configJSON), this run uses \(mine); cannot resume")
-        }
-        try ck.loadParameters(model.parameters)
-        try ck.loadOptimizer(loop.optimizer)
-        loop.step = ck.step
-        guard loop.step <= loop.options.steps else {
-            throw TrainingError.checkpoint("\(path) is at step \(loop.step), beyond --steps \(loop.options.steps)")
-        }
+        try loop.resume(from: path, model: TrainableVAR.modelName, configJSON: try config.canonicalJSON(), params: model.parameters)
     }
 
     /// Labels after class dropout for step `step` (Philox stream 2^41 + step: a pure function of seed and step).
