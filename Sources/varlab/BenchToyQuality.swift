@@ -93,10 +93,6 @@ struct BenchToyQuality: ParsableCommand {
     }
 
     func loadBuiltinVQVAE() throws -> VQVAE {
-        let path = try BuiltinModels.path(BuiltinModels.vqvae, instead: "VARLAB_ASSETS")
-        let file = try SafetensorsFile(path: path)
-        let pn = (file.metadata["varlab.patch_nums"] ?? "").split(separator: ",").compactMap { Int($0) }
-        guard pn.count >= 2 else { throw ValidationError("\(path): no varlab.patch_nums metadata") }
-        return try VQVAE(archive: file, patchNums: pn)
+        try VQLatentCodec.loadVQVAE(path: try BuiltinModels.path(BuiltinModels.vqvae, instead: "VARLAB_ASSETS"))
     }
 }

@@ -13,11 +13,7 @@ enum Assets {
         .deletingLastPathComponent().appendingPathComponent("assets/models")
     static func path(_ name: String) -> String { models.appendingPathComponent(name).path }
 
-    static func vqvae() throws -> VQVAE {
-        let f = try SafetensorsFile(path: path("toy-vqvae.safetensors"))
-        let pn = (f.metadata["varlab.patch_nums"] ?? "").split(separator: ",").compactMap { Int($0) }
-        return try VQVAE(archive: f, patchNums: pn)
-    }
+    static func vqvae() throws -> VQVAE { try VQLatentCodec.loadVQVAE(path: path("toy-vqvae.safetensors")) }
 
     static func heldOut(_ range: Range<Int>, size: Int = 64) -> (images: Tensor, labels: [Int]) {
         ToyDataset(seed: 0, split: .heldout, size: size).batch(Array(range))
