@@ -79,10 +79,11 @@ extension Encodable {
 
 extension TrainCheckpoint {
     /// Writes the inference weights of a training checkpoint: every tensor except the optimizer state, with the
-    /// metadata (model, config, step, training options) and `varlab.exported_from`; `half` stores floats as F16.
+    /// metadata (model, config, step, training options) and `varlab.exported_from`, plus `metadata` (e.g. recommended
+    /// sampling settings); `half` stores floats as F16.
     /// Returns the number of tensors written. Atomic, like every checkpoint.
     @discardableResult
-    public static func export(from path: String, to out: String, half: Bool = false) throws -> Int {
+    public static func export(from path: String, to out: String, half: Bool = false, metadata extra: [String: String] = [:]) throws -> Int {
         let f = try SafetensorsFile(path: path)
         guard f.metadata["varlab.model"] != nil else {
             throw TrainingError.checkpoint("\(path) is not a varlab training checkpoint (no varlab.model metadata)")
@@ -95,6 +96,7 @@ extension TrainCheckpoint {
         }
         w.metadata = f.metadata.filter { $0.key != "varlab.optimizer.step" }
         w.metadata["varlab.exported_from"] = URL(fileURLWithPath: path).lastPathComponent
+        for (k, v) in extra { w.metadata[k] = v }
         try w.write(to: out)
         return n
     }
