@@ -1,0 +1,66 @@
+import Foundation
+import XCTest
+
+/// The newcomer's path, end to end through the built `varlab` binary: no checkpoint flags, the built-in models.
+final class CLIDefaultsTests: XCTestCase {
+    /// The varlab executable built with this test bundle (same products folder).
+    static var binary: String {
+        Bundle(for: CLIDefaultsTests.self).bundleURL.deletingLastPathComponent().appendingPathComponent("varlab").path
+    }
+
+    func run(_ args: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
+        guard FileManager.default.isExecutableFile(atPath: Self.binary) else {
+            throw XCTSkip("no varlab binary next to the test bundle (\(Self.binary))")
+        }
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: Self.binary)
+        p.arguments = args
+        var env = ProcessInfo.processInfo.environment
+        env["VARLAB_ASSETS"] = Assets.models.deletingLastPathComponent().path
+        env.removeValue(forKey: "VARLAB_INCEPTION")
+        p.environment = env
+        let out = Pipe(), err = Pipe()
+        p.standardOutput = out; p.standardError = err
+        try p.run()
+        let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
+    }
+
+    func tmp() -> URL {
+        let d = FileManager.default.temporaryDirectory.appendingPathComponent("varlab-cli-\(getpid())-\(UUID().uuidString)")
+        try? FileManager.default.createDirectory(at: d, withIntermediateDirectories: true)
+        return d
+    }
+
+    func testSampleWithoutFlagsUsesTheBuiltinModels() throws {
+        let dir = tmp()
+        for family in ["var", "dit"] {
+            let out = dir.appendingPathComponent("\(family).png").path
+            let r = try run(["sample", "--model", family, "--class", "3", "-o", out])
+            XCTAssertEqual(r.status, 0, r.stderr)
+            XCTAssertTrue(r.stderr.contains("built-in toy \(family) model"), "says which model it used: \(r.stderr)")
+            XCTAssertTrue(FileManager.default.fileExists(atPath: out))
+        }
+        // Only one of the two files given: a clear error, not a mismatched pair.
+        let r = try run(["sample", "--model", "var", "--vae", Assets.path("toy-vqvae.safetensors"), "--class", "3", "-o", dir.appendingPathComponent("x.png").path])
+        XCTAssertNotEqual(r.status, 0)
+        XCTAssertTrue(r.stderr.contains("--vae was given without --checkpoint"), r.stderr)
+    }
+
+    /// `eval` without --inception scores toy samples with the toy classifier and calls the result toy-FID.
+    func testEvalWithoutInceptionReportsToyMetrics() throws {
+        let dir = tmp()
+        let a = dir.appendingPathComponent("a").path, b = dir.appendingPathComponent("b").path
+        XCTAssertEqual(try run(["data", "toy", "--n", "60", "--split", "heldout", "-o", a]).status, 0)
+        XCTAssertEqual(try run(["data", "toy", "--n", "60", "--split", "heldout", "--start", "60", "-o", b]).status, 0)
+        let r = try run(["eval", a, b, "--metrics", "fid,acc"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stdout.contains("toy-FID"), r.stdout)
+        XCTAssertFalse(r.stdout.contains("\nFID"), "never presented as Inception FID: \(r.stdout)")
+        XCTAssertTrue(r.stderr.contains("toy classifier"), r.stderr)
+        let acc = r.stdout.split(separator: "\n").first { $0.hasPrefix("toy classifier accuracy") }
+        XCTAssertEqual(acc.flatMap { $0.split(separator: " ", omittingEmptySubsequences: true).dropFirst(3).first }.flatMap { Double($0) }, 1.0,
+                       "real held-out images are all recognised: \(r.stdout)")
+    }
+}
