@@ -45,7 +45,8 @@ let package = Package(
         .testTarget(name: "DiTTests", dependencies: ["DiT", "Autoencoders", "Samplers", "TestSupport"]),
         .testTarget(name: "SamplersTests", dependencies: ["Samplers", "TestSupport"]),
         .testTarget(name: "MetricsTests", dependencies: ["Metrics", "TestSupport"]),
-        .testTarget(name: "TrainingTests", dependencies: ["Training", "Autoencoders", "DiT", "TestSupport"]),
+        .testTarget(name: "TrainingTests", dependencies: ["Training", "VAR", "DiT", "Autoencoders", "TestSupport"]),
+        .testTarget(name: "BuiltinModelTests", dependencies: ["Training", "Autoencoders", "ModelIO", "Tensor"]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -104,31 +104,36 @@ public struct MultiScaleQuantizer: Sendable {
         guard f.rank == 4, f.shape[1] == channels, f.shape[2] == fullSize, f.shape[3] == fullSize else {
             throw QuantizerError.latentShape(f.shape, expected: [-1, channels, fullSize, fullSize])
         }
-        let b = f.shape[0], c = channels, v = vocabSize
+        let b = f.shape[0], c = channels
         var rest = f
         var result: [[Int]] = []
-        // |e|^2 per code, float32 as torch.sum(E^2, dim=1).
-        let ee: [Float] = (0..<v).map { i in (0..<c).reduce(Float(0)) { $0 + embedding.data[i * c + $1] * embedding.data[i * c + $1] } }
         for (si, pn) in patchNums.enumerated() {
             let z = downsampledTokens(rest, pn: pn)   // [B, n, C]
-            let rows = b * pn * pn
-            let ze = z.reshaped([rows, c]).matmul(embedding, transposeOther: true)   // [rows, V]
-            var ids = [Int](repeating: 0, count: rows)
-            for r in 0..<rows {
-                var zz: Float = 0
-                for ch in 0..<c { let t = z.data[r * c + ch]; zz += t * t }
-                var best = 0, bestD = Float.infinity
-                for j in 0..<v {
-                    let d = (zz + ee[j]) + (-2) * ze.data[r * v + j]
-                    if d < bestD { bestD = d; best = j }
-                }
-                ids[r] = best
-            }
+            let ids = MultiScaleQuantizer.nearestCodes(z.reshaped([b * pn * pn, c]), codebook: embedding)
             let h = contribution(ids, batch: b, scale: si)
             rest -= h
             result.append(ids)
         }
         return result
+    }
+
+    /// Index of the nearest codebook row for every row of z [rows, C], with the official float formula
+    /// ‖z‖² + ‖e‖² - 2 z·e (|e|² summed in float32 as torch.sum(E², dim=1); the product in sgemm); ties go to the
+    /// lower index, as torch.argmin.
+    public static func nearestCodes(_ z: Tensor, codebook e: Tensor) -> [Int] {
+        let c = e.shape[1], v = e.shape[0], rows = z.count / c
+        let ee: [Float] = (0..<v).map { i in (0..<c).reduce(Float(0)) { $0 + e.data[i * c + $1] * e.data[i * c + $1] } }
+        let ze = z.reshaped([rows, c]).matmul(e, transposeOther: true)   // [rows, V]
+        return (0..<rows).map { r in
+            var zz: Float = 0
+            for ch in 0..<c { let t = z.data[r * c + ch]; zz += t * t }
+            var best = 0, bestD = Float.infinity
+            for j in 0..<v {
+                let d = (zz + ee[j]) + (-2) * ze.data[r * v + j]
+                if d < bestD { bestD = d; best = j }
+            }
+            return best
+        }
     }
 
     /// `embed_to_fhat(all_to_max_scale=True)`: cumulative f_hat after each scale, each [B, C, H, W].

@@ -79,10 +79,11 @@ extension Encodable {
 
 extension TrainCheckpoint {
     /// Writes the inference weights of a training checkpoint: every tensor except the optimizer state, with the
-    /// metadata (model, config, step, training options) and `varlab.exported_from`; `half` stores floats as F16.
+    /// metadata (model, config, step, training options) and `varlab.exported_from`, plus `metadata` (e.g. recommended
+    /// sampling settings); `half` stores floats as F16.
     /// Returns the number of tensors written. Atomic, like every checkpoint.
     @discardableResult
-    public static func export(from path: String, to out: String, half: Bool = false) throws -> Int {
+    public static func export(from path: String, to out: String, half: Bool = false, metadata extra: [String: String] = [:]) throws -> Int {
         let f = try SafetensorsFile(path: path)
         guard f.metadata["varlab.model"] != nil else {
             throw TrainingError.checkpoint("\(path) is not a varlab training checkpoint (no varlab.model metadata)")
@@ -95,7 +96,28 @@ extension TrainCheckpoint {
         }
         w.metadata = f.metadata.filter { $0.key != "varlab.optimizer.step" }
         w.metadata["varlab.exported_from"] = URL(fileURLWithPath: path).lastPathComponent
+        for (k, v) in extra { w.metadata[k] = v }
         try w.write(to: out)
         return n
+    }
+}
+
+extension TrainLoop {
+    /// Continues from a checkpoint of the same model and config: restores the weights `params`, the AdamW moments and
+    /// the step; refuses another model, another config or a step beyond `steps`. Returns the checkpoint (for extra
+    /// state such as an EMA).
+    @discardableResult
+    public func resume(from path: String, model: String, configJSON: String, params: [Parameter]) throws -> TrainCheckpoint {
+        let ck = try TrainCheckpoint.read(path: path, model: model)
+        guard ck.configJSON == configJSON else {
+            throw TrainingError.checkpoint("\(path) was trained with config \(ck.configJSON), this run uses \(configJSON); cannot resume")
+        }
+        try ck.loadParameters(params)
+        try ck.loadOptimizer(optimizer)
+        step = ck.step
+        guard step <= options.steps else {
+            throw TrainingError.checkpoint("\(path) is at step \(step), beyond --steps \(options.steps)")
+        }
+        return ck
     }
 }

@@ -70,14 +70,22 @@ public final class TrainLoop {
 
     public func run(source: LabeledImageSource, step body: (Tensor, [Int]) -> (loss: Double, accuracy: Double),
                     progress: (TrainProgress) -> Void = { _ in }) throws {
+        try run(count: source.count, step: { indices in let (x, y) = source.batch(indices); return body(x, y) },
+                progress: progress)
+    }
+
+    /// The same loop over any indexed training set of `count` items (e.g. precomputed token maps): `body` gets
+    /// the step's batch indices (`batchIndices(step:count:)`); `step` is still the 0-based step being run.
+    public func run(count: Int, step body: ([Int]) -> (loss: Double, accuracy: Double),
+                    progress: (TrainProgress) -> Void = { _ in }) throws {
         let t0 = Date()
         let first = step
         var smoothed = Double.nan
         var lastSaved: String? = checkpointPath.flatMap { FileManager.default.fileExists(atPath: $0) ? $0 : nil }
         while step < options.steps {
-            let (x, y) = source.batch(batchIndices(step: step, count: source.count))
+            let indices = batchIndices(step: step, count: count)
             for p in params { p.zeroGrad() }
-            let (loss, accuracy) = body(x, y)
+            let (loss, accuracy) = body(indices)
             guard loss.isFinite else { throw TrainingError.diverged(step: step + 1, loss: loss, kept: lastSaved) }
             let norm = clipGradNorm(params, maxNorm: options.clip)
             guard norm.isFinite else { throw TrainingError.diverged(step: step + 1, loss: loss, kept: lastSaved) }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Autoencoders
 import Foundation
 import ImageIO
 import Metrics
@@ -46,6 +47,22 @@ struct BenchToyQuality: ParsableCommand {
             print(String(format: "%-34@ accuracy %.4f   toy-FID %8.3f   %.1fs", name as NSString, acc, fid, secs))
         }
         try measure("real held-out (disjoint set)", setB, labelsB, 0)
+        // The tokenizer's ceiling: the same real images through the built-in VQ-VAE (encode, quantise, decode).
+        let t0 = Date()
+        let vae = try loadBuiltinVQVAE()
+        var recon: [Image8] = []
+        for b in stride(from: n, to: 2 * n, by: batchSize) {
+            let x = Tensor.cat((b..<min(2 * n, b + batchSize)).map { held.image($0).signedCHW() }, dim: 0)
+            let y = vae.decode(tokens: try vae.tokens(images: x))
+            recon += (0..<y.shape[0]).map { Image8(signedCHW: y.slice0($0, $0 + 1)) }
+        }
+        try measure("VQ-VAE reconstructions of that set", try toy.features(recon), labelsB, Date().timeIntervalSince(t0))
+        if let grids {
+            try FileManager.default.createDirectory(atPath: grids, withIntermediateDirectories: true)
+            let originals = (n..<(n + 20)).map { held.image($0) }
+            try SampleOutput.writePNG(try ImageGrid.make(originals + Array(recon.prefix(20)), nrow: 10),
+                                      to: (grids as NSString).appendingPathComponent("vqvae-reconstructions.png"))
+        }
         var json: [String: Any] = ["n": n, "seed": seed, "data_seed": dataSeed, "classifier": toy.path]
         for family in families {
             let classes = (0..<toy.classifier.config.classes).map(String.init).joined(separator: ",")
@@ -73,5 +90,9 @@ struct BenchToyQuality: ParsableCommand {
         if let path = self.json {
             try AtomicFile.write(try JSONSerialization.data(withJSONObject: json, options: [.prettyPrinted, .sortedKeys]), to: path)
         }
+    }
+
+    func loadBuiltinVQVAE() throws -> VQVAE {
+        try VQLatentCodec.loadVQVAE(path: try BuiltinModels.path(BuiltinModels.vqvae, instead: "VARLAB_ASSETS"))
     }
 }

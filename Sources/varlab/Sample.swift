@@ -27,10 +27,11 @@ struct Sample: ParsableCommand {
     @Option(help: "'all' for every class (with --per-class).") var classes: String?
     @Option(help: "Number of images with --class (default: one per listed class).") var n: Int?
     @Option(help: "Images per class with --classes all.") var perClass: Int = 1
-    @Option(help: "Classifier-free guidance (VAR ramps it over the scales: t = cfg*si/(S-1)). Default 1.5.") var cfg: Double?
-    @Option(help: "VAR: top-k (0 = off).") var topK: Int = 900
-    @Option(help: "VAR: top-p in [0, 1] (0 = off).") var topP: Double = 0.96
-    @Flag(help: "VAR: Gumbel-softmax smoothing of the next-scale input (official more_smooth).") var moreSmooth = false
+    @Option(help: "Classifier-free guidance (VAR ramps it over the scales: t = cfg*si/(S-1)). Default 1.5, or the checkpoint's varlab.sample_cfg.") var cfg: Double?
+    @Option(help: "VAR: top-k (0 = off). Default 900, or the checkpoint's varlab.sample_top_k.") var topK: Int?
+    @Option(help: "VAR: top-p in [0, 1] (0 = off). Default 0.96, or the checkpoint's varlab.sample_top_p.") var topP: Double?
+    @Flag(inversion: .prefixedNo, help: "VAR: Gumbel-softmax smoothing of the next-scale input (official more_smooth). Default off, or the checkpoint's varlab.sample_more_smooth.")
+    var moreSmooth: Bool?
     @Option(help: "VAR: logits are divided by this before top-k/top-p.") var temperature: Float = 1
     @Option(help: "Random seed.") var seed: UInt64 = 0
     @Option(help: "VAR: scale schedule, e.g. 1,2,3,4 (default: from the checkpoint's sequence length).") var patchNums: String?
@@ -45,8 +46,8 @@ struct Sample: ParsableCommand {
     func validate() throws {
         guard ["var", "dit"].contains(model) else { throw ValidationError("--model must be var or dit, got '\(model)'") }
         if let cfg, !(cfg >= 0 && cfg.isFinite) { throw ValidationError("--cfg must be >= 0, got \(cfg)") }
-        guard topK >= 0 else { throw ValidationError("--top-k must be >= 0, got \(topK)") }
-        guard topP >= 0 && topP <= 1 else { throw ValidationError("--top-p must be in [0, 1], got \(topP)") }
+        if let topK, topK < 0 { throw ValidationError("--top-k must be >= 0, got \(topK)") }
+        if let topP, !(topP >= 0 && topP <= 1) { throw ValidationError("--top-p must be in [0, 1], got \(topP)") }
         guard temperature > 0 && temperature.isFinite else { throw ValidationError("--temperature must be > 0, got \(temperature)") }
         guard batchSize >= 1 else { throw ValidationError("--batch-size must be >= 1, got \(batchSize)") }
         guard perClass >= 1 else { throw ValidationError("--per-class must be >= 1, got \(perClass)") }
@@ -93,9 +94,14 @@ struct Sample: ParsableCommand {
             return try dit.makeGenerator(checkpoint: files.checkpoint, vae: files.vae, cfg: cfg.map { Float($0) })
         }
         let (checkpoint, vae) = (files.checkpoint, files.vae)
-        let opts = TokenSamplingOptions(topK: topK, topP: topP, temperature: temperature, moreSmooth: moreSmooth)
+        // Unset flags take the checkpoint's recommended settings (varlab-trained files), else the official FID settings.
+        let d = VARSampleDefaults(path: checkpoint)
+        let opts = TokenSamplingOptions(topK: topK ?? d.topK ?? 900, topP: topP ?? d.topP ?? 0.96, temperature: temperature,
+                                        moreSmooth: moreSmooth ?? d.moreSmooth ?? false)
+        let guidance = cfg ?? d.cfg ?? 1.5
+        if let g = try VARVariantGenerator.loadIfVariant(checkpoint: checkpoint, vae: vae, cfg: guidance, options: opts) { return g }
         return try VARGenerator.load(checkpoint: checkpoint, vae: vae, key: key, patchNums: try parsedPatchNums(),
-                                     cfg: cfg ?? 1.5, options: opts)
+                                     cfg: guidance, options: opts)
     }
 
     /// The whole ordered sample set.

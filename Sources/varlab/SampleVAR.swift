@@ -41,3 +41,17 @@ struct VARGenerator: SampleGenerator {
         return (0..<requests.count).map { Image8(signedCHW: img.slice0($0, $0 + 1)) }
     }
 }
+
+/// Sampling settings a varlab-trained VAR checkpoint recommends in its safetensors metadata (`varlab.sample_cfg`,
+/// `_top_k`, `_top_p`, `_more_smooth`); all nil for official checkpoints.
+struct VARSampleDefaults {
+    var cfg: Double?, topK: Int?, topP: Double?, moreSmooth: Bool?
+
+    init(path: String) {
+        guard (try? CheckpointLoader.detectFormat(path: path)) == .safetensors, let m = try? SafetensorsFile(path: path).metadata else { return }
+        cfg = m["varlab.sample_cfg"].flatMap { Double($0) }
+        topK = m["varlab.sample_top_k"].flatMap { Int($0) }
+        topP = m["varlab.sample_top_p"].flatMap { Double($0) }
+        moreSmooth = m["varlab.sample_more_smooth"].map { $0 == "1" || $0 == "true" }
+    }
+}

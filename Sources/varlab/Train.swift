@@ -6,5 +6,5 @@ struct TrainCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "train",
         abstract: "Train the small models on the CPU (toy data or an image folder).",
-        subcommands: [TrainClassifier.self, TrainVQVAE.self, TrainDiT.self, TrainExport.self])
+        subcommands: [TrainClassifier.self, TrainVQVAE.self, TrainVAR.self, TrainDiT.self, TrainExport.self])
 }

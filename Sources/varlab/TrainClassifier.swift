@@ -30,6 +30,7 @@ struct TrainClassifier: ParsableCommand {
     @Option(help: "Held-out images for the final accuracy (toy data).") var evalN: Int = 1000
     @Option(help: "Conv block widths, comma-separated.") var channels: String = "32,64,96,128"
     @Option(help: "Penultimate feature width.") var featureDim: Int = 128
+    @Option(help: "Probability of turning a training image gray (colour is not part of a toy class).") var grayProb: Float = 0.5
     @Option(help: "Print progress every N steps.") var logEvery: Int = 10
     @Flag(help: "Continue from the checkpoint at -o.") var resume = false
     @Option(name: [.short, .customLong("output")], help: "Checkpoint path (.safetensors).") var output: String
@@ -54,6 +55,8 @@ struct TrainClassifier: ParsableCommand {
         do { trainer = try ClassifierTrainer(config: config, options: opts) } catch { throw ValidationError("\(error)") }
         trainer.checkpointPath = output
         trainer.dataSummary = source.summary
+        guard grayProb >= 0 && grayProb <= 1 else { throw ValidationError("--gray-prob must be in [0, 1], got \(grayProb)") }
+        trainer.grayProbability = grayProb
         if resume {
             try trainer.resume(from: output)
             note("resuming from \(output) at step \(trainer.step)")

@@ -11,11 +11,18 @@ struct TrainExport: ParsableCommand {
     @Argument(help: "Training checkpoint (.safetensors written by varlab train).") var checkpoint: String
     @Option(name: [.short, .customLong("output")], help: "Output .safetensors.") var output: String
     @Flag(help: "Store the weights as float16 (loaders convert back to float32).") var half = false
+    @Option(help: ArgumentHelp("Extra metadata KEY=VALUE (repeatable), e.g. varlab.sample_more_smooth=1 to record the settings `sample` uses by default.", valueName: "key=value"))
+    var meta: [String] = []
 
     func run() throws {
         guard checkpoint != output else { throw ValidationError("-o must differ from the input checkpoint") }
+        var extra: [String: String] = [:]
+        for m in meta {
+            guard let eq = m.firstIndex(of: "="), eq != m.startIndex else { throw ValidationError("--meta expects KEY=VALUE, got '\(m)'") }
+            extra[String(m[..<eq])] = String(m[m.index(after: eq)...])
+        }
         let n: Int
-        do { n = try TrainCheckpoint.export(from: checkpoint, to: output, half: half) } catch let e as TrainingError {
+        do { n = try TrainCheckpoint.export(from: checkpoint, to: output, half: half, metadata: extra) } catch let e as TrainingError {
             throw ValidationError(e.description)
         }
         let size = (try? FileManager.default.attributesOfItem(atPath: output)[.size] as? Int) ?? 0

@@ -9,7 +9,8 @@ struct TrainVQVAE: ParsableCommand {
         commandName: "vqvae",
         abstract: "Train the multi-scale VQ-VAE (VAR tokenizer): mse reconstruction + the quantiser's commitment loss.",
         discussion: """
-        The checkpoint uses the official VQ-VAE key names (it loads in the inference VQ-VAE; its patch numbers are \
+        The defaults train the built-in toy tokenizer (assets/models/toy-vqvae.safetensors): 64 px, 8x8x16 latent, \
+        512 codes, scales 1,2,3,4,5,6,8. The checkpoint uses the official VQ-VAE key names (it loads in the inference VQ-VAE; its patch numbers are \
         in the metadata), includes the optimizer state, and is written atomically every --save-every steps and at the \
         end. --resume continues from -o (same config). Deterministic given --seed, for any --threads.
         """)
@@ -17,18 +18,18 @@ struct TrainVQVAE: ParsableCommand {
     @Option(help: "Training data: toy or imagefolder:PATH.") var data: String = "toy"
     @Option(help: "Optimizer steps.") var steps: Int = 1000
     @Option(help: "Images per step.") var batchSize: Int = 16
-    @Option(help: "Peak learning rate.") var lr: Float = 3e-4
+    @Option(help: "Peak learning rate.") var lr: Float = 8e-4
     @Option(help: "Warmup steps.") var warmup: Int = 50
     @Option(help: "Decoupled weight decay.") var weightDecay: Float = 0.05
     @Option(help: "Gradient clipping (global L2 norm).") var clip: Float = 2
     @Option(help: "Seed.") var seed: UInt64 = 0
     @Option(help: "Checkpoint every N steps.") var saveEvery: Int = 100
     @Option(help: "Base width (multiple of 32 with every --ch-mult).") var ch: Int = 32
-    @Option(help: "Width multipliers per level, comma-separated (downsampling = 2^(levels-1)).") var chMult: String = "1,2,2"
+    @Option(help: "Width multipliers per level, comma-separated (downsampling = 2^(levels-1)).") var chMult: String = "1,1,2,2"
     @Option(help: "ResNet blocks per level.") var resBlocks: Int = 1
     @Option(help: "Latent channels.") var zChannels: Int = 16
     @Option(help: "Codebook size.") var vocab: Int = 512
-    @Option(help: "Scale schedule (patch numbers), the last = latent size.") var patchNums: String = "1,2,3,4,6,8,10,13,16"
+    @Option(help: "Scale schedule (patch numbers), the last = latent size.") var patchNums: String = "1,2,3,4,5,6,8"
     @Option(help: "Toy data: training split size.") var trainSize: Int = 100_000
     @Option(help: "Toy data: dataset seed.") var dataSeed: UInt64 = 0
     @Option(help: "Held-out images for the final reconstruction error (toy data).") var evalN: Int = 64

@@ -17,6 +17,10 @@ public final class ClassifierTrainer {
         set { loop.checkpointPath = newValue }
     }
     public var dataSummary = ""
+    /// Probability that a training image is replaced by its luma (ITU-R 601: 0.299 R + 0.587 G + 0.114 B in all three
+    /// channels). The toy classes are shapes and textures in random colours, so colour is a nuisance the classifier
+    /// must not depend on: the tiny tokenizer's reconstructions are nearly colourless (README "Built-in models").
+    public var grayProbability: Float = 0
 
     /// `options` defaults for this model: `TrainOptions.classifier`.
     public init(config: ToyClassifierConfig, options: TrainOptions) throws {
@@ -28,23 +32,14 @@ public final class ClassifierTrainer {
 
     /// Continues from a checkpoint of the same model config (weights, optimizer moments, step).
     public func resume(from path: String) throws {
-        let ck = try TrainCheckpoint.read(path: path, model: ToyClassifier.modelName)
-        let mine = try model.config.canonicalJSON()
-        guard ck.configJSON == mine else {
-            throw TrainingError.checkpoint("\(path) was trained with config \(ck.configJSON), this run uses \(mine); cannot resume")
-        }
-        try ck.loadParameters(model.parameters)
-        try ck.loadOptimizer(loop.optimizer)
-        loop.step = ck.step
-        guard loop.step <= options.steps else {
-            throw TrainingError.checkpoint("\(path) is at step \(loop.step), beyond --steps \(options.steps)")
-        }
+        try loop.resume(from: path, model: ToyClassifier.modelName, configJSON: try model.config.canonicalJSON(), params: model.parameters)
     }
 
     public func save(to path: String) throws {
         try TrainCheckpoint.write(path: path, model: ToyClassifier.modelName, configJSON: try model.config.canonicalJSON(),
                                   step: loop.step, params: model.parameters, optimizer: loop.optimizer,
-                                  extra: ["varlab.train": try options.canonicalJSON(), "varlab.data": dataSummary])
+                                  extra: ["varlab.train": try options.canonicalJSON(), "varlab.data": dataSummary,
+                                          "varlab.augment": "gray_p=\(grayProbability)"])
     }
 
     /// Softmax cross-entropy steps of the shared `TrainLoop` (deterministic batches, NaN stop that keeps the last
@@ -57,11 +52,28 @@ public final class ClassifierTrainer {
             throw TrainingError.config("data images are \(source.imageSize)px, the model expects \(model.config.imageSize)px")
         }
         try loop.run(source: source, step: { x, y in
-            let (_, logits) = self.model.forward(x)
+            let (_, logits) = self.model.forward(self.augment(x, step: self.loop.step))
             let (loss, dl, correct) = Losses.softmaxCrossEntropy(logits: logits, labels: y)
             if loss.isFinite { self.model.backward(dLogits: dl) }
             return (loss, Double(correct) / Double(y.count))
         }, progress: progress)
+    }
+
+    /// Random grayscale per image: the draw for image i of step s comes from Philox stream 2^41 + s (pure function
+    /// of seed and step, like the batch itself).
+    func augment(_ x: Tensor, step: Int) -> Tensor {
+        guard grayProbability > 0, x.shape.count == 4, x.shape[1] == 3 else { return x }
+        var rng = PhiloxRandom(seed: options.seed, stream: (1 << 41) + UInt64(step))
+        var y = x
+        let plane = x.shape[2] * x.shape[3]
+        for i in 0..<x.shape[0] where rng.uniform() < grayProbability {
+            let o = i * 3 * plane
+            for j in 0..<plane {
+                let l = 0.299 * x.data[o + j] + 0.587 * x.data[o + plane + j] + 0.114 * x.data[o + 2 * plane + j]
+                y.data[o + j] = l; y.data[o + plane + j] = l; y.data[o + 2 * plane + j] = l
+            }
+        }
+        return y
     }
 
     /// Top-1 accuracy of the model on `n` images of a source (indices 0..<n).

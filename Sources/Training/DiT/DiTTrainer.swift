@@ -100,13 +100,8 @@ public final class DiTTrainer {
     }
 
     public func resume(from path: String) throws {
-        let ck = try TrainCheckpoint.read(path: path, model: TrainableDiT.modelName)
-        let mine = try model.config.canonicalJSON()
-        guard ck.configJSON == mine else {
-            throw TrainingError.checkpoint("\(path) was trained with config \(ck.configJSON), this run uses \(mine); cannot resume")
-        }
-        try ck.loadParameters(model.parameters)
-        try ck.loadOptimizer(loop.optimizer)
+        let ck = try loop.resume(from: path, model: TrainableDiT.modelName, configJSON: try model.config.canonicalJSON(),
+                                 params: model.parameters)
         if emaDecay > 0 {
             ema = try model.parameters.map { p in
                 guard ck.file.info("ema." + p.name)?.shape == p.value.shape else {
@@ -114,10 +109,6 @@ public final class DiTTrainer {
                 }
                 return try ck.file.floatTensor("ema." + p.name).data
             }
-        }
-        loop.step = ck.step
-        guard loop.step <= loop.options.steps else {
-            throw TrainingError.checkpoint("\(path) is at step \(loop.step), beyond --steps \(loop.options.steps)")
         }
     }
 }

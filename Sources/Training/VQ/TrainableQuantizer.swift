@@ -66,21 +66,8 @@ public final class TrainableQuantizer {
         return Conv2d(weight: phiWeights[k].value, bias: phiBiases[k].value, stride: 1, padding: 1)
     }
 
-    /// Nearest codes of the rows of z [rows, C]: ‖z‖² + ‖e‖² - 2 z·e with the product in sgemm.
-    func nearest(_ z: Tensor) -> [Int] {
-        let c = channels, v = vocabSize, rows = z.count / c
-        let e = embedding.value
-        let ze = z.matmul(e, transposeOther: true)
-        var ee = [Float](repeating: 0, count: v)
-        for i in 0..<v { var s: Float = 0; for ch in 0..<c { s += e.data[i * c + ch] * e.data[i * c + ch] }; ee[i] = s }
-        return (0..<rows).map { r in
-            var zz: Float = 0
-            for ch in 0..<c { zz += z.data[r * c + ch] * z.data[r * c + ch] }
-            var best = 0, bestD = Float.infinity
-            for j in 0..<v { let d = (zz + ee[j]) - 2 * ze.data[r * v + j]; if d < bestD { bestD = d; best = j } }
-            return best
-        }
-    }
+    /// Nearest codes of the rows of z [rows, C] (the inference quantiser's formula and tie rule).
+    func nearest(_ z: Tensor) -> [Int] { MultiScaleQuantizer.nearestCodes(z, codebook: embedding.value) }
 
     /// Forward with given tokens (`tokens` nil = choose them by nearest code). Returns the decoder input (value F,
     /// straight-through to f), L_vq and what backward needs.

@@ -24,17 +24,7 @@ public final class VQVAETrainer {
     }
 
     public func resume(from path: String) throws {
-        let ck = try TrainCheckpoint.read(path: path, model: TrainableVQVAE.modelName)
-        let mine = try model.config.canonicalJSON()
-        guard ck.configJSON == mine else {
-            throw TrainingError.checkpoint("\(path) was trained with config \(ck.configJSON), this run uses \(mine); cannot resume")
-        }
-        try ck.loadParameters(model.parameters)
-        try ck.loadOptimizer(loop.optimizer)
-        loop.step = ck.step
-        guard loop.step <= loop.options.steps else {
-            throw TrainingError.checkpoint("\(path) is at step \(loop.step), beyond --steps \(loop.options.steps)")
-        }
+        try loop.resume(from: path, model: TrainableVQVAE.modelName, configJSON: try model.config.canonicalJSON(), params: model.parameters)
     }
 
     public func run(source: LabeledImageSource, progress: (TrainProgress) -> Void = { _ in }) throws {

@@ -1,0 +1,60 @@
+import Autoencoders
+import Foundation
+import ModelIO
+import Tensor
+import Training
+import XCTest
+
+/// Shared fixtures of the VAR training tests: a tiny VQ-VAE (random weights, 8x8 images, 4x4 latent, scales 1,2,4,
+/// vocabulary 16) and a random labelled image set. Sizes are small so every test runs in seconds.
+enum VARTrainFixture {
+    static let patchNums = [1, 2, 4]
+
+    static func tempPath(_ name: String) -> String {
+        NSTemporaryDirectory() + "varlab-vartrain-\(ProcessInfo.processInfo.processIdentifier)-\(name).safetensors"
+    }
+
+    /// Writes a random-initialised trainable VQ-VAE as a checkpoint and loads it in the inference VQVAE.
+    static func vae() throws -> (VQVAE, String) {
+        var c = VQVAETrainConfig()
+        c.ch = 32; c.chMult = [1, 2]; c.zChannels = 4; c.vocabSize = 16; c.patchNums = patchNums; c.imageSize = 8
+        let m = try TrainableVQVAE(config: c, seed: 3)
+        // Spread the codebook (init is ±1/V) so the tokens vary across images.
+        m.quantizer.embedding.value = GradCheckHelpers.random(m.quantizer.embedding.value.shape, seed: 9, scale: 0.5)
+        let path = tempPath("vq")
+        try TrainCheckpoint.write(path: path, model: TrainableVQVAE.modelName, configJSON: try c.canonicalJSON(), step: 0,
+                                  params: m.parameters, optimizer: nil, extra: ["varlab.patch_nums": "1,2,4"])
+        return (try VQVAE(archive: try SafetensorsFile(path: path), patchNums: patchNums), path)
+    }
+
+    struct RandomImages: LabeledImageSource {
+        let count: Int
+        var classCount: Int { 3 }
+        var imageSize: Int { 8 }
+        var summary: String { "random test images" }
+        func batch(_ indices: [Int]) -> (images: Tensor, labels: [Int]) {
+            let imgs = indices.map { GradCheckHelpers.random([1, 3, 8, 8], seed: 77, stream: UInt64($0), scale: 0.6) }
+            return (Tensor.cat0(imgs), indices.map { $0 % 3 })
+        }
+    }
+
+    static func config(_ variant: VARTrainConfig.Variant = .next, vae: VQVAE) -> VARTrainConfig {
+        var c = VARTrainConfig()
+        c.variant = variant; c.depth = 2; c.width = 32; c.heads = 2; c.mlpRatio = 2
+        c.vocabSize = vae.quantizer.vocabSize; c.cvae = vae.quantizer.channels; c.numClasses = 3; c.patchNums = vae.patchNums
+        return c
+    }
+
+    static func trainer(_ variant: VARTrainConfig.Variant = .next, images: Int = 8, options: TrainOptions) throws -> VARTrainer {
+        let (vae, _) = try vae()
+        let kind: VARTokenSet.Kind = variant == .ar ? .finestOnly : .multiScale
+        let data = try VARTokenSet.encode(vae: vae, source: RandomImages(count: images), count: images, kind: kind)
+        return try VARTrainer(config: config(variant, vae: vae), options: options, vae: vae, data: data)
+    }
+}
+
+enum GradCheckHelpers {
+    static func random(_ shape: [Int], seed: UInt64, stream: UInt64 = 0, scale: Float = 1) -> Tensor {
+        GradCheck.random(shape, seed: seed, stream: stream, scale: scale)
+    }
+}
