@@ -9,7 +9,7 @@ import Tensor
 
 /// DiT-specific flags of `varlab sample --model dit` (the `sample` command holds `@OptionGroup var dit: DiTSampleOptions`
 /// and, for `--model dit`, calls `dit.makeGenerator(checkpoint:vae:cfg:)`).
-/// Defaults are what a varlab-trained checkpoint records (`varlab.sample_*`: the tiny toy DiT samples with DDIM 50,
+/// Defaults are what a varlab-trained checkpoint records (`varlab.sample_*`: the tiny toy DiT samples with 100 DDPM steps, cfg 4,
 /// guidance on all channels), else the official FID settings of DiT's sample_ddp.py: 250 DDPM steps, cfg 1.5,
 /// guidance on the first three latent channels (as the released code does it).
 struct DiTSampleOptions: ParsableArguments {

@@ -40,9 +40,9 @@ struct TrainDiT: ParsableCommand {
     @Option(help: "MLP width / hidden size.") var mlpRatio: Double = 4
     @Option(help: "Probability of the null class during training (classifier-free guidance).") var classDropout: Float = 0.1
     @Option(help: "EMA decay of the sampling weights (0 = none).") var ema: Float = 0
-    @Option(help: "Default sampler recorded in the checkpoint for `varlab sample --model dit`: steps.") var sampleSteps: Int = 50
-    @Option(help: "Default sampler recorded in the checkpoint: ddpm or ddim.") var sampleSampler: String = "ddim"
-    @Option(help: "Default guidance scale recorded in the checkpoint.") var sampleCfg: Double = 3
+    @Option(help: "Default sampler recorded in the checkpoint for `varlab sample --model dit`: steps.") var sampleSteps: Int = 100
+    @Option(help: "Default sampler recorded in the checkpoint: ddpm or ddim.") var sampleSampler: String = "ddpm"
+    @Option(help: "Default guidance scale recorded in the checkpoint.") var sampleCfg: Double = 4
     @Option(help: "Print progress every N steps.") var logEvery: Int = 10
     @Option(help: "Also write the sampling weights alone (no optimizer state) to this file at the end.") var export: String?
     @Flag(help: "Continue from the checkpoint at -o.") var resume = false
