@@ -44,6 +44,7 @@ struct TrainVAR: ParsableCommand {
     @Option(help: "At the end, also write the weights alone (no optimizer state) here.") var export: String?
     @Option(help: "After training, sample --eval-n images (classes i % 10, default sampling settings) and report how often this toy classifier checkpoint recognises the requested class.") var evalClassifier: String?
     @Option(help: "Samples for --eval-classifier.") var evalN: Int = 200
+    @Option(help: "Classifier-free guidance for --eval-classifier (default 1.5 = varlab sample's default).") var evalCfg: Double = 1.5
     @Flag(help: "Skip training: only run --eval-classifier on the -o checkpoint.") var evalOnly = false
     @Flag(help: "Continue from the checkpoint at -o.") var resume = false
     @Option(name: [.short, .customLong("output")], help: "Checkpoint path (.safetensors).") var output: String
@@ -54,7 +55,7 @@ struct TrainVAR: ParsableCommand {
         guard logEvery >= 1 else { throw ValidationError("--log-every must be at least 1") }
         if evalOnly {
             guard let evalClassifier else { throw ValidationError("--eval-only needs --eval-classifier") }
-            return try Self.classifierAccuracy(checkpoint: output, vae: vae, classifier: evalClassifier, n: evalN)
+            return try Self.classifierAccuracy(checkpoint: output, vae: vae, classifier: evalClassifier, n: evalN, cfg: evalCfg)
         }
         guard let v = VARTrainConfig.Variant(rawValue: variant) else {
             throw ValidationError("--variant must be var, ar or plain-ln, got '\(variant)'")
@@ -132,17 +133,17 @@ struct TrainVAR: ParsableCommand {
         if let export { try trainer.exportWeights(to: export); note("weights (no optimizer state) written to \(export)") }
         print(String(format: "trained %@ to step %d in %@ (+ %@ encoding); checkpoint %@", v.rawValue, trainer.loop.step,
                      TrainData.duration(seconds), TrainData.duration(encodeSeconds), output))
-        if let evalClassifier { try Self.classifierAccuracy(checkpoint: output, vae: vae, classifier: evalClassifier, n: evalN) }
+        if let evalClassifier { try Self.classifierAccuracy(checkpoint: output, vae: vae, classifier: evalClassifier, n: evalN, cfg: evalCfg) }
     }
 
     /// Toy-classifier accuracy of n samples at `varlab sample`'s default settings (cfg 1.5, top-k 900, top-p 0.96,
     /// seed 0, sample i of class i % classes).
-    static func classifierAccuracy(checkpoint: String, vae: String, classifier: String, n: Int) throws {
+    static func classifierAccuracy(checkpoint: String, vae: String, classifier: String, n: Int, cfg: Double = 1.5) throws {
         guard n >= 1 else { throw ValidationError("--eval-n must be positive") }
         let cls = try ToyClassifier.load(path: classifier)
         let opts = TokenSamplingOptions()
-        let gen: SampleGenerator = try VARVariantGenerator.loadIfVariant(checkpoint: checkpoint, vae: vae, cfg: 1.5, options: opts)
-            ?? VARGenerator.load(checkpoint: checkpoint, vae: vae, key: nil, patchNums: nil, cfg: 1.5, options: opts)
+        let gen: SampleGenerator = try VARVariantGenerator.loadIfVariant(checkpoint: checkpoint, vae: vae, cfg: cfg, options: opts)
+            ?? VARGenerator.load(checkpoint: checkpoint, vae: vae, key: nil, patchNums: nil, cfg: cfg, options: opts)
         let k = gen.numClasses
         var correct = 0
         var perClass = [Int](repeating: 0, count: k)
@@ -170,7 +171,7 @@ struct TrainVAR: ParsableCommand {
             print(String(format: "toy-classifier accuracy of %d held-out toy images reconstructed by the VQ-VAE (ceiling): %.4f", n, Double(ok) / Double(n)))
         }
         let per = (0..<k).map { c in String(format: "%.2f", Double(perClass[c]) / Double((0..<n).filter { $0 % k == c }.count)) }
-        print(String(format: "toy-classifier accuracy of %d samples (cfg 1.5, top-k 900, top-p 0.96, seed 0): %.4f; per class %@; %.1fs",
-                     n, Double(correct) / Double(n), per.joined(separator: " "), Date().timeIntervalSince(t0)))
+        print(String(format: "toy-classifier accuracy of %d samples (cfg %g, top-k 900, top-p 0.96, seed 0): %.4f; per class %@; %.1fs",
+                     n, cfg, Double(correct) / Double(n), per.joined(separator: " "), Date().timeIntervalSince(t0)))
     }
 }
