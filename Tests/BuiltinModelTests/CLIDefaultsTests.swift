@@ -5,13 +5,19 @@ import XCTest
 final class CLIDefaultsTests: XCTestCase {
     /// The varlab executable built with this test bundle (same products folder).
     static var binary: String {
-        Bundle(for: CLIDefaultsTests.self).bundleURL.deletingLastPathComponent().appendingPathComponent("varlab").path
+        // Linux: bundleURL is the products folder; macOS: the .xctest bundle inside it.
+        let b = Bundle(for: CLIDefaultsTests.self).bundleURL
+        return [b, b.deletingLastPathComponent()].map { $0.appendingPathComponent("varlab").path }
+            .first { FileManager.default.isExecutableFile(atPath: $0) } ?? b.appendingPathComponent("varlab").path
+    }
+
+    override func setUpWithError() throws {
+        guard FileManager.default.isExecutableFile(atPath: Self.binary) else {
+            throw XCTSkip("no varlab binary next to the test bundle (\(Self.binary)); build the package first")
+        }
     }
 
     func run(_ args: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
-        guard FileManager.default.isExecutableFile(atPath: Self.binary) else {
-            throw XCTSkip("no varlab binary next to the test bundle (\(Self.binary))")
-        }
         let p = Process()
         p.executableURL = URL(fileURLWithPath: Self.binary)
         p.arguments = args
