@@ -19,8 +19,7 @@ $V train var --vae "$W/vqvae.safetensors" --train-size 20000 --token-cache "$W/v
     --steps 2400 --batch-size 32 --lr 1.5e-3 --warmup 100 --weight-decay 0.05 --seed 0 -o "$W/var.safetensors"
 # DiT on the same tokenizer's continuous latent f-hat of 20k training images.
 $V train dit --vae "$W/vqvae.safetensors" --train-size 20000 --latents "$W/dit-latents.safetensors" \
-    --steps 8000 --batch-size 64 --lr 1e-3 --warmup 100 --seed 0 \
-    --sample-sampler ddim --sample-steps 50 --sample-cfg 4 -o "$W/dit.safetensors"
+    --steps 8000 --batch-size 64 --lr 1e-3 --warmup 100 --seed 0 -o "$W/dit.safetensors"
 
 for m in classifier vqvae dit; do
     $V train export "$W/$m.safetensors" -o "assets/models/toy-$m.safetensors"
