@@ -70,9 +70,7 @@ struct TrainClassifier: ParsableCommand {
         do {
             try trainer.run(source: source) { p in
                 if p.step % logEvery == 0 || p.step == p.totalSteps {
-                    note(String(format: "step %d/%d  loss %.4f (avg %.4f)  acc %.2f  lr %.2e  |g| %.2f  %.0f samples/s  ETA %@",
-                                p.step, p.totalSteps, p.loss, p.smoothedLoss, p.accuracy, p.lr, p.gradNorm,
-                                p.samplesPerSecond, TrainData.duration(p.etaSeconds)))
+                    note(TrainData.progressLine(p, String(format: "acc %.2f", p.accuracy)))
                 }
             }
         } catch let e as TrainingError {
@@ -112,6 +110,13 @@ enum TrainData {
 
     /// PNG or JPEG, recognised by content.
     static func readImage(_ path: String) throws -> Image8 { try ImageFile.read(path: path) }
+
+    /// One progress line of any trainer: step, loss (and its running average), the trainer's own numbers, lr,
+    /// gradient norm, throughput and ETA.
+    static func progressLine(_ p: TrainProgress, _ extra: String = "") -> String {
+        String(format: "step %d/%d  loss %.4f (avg %.4f)  %@lr %.2e  |g| %.2f  %.1f samples/s  ETA %@", p.step, p.totalSteps,
+               p.loss, p.smoothedLoss, extra.isEmpty ? "" : extra + "  ", p.lr, p.gradNorm, p.samplesPerSecond, duration(p.etaSeconds))
+    }
 
     static func duration(_ s: Double) -> String {
         guard s.isFinite else { return "?" }

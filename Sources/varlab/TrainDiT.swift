@@ -94,9 +94,7 @@ struct TrainDiT: ParsableCommand {
         do {
             try trainer.run(source: set) { p in
                 if p.step % logEvery == 0 || p.step == p.totalSteps {
-                    note(String(format: "step %d/%d  loss %.4f (avg %.4f)  lr %.2e  |g| %.2f  %.1f samples/s  ETA %@",
-                                p.step, p.totalSteps, p.loss, p.smoothedLoss, p.lr, p.gradNorm, p.samplesPerSecond,
-                                TrainData.duration(p.etaSeconds)))
+                    note(TrainData.progressLine(p))
                 }
             }
         } catch let e as TrainingError { throw ValidationError(e.description) }

@@ -123,9 +123,7 @@ struct TrainVAR: ParsableCommand {
         do {
             try trainer.run { p in
                 if p.step % logEvery == 0 || p.step == p.totalSteps {
-                    note(String(format: "step %d/%d  loss %.4f (avg %.4f)  acc %.3f  lr %.2e  |g| %.2f  %.1f samples/s  ETA %@",
-                                p.step, p.totalSteps, p.loss, p.smoothedLoss, p.accuracy, p.lr, p.gradNorm, p.samplesPerSecond,
-                                TrainData.duration(p.etaSeconds)))
+                    note(TrainData.progressLine(p, String(format: "acc %.3f", p.accuracy)))
                 }
             }
         } catch let e as TrainingError { throw ValidationError(e.description) }

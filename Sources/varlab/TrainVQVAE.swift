@@ -69,9 +69,8 @@ struct TrainVQVAE: ParsableCommand {
         do {
             try trainer.run(source: source) { p in
                 if p.step % logEvery == 0 || p.step == p.totalSteps {
-                    note(String(format: "step %d/%d  loss %.4f (avg %.4f)  recon %.4f  vq %.4f  codes %d  lr %.2e  |g| %.2f  %.1f samples/s  ETA %@",
-                                p.step, p.totalSteps, p.loss, p.smoothedLoss, trainer.lastRecon, trainer.lastVQ, trainer.codesUsed,
-                                p.lr, p.gradNorm, p.samplesPerSecond, TrainData.duration(p.etaSeconds)))
+                    note(TrainData.progressLine(p, String(format: "recon %.4f  vq %.4f  codes %d", trainer.lastRecon, trainer.lastVQ,
+                                                                        trainer.codesUsed)))
                 }
             }
         } catch let e as TrainingError { throw ValidationError(e.description) }
