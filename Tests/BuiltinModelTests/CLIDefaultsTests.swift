@@ -85,4 +85,30 @@ final class CLIDefaultsTests: XCTestCase {
         XCTAssertGreaterThanOrEqual(accuracy("var (built-in, default settings)"), 0.80)
         XCTAssertGreaterThanOrEqual(accuracy("dit (built-in, default settings)"), 0.70)
     }
+
+    /// Unset VAR flags take the checkpoint's recorded settings: the built-in VAR records more_smooth, so the default
+    /// run equals an explicit --more-smooth and differs from --no-more-smooth; `train export --meta` is how it got there,
+    /// and a malformed --meta is refused.
+    func testVARSamplingDefaultsComeFromTheCheckpointMetadata() throws {
+        let dir = tmp()
+        func sample(_ extra: [String], _ name: String) throws -> Data {
+            let out = dir.appendingPathComponent(name).path
+            let r = try run(["sample", "--model", "var", "--class", "7,8", "--n", "2"] + extra + ["-o", out])
+            XCTAssertEqual(r.status, 0, r.stderr)
+            return try Data(contentsOf: URL(fileURLWithPath: out))
+        }
+        let byDefault = try sample([], "default.png")
+        XCTAssertEqual(byDefault, try sample(["--more-smooth"], "smooth.png"))
+        XCTAssertNotEqual(byDefault, try sample(["--no-more-smooth"], "plain.png"))
+        // Re-export the built-in VAR with more_smooth off: its defaults then equal --no-more-smooth.
+        let plainCk = dir.appendingPathComponent("var-plain.safetensors").path
+        let e = try run(["train", "export", Assets.path("toy-var.safetensors"), "-o", plainCk, "--meta", "varlab.sample_more_smooth=0"])
+        XCTAssertEqual(e.status, 0, e.stderr)
+        XCTAssertEqual(try sample(["--checkpoint", plainCk, "--vae", Assets.path("toy-vqvae.safetensors")], "plain-ck.png"),
+                       try sample(["--no-more-smooth"], "plain2.png"))
+        let bad = try run(["train", "export", Assets.path("toy-var.safetensors"), "-o", dir.appendingPathComponent("x.safetensors").path,
+                           "--meta", "no-equals-sign"])
+        XCTAssertNotEqual(bad.status, 0)
+        XCTAssertTrue(bad.stderr.contains("--meta expects KEY=VALUE"), bad.stderr)
+    }
 }

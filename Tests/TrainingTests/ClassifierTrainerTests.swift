@@ -1,4 +1,5 @@
 import Foundation
+import ModelIO
 import Tensor
 import Training
 import XCTest
@@ -56,6 +57,26 @@ final class ClassifierTrainerTests: XCTestCase {
             return t.model.parameters.flatMap { $0.value.data }
         }
         XCTAssertEqual(try train(threads: 1), try train(threads: 2), "bit-identical for any thread count")
+    }
+
+    /// Random-grayscale augmentation changes what is trained on (so the weights differ from p = 0), and is a pure
+    /// function of (seed, step): bit-identical for any thread count, and recorded in the checkpoint.
+    func testGrayAugmentationIsDeterministicAndRecorded() throws {
+        func train(gray: Float, threads: Int) throws -> (weights: [Float], meta: String?) {
+            let saved = Parallel.threads
+            Parallel.threads = threads
+            defer { Parallel.threads = saved }
+            let t = try ClassifierTrainer(config: tinyConfig(), options: tinyOptions(steps: 3))
+            t.grayProbability = gray
+            let path = tmp("gray-\(gray)-\(threads).safetensors")
+            t.checkpointPath = path
+            try t.run(source: source) { _ in }
+            return (t.model.parameters.flatMap { $0.value.data }, try SafetensorsFile(path: path).metadata["varlab.augment"])
+        }
+        let a = try train(gray: 0.5, threads: 1), b = try train(gray: 0.5, threads: 2), plain = try train(gray: 0, threads: 1)
+        XCTAssertEqual(a.weights, b.weights)
+        XCTAssertNotEqual(a.weights, plain.weights)
+        XCTAssertEqual(a.meta, "gray_p=0.5")
     }
 
     func testResumeReproducesUninterruptedRunAndRejectsOtherConfig() throws {
