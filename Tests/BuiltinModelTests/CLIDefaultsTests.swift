@@ -1,37 +1,17 @@
 import Foundation
+import TestSupport
 import XCTest
 
 /// The newcomer's path, end to end through the built `varlab` binary: no checkpoint flags, the built-in models.
 final class CLIDefaultsTests: XCTestCase {
-    /// The varlab executable built with this test bundle (same products folder).
-    static var binary: String {
-        // Linux: bundleURL is the products folder; macOS: the .xctest bundle inside it.
-        let b = Bundle(for: CLIDefaultsTests.self).bundleURL
-        return [b, b.deletingLastPathComponent()].map { $0.appendingPathComponent("varlab").path }
-            .first { FileManager.default.isExecutableFile(atPath: $0) } ?? b.appendingPathComponent("varlab").path
-    }
-
-    override func setUpWithError() throws {
-        guard FileManager.default.isExecutableFile(atPath: Self.binary) else {
-            throw XCTSkip("no varlab binary next to the test bundle (\(Self.binary)); build the package first")
-        }
-    }
-
+    /// `varlab args...` with the built-in models of this checkout and no Inception network in the environment.
     func run(_ args: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: Self.binary)
-        p.arguments = args
-        var env = ProcessInfo.processInfo.environment
-        env["VARLAB_ASSETS"] = Assets.models.deletingLastPathComponent().path
-        env.removeValue(forKey: "VARLAB_INCEPTION")
-        p.environment = env
-        let out = Pipe(), err = Pipe()
-        p.standardOutput = out; p.standardError = err
-        try p.run()
-        let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
+        let r = try VarlabCLI.run(args, environment: ["VARLAB_ASSETS": Assets.models.deletingLastPathComponent().path,
+                                                      "VARLAB_INCEPTION": nil])
+        return (r.status, r.out, r.err)
     }
+
+    override func setUpWithError() throws { _ = try VarlabCLI.binary() }   // a skip, not a failure, when not built
 
     func tmp() -> URL {
         let d = FileManager.default.temporaryDirectory.appendingPathComponent("varlab-cli-\(getpid())-\(UUID().uuidString)")

@@ -8,25 +8,7 @@ final class EditJobsTests: XCTestCase {
         URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
     }
 
-    func varlabBinary() throws -> URL {
-        let here = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-        for c in [here.appendingPathComponent("varlab"), here.deletingLastPathComponent().appendingPathComponent("varlab"),
-                  packageRoot.appendingPathComponent(".build/release/varlab")]
-        where FileManager.default.isExecutableFile(atPath: c.path) { return c }
-        throw XCTSkip("varlab executable not built next to the tests (run `swift build -c release` first)")
-    }
-
-    func run(_ args: [String]) throws -> (status: Int32, out: String, err: String) {
-        let p = Process()
-        p.executableURL = try varlabBinary()
-        p.arguments = args
-        let o = Pipe(), e = Pipe()
-        p.standardOutput = o; p.standardError = e
-        try p.run()
-        let od = o.fileHandleForReading.readDataToEndOfFile(), ed = e.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return (p.terminationStatus, String(decoding: od, as: UTF8.self), String(decoding: ed, as: UTF8.self))
-    }
+    func run(_ args: [String]) throws -> (status: Int32, out: String, err: String) { try VarlabCLI.run(args) }
 
     func testOneBadJobAmongGoodOnes() throws {
         guard Fixtures.exists("var/var.safetensors") else { throw XCTSkip("no fixtures") }
