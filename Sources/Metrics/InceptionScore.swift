@@ -71,6 +71,8 @@ public struct Accuracy: Sendable, Equatable {
 
     public struct ClassCount: Sendable, Equatable {
         public var label: Int, total: Int, correct: Int
+        /// Wrong top-1 predictions of this class's samples: predicted label -> count (what the class is confused with).
+        public var mistakes: [Int: Int] = [:]
         public var accuracy: Double { Double(correct) / Double(total) }
     }
 
@@ -85,17 +87,20 @@ public struct Accuracy: Sendable, Equatable {
         try requireFinite(logits.data, columns: c, what: "classifier logits")
         let top = logits.topKLastAxis(min(k, c))
         var c1 = 0, c5 = 0
-        var per: [Int: (Int, Int)] = [:]
+        var per: [Int: ClassCount] = [:]
         for i in 0..<n {
-            let hit1 = top[i].first == labels[i]
+            let predicted = top[i].first ?? -1
+            let hit1 = predicted == labels[i]
             if hit1 { c1 += 1 }
             if top[i].contains(labels[i]) { c5 += 1 }
-            let old = per[labels[i]] ?? (0, 0)
-            per[labels[i]] = (old.0 + 1, old.1 + (hit1 ? 1 : 0))
+            var count = per[labels[i]] ?? ClassCount(label: labels[i], total: 0, correct: 0)
+            count.total += 1
+            if hit1 { count.correct += 1 } else { count.mistakes[predicted, default: 0] += 1 }
+            per[labels[i]] = count
         }
         top1 = Double(c1) / Double(n)
         top5 = Double(c5) / Double(n)
         count = n
-        perClass = per.keys.sorted().map { ClassCount(label: $0, total: per[$0]!.0, correct: per[$0]!.1) }
+        perClass = per.keys.sorted().map { per[$0]! }
     }
 }

@@ -38,13 +38,20 @@ struct BenchToyQuality: ParsableCommand {
         let refA = try toy.features((0..<n).map { held.image($0) })
         let setB = try toy.features((n..<(2 * n)).map { held.image($0) })
         let labelsB = (n..<(2 * n)).map { held.label($0) }
-        var rows: [(String, Double, Double, Double)] = []   // name, accuracy, toy-FID, seconds
+        var rows: [(String, Double, Double, Double, [Accuracy.ClassCount])] = []   // name, accuracy, toy-FID, seconds, per class
         func measure(_ name: String, _ f: (features: Tensor, logits: Tensor), _ labels: [Int], _ secs: Double) throws {
             let r = try toy.report(samples: f, labels: labels, reference: refA.features, metrics: [.acc, .fid], explicit: true)
             let acc = r.values.first { $0.name == "toy classifier accuracy" }!.value
             let fid = r.values.first { $0.name == "toy-FID" }!.value
-            rows.append((name, acc, fid, secs))
+            rows.append((name, acc, fid, secs, r.perClass))
             print(String(format: "%-34@ accuracy %.4f   toy-FID %8.3f   %.1fs", name as NSString, acc, fid, secs))
+            // The classes below 90% and what the classifier saw instead: where a model falls short.
+            for c in r.perClass where c.accuracy < 0.9 {
+                let instead = c.mistakes.sorted { ($0.value, -$0.key) > ($1.value, -$1.key) }.prefix(3)
+                    .map { "\(className($0.key)) \($0.value)" }.joined(separator: ", ")
+                print(String(format: "    class %d %-18@ %.2f  (seen as: %@)", c.label, className(c.label) as NSString,
+                             c.accuracy, instead as NSString))
+            }
         }
         try measure("real held-out (disjoint set)", setB, labelsB, 0)
         // The tokenizer's ceiling: the same real images through the built-in VQ-VAE (encode, quantise, decode).
@@ -86,11 +93,16 @@ struct BenchToyQuality: ParsableCommand {
                 try SampleOutput.writePNG(try ImageGrid.make(cells, nrow: perClass), to: (grids as NSString).appendingPathComponent("\(family)-grid.png"))
             }
         }
-        for r in rows { json[r.0] = ["accuracy": r.1, "toy_fid": r.2, "seconds": r.3] }
+        for r in rows {
+            json[r.0] = ["accuracy": r.1, "toy_fid": r.2, "seconds": r.3,
+                         "per_class_accuracy": r.4.map(\.accuracy)]
+        }
         if let path = self.json {
             try AtomicFile.write(try JSONSerialization.data(withJSONObject: json, options: [.prettyPrinted, .sortedKeys]), to: path)
         }
     }
+
+    func className(_ k: Int) -> String { ToyDataset.classNames.indices.contains(k) ? ToyDataset.classNames[k] : String(k) }
 
     func loadBuiltinVQVAE() throws -> VQVAE {
         try VQLatentCodec.loadVQVAE(path: try BuiltinModels.path(BuiltinModels.vqvae, instead: "VARLAB_ASSETS"))

@@ -165,7 +165,10 @@ struct Eval: ParsableCommand {
         ]
         if let classifier { obj["classifier"] = classifier }
         if !r.perClass.isEmpty {
-            obj["per_class_top1"] = r.perClass.map { ["class": $0.label, "n": $0.total, "correct": $0.correct, "accuracy": $0.accuracy] }
+            obj["per_class_top1"] = r.perClass.map { c -> [String: Any] in
+                ["class": c.label, "n": c.total, "correct": c.correct, "accuracy": c.accuracy,
+                 "predicted_instead": Dictionary(uniqueKeysWithValues: c.mistakes.map { (String($0.key), $0.value) })]
+            }
         }
         return try JSONSerialization.data(withJSONObject: obj, options: [.prettyPrinted, .sortedKeys])
     }

@@ -40,6 +40,8 @@ struct TrainDiT: ParsableCommand {
     @Option(help: "MLP width / hidden size.") var mlpRatio: Double = 4
     @Option(help: "Probability of the null class during training (classifier-free guidance).") var classDropout: Float = 0.1
     @Option(help: "EMA decay of the sampling weights (0 = none).") var ema: Float = 0
+    @Option(help: "Min-SNR-γ loss weighting: each sample's loss times min(SNR_t, γ)/SNR_t (Hang et al. 2023; γ = 5 in the paper). 0 = the official uniform loss.")
+    var minSnrGamma: Float = 0
     @Option(help: "Default sampler recorded in the checkpoint for `varlab sample --model dit`: steps.") var sampleSteps: Int = 100
     @Option(help: "Default sampler recorded in the checkpoint: ddpm or ddim.") var sampleSampler: String = "ddpm"
     @Option(help: "Default guidance scale recorded in the checkpoint.") var sampleCfg: Double = 4
@@ -67,6 +69,7 @@ struct TrainDiT: ParsableCommand {
         config.inputSize = set.imageSize; config.inChannels = set.latentShape[0]
         config.patchSize = patch; config.hiddenSize = hidden; config.depth = depth; config.numHeads = heads
         config.mlpRatio = mlpRatio; config.numClasses = source.classCount; config.classDropout = classDropout
+        config.minSNRGamma = minSnrGamma
         var opts = TrainOptions()
         opts.steps = steps; opts.batchSize = batchSize; opts.lr = lr; opts.warmupSteps = warmup
         opts.weightDecay = weightDecay; opts.clip = clip; opts.seed = seed; opts.saveEvery = saveEvery

@@ -18,6 +18,10 @@ public struct DiTTrainConfig: Codable, Equatable, Sendable {
     public var classDropout: Float = 0.1
     /// Linear beta schedule length (official 1000).
     public var diffusionSteps = 1000
+    /// Min-SNR-γ loss weighting (Hang et al. 2023, "Efficient Diffusion Training via Min-SNR Weighting Strategy"):
+    /// each sample's epsilon MSE is weighted by min(SNR_t, γ) / SNR_t, SNR_t = ᾱ_t / (1 - ᾱ_t), so the many
+    /// nearly-clean timesteps stop dominating the gradient. 0 = the official uniform ("simple") loss.
+    public var minSNRGamma: Float = 0
     public init() {}
 
     public var gridSize: Int { inputSize / patchSize }
@@ -35,7 +39,7 @@ public struct DiTTrainConfig: Codable, Equatable, Sendable {
             throw TrainingError.config("DiT: \(numHeads) heads do not divide the hidden size \(hiddenSize)")
         }
         guard depth >= 1, inChannels >= 1, numClasses >= 1, mlpRatio > 0, diffusionSteps >= 2,
-              classDropout >= 0, classDropout < 1 else {
+              classDropout >= 0, classDropout < 1, minSNRGamma >= 0, minSNRGamma.isFinite else {
             throw TrainingError.config("DiT: invalid config \(self)")
         }
     }

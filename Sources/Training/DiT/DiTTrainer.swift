@@ -4,7 +4,8 @@ import Tensor
 
 /// Trains a DiT on (scaled) latents as the official train.py does, with learn_sigma = False:
 ///   t ~ U{0..999}, eps ~ N(0, I), x_t = sqrt(abar_t) x_0 + sqrt(1 - abar_t) eps (linear betas, 1000 steps),
-///   labels dropped to the null class with probability 0.1 (LabelEmbedder.token_drop), loss = mean (eps_hat - eps)^2.
+///   labels dropped to the null class with probability 0.1 (LabelEmbedder.token_drop), loss = mean (eps_hat - eps)^2
+///   (or, with `minSNRGamma` > 0, each sample's mean weighted by min(SNR_t, γ) / SNR_t).
 /// The randomness of step s (t, dropout, eps) is Philox stream 2^41 + s of the seed, so a run is a pure function of
 /// the seed and resumes bit-identically. Optional EMA of the weights (`emaDecay`, 0 = off), kept in the checkpoint
 /// as `ema.<name>` and exported as the sampling weights.
@@ -39,9 +40,18 @@ public final class DiTTrainer {
         let noise = Tensor(shape: x0.shape, data: (0..<x0.count).map { _ in rng.normal() })
         let xt = diffusion.qSample(x0: x0, t: t, noise: noise)
         let out = model.forward(xt, t: t.map(Float.init), y: labels)
-        let (loss, grad) = Losses.mse(out, noise)
+        let (loss, grad) = c.minSNRGamma > 0
+            ? Losses.weightedMSE(out, noise, sampleWeights: t.map { minSNRWeight(t: $0, gamma: Double(c.minSNRGamma)) })
+            : Losses.mse(out, noise)
         model.backward(grad)
         return loss
+    }
+
+    /// min(SNR_t, γ) / SNR_t for epsilon prediction (Min-SNR-γ).
+    func minSNRWeight(t: Int, gamma: Double) -> Float {
+        let abar = diffusion.alphasCumprod[t]
+        let snr = abar / (1 - abar)
+        return Float(min(snr, gamma) / snr)
     }
 
     public func run(source: LabeledImageSource, progress: (TrainProgress) -> Void = { _ in }) throws {

@@ -13,6 +13,7 @@ public enum AttentionGrad {
         let lk = k.shape[2], dv = v.shape[3]
         var out = [Float](repeating: 0, count: b * h * lq * dv)
         var probs = [Float](repeating: 0, count: b * h * lq * lk)
+        let visibleKeys = Self.visibleKeyCounts(mask: mask, rows: lq, keys: lk)
         q.data.withUnsafeBufferPointer { pq in k.data.withUnsafeBufferPointer { pk in v.data.withUnsafeBufferPointer { pv in
         out.withUnsafeMutableBufferPointer { po in probs.withUnsafeMutableBufferPointer { pp in
             let sq = UnsafeSendable(pq.baseAddress!), sk = UnsafeSendable(pk.baseAddress!), sv = UnsafeSendable(pv.baseAddress!)
@@ -22,12 +23,29 @@ public enum AttentionGrad {
                 BLAS.sgemm(transB: true, m: lq, n: lk, k: d, alpha: scale, a: sq.p + bh * lq * d, lda: d,
                            b: sk.p + bh * lk * d, ldb: d, c: s, ldc: lk)
                 if let mask { mask.data.withUnsafeBufferPointer { pm in for i in 0..<(lq * lk) { s[i] += pm[i] } } }
-                for r in 0..<lq { softmaxInPlace(s + r * lk, lk) }
+                for r in 0..<lq {
+                    // Keys past the row's last unmasked one get exactly 0 (exp(-inf) = 0 adds nothing to the sum),
+                    // so the softmax runs over the visible prefix only: the same bits, half the expf of a causal mask.
+                    let visible = visibleKeys[r]
+                    if visible == 0 { softmaxInPlace(s + r * lk, lk); continue }
+                    softmaxInPlace(s + r * lk, visible)
+                    (s + r * lk + visible).update(repeating: 0, count: lk - visible)
+                }
                 BLAS.sgemm(m: lq, n: dv, k: lk, a: UnsafePointer(s), lda: lk, b: sv.p + bh * lk * dv, ldb: dv,
                            c: UnsafeMutablePointer(mutating: so.p) + bh * lq * dv, ldc: dv)
             }
         } } } } }
         return (Tensor(shape: [b, h, lq, dv], data: out), Saved(probs: Tensor(shape: [b, h, lq, lk], data: probs)))
+    }
+
+    /// Per query row: 1 + the index of its last key not masked with -inf (lk without a mask; 0 = all masked).
+    static func visibleKeyCounts(mask: Tensor?, rows lq: Int, keys lk: Int) -> [Int] {
+        guard let mask else { return [Int](repeating: lk, count: lq) }
+        return (0..<lq).map { r in
+            var j = lk
+            while j > 0 && mask.data[r * lk + j - 1] == -.infinity { j -= 1 }
+            return j
+        }
     }
 
     public static func backward(q: Tensor, k: Tensor, v: Tensor, scale: Float, saved: Saved, dOut: Tensor)

@@ -44,4 +44,23 @@ public enum Losses {
         }
         return (s / Double(a.count), Tensor(shape: a.shape, data: g))
     }
+
+    /// Σ_i w_i Σ_j (a_ij - b_ij)^2 / (N M): the mean squared error with a weight per sample (leading axis, N
+    /// samples of M elements); all weights 1 = `mse`.
+    public static func weightedMSE(_ a: Tensor, _ b: Tensor, sampleWeights w: [Float]) -> (loss: Double, grad: Tensor) {
+        precondition(a.count == b.count && a.shape[0] == w.count && a.count % w.count == 0, "weightedMSE: \(a.shape) vs \(b.shape), \(w.count) weights")
+        let m = a.count / w.count
+        var s = 0.0
+        var g = [Float](repeating: 0, count: a.count)
+        let k = 2 / Double(a.count)
+        for i in 0..<w.count {
+            let wi = Double(w[i])
+            for j in i * m..<(i + 1) * m {
+                let d = Double(a.data[j]) - Double(b.data[j])
+                s += wi * d * d
+                g[j] = Float(k * wi * d)
+            }
+        }
+        return (s / Double(a.count), Tensor(shape: a.shape, data: g))
+    }
 }
