@@ -26,11 +26,56 @@ public final class LayerNormLayer: TrainableLayer {
     public var parameters: [Parameter] { [weight, bias].compactMap { $0 } }
 }
 
+/// GELU (tanh approximation) for the transformer MLPs, the largest elementwise tensors of VAR and DiT. The forward computes the
+/// inference op's value exactly (`Tensor.geluTanh`: x / (1 + e^{-2u}), u = √(2/π)(x + 0.044715 x³)) and keeps
+/// tanh(u) = 2 / (1 + e^{-2u}) - 1 from the same exponential, so the backward needs no transcendental at all
+/// (tanhf/expm1f in the backward took a third of a DiT training step). Derivative: 0.5 (1 + t) + 0.5 x (1 - t²) √(2/π) (1 + 3·0.044715 x²).
 public final class GELUTanhLayer: TrainableLayer {
-    private var input: Tensor?
+    private var input = Tensor(zeros: [0])
+    private var tanhU: [Float] = []
+    static let chunk = 1 << 14
     public init() {}
-    public func forward(_ x: Tensor) -> Tensor { input = x; return x.geluTanh() }
-    public func backward(_ dy: Tensor) -> Tensor { ActivationGrad.geluTanh(x: input!, dy: dy) }
+
+    public func forward(_ x: Tensor) -> Tensor {
+        let n = x.count, chunk = Self.chunk
+        var y = [Float](repeating: 0, count: n), t = [Float](repeating: 0, count: n)
+        x.data.withUnsafeBufferPointer { px in y.withUnsafeMutableBufferPointer { py in t.withUnsafeMutableBufferPointer { pt in
+            let sx = UnsafeSendable(px.baseAddress!)
+            let sy = UnsafeSendable(UnsafePointer(py.baseAddress!)), st = UnsafeSendable(UnsafePointer(pt.baseAddress!))
+            Parallel.forEach((n + chunk - 1) / chunk) { ci in
+                let yo = UnsafeMutablePointer(mutating: sy.p), to = UnsafeMutablePointer(mutating: st.p)
+                for i in (ci * chunk)..<min(n, (ci + 1) * chunk) {
+                    let v = sx.p[i]
+                    let u = 0.79788456080286536 * (v + 0.044715 * v * v * v)
+                    let e = expf(-2 * u)
+                    yo[i] = v / (1 + e)
+                    to[i] = 2 / (1 + e) - 1
+                }
+            }
+        } } }
+        input = x; tanhU = t
+        return Tensor(shape: x.shape, data: y)
+    }
+
+    public func backward(_ dy: Tensor) -> Tensor {
+        let n = dy.count, chunk = Self.chunk
+        precondition(n == tanhU.count, "GELU backward before forward")
+        var dx = [Float](repeating: 0, count: n)
+        input.data.withUnsafeBufferPointer { px in dy.data.withUnsafeBufferPointer { pg in
+        tanhU.withUnsafeBufferPointer { pt in dx.withUnsafeMutableBufferPointer { pd in
+            let sx = UnsafeSendable(px.baseAddress!), sg = UnsafeSendable(pg.baseAddress!), st = UnsafeSendable(pt.baseAddress!)
+            let sd = UnsafeSendable(UnsafePointer(pd.baseAddress!))
+            Parallel.forEach((n + chunk - 1) / chunk) { ci in
+                let c: Float = 0.7978845608028654
+                let out = UnsafeMutablePointer(mutating: sd.p)
+                for i in (ci * chunk)..<min(n, (ci + 1) * chunk) {
+                    let v = sx.p[i], t = st.p[i]
+                    out[i] = sg.p[i] * (0.5 * (1 + t) + 0.5 * v * (1 - t * t) * c * (1 + 3 * 0.044715 * v * v))
+                }
+            }
+        } } } }
+        return Tensor(shape: dy.shape, data: dx)
+    }
     public var parameters: [Parameter] { [] }
 }
 

@@ -62,6 +62,29 @@ final class DiTTrainTests: XCTestCase {
         XCTAssertLessThan(last, 0.3 * first, "loss \(first) -> \(last)")
     }
 
+    /// Min-SNR-γ: weight min(SNR, γ)/SNR (1 where SNR <= γ, i.e. noisy steps; γ/SNR on nearly clean ones), and a
+    /// step's loss equals the hand-weighted per-sample MSE of the same draw.
+    func testMinSNRWeighting() throws {
+        var c = DiTTrainGradTests.tinyConfig
+        c.minSNRGamma = 5
+        var o = TrainOptions(); o.seed = 4
+        let tr = try DiTTrainer(config: c, options: o)
+        let abar = tr.diffusion.alphasCumprod
+        for t in [0, 10, 200, 999] {
+            let snr = abar[t] / (1 - abar[t])
+            XCTAssertEqual(Double(tr.minSNRWeight(t: t, gamma: 5)), min(snr, 5) / snr, accuracy: 1e-6, "t = \(t)")
+        }
+        XCTAssertEqual(tr.minSNRWeight(t: 999, gamma: 5), 1, "pure-noise steps keep weight 1")
+        XCTAssertLessThan(tr.minSNRWeight(t: 0, gamma: 5), 0.01, "nearly clean steps are down-weighted")
+        // Same step with and without weighting: the weighted loss is smaller (weights <= 1), and not zero.
+        let x = GradCheck.random([4, 3, 4, 4], seed: 30), y = [0, 1, 2, 0]
+        let plain = try DiTTrainer(config: DiTTrainGradTests.tinyConfig, options: o)
+        let lw = tr.trainStep(x, y, step: 3), lp = plain.trainStep(x, y, step: 3)
+        XCTAssertGreaterThan(lw, 0)
+        XCTAssertLessThanOrEqual(lw, lp)
+        XCTAssertThrowsError(try { var bad = c; bad.minSNRGamma = -1; try bad.validate() }())
+    }
+
     func latentSet(_ n: Int) -> LatentSet {
         let x = GradCheck.random([n, 3, 4, 4], seed: 40)
         return LatentSet(latents: x.data, labels: (0..<n).map { $0 % 3 }, latentShape: [3, 4, 4], classCount: 3, summary: "random")

@@ -130,7 +130,10 @@ final class GradientTests: XCTestCase {
         R.check("silu", x, analytic: ActivationGrad.silu(x: x, dy: g), g: g) { $0.map { $0 / (1 + exp(-$0)) } }
         R.check("relu", x, analytic: ActivationGrad.relu(x: x, dy: g), g: g) { $0.map { max($0, 0) } }
         let c = (2 / Double.pi).squareRoot()
-        R.check("gelu tanh", x, analytic: ActivationGrad.geluTanh(x: x, dy: g), g: g) {
+        let gelu = GELUTanhLayer()
+        let geluOut = gelu.forward(x)
+        XCTAssertEqual(geluOut.data, x.geluTanh().data, "the trainers' GELU forward is the inference op, bit for bit")
+        R.check("gelu tanh", x, analytic: gelu.backward(g), g: g) {
             $0.map { 0.5 * $0 * (1 + tanh(c * ($0 + 0.044715 * $0 * $0 * $0))) }
         }
         // The forward the trainers use is the library's.
@@ -163,6 +166,23 @@ final class GradientTests: XCTestCase {
         let (_, g) = Losses.mse(a, b)
         let bd = d(b)
         R.checkScalar("mse", a, analytic: g) { av in zip(av, bd).reduce(0.0) { $0 + ($1.0 - $1.1) * ($1.0 - $1.1) } / 15 }
+    }
+
+    func testWeightedMSE() {
+        let a = R.random([3, 5], seed: 92), b = R.random([3, 5], seed: 93)
+        let w: [Float] = [0.25, 1, 0.5]
+        let (loss, g) = Losses.weightedMSE(a, b, sampleWeights: w)
+        let bd = d(b)
+        func f(_ av: [Double]) -> Double {
+            (0..<15).reduce(0.0) { $0 + Double(w[$1 / 5]) * (av[$1] - bd[$1]) * (av[$1] - bd[$1]) } / 15
+        }
+        XCTAssertEqual(loss, f(d(a)), accuracy: 1e-9)
+        R.checkScalar("weighted mse", a, analytic: g) { f($0) }
+        // All weights 1 is the plain mean squared error.
+        let (plain, gp) = Losses.mse(a, b)
+        let (ones, go) = Losses.weightedMSE(a, b, sampleWeights: [1, 1, 1])
+        XCTAssertEqual(plain, ones)
+        XCTAssertEqual(gp.data, go.data)
     }
 
     func checkInterpolate(_ mode: InterpolationMode, h: Int, w: Int, oh: Int, ow: Int, seed: UInt64) {

@@ -48,7 +48,7 @@ public final class DiTTrainer {
     }
 
     /// min(SNR_t, γ) / SNR_t for epsilon prediction (Min-SNR-γ).
-    func minSNRWeight(t: Int, gamma: Double) -> Float {
+    public func minSNRWeight(t: Int, gamma: Double) -> Float {
         let abar = diffusion.alphasCumprod[t]
         let snr = abar / (1 - abar)
         return Float(min(snr, gamma) / snr)

@@ -104,7 +104,7 @@ func makeFFN(_ name: String, dim: Int, hidden: Int, std: Float, depth: Int, seed
     VARInit.linear(fc2, std: std, seed: seed, stream: stream + 2)
     // init_weights: fc2.weight /= √(2·depth)
     fc2.weight.value = fc2.weight.value * (1 / Float(2 * depth).squareRoot())
-    return Sequential([fc1, FastGELUTanhLayer(), fc2])
+    return Sequential([fc1, GELUTanhLayer(), fc2])
 }
 
 /// One official `AdaLNSelfAttn` block with its own ada_lin (not shared):
@@ -190,55 +190,3 @@ public final class PlainBlockLayer: TrainableLayer {
     public var parameters: [Parameter] { body.parameters }
 }
 
-/// GELU (tanh approximation) for the FFNs, the largest elementwise tensors of the model. The forward computes the
-/// inference op's value exactly (`Tensor.geluTanh`: x / (1 + e^{-2u}), u = √(2/π)(x + 0.044715 x³)) and keeps
-/// tanh(u) = 2 / (1 + e^{-2u}) - 1 from the same exponential, so the backward needs no transcendental at all
-/// (expf was most of a VAR step's elementwise time). Same derivative as `ActivationGrad.geluTanh`.
-public final class FastGELUTanhLayer: TrainableLayer {
-    private var input = Tensor(zeros: [0])
-    private var tanhU: [Float] = []
-    static let chunk = 1 << 14
-    public init() {}
-
-    public func forward(_ x: Tensor) -> Tensor {
-        let n = x.count, chunk = Self.chunk
-        var y = [Float](repeating: 0, count: n), t = [Float](repeating: 0, count: n)
-        x.data.withUnsafeBufferPointer { px in y.withUnsafeMutableBufferPointer { py in t.withUnsafeMutableBufferPointer { pt in
-            let sx = UnsafeSendable(px.baseAddress!)
-            let sy = UnsafeSendable(UnsafePointer(py.baseAddress!)), st = UnsafeSendable(UnsafePointer(pt.baseAddress!))
-            Parallel.forEach((n + chunk - 1) / chunk) { ci in
-                let yo = UnsafeMutablePointer(mutating: sy.p), to = UnsafeMutablePointer(mutating: st.p)
-                for i in (ci * chunk)..<min(n, (ci + 1) * chunk) {
-                    let v = sx.p[i]
-                    let u = 0.79788456080286536 * (v + 0.044715 * v * v * v)
-                    let e = expf(-2 * u)
-                    yo[i] = v / (1 + e)
-                    to[i] = 2 / (1 + e) - 1
-                }
-            }
-        } } }
-        input = x; tanhU = t
-        return Tensor(shape: x.shape, data: y)
-    }
-
-    public func backward(_ dy: Tensor) -> Tensor {
-        let n = dy.count, chunk = Self.chunk
-        precondition(n == tanhU.count, "GELU backward before forward")
-        var dx = [Float](repeating: 0, count: n)
-        input.data.withUnsafeBufferPointer { px in dy.data.withUnsafeBufferPointer { pg in
-        tanhU.withUnsafeBufferPointer { pt in dx.withUnsafeMutableBufferPointer { pd in
-            let sx = UnsafeSendable(px.baseAddress!), sg = UnsafeSendable(pg.baseAddress!), st = UnsafeSendable(pt.baseAddress!)
-            let sd = UnsafeSendable(UnsafePointer(pd.baseAddress!))
-            Parallel.forEach((n + chunk - 1) / chunk) { ci in
-                let c: Float = 0.7978845608028654
-                let out = UnsafeMutablePointer(mutating: sd.p)
-                for i in (ci * chunk)..<min(n, (ci + 1) * chunk) {
-                    let v = sx.p[i], t = st.p[i]
-                    out[i] = sg.p[i] * (0.5 * (1 + t) + 0.5 * v * (1 - t * t) * c * (1 + 3 * 0.044715 * v * v))
-                }
-            }
-        } } } }
-        return Tensor(shape: dy.shape, data: dx)
-    }
-    public var parameters: [Parameter] { [] }
-}
