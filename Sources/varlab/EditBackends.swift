@@ -26,8 +26,10 @@ final class VAREditBackend: EditBackend {
     var numClasses: Int { model.config.numClasses }
     /// VAR's data pipeline: LANCZOS resize + torchvision CenterCrop.
     let pipeline = CenterCropGeometry.Pipeline.var
+    /// The checkpoint's recommended sampling settings (`varlab.sample_*`), used for flags left unset.
+    let defaults: VARSampleDefaults?
 
-    init(model: VARModel, vae: VQVAE) { self.model = model; self.vae = vae }
+    init(model: VARModel, vae: VQVAE, defaults: VARSampleDefaults? = nil) { self.model = model; self.vae = vae; self.defaults = defaults }
 
     static func load(_ o: Edit) throws -> VAREditBackend {
         guard let ck = o.checkpoint else { throw EditFieldError(field: "checkpoint", message: "missing: the VAR checkpoint (e.g. var_d16.pth)") }
@@ -46,7 +48,7 @@ final class VAREditBackend: EditBackend {
         }
         let vae: VQVAE
         do { vae = try VQVAE(archive: va, patchNums: model.config.patchNums) } catch { throw EditFieldError(field: "vae", message: "\(error)") }
-        return VAREditBackend(model: model, vae: vae)
+        return VAREditBackend(model: model, vae: vae, defaults: VARSampleDefaults(path: ck))
     }
 
     func edit(_ request: EditRequest, progress: (String) -> Void) throws -> EditResult {
@@ -60,9 +62,9 @@ final class VAREditBackend: EditBackend {
         }
         if mask.keptCount == p * p { throw EditFieldError(field: "mask", message: "every token is kept at the \(p)x\(p) token grid: nothing to regenerate") }
         let label = request.classLabel ?? numClasses
-        let options = TokenSamplingOptions(topK: o.topK, topP: o.topP)
+        let options = TokenSamplingOptions(topK: o.topK ?? defaults?.topK ?? 900, topP: o.topP ?? defaults?.topP ?? 0.96)
         let sampler: NextScaleSampler
-        do { sampler = try NextScaleSampler(model: model, vae: vae, cfg: o.cfg ?? 1.5, options: options) } catch {
+        do { sampler = try NextScaleSampler(model: model, vae: vae, cfg: o.cfg ?? defaults?.cfg ?? 1.5, options: options) } catch {
             let text = "\(error)"
             throw EditFieldError(field: text.contains("top-p") ? "top-p" : text.contains("top-k") ? "top-k" : "cfg", message: text)
         }
@@ -101,8 +103,11 @@ final class DiTEditBackend: EditBackend {
     /// Guidance channels: the official first3, or what the checkpoint records (all, for the tiny f-hat DiT).
     let channels: CFGChannels
 
-    init(model: DiTModel, codec: LatentCodec, channels: CFGChannels = .first3) {
-        self.model = model; self.codec = codec; self.channels = channels
+    /// Guidance scale for an unset --cfg: the checkpoint's `varlab.sample_cfg`, else 4.
+    let defaultCFG: Float
+
+    init(model: DiTModel, codec: LatentCodec, channels: CFGChannels = .first3, defaultCFG: Float = 4) {
+        self.model = model; self.codec = codec; self.channels = channels; self.defaultCFG = defaultCFG
     }
 
     static func load(_ o: Edit) throws -> DiTEditBackend {
@@ -120,7 +125,7 @@ final class DiTEditBackend: EditBackend {
             throw EditFieldError(field: "vae", message: "this KL-VAE has no encoder weights (editing must encode the input)")
         }
         let channels = info.sampleDefaults.cfgChannels.flatMap { CFGChannels(rawValue: $0) } ?? .first3
-        return DiTEditBackend(model: model, codec: codec, channels: channels)
+        return DiTEditBackend(model: model, codec: codec, channels: channels, defaultCFG: info.sampleDefaults.cfg ?? 4)
     }
 
     func edit(_ request: EditRequest, progress: (String) -> Void) throws -> EditResult {
@@ -145,7 +150,7 @@ final class DiTEditBackend: EditBackend {
         let editor = DiffusionEditor(sampler: DiffusionSampler(diffusion: diffusion, method: method), mode: mode,
                                      resample: o.resample ? (jumpLength: o.jumpLength, jumpNSample: o.jumpNSample) : nil)
         let label = request.classLabel ?? c.nullClass
-        let cfg = Float(o.cfg ?? 4.0)
+        let cfg = o.cfg.map(Float.init) ?? defaultCFG
         guard cfg >= 0 && cfg.isFinite else { throw EditFieldError(field: "cfg", message: "must be >= 0") }
         // Guidance needs a real class; the null class (plain in-painting) runs the model unguided.
         let denoiser = label != c.nullClass && cfg != 1

@@ -36,11 +36,11 @@ struct Edit: ParsableCommand {
     @Option(name: .customLong("class"), help: "Class label for the regenerated region (default: the null / unconditional class).")
     var classLabel: Int?
     @Option(help: "Random seed.") var seed: UInt64 = 0
-    @Option(help: "Classifier-free guidance scale (default: 1.5 for var, 4.0 for dit).") var cfg: Double?
+    @Option(help: "Classifier-free guidance scale (default: the checkpoint's varlab.sample_cfg, else 1.5 for var, 4.0 for dit).") var cfg: Double?
 
     // VAR sampler
-    @Option(help: "VAR: top-k (0 = off).") var topK: Int = 900
-    @Option(help: "VAR: top-p (0 = off).") var topP: Double = 0.96
+    @Option(help: "VAR: top-k (0 = off). Default 900, or the checkpoint's varlab.sample_top_k.") var topK: Int?
+    @Option(help: "VAR: top-p (0 = off). Default 0.96, or the checkpoint's varlab.sample_top_p.") var topP: Double?
     @Option(help: "VAR: scale sizes, e.g. 1,2,3,4 (default: from the checkpoint / config).") var patchNums: String?
 
     // DiT sampler

@@ -91,4 +91,26 @@ final class CLIDefaultsTests: XCTestCase {
         XCTAssertNotEqual(bad.status, 0)
         XCTAssertTrue(bad.stderr.contains("--meta expects KEY=VALUE"), bad.stderr)
     }
+
+    /// `edit` takes unset VAR sampling flags from the checkpoint too: a re-export recording top-k 3 edits exactly as
+    /// the shipped file with an explicit --top-k 3, and differently from --top-k 900.
+    func testEditSamplingDefaultsComeFromTheCheckpointMetadata() throws {
+        let dir = tmp()
+        let image = dir.appendingPathComponent("in").path
+        XCTAssertEqual(try run(["data", "toy", "--n", "1", "--split", "heldout", "-o", image]).status, 0)
+        let input = try XCTUnwrap(FileManager.default.contentsOfDirectory(atPath: image).first { $0.hasSuffix(".png") })
+        let k3 = dir.appendingPathComponent("var-k3.safetensors").path
+        let e = try run(["train", "export", Assets.path("toy-var.safetensors"), "-o", k3, "--meta", "varlab.sample_top_k=3"])
+        XCTAssertEqual(e.status, 0, e.stderr)
+        func edit(_ extra: [String], _ name: String) throws -> Data {
+            let out = dir.appendingPathComponent(name).path
+            let r = try run(["edit", "--model", "var", "--image", image + "/" + input, "--box", "0.25,0.25,0.75,0.75",
+                             "--class", "1", "--seed", "3"] + extra + ["-o", out])
+            XCTAssertEqual(r.status, 0, r.stderr)
+            return try Data(contentsOf: URL(fileURLWithPath: out))
+        }
+        let recorded = try edit(["--checkpoint", k3, "--vae", Assets.path("toy-vqvae.safetensors")], "recorded.png")
+        XCTAssertEqual(recorded, try edit(["--top-k", "3"], "explicit.png"))
+        XCTAssertNotEqual(recorded, try edit(["--top-k", "900"], "wide.png"))
+    }
 }
