@@ -19,11 +19,13 @@ $V train var --vae "$W/vqvae.safetensors" --train-size 20000 --token-cache "$W/v
     --steps 1900 --batch-size 32 --lr 1.5e-3 --warmup 100 --weight-decay 0.05 --seed 0 -o "$W/var.safetensors"
 # DiT on the same tokenizer's continuous latent f-hat of 20k training images.
 $V train dit --vae "$W/vqvae.safetensors" --train-size 20000 --latents "$W/dit-latents.safetensors" \
-    --steps 11000 --batch-size 64 --lr 1e-3 --warmup 100 --min-snr-gamma 5 --seed 0 -o "$W/dit.safetensors"
+    --steps 11000 --batch-size 64 --lr 1e-3 --warmup 100 --min-snr-gamma 5 --sample-cfg 6 --seed 0 -o "$W/dit.safetensors"
 
 for m in classifier vqvae dit; do
     $V train export "$W/$m.safetensors" -o "assets/models/toy-$m.safetensors"
 done
-# The built-in VAR samples with the official more_smooth option by default (README "Built-in models" has both numbers).
-$V train export "$W/var.safetensors" -o assets/models/toy-var.safetensors --meta varlab.sample_more_smooth=1
+# The built-in VAR's recommended sampling settings (README "Built-in models" compares them with the official ones):
+# more_smooth, top-k 10, top-p 0.9, cfg 1.5.
+$V train export "$W/var.safetensors" -o assets/models/toy-var.safetensors \
+    --meta varlab.sample_more_smooth=1 --meta varlab.sample_top_k=10 --meta varlab.sample_top_p=0.9
 $V bench toy-quality --n 1000 --grids assets/grids --json "$W/toy-quality.json"
