@@ -55,6 +55,9 @@ struct TrainDiT: ParsableCommand {
         try common.apply()
         guard logEvery >= 1 else { throw ValidationError("--log-every must be at least 1") }
         guard trainSize >= 1 else { throw ValidationError("--train-size must be at least 1") }
+        guard minSnrGamma >= 0, minSnrGamma.isFinite else {
+            throw ValidationError("--min-snr-gamma must be a finite number >= 0 (0 = the official uniform loss), got \(minSnrGamma)")
+        }
         guard (1...1000).contains(sampleSteps), ["ddpm", "ddim"].contains(sampleSampler), sampleCfg >= 0 else {
             throw ValidationError("--sample-steps must be in 1...1000, --sample-sampler ddpm or ddim, --sample-cfg >= 0")
         }

@@ -114,4 +114,14 @@ final class CLIDefaultsTests: XCTestCase {
         XCTAssertEqual(recorded, try edit(["--top-k", "3"], "explicit.png"))
         XCTAssertNotEqual(recorded, try edit(["--top-k", "900"], "wide.png"))
     }
+
+    /// A bad --min-snr-gamma is refused before anything is encoded or written, naming the flag.
+    func testTrainDiTRefusesANegativeMinSNRGamma() throws {
+        let out = tmp().appendingPathComponent("dit.safetensors").path
+        let r = try run(["train", "dit", "--vae", Assets.path("toy-vqvae.safetensors"), "--min-snr-gamma=-1", "-o", out])
+        XCTAssertNotEqual(r.status, 0)
+        XCTAssertTrue(r.stderr.contains("--min-snr-gamma must be"), r.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: out))
+        XCTAssertFalse(FileManager.default.fileExists(atPath: out + ".latents.safetensors"), "nothing encoded")
+    }
 }

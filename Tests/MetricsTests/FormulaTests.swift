@@ -128,6 +128,18 @@ final class FormulaTests: XCTestCase {
         XCTAssertEqual(acc.top5, ref[1])
         XCTAssertEqual(acc.perClass.reduce(0) { $0 + $1.total }, labels.count)
         XCTAssertEqual(Double(acc.perClass.reduce(0) { $0 + $1.correct }) / Double(labels.count), acc.top1)
+        // What each class was confused with: the argmax of every wrongly classified sample, counted per true class.
+        let c = logits.shape[1]
+        var expected: [Int: [Int: Int]] = [:]
+        for (i, label) in labels.enumerated() {
+            let row = Array(logits.data[(i * c)..<((i + 1) * c)])
+            let predicted = row.indices.max { row[$0] < row[$1] || (row[$0] == row[$1] && $0 > $1) }!
+            if predicted != label { expected[label, default: [:]][predicted, default: 0] += 1 }
+        }
+        for count in acc.perClass {
+            XCTAssertEqual(count.mistakes, expected[count.label] ?? [:], "class \(count.label)")
+            XCTAssertEqual(count.mistakes.values.reduce(0, +), count.total - count.correct)
+        }
         XCTAssertThrowsError(try Accuracy(logits: logits, labels: Array(labels.dropLast())))
         XCTAssertThrowsError(try Accuracy(logits: logits, labels: labels.map { _ in logits.shape[1] }))
     }

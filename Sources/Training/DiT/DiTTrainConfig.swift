@@ -39,8 +39,11 @@ public struct DiTTrainConfig: Codable, Equatable, Sendable {
             throw TrainingError.config("DiT: \(numHeads) heads do not divide the hidden size \(hiddenSize)")
         }
         guard depth >= 1, inChannels >= 1, numClasses >= 1, mlpRatio > 0, diffusionSteps >= 2,
-              classDropout >= 0, classDropout < 1, minSNRGamma >= 0, minSNRGamma.isFinite else {
+              classDropout >= 0, classDropout < 1 else {
             throw TrainingError.config("DiT: invalid config \(self)")
+        }
+        guard minSNRGamma >= 0, minSNRGamma.isFinite else {
+            throw TrainingError.config("DiT: the Min-SNR gamma must be a finite number >= 0 (0 = uniform loss), got \(minSNRGamma)")
         }
     }
 
