@@ -124,6 +124,12 @@ public struct UnsafeSendable<T>: @unchecked Sendable {
     public init(_ p: UnsafePointer<T>) { self.p = p }
 }
 
+/// A mutable buffer pointer handed to parallel workers that write disjoint parts of it.
+public struct UnsafeMutableSendable<T>: @unchecked Sendable {
+    public let p: UnsafeMutablePointer<T>
+    public init(_ p: UnsafeMutablePointer<T>) { self.p = p }
+}
+
 /// CPU flags from /proc/cpuinfo (Linux), enough to choose an OpenBLAS kernel.
 public struct CPUInfo: Sendable {
     public let modelName: String

@@ -15,7 +15,7 @@ extension Tensor {
         precondition(batchB == 1 || batchB == batchA, "matmul batch mismatch \(shape) x \(other.shape)")
         var outShape = Array(shape.dropLast(2)) + [m, n]
         if other.rank > rank { outShape = Array(other.shape.dropLast(2)) + [m, n] }
-        var out = [Float](repeating: 0, count: batchA * m * n)
+        var out = Tensor.unfilled(batchA * m * n)   // every block written by sgemm with beta = 0
         data.withUnsafeBufferPointer { pa in other.data.withUnsafeBufferPointer { pb in out.withUnsafeMutableBufferPointer { pc in
             for bi in 0..<batchA {
                 BLAS.sgemm(transA: transposeSelf, transB: transposeOther, m: m, n: n, k: k,
@@ -46,7 +46,7 @@ public struct Linear: Sendable {
     public func callAsFunction(_ x: Tensor) -> Tensor {
         precondition(x.dim(-1) == inFeatures, "Linear expects last dim \(inFeatures), got \(x.shape)")
         let rows = x.count / inFeatures
-        var out = [Float](repeating: 0, count: rows * outFeatures)
+        var out = Tensor.unfilled(rows * outFeatures)   // bias rows copied in, or sgemm with beta = 0
         if let bias {
             out.withUnsafeMutableBufferPointer { o in bias.data.withUnsafeBufferPointer { b in
                 for r in 0..<rows { (o.baseAddress! + r * outFeatures).update(from: b.baseAddress!, count: outFeatures) }

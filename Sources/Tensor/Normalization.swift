@@ -56,9 +56,12 @@ public struct LayerNorm: Sendable {
         let rows = x.count / max(d, 1)
         var out = x.data
         let w = weight?.data, b = bias?.data
+        guard rows > 0, d > 0 else { return Tensor(shape: x.shape, data: out) }
         out.withUnsafeMutableBufferPointer { po in
-            for r in 0..<rows {
-                let p = po.baseAddress! + r * d
+            let base = UnsafeMutableSendable(po.baseAddress!)
+            // Rows are independent: the same bits for any split.
+            Parallel.forRanges(rows, grain: Parallel.grain(rowWidth: d)) { range in for r in range {
+                let p = base.p + r * d
                 var s = 0.0
                 for i in 0..<d { s += Double(p[i]) }
                 let mean = s / Double(d)
@@ -69,7 +72,7 @@ public struct LayerNorm: Sendable {
                 if let w, let b { for i in 0..<d { p[i] = (p[i] - m) * inv * w[i] + b[i] } }
                 else if let w { for i in 0..<d { p[i] = (p[i] - m) * inv * w[i] } }
                 else { for i in 0..<d { p[i] = (p[i] - m) * inv } }
-            }
+            } }
         }
         return Tensor(shape: x.shape, data: out)
     }

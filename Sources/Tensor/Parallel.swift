@@ -32,6 +32,17 @@ public enum Parallel {
         }
     }
 
+    /// Runs `body(range)` over 0..<count cut into fixed pieces of `grain` indices (the last one shorter): the pieces
+    /// depend only on `count` and `grain`, so per-piece partial sums reduced in piece order are thread-count independent.
+    public static func forRanges(_ count: Int, grain: Int, _ body: (Range<Int>) -> Void) {
+        guard count > 0 else { return }
+        let g = max(1, grain)
+        forEach((count + g - 1) / g) { p in body((p * g)..<min(count, (p + 1) * g)) }
+    }
+
+    /// Rows per piece so that a piece holds about `elements` values of `width` each (at least one row).
+    public static func grain(rowWidth width: Int, elements: Int = 1 << 14) -> Int { max(1, elements / max(width, 1)) }
+
     private final class Counter: @unchecked Sendable {
         private var value = 0
         private let lock = NSLock()

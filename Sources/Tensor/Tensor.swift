@@ -17,6 +17,12 @@ public struct Tensor: Equatable, Sendable {
         self.init(shape: shape, data: [Float](repeating: 0, count: shape.reduce(1, *)))
     }
 
+    /// Storage of `count` floats left unfilled, for outputs whose every element is written next (an sgemm with
+    /// beta = 0, a copy or a full elementwise pass): skips a zero fill that was a tenth of a training step.
+    public static func unfilled(_ count: Int) -> [Float] {
+        [Float](unsafeUninitializedCapacity: count) { _, n in n = count }
+    }
+
     public init(repeating value: Float, shape: [Int]) {
         self.init(shape: shape, data: [Float](repeating: value, count: shape.reduce(1, *)))
     }
@@ -82,7 +88,7 @@ public struct Tensor: Equatable, Sendable {
                          && Array(p.shape[(d + 1)...]) == Array(parts[0].shape[(d + 1)...]), "cat shape mismatch")
             total += p.shape[d]
         }
-        var out = [Float](repeating: 0, count: outer * total * inner)
+        var out = Tensor.unfilled(outer * total * inner)
         var offset = 0
         for p in parts {
             let n = p.shape[d] * inner
@@ -111,7 +117,7 @@ public struct Tensor: Equatable, Sendable {
         var result: [Tensor] = []
         var start = 0
         for sz in sizes {
-            var out = [Float](repeating: 0, count: outer * sz * inner)
+            var out = Tensor.unfilled(outer * sz * inner)
             data.withUnsafeBufferPointer { src in
                 out.withUnsafeMutableBufferPointer { dst in
                     for o in 0..<outer {
@@ -135,30 +141,38 @@ public struct Tensor: Equatable, Sendable {
         var srcStrides = [Int](repeating: 1, count: rank)
         for i in stride(from: rank - 2, through: 0, by: -1) { srcStrides[i] = srcStrides[i + 1] * shape[i + 1] }
         let permStrides = perm.map { srcStrides[$0] }
-        var out = [Float](repeating: 0, count: count)
+        var out = Tensor.unfilled(count)
         if count == 0 { return Tensor(shape: newShape, data: out) }
+        if rank == 0 { return self }
+        let last = rank - 1
+        let lastN = newShape[last], lastStride = permStrides[last]
+        let rows = count / lastN
         data.withUnsafeBufferPointer { src in
             out.withUnsafeMutableBufferPointer { dst in
-                var idx = [Int](repeating: 0, count: rank)
-                var srcOff = 0
-                let last = rank - 1
-                let lastN = rank > 0 ? newShape[last] : 1
-                let lastStride = rank > 0 ? permStrides[last] : 0
-                var o = 0
-                while o < count {
-                    var s = srcOff
-                    for _ in 0..<lastN { dst[o] = src[s]; s += lastStride; o += 1 }
-                    // advance the multi-index over all but the last axis
-                    var ax = last - 1
-                    while ax >= 0 {
-                        idx[ax] += 1
-                        srcOff += permStrides[ax]
-                        if idx[ax] < newShape[ax] { break }
-                        srcOff -= permStrides[ax] * newShape[ax]
-                        idx[ax] = 0
-                        ax -= 1
+                let ss = UnsafeSendable(src.baseAddress!), sd = UnsafeMutableSendable(dst.baseAddress!)
+                // Output rows (all axes but the last) in parallel pieces; a pure copy, so any split gives the same bits.
+                Parallel.forRanges(rows, grain: Parallel.grain(rowWidth: lastN)) { range in
+                    // Multi-index and source offset of the piece's first row, then an odometer over the rest.
+                    var idx = [Int](repeating: 0, count: rank)
+                    var rem = range.lowerBound, srcOff = 0
+                    for ax in stride(from: last - 1, through: 0, by: -1) {
+                        idx[ax] = rem % newShape[ax]; rem /= newShape[ax]
+                        srcOff += idx[ax] * permStrides[ax]
                     }
-                    if rank == 0 { break }
+                    var o = range.lowerBound * lastN
+                    for _ in range {
+                        var s = srcOff
+                        for _ in 0..<lastN { sd.p[o] = ss.p[s]; s += lastStride; o += 1 }
+                        var ax = last - 1
+                        while ax >= 0 {
+                            idx[ax] += 1
+                            srcOff += permStrides[ax]
+                            if idx[ax] < newShape[ax] { break }
+                            srcOff -= permStrides[ax] * newShape[ax]
+                            idx[ax] = 0
+                            ax -= 1
+                        }
+                    }
                 }
             }
         }
@@ -195,10 +209,14 @@ extension Tensor {
     /// `self += scale * b` (b same shape).
     public mutating func addInPlace(_ b: Tensor, scale: Float = 1) {
         precondition(shape == b.shape || b.count == count, "addInPlace shape \(shape) vs \(b.shape)")
+        let n = count
         data.withUnsafeMutableBufferPointer { d in
             b.data.withUnsafeBufferPointer { s in
-                if scale == 1 { for i in 0..<d.count { d[i] += s[i] } }
-                else { for i in 0..<d.count { d[i] += scale * s[i] } }
+                guard n > 0 else { return }
+                let sd = UnsafeMutableSendable(d.baseAddress!), ss = UnsafeSendable(s.baseAddress!)
+                Parallel.forRanges(n, grain: 1 << 16) { r in
+                    if scale == 1 { for i in r { sd.p[i] += ss.p[i] } } else { for i in r { sd.p[i] += scale * ss.p[i] } }
+                }
             }
         }
     }

@@ -39,7 +39,7 @@ public final class GELUTanhLayer: TrainableLayer {
     public func forward(_ x: Tensor) -> Tensor {
         let n = x.count, chunk = Self.chunk
         guard n > 0 else { input = x; tanhU = []; return x }
-        var y = [Float](repeating: 0, count: n), t = [Float](repeating: 0, count: n)
+        var y = Tensor.unfilled(n), t = Tensor.unfilled(n)
         x.data.withUnsafeBufferPointer { px in y.withUnsafeMutableBufferPointer { py in t.withUnsafeMutableBufferPointer { pt in
             let sx = UnsafeSendable(px.baseAddress!)
             let sy = UnsafeSendable(UnsafePointer(py.baseAddress!)), st = UnsafeSendable(UnsafePointer(pt.baseAddress!))
@@ -62,7 +62,7 @@ public final class GELUTanhLayer: TrainableLayer {
         let n = dy.count, chunk = Self.chunk
         precondition(n == tanhU.count, "GELU backward before forward")
         guard n > 0 else { return dy }
-        var dx = [Float](repeating: 0, count: n)
+        var dx = Tensor.unfilled(n)
         input.data.withUnsafeBufferPointer { px in dy.data.withUnsafeBufferPointer { pg in
         tanhU.withUnsafeBufferPointer { pt in dx.withUnsafeMutableBufferPointer { pd in
             let sx = UnsafeSendable(px.baseAddress!), sg = UnsafeSendable(pg.baseAddress!), st = UnsafeSendable(pt.baseAddress!)

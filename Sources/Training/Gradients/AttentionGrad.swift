@@ -11,8 +11,8 @@ public enum AttentionGrad {
     public static func forward(q: Tensor, k: Tensor, v: Tensor, scale: Float, mask: Tensor? = nil) -> (out: Tensor, saved: Saved) {
         let (b, h, lq, d) = (q.shape[0], q.shape[1], q.shape[2], q.shape[3])
         let lk = k.shape[2], dv = v.shape[3]
-        var out = [Float](repeating: 0, count: b * h * lq * dv)
-        var probs = [Float](repeating: 0, count: b * h * lq * lk)
+        // Every (b, h) block of both is written: probs by sgemm then softmax / zero fill, out by sgemm (beta = 0).
+        var out = Tensor.unfilled(b * h * lq * dv), probs = Tensor.unfilled(b * h * lq * lk)
         let visibleKeys = Self.visibleKeyCounts(mask: mask, rows: lq, keys: lk)
         q.data.withUnsafeBufferPointer { pq in k.data.withUnsafeBufferPointer { pk in v.data.withUnsafeBufferPointer { pv in
         out.withUnsafeMutableBufferPointer { po in probs.withUnsafeMutableBufferPointer { pp in
@@ -52,8 +52,8 @@ public enum AttentionGrad {
         -> (dq: Tensor, dk: Tensor, dv: Tensor) {
         let (b, h, lq, d) = (q.shape[0], q.shape[1], q.shape[2], q.shape[3])
         let lk = k.shape[2], dvDim = v.shape[3]
-        var dq = [Float](repeating: 0, count: q.count), dk = [Float](repeating: 0, count: k.count)
-        var dv = [Float](repeating: 0, count: v.count)
+        // Each (b, h) block of dq, dk, dv is written by a beta-0 sgemm.
+        var dq = Tensor.unfilled(q.count), dk = Tensor.unfilled(k.count), dv = Tensor.unfilled(v.count)
         q.data.withUnsafeBufferPointer { pq in k.data.withUnsafeBufferPointer { pk in v.data.withUnsafeBufferPointer { pv in
         saved.probs.data.withUnsafeBufferPointer { pp in dOut.data.withUnsafeBufferPointer { pg in
         dq.withUnsafeMutableBufferPointer { qq in dk.withUnsafeMutableBufferPointer { qk in dv.withUnsafeMutableBufferPointer { qv in

@@ -42,8 +42,7 @@ public enum LinearGrad {
     public static func linearBackward(x: Tensor, weight: Tensor, dy: Tensor) -> (dx: Tensor, dW: Tensor, db: Tensor) {
         let inF = weight.shape[1], outF = weight.shape[0]
         let rows = x.count / inF
-        var dx = [Float](repeating: 0, count: x.count)
-        var dW = [Float](repeating: 0, count: weight.count)
+        var dx = Tensor.unfilled(x.count), dW = Tensor.unfilled(weight.count)   // both written by beta-0 sgemms
         var db = [Float](repeating: 0, count: outF)
         x.data.withUnsafeBufferPointer { px in weight.data.withUnsafeBufferPointer { pw in dy.data.withUnsafeBufferPointer { pg in
             dx.withUnsafeMutableBufferPointer { qx in dW.withUnsafeMutableBufferPointer { qw in
@@ -54,10 +53,17 @@ public enum LinearGrad {
                 BLAS.sgemm(transA: true, m: outF, n: inF, k: rows, a: pg.baseAddress!, lda: outF, b: px.baseAddress!,
                            ldb: inF, c: qw.baseAddress!, ldc: inF)
             } }
-            // db = column sums of dy, in Double for an order-stable, accurate sum.
-            var acc = [Double](repeating: 0, count: outF)
-            for r in 0..<rows { for o in 0..<outF { acc[o] += Double(pg[r * outF + o]) } }
-            for o in 0..<outF { db[o] = Float(acc[o]) }
+            // db = column sums of dy in row order, in Double for an accurate sum; column blocks run in parallel.
+            db.withUnsafeMutableBufferPointer { qb in
+                let sg = UnsafeSendable(pg.baseAddress!), sb = UnsafeMutableSendable(qb.baseAddress!)
+                Parallel.forRanges(outF, grain: 32) { cols in
+                    withUnsafeTemporaryAllocation(of: Double.self, capacity: cols.count) { acc in
+                        acc.initialize(repeating: 0)
+                        for r in 0..<rows { let row = sg.p + r * outF + cols.lowerBound; for o in 0..<cols.count { acc[o] += Double(row[o]) } }
+                        for o in 0..<cols.count { sb.p[cols.lowerBound + o] = Float(acc[o]) }
+                    }
+                }
+            }
         } } }
         return (Tensor(shape: x.shape, data: dx), Tensor(shape: weight.shape, data: dW), Tensor(shape: [outF], data: db))
     }

@@ -9,26 +9,35 @@ public enum Losses {
         -> (loss: Double, grad: Tensor, correct: Int) {
         let c = logits.dim(-1), n = logits.count / c
         precondition(labels.count == n, "cross-entropy: \(labels.count) labels for \(n) rows")
-        var grad = [Float](repeating: 0, count: logits.count)
-        var loss = 0.0, correct = 0
-        logits.data.withUnsafeBufferPointer { p in
-            for r in 0..<n {
-                let row = p.baseAddress! + r * c
-                var mx = row[0], arg = 0
-                for j in 1..<c where row[j] > mx { mx = row[j]; arg = j }
-                if arg == labels[r] { correct += 1 }
-                var s = 0.0
-                for j in 0..<c { s += exp(Double(row[j] - mx)) }
-                let lse = Double(mx) + log(s)
-                let wr = weights.map { Double($0[r]) } ?? 1 / Double(n)
-                loss += wr * (lse - Double(row[labels[r]]))
-                for j in 0..<c {
-                    let pj = exp(Double(row[j]) - lse)
-                    grad[r * c + j] = Float(wr * (pj - (j == labels[r] ? 1 : 0)))
+        var grad = Tensor.unfilled(logits.count)   // every row written below
+        // Rows in parallel, in fixed pieces; per-piece loss / correct counts are added in piece order.
+        let grain = Parallel.grain(rowWidth: c), pieces = (n + grain - 1) / grain
+        var pieceLoss = [Double](repeating: 0, count: pieces), pieceCorrect = [Int](repeating: 0, count: pieces)
+        logits.data.withUnsafeBufferPointer { p in grad.withUnsafeMutableBufferPointer { q in
+        pieceLoss.withUnsafeMutableBufferPointer { ql in pieceCorrect.withUnsafeMutableBufferPointer { qc in
+            let sp = UnsafeSendable(p.baseAddress!), sq = UnsafeMutableSendable(q.baseAddress!)
+            let sl = UnsafeMutableSendable(ql.baseAddress!), sc = UnsafeMutableSendable(qc.baseAddress!)
+            Parallel.forRanges(n, grain: grain) { range in
+                var e = [Double](repeating: 0, count: c)
+                var loss = 0.0, correct = 0
+                for r in range {
+                    let row = sp.p + r * c, label = labels[r]
+                    var mx = row[0], arg = 0
+                    for j in 1..<c where row[j] > mx { mx = row[j]; arg = j }
+                    if arg == label { correct += 1 }
+                    var s = 0.0
+                    for j in 0..<c { e[j] = exp(Double(row[j] - mx)); s += e[j] }
+                    let wr = weights.map { Double($0[r]) } ?? 1 / Double(n)
+                    loss += wr * (Double(mx) + log(s) - Double(row[label]))
+                    let g = sq.p + r * c, ws = wr / s
+                    for j in 0..<c { g[j] = Float(ws * e[j]) }
+                    g[label] = Float(wr * (e[label] / s - 1))
                 }
+                sl.p[range.lowerBound / grain] = loss
+                sc.p[range.lowerBound / grain] = correct
             }
-        }
-        return (loss, Tensor(shape: logits.shape, data: grad), correct)
+        } } } }
+        return (pieceLoss.reduce(0, +), Tensor(shape: logits.shape, data: grad), pieceCorrect.reduce(0, +))
     }
 
     /// Mean squared error mean((a - b)²) and its gradient with respect to a (= -gradient w.r.t. b).

@@ -61,39 +61,61 @@ public enum NormGrad {
         return (Tensor(shape: x.shape, data: dx), Tensor(shape: [dW.count], data: dW), Tensor(shape: [db.count], data: db))
     }
 
-    /// LayerNorm over the last axis. `weight` nil = elementwise_affine=False.
+    /// LayerNorm over the last axis. `weight` nil = elementwise_affine=False. Rows run in parallel in fixed pieces;
+    /// dW / db are summed per piece and the pieces added in order (thread-count independent).
     public static func layerNormBackward(x: Tensor, eps: Float, weight: Tensor?, dy: Tensor)
         -> (dx: Tensor, dW: Tensor, db: Tensor) {
         let d = x.dim(-1), rows = x.count / max(d, 1)
         var dx = [Float](repeating: 0, count: x.count)
-        var dW = [Double](repeating: 0, count: d), db = [Double](repeating: 0, count: d)
-        let w = weight?.data
-        x.data.withUnsafeBufferPointer { px in dy.data.withUnsafeBufferPointer { pg in
-            var xh = [Double](repeating: 0, count: d)
-            for r in 0..<rows {
-                let xs = px.baseAddress! + r * d, gs = pg.baseAddress! + r * d
-                var s = 0.0
-                for i in 0..<d { s += Double(xs[i]) }
-                let mean = s / Double(d)
-                var v = 0.0
-                for i in 0..<d { let t = Double(xs[i]) - mean; v += t * t }
-                let inv = 1 / (v / Double(d) + Double(eps)).squareRoot()
-                var m1 = 0.0, m2 = 0.0
-                for i in 0..<d {
-                    xh[i] = (Double(xs[i]) - mean) * inv
-                    let g = Double(gs[i]), gh = g * Double(w?[i] ?? 1)
-                    dW[i] += g * xh[i]; db[i] += g
-                    m1 += gh; m2 += gh * xh[i]
-                }
-                m1 /= Double(d); m2 /= Double(d)
-                for i in 0..<d {
-                    let gh = Double(gs[i]) * Double(w?[i] ?? 1)
-                    dx[r * d + i] = Float(inv * (gh - m1 - xh[i] * m2))
-                }
-            }
-        } }
         let hasW = weight != nil
-        return (Tensor(shape: x.shape, data: dx), Tensor(shape: [hasW ? d : 0], data: hasW ? dW.map(Float.init) : []),
-                Tensor(shape: [hasW ? d : 0], data: hasW ? db.map(Float.init) : []))
+        let grain = Parallel.grain(rowWidth: d), pieces = (rows + grain - 1) / grain
+        var partW = [Double](repeating: 0, count: hasW ? pieces * d : 0), partB = partW
+        let w = weight?.data ?? [Float](repeating: 1, count: d)
+        if rows > 0 && d > 0 {
+            x.data.withUnsafeBufferPointer { px in dy.data.withUnsafeBufferPointer { pg in dx.withUnsafeMutableBufferPointer { qx in
+            partW.withUnsafeMutableBufferPointer { qw in partB.withUnsafeMutableBufferPointer { qb in
+                let sx = UnsafeSendable(px.baseAddress!), sg = UnsafeSendable(pg.baseAddress!)
+                let sdx = UnsafeMutableSendable(qx.baseAddress!)
+                // (An empty array may still have a base address: only the affine case has partial sums to write.)
+                let sw = hasW ? qw.baseAddress.map(UnsafeMutableSendable.init) : nil
+                let sb = hasW ? qb.baseAddress.map(UnsafeMutableSendable.init) : nil
+                Parallel.forRanges(rows, grain: grain) { range in
+                    var xh = [Double](repeating: 0, count: d)
+                    let piece = range.lowerBound / grain
+                    for r in range {
+                        let xs = sx.p + r * d, gs = sg.p + r * d
+                        var s = 0.0
+                        for i in 0..<d { s += Double(xs[i]) }
+                        let mean = s / Double(d)
+                        var v = 0.0
+                        for i in 0..<d { let t = Double(xs[i]) - mean; v += t * t }
+                        let inv = 1 / (v / Double(d) + Double(eps)).squareRoot()
+                        var m1 = 0.0, m2 = 0.0
+                        for i in 0..<d {
+                            xh[i] = (Double(xs[i]) - mean) * inv
+                            let gh = Double(gs[i]) * Double(w[i])
+                            m1 += gh; m2 += gh * xh[i]
+                        }
+                        if let sw, let sb {
+                            let pw = sw.p + piece * d, pb = sb.p + piece * d
+                            for i in 0..<d { let g = Double(gs[i]); pw[i] += g * xh[i]; pb[i] += g }
+                        }
+                        m1 /= Double(d); m2 /= Double(d)
+                        for i in 0..<d {
+                            let gh = Double(gs[i]) * Double(w[i])
+                            sdx.p[r * d + i] = Float(inv * (gh - m1 - xh[i] * m2))
+                        }
+                    }
+                }
+            } } } } }
+        }
+        guard hasW else { return (Tensor(shape: x.shape, data: dx), Tensor(shape: [0], data: []), Tensor(shape: [0], data: [])) }
+        var dW = [Float](repeating: 0, count: d), db = [Float](repeating: 0, count: d)
+        for i in 0..<d {
+            var a = 0.0, c = 0.0
+            for p in 0..<pieces { a += partW[p * d + i]; c += partB[p * d + i] }
+            dW[i] = Float(a); db[i] = Float(c)
+        }
+        return (Tensor(shape: x.shape, data: dx), Tensor(shape: [d], data: dW), Tensor(shape: [d], data: db))
     }
 }
