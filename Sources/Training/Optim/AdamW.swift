@@ -27,11 +27,18 @@ public final class AdamW {
             let (b1, b2, eps) = (beta1, beta2, eps)
             p.value.data.withUnsafeMutableBufferPointer { w in p.grad.data.withUnsafeBufferPointer { g in
             m[pi].withUnsafeMutableBufferPointer { mm in v[pi].withUnsafeMutableBufferPointer { vv in
-                for i in 0..<w.count {
-                    w[i] *= decay
-                    mm[i] = b1 * mm[i] + (1 - b1) * g[i]
-                    vv[i] = b2 * vv[i] + (1 - b2) * g[i] * g[i]
-                    w[i] -= stepSize * mm[i] / (vv[i].squareRoot() / bc2Sqrt + eps)
+                guard w.count > 0 else { return }
+                let sw = UnsafeMutableSendable(w.baseAddress!), sg = UnsafeSendable(g.baseAddress!)
+                let sm = UnsafeMutableSendable(mm.baseAddress!), sv = UnsafeMutableSendable(vv.baseAddress!)
+                // Elementwise, so the pieces (parallel for the large tensors) give the same bits.
+                Parallel.forRanges(w.count, grain: 1 << 14) { r in
+                    let (w, g, mm, vv) = (sw.p, sg.p, sm.p, sv.p)
+                    for i in r {
+                        w[i] *= decay
+                        mm[i] = b1 * mm[i] + (1 - b1) * g[i]
+                        vv[i] = b2 * vv[i] + (1 - b2) * g[i] * g[i]
+                        w[i] -= stepSize * mm[i] / (vv[i].squareRoot() / bc2Sqrt + eps)
+                    }
                 }
             } } } }
         }
