@@ -100,6 +100,45 @@ final class GradientTests: XCTestCase {
         }
     }
 
+    /// The row-parallel reductions (LayerNorm dW / db, cross-entropy loss and hit count, Linear db) cut their rows
+    /// into fixed pieces: on inputs of several pieces they must equal a plain Double sum, bit for bit across thread
+    /// counts.
+    func testRowParallelReductionsAcrossPieces() {
+        let d = 24, rows = 3 * Parallel.grain(rowWidth: d) + 5
+        let x = R.random([rows, d], seed: 54, scale: 1.5), w = R.random([d], seed: 55), g = R.random([rows, d], seed: 56)
+        let labels = (0..<rows).map { ($0 * 7) % d }
+        func run(_ threads: Int) -> [[Float]] {
+            let saved = Parallel.threads
+            Parallel.threads = threads
+            defer { Parallel.threads = saved }
+            let (dx, dW, db) = NormGrad.layerNormBackward(x: x, eps: 1e-6, weight: w, dy: g)
+            let (loss, grad, correct) = Losses.softmaxCrossEntropy(logits: x, labels: labels)
+            let lin = LinearGrad.linearBackward(x: x, weight: R.random([d, d], seed: 57), dy: g)
+            return [dx.data, dW.data, db.data, [Float(loss), Float(correct)], grad.data, lin.db.data]
+        }
+        let one = run(1), two = run(2)
+        XCTAssertEqual(one, two, "same bits with 1 and 2 threads")
+        // References: dW = Σ_r dy x̂, db = Σ_r dy, Linear db = Σ_r dy; CE = mean(lse - x[label]), hits = argmax == label.
+        var refW = [Double](repeating: 0, count: d), refB = refW
+        var ce = 0.0, hits = 0
+        for r in 0..<rows {
+            let row = (0..<d).map { Double(x.data[r * d + $0]) }
+            let mean = row.reduce(0, +) / Double(d)
+            let inv = 1 / (row.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(d) + 1e-6).squareRoot()
+            for i in 0..<d { refW[i] += Double(g.data[r * d + i]) * (row[i] - mean) * inv; refB[i] += Double(g.data[r * d + i]) }
+            let mx = row.max()!
+            ce += (mx + log(row.reduce(0) { $0 + exp($1 - mx) }) - row[labels[r]]) / Double(rows)
+            if row.firstIndex(of: mx) == labels[r] { hits += 1 }
+        }
+        for i in 0..<d {
+            XCTAssertEqual(Double(one[1][i]), refW[i], accuracy: 1e-5 * max(1, abs(refW[i])), "layernorm dW[\(i)]")
+            XCTAssertEqual(Double(one[2][i]), refB[i], accuracy: 1e-5 * max(1, abs(refB[i])), "layernorm db[\(i)]")
+            XCTAssertEqual(Double(one[5][i]), refB[i], accuracy: 1e-5 * max(1, abs(refB[i])), "linear db[\(i)]")
+        }
+        XCTAssertEqual(Double(one[3][0]), ce, accuracy: 1e-5 * ce, "cross-entropy over all pieces")
+        XCTAssertEqual(Int(one[3][1]), hits, "hits counted in every piece")
+    }
+
     func testAttentionWithAdditiveMask() {
         let (b, h, lq, lk, dd, dv) = (2, 3, 5, 7, 4, 3)
         let q = R.random([b, h, lq, dd], seed: 60), k = R.random([b, h, lk, dd], seed: 61), v = R.random([b, h, lk, dv], seed: 62)
