@@ -16,10 +16,10 @@ $V train vqvae --ch-mult 1,1,2,2 --patch-nums 1,2,3,4,5,6,8 --vocab 512 --z-chan
     --steps 1000 --lr 8e-4 --warmup 50 --seed 0 -o "$W/vqvae.safetensors"
 # VAR on the frozen tokenizer's tokens of 20k training images.
 $V train var --vae "$W/vqvae.safetensors" --train-size 20000 --token-cache "$W/var-tokens.safetensors" \
-    --steps 1900 --batch-size 32 --lr 1.5e-3 --warmup 100 --weight-decay 0.05 --seed 0 -o "$W/var.safetensors"
+    --steps 2600 --batch-size 32 --lr 5e-3 --warmup 100 --weight-decay 0.05 --seed 0 -o "$W/var.safetensors"
 # DiT on the same tokenizer's continuous latent f-hat of 20k training images.
 $V train dit --vae "$W/vqvae.safetensors" --train-size 20000 --latents "$W/dit-latents.safetensors" \
-    --steps 11000 --batch-size 64 --lr 1e-3 --warmup 100 --min-snr-gamma 5 --sample-cfg 6 --seed 0 -o "$W/dit.safetensors"
+    --steps 11500 --batch-size 64 --lr 4e-3 --warmup 100 --min-snr-gamma 5 --sample-cfg 6 --seed 0 -o "$W/dit.safetensors"
 
 for m in classifier vqvae dit; do
     $V train export "$W/$m.safetensors" -o "assets/models/toy-$m.safetensors"
