@@ -35,9 +35,14 @@ public enum Parallel {
     /// Runs `body(range)` over 0..<count cut into fixed pieces of `grain` indices (the last one shorter): the pieces
     /// depend only on `count` and `grain`, so per-piece partial sums reduced in piece order are thread-count independent.
     public static func forRanges(_ count: Int, grain: Int, _ body: (Range<Int>) -> Void) {
+        forPieces(count, grain: grain) { _, range in body(range) }
+    }
+
+    /// `forRanges` that also passes the piece's index (0, 1, ...), where per-piece partial results are stored.
+    public static func forPieces(_ count: Int, grain: Int, _ body: (Int, Range<Int>) -> Void) {
         guard count > 0 else { return }
         let g = max(1, grain)
-        forEach((count + g - 1) / g) { p in body((p * g)..<min(count, (p + 1) * g)) }
+        forEach((count + g - 1) / g) { p in body(p, (p * g)..<min(count, (p + 1) * g)) }
     }
 
     /// Rows per piece so that a piece holds about `elements` values of `width` each (at least one row).

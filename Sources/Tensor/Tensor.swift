@@ -141,9 +141,8 @@ public struct Tensor: Equatable, Sendable {
         var srcStrides = [Int](repeating: 1, count: rank)
         for i in stride(from: rank - 2, through: 0, by: -1) { srcStrides[i] = srcStrides[i + 1] * shape[i + 1] }
         let permStrides = perm.map { srcStrides[$0] }
+        if count == 0 || rank == 0 { return Tensor(shape: newShape, data: data) }
         var out = Tensor.unfilled(count)
-        if count == 0 { return Tensor(shape: newShape, data: out) }
-        if rank == 0 { return self }
         let last = rank - 1
         let lastN = newShape[last], lastStride = permStrides[last]
         let rows = count / lastN

@@ -17,7 +17,7 @@ public enum Losses {
         pieceLoss.withUnsafeMutableBufferPointer { ql in pieceCorrect.withUnsafeMutableBufferPointer { qc in
             let sp = UnsafeSendable(p.baseAddress!), sq = UnsafeMutableSendable(q.baseAddress!)
             let sl = UnsafeMutableSendable(ql.baseAddress!), sc = UnsafeMutableSendable(qc.baseAddress!)
-            Parallel.forRanges(n, grain: grain) { range in
+            Parallel.forPieces(n, grain: grain) { piece, range in
                 var e = [Double](repeating: 0, count: c)
                 var loss = 0.0, correct = 0
                 for r in range {
@@ -33,8 +33,8 @@ public enum Losses {
                     for j in 0..<c { g[j] = Float(ws * e[j]) }
                     g[label] = Float(wr * (e[label] / s - 1))
                 }
-                sl.p[range.lowerBound / grain] = loss
-                sc.p[range.lowerBound / grain] = correct
+                sl.p[piece] = loss
+                sc.p[piece] = correct
             }
         } } } }
         return (pieceLoss.reduce(0, +), Tensor(shape: logits.shape, data: grad), pieceCorrect.reduce(0, +))

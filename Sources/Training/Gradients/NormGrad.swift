@@ -79,9 +79,8 @@ public enum NormGrad {
                 // (An empty array may still have a base address: only the affine case has partial sums to write.)
                 let sw = hasW ? qw.baseAddress.map(UnsafeMutableSendable.init) : nil
                 let sb = hasW ? qb.baseAddress.map(UnsafeMutableSendable.init) : nil
-                Parallel.forRanges(rows, grain: grain) { range in
+                Parallel.forPieces(rows, grain: grain) { piece, range in
                     var xh = [Double](repeating: 0, count: d)
-                    let piece = range.lowerBound / grain
                     for r in range {
                         let xs = sx.p + r * d, gs = sg.p + r * d
                         var s = 0.0
