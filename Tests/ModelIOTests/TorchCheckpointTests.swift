@@ -73,6 +73,7 @@ final class TorchCheckpointTests: XCTestCase {
         ("var/var.pth", nil, "var/var.safetensors", 1),
         ("var/vqvae.pth", nil, "var/vqvae.safetensors", 1), // twin is fp16; the fp32 values are fp16-exact
         ("dit/dit_legacy_format.pt", nil, "dit/dit.safetensors", 1),
+        ("eval/dinov2_tiny_pretrain.pth", nil, "eval/dinov2_tiny.safetensors", 1), // torch.hub's plain state dict
     ]
     /// dit_train_checkpoint.pt is checked separately (testTrainCheckpoint): its tensors are not those of
     /// dit.safetensors bit for bit, see there.
