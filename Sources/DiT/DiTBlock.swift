@@ -32,15 +32,8 @@ public struct DiTBlock: Sendable {
         return h
     }
 
-    /// timm Attention: qkv -> (N, T, 3, H, hd) -> softmax(q k^T / sqrt(hd)) v -> merge heads -> proj.
-    func attention(_ x: Tensor) -> Tensor {
-        let (n, t, d) = (x.shape[0], x.shape[1], x.shape[2])
-        let hd = d / numHeads
-        let qkvOut = qkv(x).reshaped([n, t, 3, numHeads, hd]).permuted([2, 0, 3, 1, 4])   // [3, N, H, T, hd]
-        let parts = qkvOut.split([1, 1, 1], dim: 0).map { $0.reshaped([n, numHeads, t, hd]) }
-        let o = scaledDotProductAttention(q: parts[0], k: parts[1], v: parts[2], scale: 1 / Float(hd).squareRoot())
-        return proj(o.permuted([0, 2, 1, 3]).reshaped([n, t, d]))
-    }
+    /// timm Attention (the shared `SelfAttention`).
+    func attention(_ x: Tensor) -> Tensor { SelfAttention(qkv: qkv, proj: proj, heads: numHeads)(x) }
 
     /// x * (1 + mod[chunk scale]) + mod[chunk shift], per sample, broadcast over tokens. `mod` is [N, k*D].
     /// Same float32 operation order as PyTorch: (1 + scale) first, then the product, then the sum.

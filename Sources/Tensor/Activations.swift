@@ -37,6 +37,10 @@ extension Tensor {
             }
         }
     }
+    /// CLIP's quick GELU: x * sigmoid(1.702 x).
+    public func quickGELU() -> Tensor {
+        elementwise { q, n in for i in 0..<n { q[i] = q[i] / (1 + expf(-1.702 * q[i])) } }
+    }
     public func sigmoid() -> Tensor { map { 1 / (1 + expf(-$0)) } }
 
     /// Softmax over the last axis (max-subtracted; sums in Float like PyTorch's CPU kernel would in blocks).

@@ -53,3 +53,28 @@ public struct KVCache: Sendable {
 
     public mutating func reset() { keys = nil; values = nil }
 }
+
+/// Multi-head self-attention with a fused input projection (timm's `Attention`, which DiT, DINOv2 and every
+/// plain ViT use): qkv(x) -> (B, T, 3, H, hd) -> softmax(q k^T / sqrt(hd)) v -> merge heads -> proj.
+public struct SelfAttention: Sendable {
+    /// [3D, D]: query, key and value rows stacked in that order.
+    public var qkv: Linear
+    public var proj: Linear
+    public var heads: Int
+
+    public init(qkv: Linear, proj: Linear, heads: Int) {
+        precondition(heads > 0 && qkv.outFeatures == 3 * qkv.inFeatures && qkv.inFeatures % heads == 0,
+                     "self-attention qkv \(qkv.weight.shape) with \(heads) heads")
+        self.qkv = qkv; self.proj = proj; self.heads = heads
+    }
+
+    /// x: [B, T, D].
+    public func callAsFunction(_ x: Tensor) -> Tensor {
+        let (n, t, d) = (x.shape[0], x.shape[1], x.shape[2])
+        let hd = d / heads
+        let qkvOut = qkv(x).reshaped([n, t, 3, heads, hd]).permuted([2, 0, 3, 1, 4])   // [3, B, H, T, hd]
+        let parts = qkvOut.split([1, 1, 1], dim: 0).map { $0.reshaped([n, heads, t, hd]) }
+        let o = scaledDotProductAttention(q: parts[0], k: parts[1], v: parts[2], scale: 1 / Float(hd).squareRoot())
+        return proj(o.permuted([0, 2, 1, 3]).reshaped([n, t, d]))
+    }
+}

@@ -25,10 +25,12 @@ struct InterpolationTaps {
     var weight: [Float]
     var taps: Int
 
-    /// Taps of the separable modes for one axis of `input` -> `output` samples.
-    static func make(_ mode: InterpolationMode, input: Int, output: Int) -> InterpolationTaps {
+    /// Taps of the separable modes for one axis of `input` -> `output` samples. `sourceScale` is PyTorch's
+    /// source step when `F.interpolate` got a `scale_factor` s: Float(1 / s) (compute_scales_value), which
+    /// differs from input / output when s does not divide evenly (DINOv2's 16.1 / 37).
+    static func make(_ mode: InterpolationMode, input: Int, output: Int, sourceScale: Float? = nil) -> InterpolationTaps {
         // PyTorch: compute_scales_value -> (float)input / output when no scale factor is given.
-        let scale = Float(input) / Float(output)
+        let scale = sourceScale ?? Float(input) / Float(output)
         switch mode {
         case .nearest:
             var idx = [Int](repeating: 0, count: output)
@@ -79,14 +81,17 @@ struct InterpolationTaps {
 }
 
 extension Tensor {
-    /// Resize the last two axes of an NCHW (or [..., H, W]) tensor to `height` x `width`.
-    public func interpolated(height: Int, width: Int, mode: InterpolationMode) -> Tensor {
+    /// Resize the last two axes of an NCHW (or [..., H, W]) tensor to `height` x `width`. `scaleFactor`:
+    /// the (h, w) `scale_factor` PyTorch was called with, when it was (the output size is then
+    /// floor(input * factor), which the caller passes as height / width).
+    public func interpolated(height: Int, width: Int, mode: InterpolationMode,
+                             scaleFactor: (h: Double, w: Double)? = nil) -> Tensor {
         precondition(rank >= 2 && height > 0 && width > 0, "interpolate \(shape) to \(height)x\(width)")
         if mode == .area { return adaptiveAveragePooled(height: height, width: width) }
         let (h, w) = (dim(-2), dim(-1))
         let planes = count / max(h * w, 1)
-        let ty = InterpolationTaps.make(mode, input: h, output: height)
-        let tx = InterpolationTaps.make(mode, input: w, output: width)
+        let ty = InterpolationTaps.make(mode, input: h, output: height, sourceScale: scaleFactor.map { Float(1 / $0.h) })
+        let tx = InterpolationTaps.make(mode, input: w, output: width, sourceScale: scaleFactor.map { Float(1 / $0.w) })
         var out = [Float](repeating: 0, count: planes * height * width)
         data.withUnsafeBufferPointer { src in out.withUnsafeMutableBufferPointer { dst in
             let s = UnsafeSendable(src.baseAddress!), d = UnsafeSendable(UnsafePointer(dst.baseAddress!))
@@ -160,5 +165,77 @@ extension Tensor {
         s[rank - 2] = height
         s[rank - 1] = width
         return Tensor(shape: s, data: out)
+    }
+
+    /// `F.interpolate(mode='bicubic', antialias=True, align_corners=False)` (output size given): PyTorch's
+    /// separable anti-aliased kernel, as PIL does it but in float32: the width pass first, then the height pass,
+    /// each tap set widened by the downscale factor, Keys cubic with a = -0.5, weights normalised to sum 1.
+    public func interpolatedBicubicAntialiased(height: Int, width: Int) -> Tensor {
+        precondition(rank >= 2 && height > 0 && width > 0, "interpolate \(shape) to \(height)x\(width)")
+        let (h, w) = (dim(-2), dim(-1))
+        let planes = count / max(h * w, 1)
+        var cur = data
+        var curW = w
+        if width != w {
+            let t = AntialiasTaps(input: w, output: width)
+            var out = [Float](repeating: 0, count: planes * h * width)
+            for r in 0..<(planes * h) {
+                for o in 0..<width {
+                    out[r * width + o] = t.apply({ cur[r * w + $0] }, at: o)
+                }
+            }
+            cur = out
+            curW = width
+        }
+        if height != h {
+            let t = AntialiasTaps(input: h, output: height)
+            var out = [Float](repeating: 0, count: planes * height * curW)
+            for p in 0..<planes {
+                for o in 0..<height {
+                    for x in 0..<curW {
+                        out[(p * height + o) * curW + x] = t.apply({ cur[(p * h + $0) * curW + x] }, at: o)
+                    }
+                }
+            }
+            cur = out
+        }
+        var s = shape
+        s[rank - 2] = height
+        s[rank - 1] = width
+        return Tensor(shape: s, data: cur)
+    }
+}
+
+/// PyTorch's `_compute_indices_min_size_weights_aa` for the bicubic filter (float32 arithmetic).
+struct AntialiasTaps {
+    var start: [Int], size: [Int], weight: [[Float]]
+
+    init(input: Int, output: Int) {
+        let scale = Float(input) / Float(output)
+        let support: Float = scale >= 1 ? 2 * scale : 2
+        let invScale: Float = scale >= 1 ? 1 / scale : 1
+        func filter(_ v: Float) -> Float {
+            let a: Float = -0.5, x = abs(v)
+            if x < 1 { return ((a + 2) * x - (a + 3)) * x * x + 1 }
+            if x < 2 { return ((a * x - 5 * a) * x + 8 * a) * x - 4 * a }
+            return 0
+        }
+        start = []; size = []; weight = []
+        for i in 0..<output {
+            let center = scale * (Float(i) + 0.5)
+            let lo = max(Int(center - support + 0.5), 0)
+            let n = min(Int(center + support + 0.5), input) - lo
+            var ws = (0..<n).map { j in filter(Float((Double(Float(j + lo) - center) + 0.5) * Double(invScale))) }
+            let total = ws.reduce(0, +)
+            if total != 0 { ws = ws.map { $0 / total } }
+            start.append(lo); size.append(n); weight.append(ws)
+        }
+    }
+
+    /// sum_j w_j * src(start + j), left to right.
+    func apply(_ src: (Int) -> Float, at o: Int) -> Float {
+        var acc: Float = 0
+        for j in 0..<size[o] { acc = j == 0 ? src(start[o]) * weight[o][0] : acc + src(start[o] + j) * weight[o][j] }
+        return acc
     }
 }
