@@ -26,6 +26,14 @@ public final class ImageSet {
     /// Precomputed statistics found in a single `.npz` (ADM reference batch layout).
     public private(set) var poolStats: GaussianStats?
     public private(set) var spatialStats: GaussianStats?
+    /// FD-DINOv2 statistics (`mu_dinov2`, `sigma_dinov2`) and the network that made them (`dinov2_network`).
+    public private(set) var dinov2Stats: GaussianStats?
+    public private(set) var dinov2Network: String?
+    /// CMMD reference embeddings (`clip_embeddings`, [N, P]; CMMD needs them all, not a summary) and their network.
+    public private(set) var clipEmbeddings: Tensor?
+    public private(set) var clipNetwork: String?
+    /// Whether the single `.npz` given holds any precomputed statistics.
+    public var hasStatistics: Bool { poolStats != nil || dinov2Stats != nil || clipEmbeddings != nil }
     public private(set) var notes: [String] = []
     /// A fingerprint of the inputs (paths, sizes, modification times) for the feature cache.
     public private(set) var fingerprint = ""
@@ -56,7 +64,7 @@ public final class ImageSet {
             } else {
                 let npz = try NPZFile(path: p)
                 let keys = Set(npz.keys)
-                if keys.contains("mu") || keys.contains("sigma") {
+                if !keys.isDisjoint(with: ImageSet.statisticsKeys) {
                     guard paths.count == 1 else {
                         throw MetricsError.input("\(p) holds precomputed statistics; it cannot be combined with other shards")
                     }
@@ -79,8 +87,8 @@ public final class ImageSet {
                     } else {
                         allLabels = nil
                     }
-                } else if poolStats == nil {
-                    throw MetricsError.input("\(p): neither images (arr_0) nor statistics (mu, sigma) found; keys: \(npz.keys.joined(separator: ", "))")
+                } else if !hasStatistics {
+                    throw MetricsError.input("\(p): neither images (arr_0) nor statistics (mu, sigma / mu_dinov2, sigma_dinov2 / clip_embeddings) found; keys: \(npz.keys.joined(separator: ", "))")
                 } else {
                     allLabels = nil
                 }
@@ -91,12 +99,15 @@ public final class ImageSet {
         fingerprint = fp.joined(separator: "|")
     }
 
+    /// Keys that make an `.npz` a statistics file (ADM reference batches and `varlab eval --save-stats`).
+    static let statisticsKeys: Set<String> = ["mu", "sigma", "mu_dinov2", "sigma_dinov2", "clip_embeddings"]
+
     private func readStats(_ npz: NPZFile, keys: Set<String>) throws {
         let p = npz.path
-        for k in ["mu", "sigma"] where !keys.contains(k) {
-            throw MetricsError.input("\(p): has \(k == "mu" ? "sigma" : "mu") but no '\(k)' (ADM reference batches hold mu, sigma, mu_s, sigma_s)")
-        }
         func stats(_ m: String, _ s: String) throws -> GaussianStats {
+            for k in [m, s] where !keys.contains(k) {
+                throw MetricsError.input("\(p): has \(k == m ? s : m) but no '\(k)'")
+            }
             let mu = try npz.array(m), sigma = try npz.array(s)
             let d = mu.shape.first ?? 0
             guard mu.shape.count == 1, sigma.shape == [d, d], d > 0 else {
@@ -106,11 +117,30 @@ public final class ImageSet {
                 throw MetricsError.input("\(p): \(m)/\(s): \(error)")
             }
         }
-        poolStats = try stats("mu", "sigma")
-        if keys.contains("mu_s") != keys.contains("sigma_s") {
-            throw MetricsError.input("\(p): only one of mu_s / sigma_s present")
+        func text(_ k: String) throws -> String? {
+            guard keys.contains(k) else { return nil }
+            let a = try npz.array(k)
+            guard a.dtype == .uint8, a.shape.count == 1, let s = String(bytes: try a.asUInt8(), encoding: .utf8) else {
+                throw MetricsError.input("\(p): \(k) must be a uint8 array of UTF-8 text")
+            }
+            return s
         }
-        if keys.contains("mu_s") { spatialStats = try stats("mu_s", "sigma_s") }
+        if keys.contains("mu") || keys.contains("sigma") { poolStats = try stats("mu", "sigma") }
+        if keys.contains("mu_s") || keys.contains("sigma_s") { spatialStats = try stats("mu_s", "sigma_s") }
+        if keys.contains("mu_dinov2") || keys.contains("sigma_dinov2") {
+            dinov2Stats = try stats("mu_dinov2", "sigma_dinov2")
+            dinov2Network = try text("dinov2_network")
+        }
+        if keys.contains("clip_embeddings") {
+            let a = try npz.array("clip_embeddings")
+            guard a.shape.count == 2, a.shape[0] > 0, a.shape[1] > 0, a.dtype == .float32 else {
+                throw MetricsError.input("\(p): clip_embeddings must be float32 [N, D], got \(a.dtype.rawValue) \(a.shape)")
+            }
+            let t = Tensor(shape: a.shape, data: a.asFloat())
+            try requireFinite(t.data, columns: a.shape[1], what: "\(p) clip_embeddings")
+            clipEmbeddings = t
+            clipNetwork = try text("clip_network")
+        }
     }
 
     static func stamp(_ path: String) -> String {

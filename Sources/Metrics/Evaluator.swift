@@ -5,6 +5,11 @@ import Tensor
 /// The metrics `varlab eval` can compute.
 public enum MetricKind: String, CaseIterable, Sendable {
     case fid, sfid, `is`, pr, prdc, acc
+    /// Fréchet distance on DINOv2 features (dgm-eval) and CMMD on CLIP embeddings: `RepresentationMetrics`.
+    case fdDINOv2 = "fd-dinov2", cmmd
+
+    /// Computed from the Inception (or, in the toy path, the toy classifier) and the ImageNet classifier.
+    public var usesInceptionOrClassifier: Bool { !RepresentationMetrics.kinds.contains(self) }
 }
 
 /// One line of the report.
@@ -15,9 +20,12 @@ public struct MetricValue: Sendable {
     public var samples: Int
     public var reference: Int?
     public var network: String
+    /// How images became this network's input, when it differs from the report's (DINOv2, CLIP).
+    public var preprocessing: String?
 
-    public init(name: String, value: Double, samples: Int, reference: Int?, network: String) {
+    public init(name: String, value: Double, samples: Int, reference: Int?, network: String, preprocessing: String? = nil) {
         self.name = name; self.value = value; self.samples = samples; self.reference = reference; self.network = network
+        self.preprocessing = preprocessing
     }
 }
 
@@ -37,6 +45,8 @@ public final class Evaluator {
     public var classifier: ResNet?
     public var isSplits: InceptionScore.Splits = .size(5000)
     public var progress: ((String) -> ProgressHandler)?
+    /// FD-DINOv2 / CMMD networks, when given.
+    public var representations: RepresentationMetrics?
 
     public init(extractor: FeatureExtractor, classifier: ResNet?) {
         self.extractor = extractor; self.classifier = classifier
@@ -49,7 +59,7 @@ public final class Evaluator {
         var report = EvalReport()
         report.preprocessing = extractor.preprocessing.rawValue
         let width = extractor.network.featureWidth
-        let needsSampleFeatures = metrics.contains { $0 != .acc }
+        let needsSampleFeatures = metrics.contains { $0 != .acc && $0.usesInceptionOrClassifier }
         guard samples.count > 0 else { throw MetricsError.input("\(samples.paths.joined(separator: ", ")): no sample images") }
 
         var sampleFeatures: InceptionFeatures?
@@ -138,22 +148,42 @@ public final class Evaluator {
                 report.values.append(MetricValue(name: "Top-1 accuracy", value: acc.top1, samples: acc.count, reference: nil, network: net))
                 report.values.append(MetricValue(name: "Top-5 accuracy", value: acc.top5, samples: acc.count, reference: nil, network: net))
                 report.perClass = acc.perClass
+            case .fdDINOv2, .cmmd:
+                break   // RepresentationMetrics
             }
+        }
+        if let representations {
+            try representations.run(samples: samples, reference: reference, metrics: metrics, explicit: explicit, into: &report)
+        } else if explicit, let m = metrics.first(where: { !$0.usesInceptionOrClassifier }) {
+            throw MetricsError.input("\(m.rawValue) needs its network (--dinov2 / --clip)")
         }
         report.notes = samples.notes + reference.notes + report.notes
         return report
     }
 
-    /// `mu`, `sigma`, `mu_s`, `sigma_s` of a set in ADM's reference-batch layout (float64).
+    /// `mu`, `sigma`, `mu_s`, `sigma_s` of a set in ADM's reference-batch layout (float64), plus the FD-DINOv2 /
+    /// CMMD statistics of `representations` when set.
     public func saveStatistics(of set: ImageSet, to path: String) throws -> Int {
         let f = try extractor.features(of: set, progress: progress?("statistics"))
         let pool = try GaussianStats(features: f.pool3), spatial = try GaussianStats(features: f.spatial)
-        var w = NPZWriter()
-        w.add("mu", try NPYArray(float64: pool.mu, shape: [pool.dim]))
-        w.add("sigma", try NPYArray(float64: pool.sigma, shape: [pool.dim, pool.dim]))
-        w.add("mu_s", try NPYArray(float64: spatial.mu, shape: [spatial.dim]))
-        w.add("sigma_s", try NPYArray(float64: spatial.sigma, shape: [spatial.dim, spatial.dim]))
-        try w.write(to: path)
+        var arrays: [(String, NPYArray)] = [
+            ("mu", try NPYArray(float64: pool.mu, shape: [pool.dim])),
+            ("sigma", try NPYArray(float64: pool.sigma, shape: [pool.dim, pool.dim])),
+            ("mu_s", try NPYArray(float64: spatial.mu, shape: [spatial.dim])),
+            ("sigma_s", try NPYArray(float64: spatial.sigma, shape: [spatial.dim, spatial.dim])),
+        ]
+        arrays += try representations?.statisticsArrays(of: set) ?? []
+        try ReferenceStatistics.write(arrays, to: path)
         return f.count
+    }
+}
+
+/// Writes a statistics `.npz` (ADM reference-batch keys and varlab's `*_dinov2` / `clip_*`), atomically.
+public enum ReferenceStatistics {
+    public static func write(_ arrays: [(String, NPYArray)], to path: String) throws {
+        guard !arrays.isEmpty else { throw MetricsError.input("\(path): no statistics to write (give --inception, --dinov2 or --clip)") }
+        var w = NPZWriter()
+        for (k, a) in arrays { w.add(k, a) }
+        try w.write(to: path)
     }
 }

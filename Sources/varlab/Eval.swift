@@ -8,7 +8,7 @@ import Tensor
 struct Eval: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "eval",
-        abstract: "FID, sFID, Inception Score, precision/recall, density/coverage and classifier accuracy of samples against a reference.",
+        abstract: "FID, sFID, Inception Score, precision/recall, density/coverage, classifier accuracy, FD-DINOv2 and CMMD of samples against a reference.",
         discussion: """
         SAMPLES: folders of PNG/JPEG (labels from labels.txt / labels.json beside them or from `class{C}_` file \
         names) or ADM sample batches (.npz with arr_0 uint8 NHWC, arr_1 labels); several are evaluated together \
@@ -18,12 +18,15 @@ struct Eval: ParsableCommand {
         Without --inception (and VARLAB_INCEPTION), the built-in toy classifier is the network: toy-FID, toy-IS, \
         toy precision/recall and toy classifier accuracy, for samples of the built-in toy models (never comparable \
         with Inception FID).
+        FD-DINOv2 (--dinov2, as layer6ai-labs/dgm-eval) and CMMD (--clip, as google-research cmmd) need no \
+        Inception and are computed whenever their network is given; unlike the official CMMD loader, every image \
+        counts (none beyond the last full batch is dropped).
         """)
 
     @Argument(help: "SAMPLES... REFERENCE (sample shards first, the reference last).")
     var paths: [String]
 
-    @Option(help: "Comma-separated metrics: fid,sfid,is,pr,prdc,acc (default: all that the inputs allow).")
+    @Option(help: "Comma-separated metrics: fid,sfid,is,pr,prdc,acc,fd-dinov2,cmmd (default: all that the inputs and networks allow).")
     var metrics: String?
 
     @Option(help: "FID Inception weights: pytorch-fid's pt_inception-2015-12-05-*.pth or a safetensors conversion (default $VARLAB_INCEPTION).")
@@ -31,6 +34,15 @@ struct Eval: ParsableCommand {
 
     @Option(help: "ImageNet classifier for accuracy: torchvision resnet50-*.pth (or safetensors).")
     var classifier: String?
+
+    @Option(help: "DINOv2 backbone for FD-DINOv2: torch hub's dinov2_vit{s,b,l,g}14[_reg4]_pretrain.pth or a safetensors copy (default $VARLAB_DINOV2).")
+    var dinov2: String?
+
+    @Option(help: "Attention heads of the DINOv2 model (default: width / 64, as every hub model).")
+    var dinov2Heads: Int?
+
+    @Option(help: "CLIP for CMMD: a transformers openai/clip-vit-large-patch14-336 folder (model.safetensors or pytorch_model.bin + config.json) or its weights file (default $VARLAB_CLIP).")
+    var clip: String?
 
     @Option(help: "Toy classifier for toy metrics when no --inception is given (default: the built-in assets/models/toy-classifier.safetensors).")
     var toyClassifier: String?
@@ -85,63 +97,120 @@ struct Eval: ParsableCommand {
                 return k
             }
         }
-        guard let inceptionPath = inception ?? ProcessInfo.processInfo.environment["VARLAB_INCEPTION"] else {
-            return try runToy(kinds: kinds, explicit: explicit)
+        if let dinov2Heads, dinov2Heads < 1 { throw ValidationError("--dinov2-heads must be at least 1") }
+        let env = ProcessInfo.processInfo.environment
+        let cache: String? = noCache ? nil : (cacheDir ?? env["VARLAB_CACHE"]
+            ?? FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".cache/varlab/features").path)
+        let representations = try representationMetrics(cacheDir: cache, env: env)
+        if !explicit {
+            kinds = kinds.filter { k in
+                k == .fdDINOv2 ? representations.dinov2 != nil : k == .cmmd ? representations.clip != nil : true
+            }
+        }
+        let inceptionPath = inception ?? env["VARLAB_INCEPTION"]
+        // Only FD-DINOv2 / CMMD asked for, or only statistics to save without an Inception: no toy classifier.
+        if !kinds.contains(where: \.usesInceptionOrClassifier)
+            || (inceptionPath == nil && paths.count == 1 && (representations.dinov2 != nil || representations.clip != nil)) {
+            return try runRepresentationsOnly(kinds: kinds, representations)
+        }
+        guard let inceptionPath else {
+            return try runToy(kinds: kinds, explicit: explicit, representations)
         }
         let network = try InceptionV3(path: inceptionPath)
-        let cache: String? = noCache ? nil : (cacheDir ?? ProcessInfo.processInfo.environment["VARLAB_CACHE"]
-            ?? FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".cache/varlab/features").path)
         let extractor = FeatureExtractor(network: network, preprocessing: mode, cacheDir: cache)
         extractor.batchSize = batchSize
         let resnet = try classifier.map { try ResNet(path: $0) }
         let evaluator = Evaluator(extractor: extractor, classifier: resnet)
         evaluator.isSplits = isSplits.map { .count($0) } ?? .size(isSplitSize)
         evaluator.progress = { label in Progress(label: label).handler }
+        evaluator.representations = representations
 
         let reference = try ImageSet(paths: [paths.last!])
         if let saveStats {
             guard reference.count > 0 else { throw ValidationError("--save-stats needs images in \(paths.last!)") }
             let n = try evaluator.saveStatistics(of: reference, to: saveStats)
-            note("wrote statistics of \(n) images (\(mode.rawValue) preprocessing) to \(saveStats)")
+            note("wrote statistics of \(n) images (\(mode.rawValue) preprocessing\(statisticsNote(representations))) to \(saveStats)")
             if paths.count == 1 { return }
         }
         let samples = try ImageSet(paths: Array(paths.dropLast()))
         let report = try evaluator.run(samples: samples, reference: reference, metrics: kinds, explicit: explicit)
+        try finish(report, samples: samples, reference: reference, inception: inceptionPath, classifier: classifier)
+    }
+
+    /// The DINOv2 / CLIP networks given by flag or environment (either may be absent).
+    func representationMetrics(cacheDir: String?, env: [String: String]) throws -> RepresentationMetrics {
+        let cache = FeatureCache(dir: cacheDir)
+        cache.batchSize = batchSize
+        let r = RepresentationMetrics(dinov2: try (dinov2 ?? env["VARLAB_DINOV2"]).map { DINOv2Features(try DINOv2(path: $0, heads: dinov2Heads)) },
+                                      clip: try (clip ?? env["VARLAB_CLIP"]).map { CLIPFeatures(try CLIPVision(location: $0)) },
+                                      cache: cache)
+        r.progress = { label in Progress(label: label).handler }
+        return r
+    }
+
+    func statisticsNote(_ r: RepresentationMetrics) -> String {
+        [r.dinov2.map { "; \($0.name)" }, r.clip.map { "; \($0.name)" }].compactMap { $0 }.joined()
+    }
+
+    /// Only FD-DINOv2 / CMMD asked for: neither the Inception nor the toy classifier is loaded.
+    func runRepresentationsOnly(kinds: [MetricKind], _ representations: RepresentationMetrics) throws {
+        let reference = try ImageSet(paths: [paths.last!])
+        if let saveStats {
+            guard reference.count > 0 else { throw ValidationError("--save-stats needs images in \(paths.last!)") }
+            try ReferenceStatistics.write(try representations.statisticsArrays(of: reference), to: saveStats)
+            note("wrote statistics of \(reference.count) images (\(statisticsNote(representations).dropFirst(2))) to \(saveStats)")
+            if paths.count == 1 { return }
+        }
+        let samples = try ImageSet(paths: Array(paths.dropLast()))
+        guard samples.count > 0 else { throw ValidationError("\(samples.paths.joined(separator: ", ")): no sample images") }
+        var report = EvalReport()
+        try representations.run(samples: samples, reference: reference, metrics: kinds, explicit: true, into: &report)
+        report.notes = samples.notes + reference.notes + report.notes
+        try finish(report, samples: samples, reference: reference, inception: "none", classifier: nil)
+    }
+
+    /// Prints the table and notes, writes --json.
+    func finish(_ report: EvalReport, samples: ImageSet, reference: ImageSet, inception: String, classifier: String?) throws {
         print(Eval.table(report))
         for n in report.notes { note("note: \(n)") }
         if let json {
             try AtomicFile.write(try Eval.json(report, samples: samples.paths, reference: reference.paths[0],
-                                               inception: inceptionPath, classifier: classifier), to: json)
+                                               inception: inception, classifier: classifier), to: json)
             note("wrote \(json)")
         }
     }
 
     /// No Inception network given: the built-in toy classifier is the network (toy-FID etc., for toy samples).
-    func runToy(kinds: [MetricKind], explicit: Bool) throws {
-        guard saveStats == nil else { throw ValidationError("--save-stats writes Inception statistics: give --inception") }
+    func runToy(kinds: [MetricKind], explicit: Bool, _ representations: RepresentationMetrics) throws {
         guard classifier == nil else { throw ValidationError("--classifier is an ImageNet ResNet: give --inception too, or neither for toy metrics") }
         let path = try toyClassifier ?? BuiltinModels.path(BuiltinModels.classifier, instead: "--inception (Inception FID) or --toy-classifier")
         note("no --inception (nor VARLAB_INCEPTION): using the toy classifier \(path) as the network; toy-FID and the other toy metrics are only comparable with toy metrics, not with Inception FID")
         let toy = try ToyEvaluation(path: path)
-        let samples = try ImageSet(paths: Array(paths.dropLast()))
         let reference = try ImageSet(paths: [paths.last!])
+        if let saveStats {
+            // Toy-classifier statistics are not saved (they are only ever compared within one run).
+            guard representations.dinov2 != nil || representations.clip != nil else {
+                throw ValidationError("--save-stats writes Inception, DINOv2 or CLIP statistics: give --inception, --dinov2 or --clip")
+            }
+            guard reference.count > 0 else { throw ValidationError("--save-stats needs images in \(paths.last!)") }
+            try ReferenceStatistics.write(try representations.statisticsArrays(of: reference), to: saveStats)
+            note("wrote statistics of \(reference.count) images (\(statisticsNote(representations).dropFirst(2)); toy statistics are not saved) to \(saveStats)")
+            if paths.count == 1 { return }
+        }
+        let samples = try ImageSet(paths: Array(paths.dropLast()))
         guard samples.count > 0 else { throw ValidationError("\(samples.paths.joined(separator: ", ")): no sample images") }
         let sf = try toy.features(of: samples)
         let rf = reference.count > 0 ? try toy.features(of: reference).features : nil
-        let report = try toy.report(samples: sf, labels: samples.labels, reference: rf, metrics: kinds, explicit: explicit)
-        print(Eval.table(report))
-        for n in samples.notes + reference.notes + report.notes { note("note: \(n)") }
-        if let json {
-            try AtomicFile.write(try Eval.json(report, samples: samples.paths, reference: reference.paths[0], inception: "none (toy classifier \(path))",
-                                               classifier: path), to: json)
-            note("wrote \(json)")
-        }
+        var report = try toy.report(samples: sf, labels: samples.labels, reference: rf, metrics: kinds, explicit: explicit)
+        try representations.run(samples: samples, reference: reference, metrics: kinds, explicit: explicit, into: &report)
+        report.notes = samples.notes + reference.notes + report.notes
+        try finish(report, samples: samples, reference: reference, inception: "none (toy classifier \(path))", classifier: path)
     }
 
     static func table(_ r: EvalReport) -> String {
         let header = ["metric", "value", "N samples", "N ref", "network", "preprocessing"]
         let rows = r.values.map { v -> [String] in
-            let pre = v.network.hasPrefix("ResNet") ? "resize 256, crop 224" : r.preprocessing
+            let pre = v.preprocessing ?? (v.network.hasPrefix("ResNet") ? "resize 256, crop 224" : r.preprocessing)
             return [v.name, String(format: "%.4f", v.value), "\(v.samples)", v.reference.map { "\($0)" } ?? "-", v.network, pre]
         }
         let widths = header.indices.map { c in ([header] + rows).map { $0[c].count }.max()! }
@@ -159,6 +228,7 @@ struct Eval: ParsableCommand {
             "metrics": r.values.map { v -> [String: Any] in
                 var m: [String: Any] = ["name": v.name, "value": v.value, "n_samples": v.samples, "network": v.network]
                 if let n = v.reference { m["n_reference"] = n }
+                if let p = v.preprocessing { m["preprocessing"] = p }
                 return m
             },
             "notes": r.notes,

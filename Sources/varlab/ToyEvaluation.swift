@@ -75,6 +75,8 @@ struct ToyEvaluation {
                 let acc = try Accuracy(logits: samples.logits, labels: labels, k: 1)
                 r.values.append(MetricValue(name: "toy classifier accuracy", value: acc.top1, samples: acc.count, reference: nil, network: network))
                 r.perClass = acc.perClass
+            case .fdDINOv2, .cmmd:
+                break   // RepresentationMetrics
             }
         }
         return r
