@@ -18,6 +18,34 @@ public struct CLIPVisionConfig: Codable, Sendable, Equatable {
     public var eps: Float
     public var activation: ViTFeedForward.Activation
 
+    /// openai/clip-vit-large-patch14-336's vision tower.
+    public static let vitL14_336 = CLIPVisionConfig(width: 1024, depth: 24, heads: 16, patchSize: 14, imageSize: 336, mlpHidden: 4096,
+                                                    projectionDim: 768, eps: 1e-5, activation: .quickGELU)
+
+    /// Key names and shapes of the vision tower and projection in the transformers layout (random-weight benchmarks).
+    public var stateDictShapes: [(String, [Int])] {
+        let d = width, g = imageSize / patchSize, v = "vision_model."
+        var s: [(String, [Int])] = [(v + "embeddings.class_embedding", [d]), (v + "embeddings.patch_embedding.weight", [d, 3, patchSize, patchSize]),
+                                    (v + "embeddings.position_embedding.weight", [1 + g * g, d]),
+                                    (v + "pre_layrnorm.weight", [d]), (v + "pre_layrnorm.bias", [d])]
+        for i in 0..<depth {
+            let l = v + "encoder.layers.\(i)."
+            s += [(l + "layer_norm1.weight", [d]), (l + "layer_norm1.bias", [d])]
+            for p in ["q_proj", "k_proj", "v_proj", "out_proj"] { s += [(l + "self_attn.\(p).weight", [d, d]), (l + "self_attn.\(p).bias", [d])] }
+            s += [(l + "layer_norm2.weight", [d]), (l + "layer_norm2.bias", [d]), (l + "mlp.fc1.weight", [mlpHidden, d]), (l + "mlp.fc1.bias", [mlpHidden]),
+                  (l + "mlp.fc2.weight", [d, mlpHidden]), (l + "mlp.fc2.bias", [d])]
+        }
+        return s + [(v + "post_layernorm.weight", [d]), (v + "post_layernorm.bias", [d]), ("visual_projection.weight", [projectionDim, d])]
+    }
+
+    /// Multiply-adds x 2 of one image's forward pass (linear layers, attention, patch conv, projection).
+    public var flopsPerImage: Double {
+        let g = imageSize / patchSize
+        let t = Double(1 + g * g), d = Double(width)
+        let block = 2 * t * (4 * d * d + 2 * d * Double(mlpHidden)) + 2 * 2 * t * t * d
+        return Double(depth) * block + 2 * Double(g * g) * d * Double(3 * patchSize * patchSize) + 2 * d * Double(projectionDim)
+    }
+
     /// "ViT-L/14-336" etc.
     public var name: String {
         let size = [768: "B", 1024: "L", 1280: "H"][width] ?? "\(width)d"

@@ -70,6 +70,44 @@ public struct DINOv2Config: Codable, Sendable, Equatable {
                             interpolateOffset: registers > 0 ? 0 : 0.1, interpolateAntialias: registers > 0)
     }
 
+    /// The torch-hub models: `dinov2_vit{s,b,l,g}14` and their `_reg` (4 registers) versions.
+    public static func hub(_ size: String, registers: Bool = false) -> DINOv2Config? {
+        guard let (w, d) = ["s": (384, 12), "b": (768, 12), "l": (1024, 24), "g": (1536, 40)][size.lowercased()] else { return nil }
+        let swiglu = size.lowercased() == "g"
+        return DINOv2Config(width: w, depth: d, heads: w / 64, patchSize: 14, trainGrid: 37, registers: registers ? 4 : 0,
+                            swiglu: swiglu, mlpHidden: swiglu ? (Int(Double(4 * w) * 2 / 3) + 7) / 8 * 8 : 4 * w,
+                            interpolateOffset: registers ? 0 : 0.1, interpolateAntialias: registers)
+    }
+
+    /// Key names and shapes of the released state dict (for random-weight benchmarks).
+    public var stateDictShapes: [(String, [Int])] {
+        let d = width
+        var s: [(String, [Int])] = [("cls_token", [1, 1, d]), ("pos_embed", [1, 1 + trainGrid * trainGrid, d])]
+        if registers > 0 { s.append(("register_tokens", [1, registers, d])) }
+        s += [("mask_token", [1, d]), ("patch_embed.proj.weight", [d, 3, patchSize, patchSize]), ("patch_embed.proj.bias", [d])]
+        for i in 0..<depth {
+            let b = "blocks.\(i)."
+            s += [(b + "norm1.weight", [d]), (b + "norm1.bias", [d]), (b + "attn.qkv.weight", [3 * d, d]), (b + "attn.qkv.bias", [3 * d]),
+                  (b + "attn.proj.weight", [d, d]), (b + "attn.proj.bias", [d]), (b + "ls1.gamma", [d]),
+                  (b + "norm2.weight", [d]), (b + "norm2.bias", [d])]
+            s += swiglu ? [(b + "mlp.w12.weight", [2 * mlpHidden, d]), (b + "mlp.w12.bias", [2 * mlpHidden]),
+                           (b + "mlp.w3.weight", [d, mlpHidden]), (b + "mlp.w3.bias", [d])]
+                : [(b + "mlp.fc1.weight", [mlpHidden, d]), (b + "mlp.fc1.bias", [mlpHidden]),
+                   (b + "mlp.fc2.weight", [d, mlpHidden]), (b + "mlp.fc2.bias", [d])]
+            s.append((b + "ls2.gamma", [d]))
+        }
+        return s + [("norm.weight", [d]), ("norm.bias", [d])]
+    }
+
+    /// Multiply-adds x 2 of one image's forward pass (linear layers and attention; norms and activations left out).
+    public var flopsPerImage: Double {
+        let g = inputSize / patchSize
+        let t = Double(1 + registers + g * g), d = Double(width)
+        let ffn = swiglu ? 3 * d * Double(mlpHidden) : 2 * d * Double(mlpHidden)
+        let block = 2 * t * (4 * d * d + ffn) + 2 * 2 * t * t * d
+        return Double(depth) * block + 2 * Double(g * g) * d * Double(3 * patchSize * patchSize)
+    }
+
     /// "ViT-L/14" etc. (the hub's names by width), "+4 registers" when present.
     public var name: String {
         let size = [384: "S", 768: "B", 1024: "L", 1536: "g"][width] ?? "\(width)d"

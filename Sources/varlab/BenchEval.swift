@@ -10,7 +10,7 @@ import Tensor
 struct BenchEval: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "eval",
-        abstract: "FID and precision/recall on two N x 2048 feature sets (vs scipy's sqrtm FID in the same run), Inception images/s.")
+        abstract: "FID and precision/recall on two N x 2048 feature sets (vs scipy's sqrtm FID in the same run), Inception, DINOv2 ViT-L/14 and CLIP ViT-L/14-336 images/s.")
 
     @Option(help: "Feature vectors per set for FID (0 skips the FID part).")
     var n: Int = 50_000
@@ -33,6 +33,9 @@ struct BenchEval: ParsableCommand {
     @Option(help: "Inception batch size.")
     var batchSize: Int = 8
 
+    @Option(help: "Images for the DINOv2 ViT-L/14 and CLIP ViT-L/14-336 throughput test (random weights of the released shapes; 0 skips).")
+    var vitImages: Int = 2
+
     @OptionGroup var common: CommonOptions
 
     func run() throws {
@@ -40,11 +43,33 @@ struct BenchEval: ParsableCommand {
         setvbuf(stdout, nil, _IOLBF, 0)  // each line as soon as it is measured (the full run takes minutes)
         print(report)
         print("threads: \(Parallel.threads)")
-        guard n == 0 || n >= 2, dim >= 1, prN >= 0, images >= 0, batchSize >= 1 else { throw ValidationError("sizes must be positive") }
+        guard n == 0 || n >= 2, dim >= 1, prN >= 0, images >= 0, batchSize >= 1, vitImages >= 0 else { throw ValidationError("sizes must be positive") }
 
         var t = Date()
         if n > 0 { try benchFID(&t) }
         try benchRest(&t)
+        if vitImages > 0 { try benchViTs() }
+    }
+
+    /// FD-DINOv2's and CMMD's networks at their released sizes, one image at a time (as the evaluator runs them).
+    func benchViTs() throws {
+        var rng = PhiloxRandom(seed: 11)
+        let imgs = (0..<vitImages).map { _ in
+            Image8(width: 256, height: 256, channels: 3, pixels: (0..<(256 * 256 * 3)).map { _ in UInt8(rng.nextUInt32() & 255) })
+        }
+        let dc = DINOv2Config.hub("l")!
+        let dinov2 = DINOv2Features(try DINOv2(archive: RandomArchive(shapes: dc.stateDictShapes, shareBlocks: false)))
+        let cc = CLIPVisionConfig.vitL14_336
+        let clip = CLIPFeatures(try CLIPVision(archive: RandomArchive(shapes: cc.stateDictShapes, shareBlocks: false), config: cc))
+        for (net, flops) in [(dinov2 as FeatureNetwork, dc.flopsPerImage), (clip as FeatureNetwork, cc.flopsPerImage)] {
+            _ = try net.features([imgs[0]])   // warm-up
+            let t = Date(), cpu0 = BenchEval.cpuSeconds()
+            _ = try net.features(imgs)
+            let secs = Date().timeIntervalSince(t), cpu = BenchEval.cpuSeconds() - cpu0
+            print(String(format: "%@ (random weights, 256x256 inputs): %.2f s per image, %.1f GFLOP/s (%.1f GFLOP per image); %.2f CPU-s per image",
+                         net.name.components(separatedBy: " (").first ?? net.name, secs / Double(vitImages),
+                         flops * Double(vitImages) / secs / 1e9, flops / 1e9, cpu / Double(vitImages)))
+        }
     }
 
     func benchFID(_ t: inout Date) throws {

@@ -206,3 +206,20 @@ final class ShapeArchive: TensorArchive {
     func floatTensor(_ key: String) throws -> Tensor { throw CheckpointError.missingKey(path: path, key: key, available: 0) }
     func intTensor(_ key: String) throws -> (shape: [Int], values: [Int64]) { throw CheckpointError.missingKey(path: path, key: key, available: 0) }
 }
+
+/// The shape tables the benchmarks build random models from are the released checkpoints' own.
+final class ReleasedShapeTests: XCTestCase {
+    func testDINOv2ViTL14Shapes() throws {
+        let keys = try XCTUnwrap(try Fixtures.json("eval/dinov2_vitl14_keys.json")["keys"] as? [String: [Int]])
+        let ours = try XCTUnwrap(DINOv2Config.hub("l")).stateDictShapes
+        XCTAssertEqual(Dictionary(uniqueKeysWithValues: ours), keys)
+        XCTAssertEqual(try DINOv2Config.inferred(from: ShapeArchive(keys, path: "l")), DINOv2Config.hub("l"))
+    }
+
+    func testCLIPViTL14_336Shapes() throws {
+        let keys = try XCTUnwrap(try Fixtures.json("eval/clip_vit_l14_336_keys.json")["keys"] as? [String: [Int]])
+        let vision = keys.filter { $0.key.hasPrefix("vision_model.") && !$0.key.hasSuffix("position_ids") || $0.key == "visual_projection.weight" }
+        XCTAssertEqual(Dictionary(uniqueKeysWithValues: CLIPVisionConfig.vitL14_336.stateDictShapes), vision)
+        XCTAssertEqual(try CLIPVisionConfig.inferred(from: ShapeArchive(keys, path: "m")), CLIPVisionConfig.vitL14_336)
+    }
+}
