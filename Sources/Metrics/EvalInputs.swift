@@ -125,10 +125,21 @@ public final class ImageSet {
             }
             return s
         }
-        if keys.contains("mu") || keys.contains("sigma") { poolStats = try stats("mu", "sigma") }
-        if keys.contains("mu_s") || keys.contains("sigma_s") { spatialStats = try stats("mu_s", "sigma_s") }
+        /// `n_<kind>`: how many images varlab's --save-stats computed them from (ADM's files do not say).
+        func count(_ k: String) throws -> Int? {
+            guard keys.contains(k) else { return nil }
+            let v = try npz.array(k).asInt64()
+            guard v.count == 1, v[0] >= 2 else { throw MetricsError.input("\(p): \(k) must be one count of at least 2") }
+            return Int(v[0])
+        }
+        if let t = try text("notes"), !t.isEmpty {
+            for line in t.split(separator: "\n") { note("\(p) was computed from images where: \(line)") }
+        }
+        if keys.contains("mu") || keys.contains("sigma") { poolStats = try stats("mu", "sigma"); poolStats?.count = try count("n_inception") }
+        if keys.contains("mu_s") || keys.contains("sigma_s") { spatialStats = try stats("mu_s", "sigma_s"); spatialStats?.count = try count("n_inception") }
         if keys.contains("mu_dinov2") || keys.contains("sigma_dinov2") {
             dinov2Stats = try stats("mu_dinov2", "sigma_dinov2")
+            dinov2Stats?.count = try count("n_dinov2")
             dinov2Network = try text("dinov2_network")
         }
         if keys.contains("clip_embeddings") {
@@ -142,6 +153,13 @@ public final class ImageSet {
             clipNetwork = try text("clip_network")
         }
     }
+
+    /// Adds a note once (several networks pass over the same set).
+    func note(_ text: String) { if !notes.contains(text) { notes.append(text) } }
+
+    /// Notes about the images behind features read from a cache or a statistics file (the pass that made
+    /// them saw the images; this run did not).
+    func restoreNotes(_ texts: [String]) { for t in texts { note(t) } }
 
     static func stamp(_ path: String) -> String {
         let a = try? FileManager.default.attributesOfItem(atPath: path)
@@ -171,15 +189,15 @@ public final class ImageSet {
             switch img.channels {
             case 3: return img
             case 1:
-                if noted.insert("gray").inserted { notes.append("grayscale images converted to RGB (channel replicated), e.g. \(source)") }
+                if noted.insert("gray").inserted { note("grayscale images converted to RGB (channel replicated), e.g. \(source)") }
                 return Image8(width: img.width, height: img.height, channels: 3, pixels: img.pixels.flatMap { [$0, $0, $0] })
             case 4:
-                if noted.insert("rgba").inserted { notes.append("RGBA images converted to RGB (alpha dropped), e.g. \(source)") }
+                if noted.insert("rgba").inserted { note("RGBA images converted to RGB (alpha dropped), e.g. \(source)") }
                 var px = [UInt8](repeating: 0, count: img.width * img.height * 3)
                 for i in 0..<(img.width * img.height) { for c in 0..<3 { px[i * 3 + c] = img.pixels[i * 4 + c] } }
                 return Image8(width: img.width, height: img.height, channels: 3, pixels: px)
             case 2:
-                if noted.insert("gray+alpha").inserted { notes.append("gray+alpha images converted to RGB (alpha dropped), e.g. \(source)") }
+                if noted.insert("gray+alpha").inserted { note("gray+alpha images converted to RGB (alpha dropped), e.g. \(source)") }
                 var px = [UInt8](repeating: 0, count: img.width * img.height * 3)
                 for i in 0..<(img.width * img.height) { for c in 0..<3 { px[i * 3 + c] = img.pixels[i * 2] } }
                 return Image8(width: img.width, height: img.height, channels: 3, pixels: px)
@@ -208,7 +226,7 @@ public final class ImageSet {
         }
         if sizes.count > 1 {
             let list = sizes.sorted { $0.lexicographicallyPrecedes($1) }.prefix(4).map { "\($0[0])x\($0[1])" }.joined(separator: ", ")
-            notes.append("images of \(sizes.count) different sizes (\(list)\(sizes.count > 4 ? ", ..." : "")): each is resized on its own by the network's preprocessing")
+            note("images of \(sizes.count) different sizes (\(list)\(sizes.count > 4 ? ", ..." : "")): each is resized on its own by the network's preprocessing")
         }
     }
 }

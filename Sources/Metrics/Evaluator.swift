@@ -22,6 +22,8 @@ public struct MetricValue: Sendable {
     public var network: String
     /// How images became this network's input, when it differs from the report's (DINOv2, CLIP).
     public var preprocessing: String?
+    /// The reference side came from statistics that do not say how many images made them (ADM's files).
+    public var referenceCountUnknown = false
 
     public init(name: String, value: Double, samples: Int, reference: Int?, network: String, preprocessing: String? = nil) {
         self.name = name; self.value = value; self.samples = samples; self.reference = reference; self.network = network
@@ -111,8 +113,10 @@ public final class Evaluator {
                     let rf = try refFeats()
                     rStats = try GaussianStats(features: spatial ? rf.spatial : rf.pool3, what: "reference \(spatial ? "spatial " : "")features")
                 }
-                report.values.append(MetricValue(name: name, value: try FID.distance(sStats, rStats!), samples: sStats.count ?? samples.count,
-                                                 reference: rStats!.count ?? reference.count, network: networkName))
+                var v = MetricValue(name: name, value: try FID.distance(sStats, rStats!), samples: sStats.count ?? samples.count,
+                                    reference: rStats!.count, network: networkName)
+                v.referenceCountUnknown = rStats!.count == nil
+                report.values.append(v)
             case .is:
                 let v = try InceptionScore.compute(logits: sampleFeatures!.logits, splits: isSplits)
                 report.values.append(MetricValue(name: "Inception Score", value: v, samples: samples.count, reference: nil, network: networkName))
@@ -171,19 +175,23 @@ public final class Evaluator {
             ("sigma", try NPYArray(float64: pool.sigma, shape: [pool.dim, pool.dim])),
             ("mu_s", try NPYArray(float64: spatial.mu, shape: [spatial.dim])),
             ("sigma_s", try NPYArray(float64: spatial.sigma, shape: [spatial.dim, spatial.dim])),
+            ("n_inception", try NPYArray(int64: [Int64(f.count)], shape: [1])),
         ]
         arrays += try representations?.statisticsArrays(of: set) ?? []
-        try ReferenceStatistics.write(arrays, to: path)
+        try ReferenceStatistics.write(arrays, notes: set.notes, to: path)
         return f.count
     }
 }
 
-/// Writes a statistics `.npz` (ADM reference-batch keys and varlab's `*_dinov2` / `clip_*`), atomically.
+/// Writes a statistics `.npz` (ADM reference-batch keys and varlab's `*_dinov2` / `clip_*`, the image counts
+/// `n_*` and the notes about the images, e.g. grey ones converted), atomically.
 public enum ReferenceStatistics {
-    public static func write(_ arrays: [(String, NPYArray)], to path: String) throws {
+    public static func write(_ arrays: [(String, NPYArray)], notes: [String], to path: String) throws {
         guard !arrays.isEmpty else { throw MetricsError.input("\(path): no statistics to write (give --inception, --dinov2 or --clip)") }
         var w = NPZWriter()
         for (k, a) in arrays { w.add(k, a) }
+        let text = Array(notes.joined(separator: "\n").utf8)
+        w.add("notes", try NPYArray(uint8: text, shape: [text.count]))
         try w.write(to: path)
     }
 }

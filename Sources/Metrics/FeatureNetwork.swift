@@ -48,11 +48,13 @@ public final class FeatureCache {
         guard set.count > 0 else { throw MetricsError.tooFewSamples(what: set.paths.joined(separator: ", "), count: 0, needed: 1) }
         let key = "varlab-features-v2|\(network.cacheIdentity)|\(set.fingerprint)"
         let path = dir.map { URL(fileURLWithPath: $0).appendingPathComponent("\(network.cacheName)-\(FeatureCache.hash(key)).npz").path }
-        if let path, let f = try? read(path, key: key, outputs: network.outputs, count: set.count) {
+        if let path, let (f, notes) = try? read(path, key: key, outputs: network.outputs, count: set.count) {
             lastFromCache = true
+            set.restoreNotes(notes)
             return f
         }
         lastFromCache = false
+        let notesBefore = set.notes
         var data: [String: [Float]] = [:]
         var done = 0
         let t0 = Date()
@@ -75,11 +77,12 @@ public final class FeatureCache {
             sets[o.name] = t
         }
         let f = FeatureSets(sets: sets, count: done)
-        if let path { try? write(path, key: key, f, outputs: network.outputs) }
+        if let path { try? write(path, key: key, f, outputs: network.outputs, notes: set.notes.filter { !notesBefore.contains($0) }) }
         return f
     }
 
-    private func read(_ path: String, key: String, outputs: [FeatureOutput], count: Int) throws -> FeatureSets? {
+    /// The cached features and the notes their pass made about the images (grey, RGBA, mixed sizes).
+    private func read(_ path: String, key: String, outputs: [FeatureOutput], count: Int) throws -> (FeatureSets, [String])? {
         guard FileManager.default.fileExists(atPath: path) else { return nil }
         let npz = try NPZFile(path: path)
         guard try npz.array("key").asUInt8() == Array(key.utf8) else { return nil }
@@ -90,15 +93,19 @@ public final class FeatureCache {
             guard a.shape == [count, o.width] else { return nil }
             sets[o.name] = Tensor(shape: a.shape, data: a.asFloat())
         }
-        return FeatureSets(sets: sets, count: count)
+        let notes = npz.keys.contains("notes") ? String(decoding: try npz.array("notes").asUInt8(), as: UTF8.self)
+            .split(separator: "\n").map(String.init) : []
+        return (FeatureSets(sets: sets, count: count), notes)
     }
 
-    private func write(_ path: String, key: String, _ f: FeatureSets, outputs: [FeatureOutput]) throws {
+    private func write(_ path: String, key: String, _ f: FeatureSets, outputs: [FeatureOutput], notes: [String]) throws {
         try FileManager.default.createDirectory(atPath: URL(fileURLWithPath: path).deletingLastPathComponent().path,
                                                 withIntermediateDirectories: true)
         var w = NPZWriter()
         for o in outputs { let t = f.sets[o.name]!; w.add(o.name, try NPYArray(float32: t.data, shape: t.shape)) }
         w.add("key", try NPYArray(uint8: Array(key.utf8), shape: [key.utf8.count]))
+        let text = Array(notes.joined(separator: "\n").utf8)
+        w.add("notes", try NPYArray(uint8: text, shape: [text.count]))
         try w.write(to: path)
     }
 

@@ -39,9 +39,10 @@ public final class RepresentationMetrics {
                     guard reference.count > 0 else { throw noImages(reference, "FD-DINOv2", report) }
                     r = try GaussianStats(features: try features(reference, dinov2, "reference", &report)["cls"]!, what: "reference DINOv2 features")
                 }
-                report.values.append(MetricValue(name: "FD-DINOv2", value: try FID.distance(s, r), samples: s.count ?? samples.count,
-                                                 reference: r.count ?? (reference.count > 0 ? reference.count : nil),
-                                                 network: dinov2.name, preprocessing: dinov2.preprocessing))
+                var v = MetricValue(name: "FD-DINOv2", value: try FID.distance(s, r), samples: s.count ?? samples.count,
+                                    reference: r.count, network: dinov2.name, preprocessing: dinov2.preprocessing)
+                v.referenceCountUnknown = r.count == nil
+                report.values.append(v)
             case .cmmd:
                 guard let clip else {
                     if explicit { throw MetricsError.input("cmmd needs the CLIP weights: give --clip DIR (openai/clip-vit-large-patch14-336 with config.json)") }
@@ -73,6 +74,7 @@ public final class RepresentationMetrics {
             out.append(("mu_dinov2", try NPYArray(float64: s.mu, shape: [s.dim])))
             out.append(("sigma_dinov2", try NPYArray(float64: s.sigma, shape: [s.dim, s.dim])))
             out.append(("dinov2_network", try NPYArray(uint8: Array(id.utf8), shape: [id.utf8.count])))
+            out.append(("n_dinov2", try NPYArray(int64: [Int64(s.count ?? 0)], shape: [1])))
         }
         if let clip, let id = clipIdentity {
             let e = try features(set, clip, "statistics (CLIP)", &scratch)["embedding"]!

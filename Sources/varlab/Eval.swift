@@ -157,7 +157,7 @@ struct Eval: ParsableCommand {
         let reference = try ImageSet(paths: [paths.last!])
         if let saveStats {
             guard reference.count > 0 else { throw ValidationError("--save-stats needs images in \(paths.last!)") }
-            try ReferenceStatistics.write(try representations.statisticsArrays(of: reference), to: saveStats)
+            try ReferenceStatistics.write(try representations.statisticsArrays(of: reference), notes: reference.notes, to: saveStats)
             note("wrote statistics of \(reference.count) images (\(statisticsNote(representations).dropFirst(2))) to \(saveStats)")
             if paths.count == 1 { return }
         }
@@ -193,7 +193,7 @@ struct Eval: ParsableCommand {
                 throw ValidationError("--save-stats writes Inception, DINOv2 or CLIP statistics: give --inception, --dinov2 or --clip")
             }
             guard reference.count > 0 else { throw ValidationError("--save-stats needs images in \(paths.last!)") }
-            try ReferenceStatistics.write(try representations.statisticsArrays(of: reference), to: saveStats)
+            try ReferenceStatistics.write(try representations.statisticsArrays(of: reference), notes: reference.notes, to: saveStats)
             note("wrote statistics of \(reference.count) images (\(statisticsNote(representations).dropFirst(2)); toy statistics are not saved) to \(saveStats)")
             if paths.count == 1 { return }
         }
@@ -211,7 +211,7 @@ struct Eval: ParsableCommand {
         let header = ["metric", "value", "N samples", "N ref", "network", "preprocessing"]
         let rows = r.values.map { v -> [String] in
             let pre = v.preprocessing ?? (v.network.hasPrefix("ResNet") ? "resize 256, crop 224" : r.preprocessing)
-            return [v.name, String(format: "%.4f", v.value), "\(v.samples)", v.reference.map { "\($0)" } ?? "-", v.network, pre]
+            return [v.name, String(format: "%.4f", v.value), "\(v.samples)", v.referenceCountUnknown ? "unknown" : v.reference.map { "\($0)" } ?? "-", v.network, pre]
         }
         let widths = header.indices.map { c in ([header] + rows).map { $0[c].count }.max()! }
         func line(_ cells: [String]) -> String {
@@ -227,7 +227,7 @@ struct Eval: ParsableCommand {
             "samples": samples, "reference": reference, "inception": inception, "preprocessing": r.preprocessing,
             "metrics": r.values.map { v -> [String: Any] in
                 var m: [String: Any] = ["name": v.name, "value": v.value, "n_samples": v.samples, "network": v.network]
-                if let n = v.reference { m["n_reference"] = n }
+                if let n = v.reference { m["n_reference"] = n } else if v.referenceCountUnknown { m["n_reference"] = "unknown" }
                 if let p = v.preprocessing { m["preprocessing"] = p }
                 return m
             },

@@ -84,7 +84,7 @@ final class RepresentationEvalTests: XCTestCase {
 
         // A second pass reads the cache; the saved statistics give the same numbers without the images.
         let stats = d.appendingPathComponent("ref.npz").path
-        try ReferenceStatistics.write(try reps.statisticsArrays(of: r), to: stats)
+        try ReferenceStatistics.write(try reps.statisticsArrays(of: r), notes: r.notes, to: stats)
         XCTAssertTrue(cache.lastFromCache)
         let back = try ImageSet(paths: [stats])
         XCTAssertEqual(back.count, 0)
