@@ -46,6 +46,8 @@ public final class Evaluator {
     public let extractor: FeatureExtractor
     public var classifier: ResNet?
     public var isSplits: InceptionScore.Splits = .size(5000)
+    /// Precision / recall distances: exact (default) or ADM's float16 distance block (`ADMPrecisionRecall`).
+    public var admFloat16PrecisionRecall = false
     public var progress: ((String) -> ProgressHandler)?
     /// FD-DINOv2 / CMMD networks, when given.
     public var representations: RepresentationMetrics?
@@ -128,9 +130,12 @@ public final class Evaluator {
                 let rf = try refFeats()
                 guard rf.pool3.shape[1] == width else { throw MetricsError.widthMismatch(what: "reference features", a: rf.pool3.shape[1], b: width) }
                 if m == .pr {
-                    let r = try PrecisionRecall.compute(reference: rf.pool3, samples: sampleFeatures!.pool3)
-                    report.values.append(MetricValue(name: "Precision (k=3)", value: r.precision, samples: samples.count, reference: reference.count, network: networkName))
-                    report.values.append(MetricValue(name: "Recall (k=3)", value: r.recall, samples: samples.count, reference: reference.count, network: networkName))
+                    let r = admFloat16PrecisionRecall
+                        ? try ADMPrecisionRecall.compute(reference: rf.pool3, samples: sampleFeatures!.pool3)
+                        : try PrecisionRecall.compute(reference: rf.pool3, samples: sampleFeatures!.pool3)
+                    let tag = admFloat16PrecisionRecall ? "k=3, ADM float16" : "k=3"
+                    report.values.append(MetricValue(name: "Precision (\(tag))", value: r.precision, samples: samples.count, reference: reference.count, network: networkName))
+                    report.values.append(MetricValue(name: "Recall (\(tag))", value: r.recall, samples: samples.count, reference: reference.count, network: networkName))
                 } else {
                     let r = try PRDC.compute(real: rf.pool3, fake: sampleFeatures!.pool3)
                     for (n, v) in [("Precision (prdc k=5)", r.precision), ("Recall (prdc k=5)", r.recall), ("Density (k=5)", r.density), ("Coverage (k=5)", r.coverage)] {

@@ -11,8 +11,12 @@ public enum InceptionScore {
     public enum Splits: Sendable, Equatable {
         /// ADM: rows [0, s), [s, 2s), ... (the last split may be shorter). ADM's default is 5000.
         case size(Int)
-        /// `count` splits of rows [i N / count, (i + 1) N / count) (improved-gan / torch-fidelity style).
+        /// `count` splits of rows [i N / count, (i + 1) N / count) (improved-gan style; `varlab sample` writes
+        /// images in class order, so a contiguous split can be a single class).
         case count(Int)
+        /// torch-fidelity's `isc_features_to_metric`: rows shuffled by numpy `RandomState(seed).permutation(N)`
+        /// (torch-fidelity's default seed 2020), then `count` splits as above (its default 10).
+        case torchFidelity(count: Int, seed: UInt32)
     }
 
     public static func compute(logits: Tensor, splits: Splits = .size(5000)) throws -> Double {
@@ -21,12 +25,18 @@ public enum InceptionScore {
         guard n >= 1 else { throw MetricsError.tooFewSamples(what: "Inception Score", count: n, needed: 1) }
         try requireFinite(logits.data, columns: c, what: "IS logits")
         var ranges: [Range<Int>] = []
+        var order = Array(0..<n)   // row of the i-th sample after any shuffle
         switch splits {
         case .size(let s):
             guard s >= 1 else { throw MetricsError.input("IS split size must be at least 1, got \(s)") }
             ranges = stride(from: 0, to: n, by: s).map { $0..<min($0 + s, n) }
         case .count(let k):
             guard k >= 1 && k <= n else { throw MetricsError.input("IS: \(k) splits for \(n) samples") }
+            ranges = (0..<k).map { (($0 * n) / k)..<((($0 + 1) * n) / k) }
+        case let .torchFidelity(k, seed):
+            guard k >= 1 && k <= n else { throw MetricsError.input("IS: \(k) splits for \(n) samples") }
+            var rng = NumpyRandomState(seed: seed)
+            order = rng.permutation(n)
             ranges = (0..<k).map { (($0 * n) / k)..<((($0 + 1) * n) / k) }
         }
         // float64 softmax rows
@@ -43,11 +53,12 @@ public enum InceptionScore {
         var scores: [Double] = []
         for r in ranges {
             var marginal = [Double](repeating: 0, count: c)
-            for i in r { for j in 0..<c { marginal[j] += p[i * c + j] } }
+            for ii in r { let i = order[ii]; for j in 0..<c { marginal[j] += p[i * c + j] } }
             for j in 0..<c { marginal[j] /= Double(r.count) }
             let logMarginal = marginal.map { Foundation.log($0) }
             var klSum = 0.0
-            for i in r {
+            for ii in r {
+                let i = order[ii]
                 var kl = 0.0
                 for j in 0..<c {
                     let v = p[i * c + j]

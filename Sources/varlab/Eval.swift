@@ -56,6 +56,12 @@ struct Eval: ParsableCommand {
     @Option(help: "Inception Score: samples per split, as ADM (default 5000).")
     var isSplitSize: Int = 5000
 
+    @Flag(help: "Inception Score as torch-fidelity: rows shuffled by numpy RandomState(2020), then --is-splits (default 10) splits.")
+    var isTorchFidelity = false
+
+    @Flag(help: "Precision/recall with ADM's float16 distances (reproduces published ADM numbers; default: exact distances).")
+    var prADMFloat16 = false
+
     @Option(help: "Write the results as JSON (atomically).")
     var json: String?
 
@@ -121,7 +127,9 @@ struct Eval: ParsableCommand {
         extractor.batchSize = batchSize
         let resnet = try classifier.map { try ResNet(path: $0) }
         let evaluator = Evaluator(extractor: extractor, classifier: resnet)
-        evaluator.isSplits = isSplits.map { .count($0) } ?? .size(isSplitSize)
+        evaluator.isSplits = isTorchFidelity ? .torchFidelity(count: isSplits ?? 10, seed: 2020)
+            : isSplits.map { .count($0) } ?? .size(isSplitSize)
+        evaluator.admFloat16PrecisionRecall = prADMFloat16
         evaluator.progress = { label in Progress(label: label).handler }
         evaluator.representations = representations
 

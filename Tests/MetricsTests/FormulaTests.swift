@@ -144,3 +144,47 @@ final class FormulaTests: XCTestCase {
         XCTAssertThrowsError(try Accuracy(logits: logits, labels: labels.map { _ in logits.shape[1] }))
     }
 }
+
+/// The conventions users compare against: torch-fidelity's shuffled Inception-Score splits and ADM's float16
+/// precision / recall.
+final class MetricConventionTests: XCTestCase {
+    /// Golden values from torch-fidelity itself (scripts/golden_torch_fidelity_is.py prints them) on logits
+    /// defined by this formula, so they hold for any fixture set.
+    func testTorchFidelityInceptionScore() throws {
+        let (n, c) = (97, 13)
+        var data = [Float]()
+        for i in 0..<n { for j in 0..<c { data.append(Float(sin(0.37 * Double(i) + 1.3 * Double(j)) * 3 + cos(Double(j) * 0.11))) } }
+        let logits = Tensor(shape: [n, c], data: data)
+        let v = try InceptionScore.compute(logits: logits, splits: .torchFidelity(count: 10, seed: 2020))
+        XCTAssertEqual(v, 2.079210136888106, accuracy: 1e-12)
+        // The shuffle matters: the same 10 splits without it differ.
+        XCTAssertGreaterThan(abs(try InceptionScore.compute(logits: logits, splits: .count(10)) - v), 1e-3)
+    }
+
+    func testNumpyRandomStatePermutation() {
+        var r = NumpyRandomState(seed: 2020)
+        XCTAssertEqual(r.permutation(10), [2, 4, 9, 1, 5, 7, 6, 3, 8, 0])
+        var r2 = NumpyRandomState(seed: 2020)
+        XCTAssertEqual(Array(r2.permutation(97).prefix(8)), [47, 12, 60, 23, 61, 66, 43, 35])
+    }
+
+    /// ADM's float16 distance block, emulated as the fixture README describes: radii bit for bit and the
+    /// fp16 precision / recall exactly.
+    func testADMFloat16PrecisionRecall() throws {
+        let io = try Fixtures.safetensors("eval/metrics_io.safetensors")
+        let a = try io.floatTensor("feats_A"), b = try io.floatTensor("feats_B")
+        for (set, feats) in [("A", a), ("B", b)] {
+            let want = try io.floatTensor("adm_radii_\(set)").data
+            let got = try ADMPrecisionRecall.radii(feats)
+            let bad = zip(got, want).filter { $0 != $1 }.count
+            XCTAssertEqual(bad, 0, "adm_radii_\(set): \(bad) of \(want.count) differ")
+        }
+        let ref = try doubles(io, "adm_precision_recall_k3")
+        let pr = try ADMPrecisionRecall.compute(reference: a, samples: b)
+        XCTAssertEqual(pr.precision, ref[0])
+        XCTAssertEqual(pr.recall, ref[1])
+        // Features that overflow float16 (|x| > 65504) fall back to float32 for the block, as ADM's tf.cond does.
+        let big = Tensor(shape: [5, 2], data: [1e5, 0, 0, 1e5, 2e5, 0, 0, 3e5, 1e5, 1e5])
+        XCTAssertEqual(try ADMPrecisionRecall.radii(big, k: 2).allSatisfy(\.isFinite), true)
+    }
+}
