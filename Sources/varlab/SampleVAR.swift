@@ -33,9 +33,9 @@ struct VARGenerator: SampleGenerator {
 
     func generate(_ requests: [SampleRequest], seed: UInt64, progress: (SampleProgress) -> Void) throws -> [Image8] {
         let r = try withoutActuallyEscaping(progress) { report in
-            try sampler.sample(labels: requests.map(\.classLabel), sampleIndices: requests.map(\.index), seed: seed) { si, sn in
+            try sampler.sample(labels: requests.map(\.classLabel), sampleIndices: requests.map(\.index), seed: seed, progress: { si, sn in
                 report(SampleProgress(stage: si, stages: sn, label: si < sn ? "scale \(si + 1)/\(sn)" : "decode"))
-            }
+            })
         }
         let img = r.images!
         return (0..<requests.count).map { Image8(signedCHW: img.slice0($0, $0 + 1)) }
