@@ -44,6 +44,7 @@ public final class ImageSet {
     }
 
     static let imageExtensions: Set<String> = ["png", "jpg", "jpeg"]
+    static let otherImageExtensions: Set<String> = ["webp", "bmp", "tif", "tiff", "gif"]
 
     public init(paths: [String]) throws {
         guard !paths.isEmpty else { throw MetricsError.input("no input given") }
@@ -171,10 +172,14 @@ public final class ImageSet {
     /// Image files of a folder (sorted by name) and their labels if any: `labels.txt` / `labels.json` beside
     /// them, else names written by `varlab sample` (`class{C}_...`).
     static func scanFolder(_ dir: String, notes: inout [String]) throws -> ([String], [Int]?) {
-        let names = try FileManager.default.contentsOfDirectory(atPath: dir)
-            .filter { imageExtensions.contains(URL(fileURLWithPath: $0).pathExtension.lowercased()) }
-            .sorted()
+        let all = try FileManager.default.contentsOfDirectory(atPath: dir)
+        let names = all.filter { imageExtensions.contains(URL(fileURLWithPath: $0).pathExtension.lowercased()) }.sorted()
         guard !names.isEmpty else { throw MetricsError.input("\(dir): no PNG/JPEG images in this folder") }
+        // Other image formats are not read; say so rather than evaluate a silently smaller set.
+        let skipped = all.filter { otherImageExtensions.contains(URL(fileURLWithPath: $0).pathExtension.lowercased()) }
+        if !skipped.isEmpty {
+            notes.append("\(dir): \(skipped.count) image(s) in formats varlab does not read were skipped (e.g. \(skipped.sorted()[0]); convert them to PNG)")
+        }
         let files = names.map { URL(fileURLWithPath: dir).appendingPathComponent($0).path }
         let labels = try LabelFile.labels(folder: dir, names: names)
         return (files, labels)

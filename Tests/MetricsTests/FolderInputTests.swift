@@ -26,6 +26,9 @@ final class FolderInputTests: XCTestCase {
         XCTAssertEqual(Array(got[1].pixels.prefix(6)), [0, 0, 0, 9, 9, 9])
         XCTAssertTrue(set.notes.contains { $0.contains("different sizes") })
         XCTAssertTrue(set.notes.contains { $0.contains("grayscale") })
+        // An image format varlab does not read is reported, not silently dropped.
+        try Data([0x52, 0x49, 0x46, 0x46]).write(to: d.appendingPathComponent("class2_000009.webp"))
+        XCTAssertTrue(try ImageSet(paths: [d.path]).notes.contains { $0.contains("1 image(s)") && $0.contains(".webp") })
         // A file that is not an image is a clear error naming it.
         try Data("not a png".utf8).write(to: d.appendingPathComponent("class1_000002.png"))
         let bad = try ImageSet(paths: [d.path])
