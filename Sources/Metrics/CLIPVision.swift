@@ -278,8 +278,6 @@ public final class CLIPFeatures: FeatureNetwork {
     public var outputs: [FeatureOutput] { [FeatureOutput(name: "embedding", width: model.config.projectionDim)] }
     public var preprocessing: String { "centre square crop, PIL bicubic \(model.config.imageSize)x\(model.config.imageSize), CLIP mean/std (cmmd)" }
     public func features(_ images: [Image8]) throws -> [String: Tensor] {
-        var out: [Float] = []
-        for img in images { out += model.embedding(pixels: try model.preprocess(img).pixels).data }
-        return ["embedding": Tensor(shape: [images.count, model.config.projectionDim], data: out)]
+        ["embedding": try featuresOneByOne(images, width: model.config.projectionDim) { model.embedding(pixels: try model.preprocess($0).pixels) }]
     }
 }

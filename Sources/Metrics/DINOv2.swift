@@ -228,7 +228,7 @@ public final class DINOv2: @unchecked Sendable {
     }
 }
 
-/// DINOv2 as a metric network: one image at a time (so a feature never depends on its batch), output "cls".
+/// DINOv2 as a metric network: one image at a time, output "cls".
 public final class DINOv2Features: FeatureNetwork {
     public let model: DINOv2
     public init(_ model: DINOv2) { self.model = model }
@@ -241,8 +241,6 @@ public final class DINOv2Features: FeatureNetwork {
     public var outputs: [FeatureOutput] { [FeatureOutput(name: "cls", width: model.config.width)] }
     public var preprocessing: String { "PIL bicubic \(model.config.inputSize)x\(model.config.inputSize) (squashed), ImageNet mean/std (dgm-eval)" }
     public func features(_ images: [Image8]) throws -> [String: Tensor] {
-        var out: [Float] = []
-        for img in images { out += model.feature(pixels: try model.preprocess(img).pixels).data }
-        return ["cls": Tensor(shape: [images.count, model.config.width], data: out)]
+        ["cls": try featuresOneByOne(images, width: model.config.width) { model.feature(pixels: try model.preprocess($0).pixels) }]
     }
 }

@@ -25,6 +25,15 @@ public protocol FeatureNetwork: AnyObject {
     func features(_ images: [Image8]) throws -> [String: Tensor]
 }
 
+/// [B, width] of one feature vector per image, each computed on its own (so a feature never depends on which
+/// images share its batch).
+func featuresOneByOne(_ images: [Image8], width: Int, _ feature: (Image8) throws -> Tensor) rethrows -> Tensor {
+    var out: [Float] = []
+    out.reserveCapacity(images.count * width)
+    for img in images { out += try feature(img).data }
+    return Tensor(shape: [images.count, width], data: out)
+}
+
 /// Feature sets of a whole image set, by output name ([N, width] each).
 public struct FeatureSets: Sendable {
     public var sets: [String: Tensor]
