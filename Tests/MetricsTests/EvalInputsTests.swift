@@ -107,7 +107,7 @@ final class EvalInputsTests: XCTestCase {
     func testFolderLabels() throws {
         let d = try tempDir()
         for n in ["class7_000001.png", "class12_000000.png", "notes.md"] {
-            FileManager.default.createFile(atPath: d.appendingPathComponent(n).path, contents: Data())
+            _ = FileManager.default.createFile(atPath: d.appendingPathComponent(n).path, contents: Data())
         }
         let set = try ImageSet(paths: [d.path])
         XCTAssertEqual(set.count, 2)

@@ -128,7 +128,7 @@ final class TorchCheckpointTests: XCTestCase {
         let ema = try CheckpointLoader.open(path: p, keyPath: "ema")
         let twin = try Fixtures.safetensors("dit/dit.safetensors")
         let args = try TorchCheckpoint(path: p).topLevelSummary.first { $0.key == "args" }?.summary ?? ""
-        guard let lrText = args.components(separatedBy: "lr=").last?.prefix { "0123456789.e-".contains($0) },
+        guard let lrText = args.components(separatedBy: "lr=").last?.prefix(while: { "0123456789.e-".contains($0) }),
               let lr = Float(lrText) else { return XCTFail("no lr in args: \(args)") }
         XCTAssertEqual(Set(model.keys), Set(twin.keys))
         XCTAssertEqual(Set(ema.keys), Set(twin.keys))
