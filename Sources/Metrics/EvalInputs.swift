@@ -114,9 +114,12 @@ public final class ImageSet {
             guard mu.shape.count == 1, sigma.shape == [d, d], d > 0 else {
                 throw MetricsError.input("\(p): \(m) \(mu.shape) / \(s) \(sigma.shape) are not a mean vector and its square covariance")
             }
-            do { return try GaussianStats(mu: mu.asDouble(), sigma: sigma.asDouble()) } catch {
+            let g: GaussianStats
+            do { g = try GaussianStats(mu: mu.asDouble(), sigma: sigma.asDouble()) } catch {
                 throw MetricsError.input("\(p): \(m)/\(s): \(error)")
             }
+            try g.checkCovariance(what: "\(p): \(s)")
+            return g
         }
         func text(_ k: String) throws -> String? {
             guard keys.contains(k) else { return nil }

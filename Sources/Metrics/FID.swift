@@ -58,6 +58,25 @@ public struct GaussianStats: Sendable, Equatable {
     }
 }
 
+extension GaussianStats {
+    /// Throws unless sigma is a covariance: symmetric and positive semidefinite up to float64 round-off. A
+    /// statistics file with, say, a negative-definite sigma would otherwise give a meaningless (even negative)
+    /// distance; ADM's evaluator fails on it too (complex square root).
+    public func checkCovariance(what: String) throws {
+        let d = dim
+        var scale = 0.0
+        for v in sigma { scale = max(scale, abs(v)) }
+        for i in 0..<d { for j in (i + 1)..<d where abs(sigma[i * d + j] - sigma[j * d + i]) > 1e-9 * max(scale, 1e-300) {
+            throw MetricsError.input("\(what): the covariance is not symmetric (entry [\(i), \(j)] \(sigma[i * d + j]) vs [\(j), \(i)] \(sigma[j * d + i]))")
+        } }
+        let (lam, _) = try LA64.symmetricEigen(sigma, n: d, vectors: false)
+        let top = max(lam.last ?? 0, 0)
+        if let low = lam.first, low < -1e-9 * max(top, scale) {
+            throw MetricsError.input("\(what): the covariance is not positive semidefinite (eigenvalue \(low), largest \(top)); not statistics of real features")
+        }
+    }
+}
+
 /// The Fréchet distance between two Gaussians (Heusel et al. 2017):
 /// `FID = |mu1 - mu2|^2 + tr(S1) + tr(S2) - 2 tr((S1 S2)^(1/2))`.
 ///

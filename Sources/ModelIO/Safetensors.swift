@@ -175,6 +175,23 @@ public enum AtomicFile {
         }
     }
 
+    /// Throws now, naming the path, if `produce` / `write` could not create `path` later (missing or unwritable
+    /// folder, or `path` is a folder), so a long computation does not end in a lost result.
+    public static func checkWritable(_ path: String, what: String) throws {
+        let url = URL(fileURLWithPath: path)
+        let dir = url.deletingLastPathComponent().path
+        var isDir: ObjCBool = false
+        if FileManager.default.fileExists(atPath: path, isDirectory: &isDir), isDir.boolValue {
+            throw CheckpointError.cannotOpen(path: path, reason: "\(what) must be a file path, this is a folder")
+        }
+        guard FileManager.default.fileExists(atPath: dir, isDirectory: &isDir), isDir.boolValue else {
+            throw CheckpointError.cannotOpen(path: path, reason: "\(what): the folder \(dir) does not exist")
+        }
+        guard access(dir, W_OK) == 0 else {
+            throw CheckpointError.cannotOpen(path: path, reason: "\(what): the folder \(dir) is not writable")
+        }
+    }
+
     public static func write(_ data: Data, to path: String) throws {
         let url = URL(fileURLWithPath: path)
         let dir = url.deletingLastPathComponent()

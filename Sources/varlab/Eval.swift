@@ -104,6 +104,9 @@ struct Eval: ParsableCommand {
             }
         }
         if let dinov2Heads, dinov2Heads < 1 { throw ValidationError("--dinov2-heads must be at least 1") }
+        // Outputs that could not be written are refused before any feature is computed.
+        if let json { try AtomicFile.checkWritable(json, what: "--json") }
+        if let saveStats { try AtomicFile.checkWritable(saveStats, what: "--save-stats") }
         let env = ProcessInfo.processInfo.environment
         let cache: String? = noCache ? nil : (cacheDir ?? env["VARLAB_CACHE"]
             ?? FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".cache/varlab/features").path)

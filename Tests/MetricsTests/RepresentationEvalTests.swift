@@ -181,3 +181,40 @@ extension Image8 {
         return Image8(width: height, height: width, channels: channels, pixels: px)
     }
 }
+
+/// Statistics files that cannot be statistics, and outputs that cannot be written, are refused up front.
+final class ImpossibleInputTests: XCTestCase {
+    func testNonCovarianceStatisticsAreRefused() throws {
+        let d = FileManager.default.temporaryDirectory.appendingPathComponent("varlab-cov-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: d, withIntermediateDirectories: true)
+        addTeardownBlock { try? FileManager.default.removeItem(at: d) }
+        for (name, sigma, expect) in [("negdef", [-2.0, 0, 0, -1], "not positive semidefinite"),
+                                      ("asym", [1.0, 0.5, 0.1, 1], "not symmetric"),
+                                      ("dinov2", [1.0, 0, 0, -3], "not positive semidefinite")] {
+            var w = NPZWriter()
+            let (mu, sg) = name == "dinov2" ? ("mu_dinov2", "sigma_dinov2") : ("mu", "sigma")
+            w.add(mu, try NPYArray(float64: [0, 0], shape: [2]))
+            w.add(sg, try NPYArray(float64: sigma, shape: [2, 2]))
+            let p = d.appendingPathComponent("\(name).npz").path
+            try w.write(to: p)
+            XCTAssertThrowsError(try ImageSet(paths: [p]), name) { XCTAssertTrue("\($0)".contains(expect) && "\($0)".contains(p), "\($0)") }
+        }
+        // A real covariance (rank deficient: 3 samples in 4 dims) passes.
+        let s = try GaussianStats(features: Tensor(shape: [3, 4], data: [1, 2, 3, 4, 2, 2, 1, 0, 5, 1, 0, 2]))
+        XCTAssertNoThrow(try s.checkCovariance(what: "rank-deficient"))
+    }
+
+    func testUnwritableOutputsFailBeforeComputing() throws {
+        let sample = Fixtures.path("eval/adm_sample_batch.npz"), reference = Fixtures.path("eval/adm_reference_batch.npz")
+        let cache = FileManager.default.temporaryDirectory.appendingPathComponent("varlab-nocache-\(UUID().uuidString)")
+        addTeardownBlock { try? FileManager.default.removeItem(at: cache) }
+        for (flag, path) in [("--json", "/nonexistent-folder/r.json"), ("--save-stats", FileManager.default.temporaryDirectory.path)] {
+            let r = try VarlabCLI.run(["eval", sample, reference, flag, path, "--cache-dir", cache.path,
+                                       "--inception", Fixtures.path("eval/fid_inception_v3_fp16.safetensors")])
+            XCTAssertEqual(r.status, 1, r.err)
+            XCTAssertTrue(r.err.contains(flag) && r.err.contains(path), r.err)
+            // Refused before any feature was computed (none reached the cache).
+            XCTAssertFalse(FileManager.default.fileExists(atPath: cache.path), "features were computed before the refusal")
+        }
+    }
+}
