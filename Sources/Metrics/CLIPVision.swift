@@ -42,8 +42,11 @@ public struct CLIPVisionConfig: Codable, Sendable, Equatable {
     public var flopsPerImage: Double {
         let g = imageSize / patchSize
         let t = Double(1 + g * g), d = Double(width)
-        let block = 2 * t * (4 * d * d + 2 * d * Double(mlpHidden)) + 2 * 2 * t * t * d
-        return Double(depth) * block + 2 * Double(g * g) * d * Double(3 * patchSize * patchSize) + 2 * d * Double(projectionDim)
+        let ffn = 2 * d * Double(mlpHidden)
+        let block = 2 * t * (4 * d * d + ffn) + 2 * 2 * t * t * d
+        // The last block runs only the CLS row past its keys and values (`ViTBlock.firstTokenOutput`).
+        let last = 2 * t * 2 * d * d + 2 * (2 * d * d + ffn) + 2 * 2 * t * d
+        return Double(depth - 1) * block + last + 2 * Double(g * g) * d * Double(3 * patchSize * patchSize) + 2 * d * Double(projectionDim)
     }
 
     /// "ViT-L/14-336" etc.
@@ -249,7 +252,9 @@ public final class CLIPVision: @unchecked Sendable {
     }
 
     /// `post_layernorm(x[:, 0])` (transformers' pooler_output) [D].
-    public func pooled(pixels: Tensor) -> Tensor { postNorm(tokenRow(hidden(pixels, blocks: blocks.count), 0)) }
+    public func pooled(pixels: Tensor) -> Tensor {
+        postNorm(tokenRow(blocks.last!.firstTokenOutput(hidden(pixels, blocks: blocks.count - 1)), 0))
+    }
 
     /// `visual_projection(pooled)` [P], not normalised.
     public func projected(pixels: Tensor) -> Tensor { projection(pooled(pixels: pixels)) }

@@ -105,7 +105,9 @@ public struct DINOv2Config: Codable, Sendable, Equatable {
         let t = Double(1 + registers + g * g), d = Double(width)
         let ffn = swiglu ? 3 * d * Double(mlpHidden) : 2 * d * Double(mlpHidden)
         let block = 2 * t * (4 * d * d + ffn) + 2 * 2 * t * t * d
-        return Double(depth) * block + 2 * Double(g * g) * d * Double(3 * patchSize * patchSize)
+        // The last block runs only the CLS row past its keys and values (`ViTBlock.firstTokenOutput`).
+        let last = 2 * t * 2 * d * d + 2 * (2 * d * d + ffn) + 2 * 2 * t * d
+        return Double(depth - 1) * block + last + 2 * Double(g * g) * d * Double(3 * patchSize * patchSize)
     }
 
     /// "ViT-L/14" etc. (the hub's names by width), "+4 registers" when present.
@@ -223,8 +225,8 @@ public final class DINOv2: @unchecked Sendable {
     /// The FD-DINOv2 feature of preprocessed pixels [1, 3, S, S]: `x_norm_clstoken` [D].
     public func feature(pixels: Tensor) -> Tensor {
         var x = tokens(pixels)
-        for b in blocks { x = b(x) }
-        return norm(tokenRow(x, 0))
+        for b in blocks.dropLast() { x = b(x) }
+        return norm(tokenRow(blocks.last!.firstTokenOutput(x), 0))
     }
 }
 

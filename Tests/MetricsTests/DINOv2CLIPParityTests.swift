@@ -112,6 +112,10 @@ final class DINOv2ParityTests: XCTestCase {
             let t = model.tokens(x)
             assertClose(t, row(tokens, j), tol: 1e-5, "tokens image \(i)")
             assertClose(model.blocks[0](t), row(block0, j), tol: 1e-5, "block 0 image \(i)")
+            // The CLS-only last block equals the full block's row 0 (the feature needs nothing else).
+            let full = model.blocks[0](t)
+            assertClose(model.blocks[0].firstTokenOutput(t), Tensor(shape: [1, 1, full.shape[2]], data: Array(full.data[0..<full.shape[2]])),
+                        tol: 1e-6, "CLS-only block image \(i)")
         }
         let features = try io.floatTensor("features")
         XCTAssertEqual(features.shape[0], imgs.count)
