@@ -22,6 +22,10 @@ public struct DiffusionSampler {
 
         /// Parses "ddpm" / "ddim" (eta separately); the error names the flag.
         public static func parse(_ name: String, eta: Float = 0) throws -> Method {
+            // DDIM's eta interpolates between deterministic DDIM (0) and DDPM-like noise (1).
+            guard eta.isFinite, eta >= 0, eta <= 1 else {
+                throw DiffusionSamplerError.badOption("--eta must be a number from 0 to 1, got \(eta)")
+            }
             switch name.lowercased() {
             case "ddpm": return .ddpm
             case "ddim": return .ddim(eta: eta)

@@ -8,6 +8,7 @@ public enum CheckpointLoader {
     public enum Format: String, Sendable { case safetensors, torchZip = "pytorch-zip", torchLegacy = "pytorch-legacy" }
 
     public static func detectFormat(path: String) throws -> Format {
+        if FileManager.default.fileExists(atPath: path) { try requireRegularFile(path) }
         guard let fh = FileHandle(forReadingAtPath: path) else {
             var isDir: ObjCBool = false
             if FileManager.default.fileExists(atPath: path, isDirectory: &isDir) {

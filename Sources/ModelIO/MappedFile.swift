@@ -3,6 +3,20 @@ import Foundation
 import Glibc
 #endif
 
+/// Throws unless `path` names a regular file (or a link to one): a FIFO, a device or a socket given as a
+/// checkpoint or array file would block or stream forever instead of failing.
+public func requireRegularFile(_ path: String) throws {
+    var st = stat()
+    guard stat(path, &st) == 0 else {
+        throw CheckpointError.cannotOpen(path: path, reason: errno == ENOENT ? "no such file" : String(cString: strerror(errno)))
+    }
+    switch st.st_mode & S_IFMT {
+    case S_IFREG: return
+    case S_IFDIR: throw CheckpointError.cannotOpen(path: path, reason: "is a directory")
+    default: throw CheckpointError.cannotOpen(path: path, reason: "not a regular file (a FIFO, device or socket)")
+    }
+}
+
 /// A read-only memory map of a whole file: large checkpoints are paged in on demand, never read twice.
 public final class MappedFile: @unchecked Sendable {
     public let path: String
@@ -11,6 +25,7 @@ public final class MappedFile: @unchecked Sendable {
 
     public init(path: String) throws {
         self.path = path
+        try requireRegularFile(path)
         let fd = open(path, O_RDONLY)
         guard fd >= 0 else { throw CheckpointError.cannotOpen(path: path, reason: String(cString: strerror(errno))) }
         defer { close(fd) }

@@ -13,6 +13,7 @@ public final class NPZFile {
 
     public init(path: String) throws {
         self.path = path
+        try requireRegularFile(path)
         guard FileManager.default.isReadableFile(atPath: path) else {
             throw CheckpointError.cannotOpen(path: path, reason: FileManager.default.fileExists(atPath: path) ? "permission denied" : "no such file")
         }

@@ -65,6 +65,10 @@ public final class TorchCheckpoint {
 
     private func bad(_ why: String) -> CheckpointError { .malformed(path: path, reason: why) }
 
+    /// 2^40 elements (4 TiB of float32): far beyond any real checkpoint, and small enough that
+    /// elements x 8 bytes and offset + size never overflow.
+    static let maxStorageElements = 1 << 40
+
     /// Registers a storage from a persistent id and returns its reference.
     private func persistent(_ pid: PickleValue) throws -> PickleValue {
         guard let t = pid.tupleItems, t.count >= 5, t[0].asString == "storage" else {
@@ -82,12 +86,17 @@ public final class TorchCheckpoint {
         guard let key = t[2].asString ?? t[2].asInt.map(String.init), let numel = t[4].asInt, numel >= 0 else {
             throw bad("persistent id \(pid.summary(maxLength: 100)) has no key / element count")
         }
+        // Every later size and offset product (elements x bytes, offset + view size) stays far from overflow.
+        guard numel <= Self.maxStorageElements else {
+            throw bad("storage '\(key)' declares \(numel) elements (more than 2^40; the file cannot hold them)")
+        }
         var rootNumel = numel
         var offset = 0
         var viewNumel = numel
         if t.count >= 6, let view = t[5].tupleItems {
             // legacy storage view: (view_key, offset, view_size) into the root storage
-            guard view.count == 3, let o = view[1].asInt, let n = view[2].asInt, o >= 0, n >= 0 else {
+            guard view.count == 3, let o = view[1].asInt, let n = view[2].asInt, o >= 0, n >= 0,
+                  o <= Self.maxStorageElements, n <= Self.maxStorageElements else {
                 throw bad("bad storage view metadata \(t[5].summary(maxLength: 80))")
             }
             offset = o; viewNumel = n

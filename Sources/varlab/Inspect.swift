@@ -17,6 +17,10 @@ struct Inspect: ParsableCommand {
 
     @OptionGroup var common: CommonOptions
 
+    func validate() throws {
+        if let limit, limit < 0 { throw ValidationError("--limit must be 0 or more, got \(limit)") }
+    }
+
     func run() throws {
         try common.apply()
         let ext = URL(fileURLWithPath: file).pathExtension.lowercased()

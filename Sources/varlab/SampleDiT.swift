@@ -97,6 +97,9 @@ struct DiTCheckpointInfo {
                 throw ValidationError("--vae \(vae) is a VAR VQ-VAE, but the DiT \(checkpoint) has no varlab.latent_scale " +
                                       "(it was not trained on VQ-VAE latents; use its KL-VAE)")
             }
+            guard scale.isFinite, scale > 0 else {
+                throw ValidationError("\(checkpoint): metadata varlab.latent_scale = \(metadata["varlab.latent_scale"] ?? "") must be a positive number")
+            }
             let pns = metadata["varlab.vae_patch_nums"].map { $0.split(separator: ",").compactMap { Int($0) } }
             return VQLatentCodec(vae: try VQLatentCodec.loadVQVAE(path: vae, patchNums: pns), scale: scale)
         }

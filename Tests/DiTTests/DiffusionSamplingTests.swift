@@ -157,5 +157,9 @@ final class DiffusionSamplingTests: XCTestCase {
     func testSamplerNameErrors() {
         XCTAssertThrowsError(try DiffusionSampler.Method.parse("euler")) { e in XCTAssertTrue("\(e)".contains("--sampler")) }
         XCTAssertEqual(try DiffusionSampler.Method.parse("DDIM", eta: 0.5), .ddim(eta: 0.5))
+        // eta outside [0, 1] (NaN, negative, huge) would give NaN noise scales: refused, naming the flag.
+        for eta: Float in [.nan, -5, 1e30, .infinity] {
+            XCTAssertThrowsError(try DiffusionSampler.Method.parse("ddim", eta: eta)) { e in XCTAssertTrue("\(e)".contains("--eta"), "\(e)") }
+        }
     }
 }

@@ -14,7 +14,11 @@ struct PickleBuilder {
         let u = Array(s.utf8)
         op(0x58); bytes += withUnsafeBytes(of: UInt32(u.count).littleEndian, Array.init); bytes += u
     }
-    mutating func int(_ v: Int) { op(0x4A); bytes += withUnsafeBytes(of: Int32(v).littleEndian, Array.init) }
+    /// BININT, or LONG1 (8 bytes, as pickle writes large ints) when it does not fit 32 bits.
+    mutating func int(_ v: Int) {
+        if let small = Int32(exactly: v) { op(0x4A); bytes += withUnsafeBytes(of: small.littleEndian, Array.init); return }
+        op(0x8A); bytes.append(8); bytes += withUnsafeBytes(of: Int64(v).littleEndian, Array.init)
+    }
     mutating func mark() { op(0x28) }
     mutating func tuple() { op(0x74) }
     mutating func ints(_ v: [Int]) { mark(); for x in v { int(x) }; tuple() }
@@ -279,6 +283,14 @@ final class TorchCheckpointTests: XCTestCase {
         assertThrows(try a.floatTensor("absurd"), ["absurd"])
         let short = try writeTorchZip("short", pickle: pk.bytes, storages: [("0", Data(count: 12))])
         assertThrows(try CheckpointLoader.open(path: short), ["storage '0'", "16 bytes", "12"])
+        // A storage declaring 2^62 floats: numel x 4 would wrap to an empty entry; refused by its size instead.
+        for numel in [1 << 62, Int.max] {
+            var huge = PickleBuilder()
+            huge.dict([("w", { $0.tensor(type: "FloatStorage", key: "0", numel: numel, offset: 0, size: [4], stride: [1]) })])
+            huge.stop()
+            let hp = try writeTorchZip("huge\(numel)", pickle: huge.bytes, storages: [("0", Data())])
+            assertThrows(try CheckpointLoader.open(path: hp), ["storage '0'", "2^40"])
+        }
         let missing = try writeTorchZip("missing", pickle: pk.bytes, storages: [])
         assertThrows(try CheckpointLoader.open(path: missing), ["storage '0'"])
         // garbage pickles: truncated, stack underflow, unknown opcode
@@ -292,6 +304,24 @@ final class TorchCheckpointTests: XCTestCase {
         deep += [UInt8](repeating: 0x5D, count: depth) + [UInt8](repeating: 0x61, count: depth - 1) + [0x2E]
         let dp = try writeTorchZip("deep", pickle: deep, storages: [])
         assertThrows(try CheckpointLoader.open(path: dp), ["no tensors"])
+    }
+
+    /// A FIFO (or device) given as a checkpoint or array file fails at once instead of blocking on open.
+    func testNonRegularFilesAreRefused() throws {
+        let fifo = file("pipe.pth")
+        XCTAssertEqual(mkfifo(fifo, 0o600), 0)
+        assertThrows(try CheckpointLoader.open(path: fifo), ["pipe.pth", "not a regular file"])
+        assertThrows(try NPZFile(path: fifo), ["pipe.pth", "not a regular file"])
+        assertThrows(try MappedFile(path: fifo), ["pipe.pth", "not a regular file"])
+        assertThrows(try CheckpointLoader.open(path: tmp.path), ["is a directory"])
+    }
+
+    func testInspectRefusesANegativeLimit() throws {
+        let r = try VarlabCLI.run(["inspect", Fixtures.path("var/var.pth"), "--limit", "-1"])
+        XCTAssertNotEqual(r.status, 0)
+        XCTAssertTrue(r.err.contains("--limit"), r.err)
+        let ok = try VarlabCLI.run(["inspect", Fixtures.path("var/var.pth"), "--limit", "0"])
+        XCTAssertEqual(ok.status, 0, ok.err)
     }
 
     func testHostileSafetensors() throws {
