@@ -50,8 +50,8 @@ static inline void varlab_jpeg_install(varlab_jpeg_error *e) {
 
 /* Decodes a JPEG into malloc'ed 8-bit pixels (1 channel for grayscale, 3 for everything else as RGB).
  * Returns 0 on success; otherwise copies the message into errbuf. The caller frees *pixels with free(). */
-static inline int varlab_jpeg_decode(const unsigned char *data, unsigned long size, unsigned char **pixels,
-                                     int *width, int *height, int *channels, char *errbuf, int errlen) {
+static inline int varlab_jpeg_decode(const unsigned char *data, unsigned long size, unsigned long long max_pixels,
+                                     unsigned char **pixels, int *width, int *height, int *channels, char *errbuf, int errlen) {
     struct jpeg_decompress_struct cinfo;
     varlab_jpeg_error err;
     unsigned char *volatile out = NULL;
@@ -67,6 +67,13 @@ static inline int varlab_jpeg_decode(const unsigned char *data, unsigned long si
     jpeg_create_decompress(&cinfo);
     jpeg_mem_src(&cinfo, data, size);
     jpeg_read_header(&cinfo, TRUE);
+    /* The pixel limit is checked from the header, before any buffer (progressive coefficients too) exists. */
+    if ((unsigned long long)cinfo.image_width * (unsigned long long)cinfo.image_height > max_pixels) {
+        snprintf(err.message, sizeof err.message, "%ux%u = %llu pixels is over the limit of %llu (set VARLAB_MAX_PIXELS to raise it)",
+                 cinfo.image_width, cinfo.image_height,
+                 (unsigned long long)cinfo.image_width * (unsigned long long)cinfo.image_height, max_pixels);
+        longjmp(err.jump, 1);
+    }
     if (cinfo.jpeg_color_space == JCS_CMYK || cinfo.jpeg_color_space == JCS_YCCK) {
         snprintf(err.message, sizeof err.message, "CMYK/YCCK JPEGs are not supported");
         longjmp(err.jump, 1);

@@ -39,8 +39,8 @@ static void varlab_png_warning_fn(png_structp png, png_const_charp msg) { (void)
 
 /* Decodes a PNG into malloc'ed 8-bit pixels with 1 (gray), 3 (RGB) or 4 (RGBA) channels.
  * Returns 0 on success; otherwise copies the message into errbuf. The caller frees *pixels with free(). */
-static inline int varlab_png_decode(const unsigned char *data, size_t size, unsigned char **pixels, int *width,
-                                    int *height, int *channels, char *errbuf, int errlen) {
+static inline int varlab_png_decode(const unsigned char *data, size_t size, unsigned long long max_pixels,
+                                    unsigned char **pixels, int *width, int *height, int *channels, char *errbuf, int errlen) {
     varlab_png_reader reader = { data, size, 0 };
     varlab_png_errinfo einfo;
     png_structp png;
@@ -68,6 +68,11 @@ static inline int varlab_png_decode(const unsigned char *data, size_t size, unsi
     png_set_user_limits(png, 1u << 20, 1u << 20);
     png_read_info(png, info);
     png_uint_32 w = png_get_image_width(png, info), h = png_get_image_height(png, info);
+    if ((unsigned long long)w * (unsigned long long)h > max_pixels) {
+        snprintf(einfo.message, sizeof einfo.message, "%ux%u = %llu pixels is over the limit of %llu (set VARLAB_MAX_PIXELS to raise it)",
+                 w, h, (unsigned long long)w * (unsigned long long)h, max_pixels);
+        png_longjmp(png, 1);
+    }
     int color = png_get_color_type(png, info);
     int depth = png_get_bit_depth(png, info);
     int hasTRNS = png_get_valid(png, info, PNG_INFO_tRNS) != 0;

@@ -15,7 +15,8 @@ public enum JPEG {
         var w: Int32 = 0, h: Int32 = 0, c: Int32 = 0
         var msg = [CChar](repeating: 0, count: 512)
         let rc = data.withUnsafeBytes { raw -> Int32 in
-            varlab_jpeg_decode(raw.bindMemory(to: UInt8.self).baseAddress!, UInt(raw.count), &px, &w, &h, &c, &msg, Int32(msg.count))
+            varlab_jpeg_decode(raw.bindMemory(to: UInt8.self).baseAddress!, UInt(raw.count), UInt64(ImageLimits.maxPixels),
+                               &px, &w, &h, &c, &msg, Int32(msg.count))
         }
         guard rc == 0, let px else { throw ImageError.decode(source: source, format: "JPEG", reason: String(cString: msg)) }
         defer { free(px) }

@@ -12,7 +12,7 @@ public enum PNG {
         var msg = [CChar](repeating: 0, count: 512)
         let rc = data.withUnsafeBytes { raw -> Int32 in
             guard let base = raw.bindMemory(to: UInt8.self).baseAddress else { return -1 }
-            return varlab_png_decode(base, raw.count, &px, &w, &h, &c, &msg, Int32(msg.count))
+            return varlab_png_decode(base, raw.count, UInt64(ImageLimits.maxPixels), &px, &w, &h, &c, &msg, Int32(msg.count))
         }
         if rc == -1 { throw ImageError.decode(source: source, format: "PNG", reason: "empty file") }
         guard rc == 0, let px else {
