@@ -8,6 +8,28 @@ struct Varlab: ParsableCommand {
         commandName: "varlab",
         abstract: "Class-conditional image generation lab: VAR next-scale prediction beside DiT diffusion, with an evaluator.",
         subcommands: [Sample.self, Edit.self, Eval.self, Inspect.self, Bench.self, MergeShards.self, DataCommand.self, TrainCommand.self])
+
+    /// Flags that do not parse or validate are usage errors (usage text, exit 64). Once a command runs, every
+    /// error is a runtime error: one line naming what was wrong, exit 1, no usage text.
+    static func main() {
+        let command: ParsableCommand
+        do {
+            command = try parseAsRoot()
+        } catch {
+            exit(withError: error)
+        }
+        do {
+            var c = command
+            try c.run()
+        } catch let e as ValidationError {
+            note("Error: \(e.message)")
+            Foundation.exit(1)
+        } catch {
+            if error is ExitCode || error is CleanExit { exit(withError: error) }
+            note("Error: \(fullMessage(for: error))")
+            Foundation.exit(1)
+        }
+    }
 }
 
 /// Options every command takes.

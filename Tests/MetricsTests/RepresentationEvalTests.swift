@@ -204,6 +204,17 @@ final class ImpossibleInputTests: XCTestCase {
         XCTAssertNoThrow(try s.checkCovariance(what: "rank-deficient"))
     }
 
+    /// Errors found while a command runs are one line and exit 1; flags that do not parse keep usage + exit 64.
+    func testRuntimeErrorsAreOneLineExitOne() throws {
+        let sample = Fixtures.path("eval/adm_sample_batch.npz"), reference = Fixtures.path("eval/adm_reference_batch.npz")
+        let r = try VarlabCLI.run(["eval", sample, reference, "--metrics", "foo"])
+        XCTAssertEqual(r.status, 1, r.err)
+        XCTAssertTrue(r.err.contains("unknown metric 'foo'"), r.err)
+        XCTAssertFalse(r.err.contains("Usage:"), r.err)
+        let usage = try VarlabCLI.run(["eval", sample, reference, "--no-such-flag"])
+        XCTAssertEqual(usage.status, 64, usage.err)
+    }
+
     func testUnwritableOutputsFailBeforeComputing() throws {
         let sample = Fixtures.path("eval/adm_sample_batch.npz"), reference = Fixtures.path("eval/adm_reference_batch.npz")
         let cache = FileManager.default.temporaryDirectory.appendingPathComponent("varlab-nocache-\(UUID().uuidString)")
