@@ -22,9 +22,10 @@ let package = Package(
                        providers: [.apt(["libopenblas-dev", "liblapacke-dev"])]),
         .systemLibrary(name: "CPNG", path: "Sources/CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
         .systemLibrary(name: "CJPEG", path: "Sources/CJPEG", pkgConfig: "libjpeg", providers: [.apt(["libjpeg-dev"])]),
+        .systemLibrary(name: "CVarlabZlib", path: "Sources/CVarlabZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
 
         .target(name: "Tensor", dependencies: ["CBLAS"], swiftSettings: optimize),
-        .target(name: "ModelIO", dependencies: ["Tensor", .product(name: "ZIPFoundation", package: "ZIPFoundation")],
+        .target(name: "ModelIO", dependencies: ["Tensor", "CVarlabZlib", .product(name: "ZIPFoundation", package: "ZIPFoundation")],
                 swiftSettings: optimize),
         .target(name: "ImageIO", dependencies: ["Tensor", "CPNG", "CJPEG"], swiftSettings: optimize),
         .target(name: "Autoencoders", dependencies: ["Tensor", "ModelIO"], swiftSettings: optimize),

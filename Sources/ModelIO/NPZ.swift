@@ -85,7 +85,7 @@ public final class NPZFile {
             try body(try NPYArray(dtype: h.dtype, shape: [r] + rowShape, data: d))
         }
         do {
-            _ = try archive.extract(e, bufferSize: 1 << 20, skipCRC32: false) { chunk in
+            let crc = try archive.extract(e, bufferSize: 1 << 20, skipCRC32: false) { chunk in
                 var c = chunk
                 if skip > 0 {
                     let k = min(skip, c.count)
@@ -99,6 +99,8 @@ public final class NPZFile {
                     pending = pending.subdata(in: pending.startIndex + chunkBytes ..< pending.endIndex)
                 }
             }
+            // A streaming consumer has seen the rows by now; the error still keeps any result from being used.
+            try ZipCRC.check(crc, e, path: path)
         } catch let err as NPYError { throw err } catch let err as CheckpointError { throw err } catch {
             throw CheckpointError.malformed(path: path, reason: "member '\(key)' cannot be read (truncated or damaged?): \(error)")
         }

@@ -48,6 +48,8 @@ public final class TorchCheckpoint {
     private let lock = NSLock()
     private var cachedKey: String?
     private var cachedBytes = Data()
+    /// Stored zip entries whose CRC-32 has been checked (each is checked once, on first use).
+    private var crcVerified = Set<String>()
 
     static let legacyMagic: [UInt8] = [0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19] // 0x1950a86a20f9469cfc6c LE
     /// Longest key path followed when listing tensors; state dicts are never this deep.
@@ -205,10 +207,13 @@ public final class TorchCheckpoint {
         guard e.uncompressedSize <= UInt64(limit) else { throw bad("entry \(e.path) is implausibly large (\(e.uncompressedSize) bytes)") }
         var out = Data(capacity: Int(e.uncompressedSize))
         do {
-            _ = try zipArchive!.extract(e, bufferSize: 1 << 20, skipCRC32: false) { chunk in
+            let crc = try zipArchive!.extract(e, bufferSize: 1 << 20, skipCRC32: false) { chunk in
                 out.append(chunk)
                 if out.count > Int(e.uncompressedSize) { throw TooLarge() }
             }
+            try ZipCRC.check(crc, e, path: path)
+        } catch let err as CheckpointError {
+            throw err
         } catch {
             throw bad("entry \(e.path) cannot be read (truncated or damaged?): \(error)")
         }
@@ -362,7 +367,18 @@ public final class TorchCheckpoint {
         guard let s = storages[key] else { throw bad("unknown storage '\(key)'") }
         let n = s.numel * s.dtype.byteSize
         if let mapped, let off = legacyOffsets[key] ?? zipDataOffsets[key] {
-            return try body(mapped.bytes(off, n))
+            let bytes = mapped.bytes(off, n)
+            if zipDataOffsets[key] != nil, let e = zipEntries[zipPrefix + "data/" + key] {
+                // Stored zip entries are used in place: check each one's CRC-32 once, on first use.
+                lock.lock()
+                let done = crcVerified.contains(key)
+                lock.unlock()
+                if !done {
+                    try ZipCRC.check(ZipCRC.checksum(bytes), e, path: path)
+                    lock.lock(); crcVerified.insert(key); lock.unlock()
+                }
+            }
+            return try body(bytes)
         }
         lock.lock()
         defer { lock.unlock() }

@@ -26,7 +26,8 @@ struct Varlab: ParsableCommand {
             Foundation.exit(1)
         } catch {
             if error is ExitCode || error is CleanExit { exit(withError: error) }
-            note("Error: \(fullMessage(for: error))")
+            let text = fullMessage(for: error)
+            note(text.hasPrefix("Error:") ? text : "Error: \(text)")
             Foundation.exit(1)
         }
     }

@@ -306,6 +306,38 @@ final class TorchCheckpointTests: XCTestCase {
         assertThrows(try CheckpointLoader.open(path: dp), ["no tensors"])
     }
 
+    /// A byte flipped inside a stored zip entry (a tensor of a .pth, an .npz member) fails its CRC-32 check
+    /// instead of loading as wrong weights or labels.
+    func testCorruptedZipEntriesFailTheirCRC() throws {
+        var pk = PickleBuilder()
+        pk.dict([("w", { $0.tensor(type: "FloatStorage", key: "0", numel: 4, offset: 0, size: [4], stride: [1]) })])
+        pk.stop()
+        let floats: [Float] = [1, 2, 3, 12345.5]
+        let p = try writeTorchZip("crc", pickle: pk.bytes, storages: [("0", floats.withUnsafeBytes { Data($0) })])
+        XCTAssertEqual(try CheckpointLoader.open(path: p).floatTensor("w").data, floats)
+        func flipped(_ path: String, _ needle: [UInt8], _ name: String) throws -> String {
+            var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
+            let at = try XCTUnwrap((0...(bytes.count - needle.count)).first { Array(bytes[$0..<($0 + needle.count)]) == needle })
+            bytes[at] ^= 0x01
+            let out = file(name)
+            try Data(bytes).write(to: URL(fileURLWithPath: out))
+            return out
+        }
+        let bad = try flipped(p, withUnsafeBytes(of: Float(12345.5), Array.init), "crc-bad.pth")
+        assertThrows(try CheckpointLoader.open(path: bad).floatTensor("w"), ["crc-bad.pth", "CRC-32", "data/0"])
+        // The pickle itself (data.pkl) is checked when the file is opened.
+        let badPickle = try flipped(p, Array("storage".utf8), "crc-pkl.pth")
+        assertThrows(try CheckpointLoader.open(path: badPickle), ["crc-pkl.pth", "CRC-32"])
+        // .npz: a flipped label.
+        var w = NPZWriter()
+        w.add("arr_1", try NPYArray(int64: [7, 8, 9, 424242], shape: [4]))
+        let npz = file("labels.npz")
+        try w.write(to: npz)
+        XCTAssertEqual(try NPZFile(path: npz).array("arr_1").asInt64(), [7, 8, 9, 424242])
+        let badNPZ = try flipped(npz, withUnsafeBytes(of: Int64(424242).littleEndian, Array.init), "labels-bad.npz")
+        assertThrows(try NPZFile(path: badNPZ).array("arr_1"), ["labels-bad.npz", "CRC-32", "arr_1"])
+    }
+
     /// A FIFO (or device) given as a checkpoint or array file fails at once instead of blocking on open.
     func testNonRegularFilesAreRefused() throws {
         let fifo = file("pipe.pth")

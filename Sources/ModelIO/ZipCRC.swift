@@ -1,0 +1,28 @@
+import CVarlabZlib
+import Foundation
+import ZIPFoundation
+
+/// CRC-32 of zip entries. ZIPFoundation's streaming `extract(_:consumer:)` computes the checksum but never
+/// compares it with the entry's, and varlab reads stored tensors straight from the memory map; both paths go
+/// through here, so a corrupted entry is an error instead of silently wrong weights, images or labels.
+enum ZipCRC {
+    /// zlib's crc32 (the zip polynomial), in pieces below 4 GiB (its length argument is 32-bit).
+    static func checksum(_ bytes: UnsafeRawBufferPointer) -> UInt32 {
+        var crc = crc32(0, nil, 0)
+        var offset = 0
+        while offset < bytes.count {
+            let n = min(bytes.count - offset, 1 << 30)
+            crc = crc32(crc, bytes.baseAddress!.advanced(by: offset).assumingMemoryBound(to: Bytef.self), uInt(n))
+            offset += n
+        }
+        return UInt32(truncatingIfNeeded: crc)
+    }
+
+    /// Throws unless `computed` is the CRC-32 the zip header records for `entry`.
+    static func check(_ computed: UInt32, _ entry: Entry, path: String) throws {
+        guard computed == entry.checksum else {
+            throw CheckpointError.malformed(path: path, reason: String(format: "zip entry %@ fails its CRC-32 check (stored %08x, computed %08x): the file is corrupted",
+                                                                           entry.path, entry.checksum, computed))
+        }
+    }
+}
