@@ -175,8 +175,13 @@ public struct NPZWriter {
                           data: @escaping (Int, Int) throws -> Data) throws {
         let header = NPY.encodeHeader(dtype: dtype, shape: shape)
         let total = header.count + shape.reduce(dtype.itemSize, *)
-        try archive.addEntry(with: key + ".npy", type: .file, uncompressedSize: Int64(total),
-                             compressionMethod: compressed ? .deflate : .none, bufferSize: 1 << 20) { pos, size in
+        // A fixed timestamp (the zip epoch, 1980-01-01, local time as zip stores it): the same arrays give the same
+        // bytes, so shards, merged sets and reruns compare with cmp.
+        var calendar = Calendar(identifier: .gregorian)
+        calendar.timeZone = .current
+        let epoch = calendar.date(from: DateComponents(year: 1980, month: 1, day: 1, hour: 0, minute: 0, second: 0)) ?? Date(timeIntervalSince1970: 315_532_800)
+        try archive.addEntry(with: key + ".npy", type: .file, uncompressedSize: Int64(total), modificationDate: epoch,
+                             permissions: 0o644, compressionMethod: compressed ? .deflate : .none, bufferSize: 1 << 20) { pos, size in
             var out = Data(capacity: size)
             var p = Int(pos)
             let end = p + size

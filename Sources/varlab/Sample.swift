@@ -43,6 +43,9 @@ struct Sample: ParsableCommand {
     @OptionGroup var dit: DiTSampleOptions
     @OptionGroup var common: CommonOptions
 
+    /// What a grid or .npz output may hold in memory (16 GB: far more than any FID set of 50k 256x256 images).
+    static let maxInMemoryBytes = 16_000_000_000
+
     func validate() throws {
         guard ["var", "dit"].contains(model) else { throw ValidationError("--model must be var or dit, got '\(model)'") }
         if let cfg, !(cfg >= 0 && cfg.isFinite) { throw ValidationError("--cfg must be >= 0, got \(cfg)") }
@@ -104,19 +107,21 @@ struct Sample: ParsableCommand {
                                      cfg: guidance, options: opts)
     }
 
-    /// The whole ordered sample set.
-    func requests(numClasses: Int) throws -> [SampleRequest] {
-        var labels: [Int]
+    /// The ordered sample set (lazy: see `SamplePlan`).
+    func plan(numClasses: Int) throws -> SamplePlan {
         if let list = try parsedClassList() {
             for c in list where c < 0 || c >= numClasses {
                 throw ValidationError("--class \(c) is outside 0..\(numClasses - 1) (the checkpoint has \(numClasses) classes)")
             }
-            let total = n ?? list.count
-            labels = (0..<total).map { list[$0 % list.count] }
-        } else {
-            labels = (0..<numClasses).flatMap { Array(repeating: $0, count: perClass) }
+            return try SamplePlan(classes: .list(list), count: n)
         }
-        return labels.enumerated().map { SampleRequest(classLabel: $0.element, index: $0.offset) }
+        return try SamplePlan(classes: .all(classes: numClasses, perClass: perClass), count: nil)
+    }
+
+    /// Every request of the set, in order (for callers that take it whole, such as the quality bench).
+    func requests(numClasses: Int) throws -> [SampleRequest] {
+        let p = try plan(numClasses: numClasses)
+        return p.requests(0..<p.total)
     }
 
     func run() throws {
@@ -124,20 +129,26 @@ struct Sample: ParsableCommand {
         let out = try SampleOutput(path: output)
         try out.prepare()
         let generator = try makeGenerator()
-        let all = try requests(numClasses: generator.numClasses)
-        var mine = all
+        let plan = try self.plan(numClasses: generator.numClasses)
+        var range = 0..<plan.total
         if let (k, nShards) = try parsedShard() {
-            let lo = all.count * k / nShards, hi = all.count * (k + 1) / nShards
-            mine = Array(all[lo..<hi])
-            note("shard \(k)/\(nShards): samples \(lo)..<\(hi) of \(all.count)")
+            range = plan.shard(k, of: nShards)
+            note("shard \(k)/\(nShards): samples \(range.lowerBound)..<\(range.upperBound) of \(plan.total)")
         }
-        guard !mine.isEmpty else { throw ValidationError("this shard has no samples (\(all.count) in total)") }
-        note("\(generator.family): \(mine.count) images of \(generator.imageSize)x\(generator.imageSize), batch \(batchSize), seed \(seed), threads \(Parallel.threads)")
+        guard !range.isEmpty else { throw ValidationError("this shard has no samples (\(plan.total) in total)") }
+        // A grid or an .npz is assembled in memory; refuse what could never fit instead of failing hours later.
+        let bytes = Double(range.count) * Double(generator.imageSize * generator.imageSize * 3)
+        if case .directory = out {} else if bytes > Double(Sample.maxInMemoryBytes) {
+            throw ValidationError("\(range.count) images of \(generator.imageSize)x\(generator.imageSize) need " + String(format: "%.1f", bytes / 1e9)
+                                  + " GB in memory for -o \(output) (limit \(Sample.maxInMemoryBytes / 1_000_000_000) GB): write a folder (-o dir/) or use --shard")
+        }
+        let count = range.count
+        note("\(generator.family): \(count) images of \(generator.imageSize)x\(generator.imageSize), batch \(batchSize), seed \(seed), threads \(Parallel.threads)")
         var images: [Image8] = []
         let start = Date()
         var done = 0
-        for b in stride(from: 0, to: mine.count, by: batchSize) {
-            let batch = Array(mine[b..<min(mine.count, b + batchSize)])
+        for b in stride(from: 0, to: count, by: batchSize) {
+            let batch = plan.requests((range.lowerBound + b)..<(range.lowerBound + min(count, b + batchSize)))
             var lastTick = Date()
             let imgs = try generator.generate(batch, seed: seed) { p in
                 let now = Date()
@@ -145,10 +156,10 @@ struct Sample: ParsableCommand {
                 let perStage = now.timeIntervalSince(lastTick)
                 lastTick = now
                 // Fraction of the whole job done, counting the stages of the current batch.
-                let fraction = (Double(done) + Double(batch.count) * Double(p.stage) / Double(max(p.stages, 1))) / Double(mine.count)
-                let rate = elapsed > 0 ? fraction * Double(mine.count) / elapsed : 0
+                let fraction = (Double(done) + Double(batch.count) * Double(p.stage) / Double(max(p.stages, 1))) / Double(count)
+                let rate = elapsed > 0 ? fraction * Double(count) / elapsed : 0
                 let eta = fraction > 0 && p.stage > 0 ? String(format: "%.0fs", elapsed / fraction * (1 - fraction)) : "?"
-                note(String(format: "image %d-%d/%d  %@  %.2f s/%@  %.2f images/s  ETA %@", b + 1, b + batch.count, mine.count,
+                note(String(format: "image %d-%d/%d  %@  %.2f s/%@  %.2f images/s  ETA %@", b + 1, b + batch.count, count,
                             p.label, perStage, p.label.hasPrefix("step") ? "step" : "stage", rate, eta))
             }
             done += batch.count
@@ -164,9 +175,9 @@ struct Sample: ParsableCommand {
         let secs = Date().timeIntervalSince(start)
         switch out {
         case .grid(let p): try SampleOutput.writePNG(try SampleOutput.grid(images), to: p)
-        case .npz(let p): try SampleOutput.writeNPZ(images, labels: mine.map(\.classLabel), to: p)
+        case .npz(let p): try SampleOutput.writeNPZ(images, labels: plan.requests(range).map(\.classLabel), to: p)
         case .directory: break
         }
-        note(String(format: "wrote %@ (%d images in %.1fs, %.3f s/image)", output, mine.count, secs, secs / Double(mine.count)))
+        note(String(format: "wrote %@ (%d images in %.1fs, %.3f s/image)", output, count, secs, secs / Double(count)))
     }
 }

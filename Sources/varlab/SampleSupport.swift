@@ -1,3 +1,4 @@
+import ArgumentParser
 import Foundation
 import ImageIO
 
@@ -16,6 +17,43 @@ struct SampleRequest: Sendable, Equatable {
     var classLabel: Int
     /// Global index of the sample in the whole requested set (not within the batch or shard).
     var index: Int
+}
+
+/// The ordered sample set as a function of the index, never materialised: `--n 1e12 --shard 0/1e8` costs
+/// nothing before its own slice is made. Sample i has class `list[i mod len]` (--class) or `i / perClass`
+/// (--classes all); a shard is the contiguous slice [total k / N, total (k + 1) / N).
+struct SamplePlan: Sendable {
+    enum Classes: Sendable { case list([Int]), all(classes: Int, perClass: Int) }
+    let classes: Classes
+    let total: Int
+
+    init(classes: Classes, count: Int?) throws {
+        self.classes = classes
+        switch classes {
+        case let .list(l): total = count ?? l.count
+        case let .all(c, per):
+            let (t, o) = c.multipliedReportingOverflow(by: per)
+            guard !o else { throw ValidationError("--per-class \(per) x \(c) classes overflows") }
+            total = t
+        }
+    }
+
+    func request(_ i: Int) -> SampleRequest {
+        switch classes {
+        case let .list(l): return SampleRequest(classLabel: l[i % l.count], index: i)
+        case let .all(_, per): return SampleRequest(classLabel: i / per, index: i)
+        }
+    }
+
+    /// Global indices of shard k of n (128-bit products: no overflow for any total).
+    func shard(_ k: Int, of n: Int) -> Range<Int> {
+        func bound(_ j: Int) -> Int {
+            n.dividingFullWidth(total.multipliedFullWidth(by: j)).quotient
+        }
+        return bound(k)..<bound(k + 1)
+    }
+
+    func requests(_ range: Range<Int>) -> [SampleRequest] { range.map(request) }
 }
 
 /// Progress of a generator inside one batch: `stage` i of `stages` (scale for VAR, step for DiT).

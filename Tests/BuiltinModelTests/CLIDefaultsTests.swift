@@ -34,6 +34,25 @@ final class CLIDefaultsTests: XCTestCase {
         XCTAssertTrue(r.stderr.contains("--vae was given without --checkpoint"), r.stderr)
     }
 
+    /// Sample plans are lazy and validated: a huge set is refused for in-memory outputs, its shards cost only
+    /// their own images, an overflowing --per-class is an error, and every error is one line with exit 1.
+    func testHugeSampleCountsAreSafe() throws {
+        let dir = tmp()
+        let big = try run(["sample", "--model", "var", "--class", "1", "--n", "1000000000000", "-o", dir.appendingPathComponent("big.npz").path])
+        XCTAssertEqual(big.status, 1, big.stderr)
+        XCTAssertTrue(big.stderr.contains("1000000000000 images") && big.stderr.contains("--shard"), big.stderr)
+        let two = dir.appendingPathComponent("two.npz").path
+        let shard = try run(["sample", "--model", "var", "--class", "1,2", "--n", "200000000", "--shard", "0/100000000", "-o", two])
+        XCTAssertEqual(shard.status, 0, shard.stderr)
+        XCTAssertTrue(shard.stderr.contains("samples 0..<2 of 200000000"), shard.stderr)
+        let over = try run(["sample", "--model", "var", "--classes", "all", "--per-class", "4611686018427387904", "-o", dir.appendingPathComponent("o.npz").path])
+        XCTAssertEqual(over.status, 1)
+        XCTAssertTrue(over.stderr.contains("--per-class") && over.stderr.contains("overflows"), over.stderr)
+        let badClass = try run(["sample", "--model", "var", "--class", "12", "-o", dir.appendingPathComponent("c.png").path])
+        XCTAssertEqual(badClass.status, 1)
+        XCTAssertTrue(badClass.stderr.contains("--class 12") && !badClass.stderr.contains("Usage:"), badClass.stderr)
+    }
+
     /// `eval` without --inception scores toy samples with the toy classifier and calls the result toy-FID.
     func testEvalWithoutInceptionReportsToyMetrics() throws {
         let dir = tmp()

@@ -338,6 +338,20 @@ final class TorchCheckpointTests: XCTestCase {
         assertThrows(try NPZFile(path: badNPZ).array("arr_1"), ["labels-bad.npz", "CRC-32", "arr_1"])
     }
 
+    /// .npz outputs are a function of their arrays only (fixed zip timestamps), so reruns and merged shards
+    /// compare with cmp.
+    func testNPZBytesDoNotDependOnTheClock() throws {
+        var w = NPZWriter()
+        w.add("arr_0", try NPYArray(uint8: [1, 2, 3, 4], shape: [1, 2, 2, 1]))
+        w.add("arr_1", try NPYArray(int64: [5], shape: [1]))
+        let a = file("a.npz")
+        try w.write(to: a)
+        let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: a)))
+        // First local header: mod time (offset 10) 00:00:00, mod date (offset 12) 1980-01-01 in DOS format.
+        XCTAssertEqual(Array(bytes[10..<14]), [0x00, 0x00, 0x21, 0x00])
+        XCTAssertEqual(try NPZFile(path: a).array("arr_1").asInt64(), [5])
+    }
+
     /// A FIFO (or device) given as a checkpoint or array file fails at once instead of blocking on open.
     func testNonRegularFilesAreRefused() throws {
         let fifo = file("pipe.pth")
