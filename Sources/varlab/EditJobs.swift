@@ -116,7 +116,8 @@ struct EditJobRunner {
         }
         var jobs: [EditJob] = []
         if url.pathExtension.lowercased() == "jsonl" {
-            let lines = String(decoding: data, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false)
+            // Any line ending (\n, \r\n, \r): Swift's "\r\n" is one Character, never equal to "\n".
+            let lines = String(decoding: data, as: UTF8.self).split(omittingEmptySubsequences: false, whereSeparator: \.isNewline)
             for (n, line) in lines.enumerated() {
                 let t = line.trimmingCharacters(in: .whitespaces)
                 if t.isEmpty || t.hasPrefix("#") { continue }
@@ -158,10 +159,28 @@ struct EditJobRunner {
         return jobs
     }
 
+    /// The files each job would write (its output and, with compare, the strip), or nil when it does not parse.
+    static func plannedOutputs(_ job: EditJob, base: URL) -> [String]? {
+        guard job.fields.first?.key != "_not_an_object", let argv = try? EditJobArguments.argv(for: job, baseDirectory: base),
+              let options = try? Edit.parse(argv), let out = options.output else { return nil }
+        let files = [out] + (options.compare ? [EditRunner.comparePath(out)] : [])
+        return files.map { URL(fileURLWithPath: $0).standardizedFileURL.path }
+    }
+
     func run() throws -> Bool {
         let jobs = try loadJobs()
         guard !jobs.isEmpty else { throw ValidationError("--jobs: '\(path)' holds no jobs") }
         let base = URL(fileURLWithPath: path).deletingLastPathComponent()
+        // Two jobs writing one file would both report ok (and --resume would skip the second though it never
+        // ran): every file may be claimed by one job only; a later claimant fails before anything runs.
+        var claimedBy: [String: Int] = [:]
+        var collisions: [Int: String] = [:]
+        for job in jobs {
+            for f in Self.plannedOutputs(job, base: base) ?? [] {
+                if let first = claimedBy[f] { collisions[job.index] = collisions[job.index] ?? "writes \(f), which job \(first) also writes" }
+                else { claimedBy[f] = job.index }
+            }
+        }
         var outcomes: [Outcome] = []
         for job in jobs {
             let t0 = Date()
@@ -176,8 +195,10 @@ struct EditJobRunner {
                     throw EditFieldError(field: EditJobArguments.fieldOfParseMessage(text) ?? "job", message: text)
                 }
                 guard let out = options.output else { throw EditFieldError(field: "output", message: "missing: every job needs an output") }
-                if resume && FileManager.default.fileExists(atPath: out) {
-                    status = .skipped; message = "output exists"
+                if let clash = collisions[job.index] { throw EditFieldError(field: "output", message: clash) }
+                let written = [out] + (options.compare ? [EditRunner.comparePath(out)] : [])
+                if resume && written.allSatisfy({ FileManager.default.fileExists(atPath: $0) }) {
+                    status = .skipped; message = written.count > 1 ? "outputs exist" : "output exists"
                 } else {
                     note("\(prefix): running")
                     try options.common.apply()

@@ -45,6 +45,32 @@ final class EditJobsTests: XCTestCase {
         XCTAssertNotEqual(again.status, 0)
     }
 
+    /// Two jobs writing one file: the later fails before anything runs (neither reports a file the other wrote);
+    /// CRLF .jsonl files are read line by line; --resume reruns a job whose -compare.png is missing.
+    func testDuplicateOutputsCRLFAndResumeWithCompare() throws {
+        guard Fixtures.exists("var/var.safetensors") else { throw XCTSkip("no fixtures") }
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("varlab-jobs2-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let image = packageRoot.appendingPathComponent("assets/examples/scene.png").path
+        let cfg = try Fixtures.json("var/var_config.json")
+        let pns = try XCTUnwrap((cfg["kwargs"] as? [String: Any])?["patch_nums"] as? [Int])
+        let common = "\"patch_nums\": \(pns), \"model\": \"var\", \"checkpoint\": \"\(Fixtures.path("var/var.safetensors"))\", \"vae\": \"\(Fixtures.path("var/vqvae.safetensors"))\", \"image\": \"\(image)\", \"top_k\": 1, \"box\": [0.25, 0.25, 0.75, 0.75]"
+        let jobs = ["{\"name\": \"first\", \(common), \"compare\": true, \"output\": \"a.png\"}",
+                    "{\"name\": \"same-file\", \(common), \"seed\": 5, \"output\": \"a.png\"}"].joined(separator: "\r\n") + "\r\n"
+        let path = dir.appendingPathComponent("jobs.jsonl")
+        try jobs.write(to: path, atomically: true, encoding: .utf8)
+        let r = try run(["edit", "--jobs", path.path])
+        XCTAssertTrue(r.out.contains("2 jobs: 1 ok, 0 skipped, 1 failed"), r.out + r.err)
+        XCTAssertTrue(r.err.contains("job 2") && r.err.contains("which job 1 also writes"), r.err)
+        let compare = dir.appendingPathComponent("a-compare.png").path
+        XCTAssertTrue(FileManager.default.fileExists(atPath: compare))
+        try FileManager.default.removeItem(atPath: compare)
+        let again = try run(["edit", "--jobs", path.path, "--resume"])
+        XCTAssertTrue(again.out.contains("2 jobs: 1 ok, 0 skipped, 1 failed"), "job 1 runs again for its missing compare strip: " + again.out + again.err)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: compare))
+    }
+
     /// Single `edit` calls: bad input is a clear error naming the flag, never a crash; a DiT edit runs.
     func testSingleEditErrorsNameTheFlag() throws {
         guard Fixtures.exists("dit/dit.safetensors") else { throw XCTSkip("no fixtures") }
