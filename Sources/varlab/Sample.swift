@@ -149,19 +149,26 @@ struct Sample: ParsableCommand {
         var done = 0
         for b in stride(from: 0, to: count, by: batchSize) {
             let batch = plan.requests((range.lowerBound + b)..<(range.lowerBound + min(count, b + batchSize)))
-            var lastTick = Date()
+            // Progress on stderr, at most about one line a second: each line names the stage that just FINISHED
+            // with its own time (a tick arrives when the next stage starts), then the batch's total.
+            var lastTick = Date(), lastLabel: String?, lastPrint = Date.distantPast
+            let batchStart = Date()
             let imgs = try generator.generate(batch, seed: seed) { p in
                 let now = Date()
-                let elapsed = now.timeIntervalSince(start)
-                let perStage = now.timeIntervalSince(lastTick)
-                lastTick = now
-                // Fraction of the whole job done, counting the stages of the current batch.
+                defer { lastTick = now; lastLabel = p.label }
+                guard let finished = lastLabel, now.timeIntervalSince(lastPrint) >= 1 else { return }
+                lastPrint = now
                 let fraction = (Double(done) + Double(batch.count) * Double(p.stage) / Double(max(p.stages, 1))) / Double(count)
-                let rate = elapsed > 0 ? fraction * Double(count) / elapsed : 0
-                let eta = fraction > 0 && p.stage > 0 ? String(format: "%.0fs", elapsed / fraction * (1 - fraction)) : "?"
-                note(String(format: "image %d-%d/%d  %@  %.2f s/%@  %.2f images/s  ETA %@", b + 1, b + batch.count, count,
-                            p.label, perStage, p.label.hasPrefix("step") ? "step" : "stage", rate, eta))
+                let elapsed = now.timeIntervalSince(start)
+                let eta = fraction > 0 ? String(format: "%.0fs", elapsed / fraction * (1 - fraction)) : "?"
+                note(String(format: "image %d-%d/%d  %@ took %.2f s  ETA %@", b + 1, b + batch.count, count, finished,
+                            now.timeIntervalSince(lastTick), eta))
             }
+            let elapsed = Date().timeIntervalSince(start)
+            let left = Double(count - done - batch.count) * elapsed / Double(done + batch.count)
+            note(String(format: "image %d-%d/%d  done in %.2f s (last stage %@ %.2f s)  %.2f images/s  ETA %.0fs", b + 1, b + batch.count, count,
+                        Date().timeIntervalSince(batchStart), lastLabel ?? "-", Date().timeIntervalSince(lastTick),
+                        Double(done + batch.count) / elapsed, left))
             done += batch.count
             if case .directory(let dir) = out {
                 for (r, im) in zip(batch, imgs) {

@@ -172,7 +172,9 @@ struct DiTGenerator: SampleGenerator {
             ? DiTDenoisers.guided(model, labels: labels, scale: cfgScale, channels: channels)
             : DiTDenoisers.plain(model, labels: labels)
         let latents = try sampler.sample(shape: shape, noise: &noise, denoiser: denoiser) { st in
-            progress(SampleProgress(stage: st.step + 1, stages: st.steps, label: "step \(st.step + 1)/\(st.steps)"))
+            // Step st.step is done: the next one (or the decode) begins.
+            progress(SampleProgress(stage: st.step + 1, stages: st.steps,
+                                    label: st.step + 1 < st.steps ? "step \(st.step + 2)/\(st.steps)" : "decode"))
         }
         // vae.decode(samples / 0.18215), one image at a time to bound the decoder's memory.
         var images: [Image8] = []

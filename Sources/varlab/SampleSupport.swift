@@ -56,7 +56,8 @@ struct SamplePlan: Sendable {
     func requests(_ range: Range<Int>) -> [SampleRequest] { range.map(request) }
 }
 
-/// Progress of a generator inside one batch: `stage` i of `stages` (scale for VAR, step for DiT).
+/// Progress of a generator inside one batch: stage `label` (a scale, step, token or the decode) BEGINS, and
+/// `stage` of `stages` (scales for VAR, steps for DiT) are done.
 struct SampleProgress {
     var stage: Int
     var stages: Int
