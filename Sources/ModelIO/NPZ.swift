@@ -24,7 +24,9 @@ public final class NPZFile {
         }
         var ks: [String] = []
         var es: [String: Entry] = [:]
+        let fileSize = ((try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? NSNumber)?.intValue ?? 0
         for e in archive where e.type == .file {
+            try ZipSizes.check(e, fileSize: fileSize, path: path)
             var name = e.path
             if name.hasSuffix(".npy") { name.removeLast(4) }
             if es[name] == nil { ks.append(name) }

@@ -137,7 +137,9 @@ public final class TorchCheckpoint {
             throw bad("not a readable zip archive (truncated or damaged?): \(error)")
         }
         var pkl: ZIPFoundation.Entry?
+        let fileSize = ((try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? NSNumber)?.intValue ?? 0
         for e in archive where e.type == .file {
+            try ZipSizes.check(e, fileSize: fileSize, path: path)
             zipEntries[e.path] = e
             if pkl == nil && (e.path == "data.pkl" || e.path.hasSuffix("/data.pkl")) { pkl = e }
         }

@@ -338,6 +338,21 @@ final class TorchCheckpointTests: XCTestCase {
         assertThrows(try NPZFile(path: badNPZ).array("arr_1"), ["labels-bad.npz", "CRC-32", "arr_1"])
     }
 
+    /// A zip entry claiming more bytes than the file can hold is refused when the archive is opened (before any
+    /// allocation of that size or any ZIPFoundation arithmetic on it).
+    func testAbsurdZipEntrySizesAreRefused() throws {
+        var w = NPZWriter()
+        w.add("arr_1", try NPYArray(int64: [1, 2, 3], shape: [3]))
+        let ok = file("sizes.npz")
+        try w.write(to: ok)
+        var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: ok)))
+        let cd = try XCTUnwrap((0...(bytes.count - 4)).first { bytes[$0..<($0 + 4)].elementsEqual([0x50, 0x4b, 0x01, 0x02]) })
+        bytes.replaceSubrange((cd + 24)..<(cd + 28), with: withUnsafeBytes(of: UInt32(0x7fff_fff0).littleEndian, Array.init))
+        let bad = file("sizes-bad.npz")
+        try Data(bytes).write(to: URL(fileURLWithPath: bad))
+        assertThrows(try NPZFile(path: bad), ["sizes-bad.npz", "arr_1.npy", "claims"])
+    }
+
     /// .npz outputs are a function of their arrays only (fixed zip timestamps), so reruns and merged shards
     /// compare with cmp.
     func testNPZBytesDoNotDependOnTheClock() throws {
