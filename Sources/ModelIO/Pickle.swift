@@ -137,6 +137,17 @@ public struct TorchTensorRef: Sendable {
     public let stride: [Int]
 }
 
+/// How many objects (containers, memo entries, stack values, marks) one pickle may hold: a torch state dict
+/// needs a few per tensor, so real files stay far below the limit, while a small, highly compressible hostile
+/// pickle would otherwise grow without bound (1-byte opcodes such as MEMOIZE or EMPTY_LIST, repeated).
+/// `VARLAB_PICKLE_MAX_OBJECTS` raises it.
+public enum PickleLimits {
+    nonisolated(unsafe) public static var maxObjects: Int = {
+        if let s = ProcessInfo.processInfo.environment["VARLAB_PICKLE_MAX_OBJECTS"], let v = Int(s), v > 0 { return v }
+        return 1 << 22
+    }()
+}
+
 /// The pickle virtual machine for what `torch.save` writes (protocols 2-5, binary opcodes), with globals
 /// resolved through an allow-list. Allowed globals are only ever interpreted by this code (e.g.
 /// `_rebuild_tensor_v2` becomes a tensor description); nothing from the file is executed. Any other global is
@@ -255,8 +266,18 @@ struct Unpickler {
     // MARK: the machine
 
     /// Runs until STOP and returns the result; `pos` is left just after STOP.
+    private func checkBudget() throws {
+        let m = PickleLimits.maxObjects
+        if containers.count > m || memo.count > m || stack.count > m || marks.count > m {
+            throw fail("more than \(m) pickle objects (containers \(containers.count), memo \(memo.count), stack \(stack.count)): not a plausible checkpoint; set VARLAB_PICKLE_MAX_OBJECTS to raise the limit")
+        }
+    }
+
     mutating func load() throws -> PickleValue {
+        var ops = 0
         while true {
+            ops &+= 1
+            if ops & 0xfff == 0 { try checkBudget() }
             let op = try u8()
             switch op {
             case 0x80: // PROTO

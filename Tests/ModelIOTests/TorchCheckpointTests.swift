@@ -338,6 +338,21 @@ final class TorchCheckpointTests: XCTestCase {
         assertThrows(try NPZFile(path: badNPZ).array("arr_1"), ["labels-bad.npz", "CRC-32", "arr_1"])
     }
 
+    /// A small, highly compressible pickle cannot grow without bound: past the object limit it is an error
+    /// naming the limit and how to raise it (here lowered so the test stays small).
+    func testPickleObjectBudget() throws {
+        let saved = PickleLimits.maxObjects
+        defer { PickleLimits.maxObjects = saved }
+        PickleLimits.maxObjects = 10_000
+        for spam: UInt8 in [0x94, 0x5D] {   // MEMOIZE, EMPTY_LIST
+            let bomb: [UInt8] = [0x80, 0x02, 0x5D] + [UInt8](repeating: spam, count: 50_000) + [0x2E]
+            let p = try writeTorchZip("bomb\(spam)", pickle: bomb, storages: [], deflate: true)
+            assertThrows(try CheckpointLoader.open(path: p), ["more than 10000 pickle objects", "VARLAB_PICKLE_MAX_OBJECTS"])
+        }
+        // Real checkpoints are far below the default.
+        XCTAssertNoThrow(try CheckpointLoader.open(path: Fixtures.path("dit/dit_train_checkpoint.pt"), keyPath: "model"))
+    }
+
     /// A zip entry claiming more bytes than the file can hold is refused when the archive is opened (before any
     /// allocation of that size or any ZIPFoundation arithmetic on it).
     func testAbsurdZipEntrySizesAreRefused() throws {
