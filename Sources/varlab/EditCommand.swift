@@ -33,7 +33,7 @@ struct Edit: ParsableCommand {
     @Option(help: "Region to regenerate: x0,y0,x1,y1 in pixels, or fractions when all values <= 1.") var box: String?
     @Option(help: "x0,y0,x1,y1: keep this box and regenerate around it; grow:l,t,r,b: enlarge the canvas and fill the margins.")
     var outpaint: String?
-    @Option(name: .customLong("class"), help: "Class label for the regenerated region (default: the null / unconditional class).")
+    @Option(name: .customLong("class"), parsing: .unconditional, help: "Class label for the regenerated region (default: the null / unconditional class).")
     var classLabel: Int?
     @Option(help: "Random seed.") var seed: UInt64 = 0
     @Option(help: "Classifier-free guidance scale (default: the checkpoint's varlab.sample_cfg, else 1.5 for var, 4.0 for dit).") var cfg: Double?

@@ -23,7 +23,7 @@ struct Sample: ParsableCommand {
     @Option(help: "Transformer checkpoint (VAR: var_d16.pth / .safetensors; DiT: DiT-XL-2-256x256.pt).") var checkpoint: String?
     @Option(help: "Autoencoder (VAR: vae_ch160v4096z32.pth; DiT: a diffusers AutoencoderKL).") var vae: String?
     @Option(help: "VAR: nested state dict inside the checkpoint, e.g. trainer.var_wo_ddp.") var key: String?
-    @Option(name: .customLong("class"), help: "Comma-separated class ids.") var classList: String?
+    @Option(name: .customLong("class"), parsing: .unconditional, help: "Comma-separated class ids.") var classList: String?
     @Option(help: "'all' for every class (with --per-class).") var classes: String?
     @Option(help: "Number of images with --class (default: one per listed class).") var n: Int?
     @Option(help: "Images per class with --classes all.") var perClass: Int = 1

@@ -51,6 +51,10 @@ final class CLIDefaultsTests: XCTestCase {
         let badClass = try run(["sample", "--model", "var", "--class", "12", "-o", dir.appendingPathComponent("c.png").path])
         XCTAssertEqual(badClass.status, 1)
         XCTAssertTrue(badClass.stderr.contains("--class 12") && !badClass.stderr.contains("Usage:"), badClass.stderr)
+        // A negative class is read as the value it is (not as a missing value) and refused by range.
+        let negative = try run(["sample", "--model", "var", "--class", "-1", "-o", dir.appendingPathComponent("n.png").path])
+        XCTAssertEqual(negative.status, 1)
+        XCTAssertTrue(negative.stderr.contains("--class -1 is outside"), negative.stderr)
     }
 
     /// `eval` without --inception scores toy samples with the toy classifier and calls the result toy-FID.
