@@ -10,15 +10,21 @@ final class EditJobsTests: XCTestCase {
 
     func run(_ args: [String]) throws -> (status: Int32, out: String, err: String) { try VarlabCLI.run(args) }
 
-    func testOneBadJobAmongGoodOnes() throws {
+    /// A fresh folder (removed after the test) and the job fields every VAR fixture job shares.
+    func varJobSetup() throws -> (dir: URL, common: String) {
         guard Fixtures.exists("var/var.safetensors") else { throw XCTSkip("no fixtures") }
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("varlab-jobs-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: dir) }
+        addTeardownBlock { try? FileManager.default.removeItem(at: dir) }
         let image = packageRoot.appendingPathComponent("assets/examples/scene.png").path
         let cfg = try Fixtures.json("var/var_config.json")
         let pns = try XCTUnwrap((cfg["kwargs"] as? [String: Any])?["patch_nums"] as? [Int])
         let common = "\"patch_nums\": \(pns), \"model\": \"var\", \"checkpoint\": \"\(Fixtures.path("var/var.safetensors"))\", \"vae\": \"\(Fixtures.path("var/vqvae.safetensors"))\", \"image\": \"\(image)\", \"top_k\": 1"
+        return (dir, common)
+    }
+
+    func testOneBadJobAmongGoodOnes() throws {
+        let (dir, common) = try varJobSetup()
         let jobs = """
         {"name": "inpaint", \(common), "box": [0.25, 0.25, 0.75, 0.75], "output": "a.png"}
         {"name": "unknown-field", \(common), "box": "0.1,0.1,0.5,0.5", "colour": "red", "output": "b.png"}
@@ -48,14 +54,8 @@ final class EditJobsTests: XCTestCase {
     /// Two jobs writing one file: the later fails before anything runs (neither reports a file the other wrote);
     /// CRLF .jsonl files are read line by line; --resume reruns a job whose -compare.png is missing.
     func testDuplicateOutputsCRLFAndResumeWithCompare() throws {
-        guard Fixtures.exists("var/var.safetensors") else { throw XCTSkip("no fixtures") }
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("varlab-jobs2-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: dir) }
-        let image = packageRoot.appendingPathComponent("assets/examples/scene.png").path
-        let cfg = try Fixtures.json("var/var_config.json")
-        let pns = try XCTUnwrap((cfg["kwargs"] as? [String: Any])?["patch_nums"] as? [Int])
-        let common = "\"patch_nums\": \(pns), \"model\": \"var\", \"checkpoint\": \"\(Fixtures.path("var/var.safetensors"))\", \"vae\": \"\(Fixtures.path("var/vqvae.safetensors"))\", \"image\": \"\(image)\", \"top_k\": 1, \"box\": [0.25, 0.25, 0.75, 0.75]"
+        let (dir, shared) = try varJobSetup()
+        let common = shared + ", \"box\": [0.25, 0.25, 0.75, 0.75]"
         let jobs = ["{\"name\": \"first\", \(common), \"compare\": true, \"output\": \"a.png\"}",
                     "{\"name\": \"same-file\", \(common), \"seed\": 5, \"output\": \"a.png\"}"].joined(separator: "\r\n") + "\r\n"
         let path = dir.appendingPathComponent("jobs.jsonl")
