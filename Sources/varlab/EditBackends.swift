@@ -117,14 +117,23 @@ final class DiTEditBackend: EditBackend {
         let model: DiTModel
         do { model = try DiTModel.load(path: ck, numHeads: info.heads) } catch { throw EditFieldError(field: "checkpoint", message: "\(error)") }
         let codec: LatentCodec
-        do { codec = try info.codec(vae: vp, groups: nil, checkpoint: ck) } catch { throw EditFieldError(field: "vae", message: "\(error)") }
+        if let g = o.vaeGroups, g < 1 { throw EditFieldError(field: "vae-groups", message: "must be positive, got \(g)") }
+        do { codec = try info.codec(vae: vp, groups: o.vaeGroups, checkpoint: ck) } catch { throw EditFieldError(field: "vae", message: "\(error)") }
         guard codec.latentChannels == model.config.inChannels else {
             throw EditFieldError(field: "vae", message: "the VAE has \(codec.latentChannels) latent channels, the DiT expects \(model.config.inChannels)")
         }
         if let kl = codec as? KLLatentCodec, kl.vae.encoder == nil {
             throw EditFieldError(field: "vae", message: "this KL-VAE has no encoder weights (editing must encode the input)")
         }
-        let channels = info.sampleDefaults.cfgChannels.flatMap { CFGChannels(rawValue: $0) } ?? .first3
+        let channels: CFGChannels
+        if let asked = o.cfgChannels {
+            guard let c = CFGChannels(rawValue: asked) else {
+                throw EditFieldError(field: "cfg-channels", message: "must be \(CFGChannels.allCases.map(\.rawValue).joined(separator: " or ")), got '\(asked)'")
+            }
+            channels = c
+        } else {
+            channels = info.sampleDefaults.cfgChannels.flatMap { CFGChannels(rawValue: $0) } ?? .first3
+        }
         return DiTEditBackend(model: model, codec: codec, channels: channels, defaultCFG: info.sampleDefaults.cfg ?? 4)
     }
 
@@ -133,7 +142,9 @@ final class DiTEditBackend: EditBackend {
         let c = model.config
         guard o.steps >= 1 && o.steps <= 1000 else { throw EditFieldError(field: "steps", message: "must be in 1...1000, got \(o.steps)") }
         let method: DiffusionSampler.Method
-        do { method = try DiffusionSampler.Method.parse(o.sampler) } catch { throw EditFieldError(field: "sampler", message: "\(error)") }
+        do { method = try DiffusionSampler.Method.parse(o.sampler, eta: o.eta) } catch {
+            throw EditFieldError(field: "\(error)".contains("--eta") ? "eta" : "sampler", message: "\(error)")
+        }
         let diffusion: GaussianDiffusion
         do { diffusion = try GaussianDiffusion(respacing: String(o.steps), learnSigma: c.learnSigma) } catch {
             throw EditFieldError(field: "steps", message: "\(error)")

@@ -46,6 +46,10 @@ struct Edit: ParsableCommand {
     // DiT sampler
     @Option(help: "DiT: sampling steps.") var steps: Int = 50
     @Option(help: "DiT: ddpm or ddim.") var sampler: String = "ddpm"
+    @Option(help: "DiT: DDIM eta in [0, 1] (0 = deterministic DDIM; ignored by ddpm).") var eta: Float = 0
+    @Option(help: "DiT: channels classifier-free guidance mixes: first3 (official) or all. Default: the checkpoint's varlab.sample_cfg_channels, else first3.")
+    var cfgChannels: String?
+    @Option(help: "KL-VAE: GroupNorm groups when the VAE has no config.json (default 32, the SD VAE).") var vaeGroups: Int?
     @Option(help: "DiT SDEdit: noise level in (0, 1] to start from; regenerates the masked region (or everything).")
     var strength: Double?
     @Flag(help: "DiT: RePaint resampling (jump back and re-denoise; slower, more coherent).") var resample = false
@@ -66,7 +70,7 @@ struct Edit: ParsableCommand {
     /// Long option names (as `--name`) of everything a job may set; the jobs runner maps fields onto these.
     static let jobFields: [String] = [
         "model", "checkpoint", "vae", "image", "mask", "box", "outpaint", "class", "seed", "cfg", "top-k", "top-p",
-        "patch-nums", "steps", "sampler", "strength", "resample", "jump-length", "jump-n-sample", "output",
+        "patch-nums", "steps", "sampler", "eta", "cfg-channels", "vae-groups", "strength", "resample", "jump-length", "jump-n-sample", "output",
         "paste-back", "compare", "threads",
     ]
     static let flagFields: Set<String> = ["resample", "paste-back", "compare"]

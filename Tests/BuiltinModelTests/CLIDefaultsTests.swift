@@ -57,6 +57,27 @@ final class CLIDefaultsTests: XCTestCase {
         XCTAssertTrue(negative.stderr.contains("--class -1 is outside"), negative.stderr)
     }
 
+    /// `edit` takes the DiT sampling flags `sample` has: --eta (DDIM), --cfg-channels, --vae-groups.
+    func testEditTakesTheDiTSamplingFlags() throws {
+        let dir = tmp()
+        let image = Assets.models.deletingLastPathComponent().appendingPathComponent("examples/scene.png").path
+        func edit(_ extra: [String], _ name: String) throws -> (Int32, String, Data?) {
+            let out = dir.appendingPathComponent(name).path
+            let r = try run(["edit", "--model", "dit", "--image", image, "--box", "0.2,0.2,0.6,0.6", "--class", "2",
+                             "--sampler", "ddim", "--steps", "10", "-o", out] + extra)
+            return (r.status, r.stderr, FileManager.default.contents(atPath: out))
+        }
+        let plain = try edit([], "a.png"), zero = try edit(["--eta", "0"], "b.png"), noisy = try edit(["--eta", "0.7"], "c.png")
+        XCTAssertEqual(plain.0, 0, plain.1)
+        XCTAssertEqual(plain.2, zero.2, "--eta 0 is the default")
+        XCTAssertNotEqual(plain.2, noisy.2, "--eta 0.7 adds noise")
+        for (flags, expect) in [(["--eta", "5"], "--eta"), (["--cfg-channels", "foo"], "--cfg-channels"), (["--vae-groups", "0"], "--vae-groups")] {
+            let r = try edit(flags, "bad.png")
+            XCTAssertEqual(r.0, 1, r.1)
+            XCTAssertTrue(r.1.contains(expect), r.1)
+        }
+    }
+
     /// `eval` without --inception scores toy samples with the toy classifier and calls the result toy-FID.
     func testEvalWithoutInceptionReportsToyMetrics() throws {
         let dir = tmp()
