@@ -36,7 +36,7 @@ final class VAREditBackend: EditBackend {
         guard let vp = o.vae else { throw EditFieldError(field: "vae", message: "missing: the VQ-VAE checkpoint (e.g. vae_ch160v4096z32.pth)") }
         let pns = try o.patchNums.map { try editIntList($0, field: "patch-nums") }
         let model: VARModel
-        do { model = try VARModel(archive: try CheckpointLoader.open(path: ck, keyPath: nil), patchNums: pns) } catch {
+        do { model = try VARModel(archive: try CheckpointLoader.open(path: ck, keyPath: o.key), patchNums: pns) } catch {
             throw EditFieldError(field: "checkpoint", message: "\(error)")
         }
         let va: TensorArchive, cfg: VQVAEConfig
@@ -62,7 +62,8 @@ final class VAREditBackend: EditBackend {
         }
         if mask.keptCount == p * p { throw EditFieldError(field: "mask", message: "every token is kept at the \(p)x\(p) token grid: nothing to regenerate") }
         let label = request.classLabel ?? numClasses
-        let options = TokenSamplingOptions(topK: o.topK ?? defaults?.topK ?? 900, topP: o.topP ?? defaults?.topP ?? 0.96)
+        let options = TokenSamplingOptions(topK: o.topK ?? defaults?.topK ?? 900, topP: o.topP ?? defaults?.topP ?? 0.96,
+                                           moreSmooth: o.moreSmooth)
         let sampler: NextScaleSampler
         do { sampler = try NextScaleSampler(model: model, vae: vae, cfg: o.cfg ?? defaults?.cfg ?? 1.5, options: options) } catch {
             let text = "\(error)"

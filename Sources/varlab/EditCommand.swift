@@ -42,6 +42,9 @@ struct Edit: ParsableCommand {
     @Option(help: "VAR: top-k (0 = off). Default 900, or the checkpoint's varlab.sample_top_k.") var topK: Int?
     @Option(help: "VAR: top-p (0 = off). Default 0.96, or the checkpoint's varlab.sample_top_p.") var topP: Double?
     @Option(help: "VAR: scale sizes, e.g. 1,2,3,4 (default: from the checkpoint / config).") var patchNums: String?
+    @Option(help: "VAR: nested state dict inside the checkpoint, e.g. trainer.var_wo_ddp.") var key: String?
+    @Flag(help: "VAR: Gumbel-softmax smoothing of the next-scale input (the official more_smooth; default off in edit).")
+    var moreSmooth = false
 
     // DiT sampler
     @Option(help: "DiT: sampling steps.") var steps: Int = 50
@@ -70,10 +73,10 @@ struct Edit: ParsableCommand {
     /// Long option names (as `--name`) of everything a job may set; the jobs runner maps fields onto these.
     static let jobFields: [String] = [
         "model", "checkpoint", "vae", "image", "mask", "box", "outpaint", "class", "seed", "cfg", "top-k", "top-p",
-        "patch-nums", "steps", "sampler", "eta", "cfg-channels", "vae-groups", "strength", "resample", "jump-length", "jump-n-sample", "output",
-        "paste-back", "compare", "threads",
+        "patch-nums", "key", "more-smooth", "steps", "sampler", "eta", "cfg-channels", "vae-groups", "strength", "resample", "jump-length",
+        "jump-n-sample", "output", "paste-back", "compare", "threads",
     ]
-    static let flagFields: Set<String> = ["resample", "paste-back", "compare"]
+    static let flagFields: Set<String> = ["resample", "paste-back", "compare", "more-smooth"]
 
     func validate() throws {
         if jobs != nil {

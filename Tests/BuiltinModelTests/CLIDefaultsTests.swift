@@ -78,6 +78,24 @@ final class CLIDefaultsTests: XCTestCase {
         }
     }
 
+    /// ... and the VAR ones: --more-smooth (opt-in in edit) and --key for nested state dicts.
+    func testEditTakesTheVARSamplingFlags() throws {
+        let dir = tmp()
+        let image = Assets.models.deletingLastPathComponent().appendingPathComponent("examples/scene.png").path
+        func edit(_ extra: [String], _ name: String) throws -> (Int32, String, Data?) {
+            let out = dir.appendingPathComponent(name).path
+            let r = try run(["edit", "--model", "var", "--image", image, "--box", "0.2,0.2,0.6,0.6", "--class", "2", "-o", out] + extra)
+            return (r.status, r.stderr, FileManager.default.contents(atPath: out))
+        }
+        let plain = try edit([], "a.png"), smooth = try edit(["--more-smooth"], "b.png")
+        XCTAssertEqual(plain.0, 0, plain.1)
+        XCTAssertEqual(smooth.0, 0, smooth.1)
+        XCTAssertNotEqual(plain.2, smooth.2, "--more-smooth changes the sampling")
+        let key = try edit(["--key", "model"], "c.png")
+        XCTAssertEqual(key.0, 1)
+        XCTAssertTrue(key.1.contains("key path 'model'"), key.1)
+    }
+
     /// `eval` without --inception scores toy samples with the toy classifier and calls the result toy-FID.
     func testEvalWithoutInceptionReportsToyMetrics() throws {
         let dir = tmp()
