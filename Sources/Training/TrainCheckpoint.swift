@@ -103,15 +103,23 @@ extension TrainCheckpoint {
 }
 
 extension TrainLoop {
+    /// The checkpoint at `path` if a run of `model` with `configJSON` can continue it, else the reason. Cheap
+    /// (reads the checkpoint only), so commands call it before encoding their data set.
+    @discardableResult
+    public static func resumable(_ path: String, model: String, configJSON: String) throws -> TrainCheckpoint {
+        let ck = try TrainCheckpoint.read(path: path, model: model)
+        guard ck.configJSON == configJSON else {
+            throw TrainingError.checkpoint("\(path) was trained with config \(ck.configJSON), this run uses \(configJSON); cannot resume")
+        }
+        return ck
+    }
+
     /// Continues from a checkpoint of the same model and config: restores the weights `params`, the AdamW moments and
     /// the step; refuses another model, another config or a step beyond `steps`. Returns the checkpoint (for extra
     /// state such as an EMA).
     @discardableResult
     public func resume(from path: String, model: String, configJSON: String, params: [Parameter]) throws -> TrainCheckpoint {
-        let ck = try TrainCheckpoint.read(path: path, model: model)
-        guard ck.configJSON == configJSON else {
-            throw TrainingError.checkpoint("\(path) was trained with config \(ck.configJSON), this run uses \(configJSON); cannot resume")
-        }
+        let ck = try TrainLoop.resumable(path, model: model, configJSON: configJSON)
         try ck.loadParameters(params)
         try ck.loadOptimizer(optimizer)
         step = ck.step

@@ -80,6 +80,12 @@ struct TrainVAR: ParsableCommand {
         opts.steps = steps; opts.batchSize = batchSize; opts.lr = lr; opts.warmupSteps = warmup
         opts.weightDecay = weightDecay; opts.clip = clip; opts.seed = seed; opts.saveEvery = saveEvery
         do { try opts.validate() } catch { throw ValidationError("\(error)") }
+        // A checkpoint of another config is refused now, not after minutes of encoding.
+        if resume {
+            do { try TrainLoop.resumable(output, model: TrainableVAR.modelName, configJSON: try config.canonicalJSON()) } catch let e as TrainingError {
+                throw ValidationError(e.description)
+            }
+        }
 
         // Tokens of the training images, from the cache when it matches.
         let kind: VARTokenSet.Kind = v == .ar ? .finestOnly : .multiScale

@@ -96,6 +96,22 @@ final class CLIDefaultsTests: XCTestCase {
         XCTAssertTrue(key.1.contains("key path 'model'"), key.1)
     }
 
+    /// `train var --resume` with another config is refused before the data set is encoded.
+    func testTrainResumeWithAnotherConfigFailsBeforeEncoding() throws {
+        let dir = tmp()
+        let ck = dir.appendingPathComponent("v.safetensors").path
+        func args(depth: Int) -> [String] {
+            ["train", "var", "--vae", Assets.path("toy-vqvae.safetensors"), "--train-size", "8", "--steps", "1",
+             "--batch-size", "4", "--depth", "\(depth)", "--width", "32", "--heads", "2", "-o", ck]
+        }
+        let first = try run(args(depth: 2))
+        XCTAssertEqual(first.status, 0, first.stderr)
+        let again = try run(args(depth: 3) + ["--resume"])
+        XCTAssertEqual(again.status, 1, again.stderr)
+        XCTAssertTrue(again.stderr.contains("cannot resume"), again.stderr)
+        XCTAssertFalse(again.stderr.contains("encoding"), "refused before encoding: \(again.stderr)")
+    }
+
     /// `eval` without --inception scores toy samples with the toy classifier and calls the result toy-FID.
     func testEvalWithoutInceptionReportsToyMetrics() throws {
         let dir = tmp()
