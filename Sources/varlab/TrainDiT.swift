@@ -66,13 +66,23 @@ struct TrainDiT: ParsableCommand {
         let codec = VQLatentCodec(vae: vq, scale: 1)
         let imageSize = vq.imageSize
         let source = try TrainData.source(data, trainSize: trainSize, dataSeed: dataSeed, size: imageSize)
+        func makeConfig(latentShape: [Int]) -> DiTTrainConfig {
+            var config = DiTTrainConfig()
+            config.inputSize = latentShape[1]; config.inChannels = latentShape[0]
+            config.patchSize = patch; config.hiddenSize = hidden; config.depth = depth; config.numHeads = heads
+            config.mlpRatio = mlpRatio; config.numClasses = source.classCount; config.classDropout = classDropout
+            config.minSNRGamma = minSnrGamma
+            return config
+        }
+        // A checkpoint of another config is refused now, not after minutes of encoding (one image gives the
+        // latent shape the config needs).
+        if resume, source.count > 0 {
+            let probe = try codec.fhat(source.batch([0]).images)
+            do { try TrainLoop.resumable(output, model: TrainableDiT.modelName, configJSON: try makeConfig(latentShape: Array(probe.shape.dropFirst())).canonicalJSON()) }
+            catch let e as TrainingError { throw ValidationError(e.description) }
+        }
         let set = try latentSet(source: source, codec: codec)
-
-        var config = DiTTrainConfig()
-        config.inputSize = set.imageSize; config.inChannels = set.latentShape[0]
-        config.patchSize = patch; config.hiddenSize = hidden; config.depth = depth; config.numHeads = heads
-        config.mlpRatio = mlpRatio; config.numClasses = source.classCount; config.classDropout = classDropout
-        config.minSNRGamma = minSnrGamma
+        let config = makeConfig(latentShape: set.latentShape)
         var opts = TrainOptions()
         opts.steps = steps; opts.batchSize = batchSize; opts.lr = lr; opts.warmupSteps = warmup
         opts.weightDecay = weightDecay; opts.clip = clip; opts.seed = seed; opts.saveEvery = saveEvery
