@@ -140,6 +140,8 @@ public final class CLIPVision: @unchecked Sendable {
     let positions: Tensor          // [1 + grid^2, D]
     let preNorm: LayerNorm, postNorm: LayerNorm
     public let blocks: [ViTBlock]
+    /// The last block, for the CLS row only.
+    let lastBlock: FirstTokenBlock
     let projection: Linear         // no bias
 
     /// scenic's IMAGE_MEAN / IMAGE_STD (= the released preprocessor_config.json).
@@ -213,6 +215,7 @@ public final class CLIPVision: @unchecked Sendable {
                                               activation: c.activation))
         }
         projection = Linear(weight: proj, bias: nil)
+        lastBlock = FirstTokenBlock(blocks[blocks.count - 1])
     }
 
     /// cmmd io_util + embedding: the centred square crop (left = (w - l) / 2, top = (h - l) / 2, l = min(w, h)),
@@ -253,7 +256,7 @@ public final class CLIPVision: @unchecked Sendable {
 
     /// `post_layernorm(x[:, 0])` (transformers' pooler_output) [D].
     public func pooled(pixels: Tensor) -> Tensor {
-        postNorm(tokenRow(blocks.last!.firstTokenOutput(hidden(pixels, blocks: blocks.count - 1)), 0))
+        postNorm(tokenRow(lastBlock(hidden(pixels, blocks: blocks.count - 1)), 0))
     }
 
     /// `visual_projection(pooled)` [P], not normalised.

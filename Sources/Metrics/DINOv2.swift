@@ -126,6 +126,8 @@ public final class DINOv2: @unchecked Sendable {
     /// The position embedding added at `inputSize`: [1 + grid^2, D] (interpolated once, at load).
     public let positionEmbedding: Tensor
     public let blocks: [ViTBlock]
+    /// The last block, for the CLS row only.
+    let lastBlock: FirstTokenBlock
     let norm: LayerNorm
 
     /// dgm-eval's `transforms.Normalize` constants (ImageNet), as float32.
@@ -167,6 +169,7 @@ public final class DINOv2: @unchecked Sendable {
                             layerScale2: b.has("ls2.gamma") ? try b.tensor("ls2.gamma", shape: [width]) : nil)
         }
         norm = try r.layerNorm("norm", width: width, eps: c.eps)
+        lastBlock = FirstTokenBlock(blocks[blocks.count - 1])
     }
 
     /// `interpolate_pos_encoding(x, 224, 224)`: the class position kept, the patch grid resampled bicubically to
@@ -226,7 +229,7 @@ public final class DINOv2: @unchecked Sendable {
     public func feature(pixels: Tensor) -> Tensor {
         var x = tokens(pixels)
         for b in blocks.dropLast() { x = b(x) }
-        return norm(tokenRow(blocks.last!.firstTokenOutput(x), 0))
+        return norm(tokenRow(lastBlock(x), 0))
     }
 }
 

@@ -63,27 +63,9 @@ public struct ViTBlock: Sendable {
         return h
     }
 
-    /// The block's output at token 0 only, [1, 1, D] from x [1, T, D]: what a feature taken from the CLS token
-    /// needs of the last block. Keys and values still see every token; the query, the projection and the
-    /// feed-forward run on one row instead of T (a few percent of a ViT-L forward pass).
-    public func firstTokenOutput(_ x: Tensor) -> Tensor {
-        precondition(x.rank == 3 && x.shape[0] == 1, "firstTokenOutput expects [1, T, D], got \(x.shape)")
-        let (t, d) = (x.shape[1], x.shape[2])
-        let heads = attention.heads, hd = d / heads
-        let normed = norm1(x)
-        let w = attention.qkv.weight.data, b = attention.qkv.bias?.data
-        let query = Linear(weight: Tensor(shape: [d, d], data: Array(w[0..<(d * d)])), bias: b.map { Tensor(shape: [d], data: Array($0[0..<d])) })
-        let keyValue = Linear(weight: Tensor(shape: [2 * d, d], data: Array(w[(d * d)...])),
-                              bias: b.map { Tensor(shape: [2 * d], data: Array($0[d...])) })
-        let q = query(tokenRow(normed, 0)).reshaped([1, heads, 1, hd])
-        let kv = keyValue(normed).reshaped([1, t, 2, heads, hd]).permuted([2, 0, 3, 1, 4]).split([1, 1], dim: 0)
-        let o = scaledDotProductAttention(q: q, k: kv[0].reshaped([1, heads, t, hd]), v: kv[1].reshaped([1, heads, t, hd]),
-                                          scale: 1 / Float(hd).squareRoot())
-        var h = tokenRow(x, 0).reshaped([1, 1, d])
-        h.addInPlace(Self.scaled(attention.proj(o.reshaped([1, 1, d])), layerScale1))
-        h.addInPlace(Self.scaled(feedForward(norm2(h)), layerScale2))
-        return h
-    }
+    /// The block's output at token 0 only (see `FirstTokenBlock`); models keep a `FirstTokenBlock` of their
+    /// last block instead of calling this per image.
+    public func firstTokenOutput(_ x: Tensor) -> Tensor { FirstTokenBlock(self)(x) }
 
     /// y * gamma over the last axis.
     static func scaled(_ y: Tensor, _ gamma: Tensor?) -> Tensor {
@@ -94,6 +76,38 @@ public struct ViTBlock: Sendable {
             for r in 0..<(p.count / d) { for i in 0..<d { p[r * d + i] *= g[i] } }
         } }
         return out
+    }
+}
+
+/// A block run for token 0 only, [1, 1, D] from x [1, T, D]: what a feature taken from the CLS token needs of
+/// the last block. Keys and values still see every token; the query, the projection and the feed-forward run on
+/// one row instead of T (a few percent of a ViT-L forward pass). The fused qkv weight is split once, here.
+public struct FirstTokenBlock: Sendable {
+    let block: ViTBlock
+    let query: Linear, keyValue: Linear
+
+    public init(_ block: ViTBlock) {
+        self.block = block
+        let qkv = block.attention.qkv, d = qkv.inFeatures
+        let w = qkv.weight.data, b = qkv.bias?.data
+        query = Linear(weight: Tensor(shape: [d, d], data: Array(w[0..<(d * d)])), bias: b.map { Tensor(shape: [d], data: Array($0[0..<d])) })
+        keyValue = Linear(weight: Tensor(shape: [2 * d, d], data: Array(w[(d * d)...])),
+                          bias: b.map { Tensor(shape: [2 * d], data: Array($0[d...])) })
+    }
+
+    public func callAsFunction(_ x: Tensor) -> Tensor {
+        precondition(x.rank == 3 && x.shape[0] == 1, "FirstTokenBlock expects [1, T, D], got \(x.shape)")
+        let (t, d) = (x.shape[1], x.shape[2])
+        let heads = block.attention.heads, hd = d / heads
+        let normed = block.norm1(x)
+        let q = query(tokenRow(normed, 0)).reshaped([1, heads, 1, hd])
+        let kv = keyValue(normed).reshaped([1, t, 2, heads, hd]).permuted([2, 0, 3, 1, 4]).split([1, 1], dim: 0)
+        let o = scaledDotProductAttention(q: q, k: kv[0].reshaped([1, heads, t, hd]), v: kv[1].reshaped([1, heads, t, hd]),
+                                          scale: 1 / Float(hd).squareRoot())
+        var h = tokenRow(x, 0).reshaped([1, 1, d])
+        h.addInPlace(ViTBlock.scaled(block.attention.proj(o.reshaped([1, 1, d])), block.layerScale1))
+        h.addInPlace(ViTBlock.scaled(block.feedForward(block.norm2(h)), block.layerScale2))
+        return h
     }
 }
 

@@ -57,15 +57,18 @@ final class CLIDefaultsTests: XCTestCase {
         XCTAssertTrue(negative.stderr.contains("--class -1 is outside"), negative.stderr)
     }
 
+    /// A built-in `edit` of the example scene (box 0.2..0.6, class 2): status, stderr and the output's bytes.
+    func builtinEdit(_ model: String, _ extra: [String], to out: String) throws -> (Int32, String, Data?) {
+        let image = Assets.models.deletingLastPathComponent().appendingPathComponent("examples/scene.png").path
+        let r = try run(["edit", "--model", model, "--image", image, "--box", "0.2,0.2,0.6,0.6", "--class", "2", "-o", out] + extra)
+        return (r.status, r.stderr, FileManager.default.contents(atPath: out))
+    }
+
     /// `edit` takes the DiT sampling flags `sample` has: --eta (DDIM), --cfg-channels, --vae-groups.
     func testEditTakesTheDiTSamplingFlags() throws {
         let dir = tmp()
-        let image = Assets.models.deletingLastPathComponent().appendingPathComponent("examples/scene.png").path
         func edit(_ extra: [String], _ name: String) throws -> (Int32, String, Data?) {
-            let out = dir.appendingPathComponent(name).path
-            let r = try run(["edit", "--model", "dit", "--image", image, "--box", "0.2,0.2,0.6,0.6", "--class", "2",
-                             "--sampler", "ddim", "--steps", "10", "-o", out] + extra)
-            return (r.status, r.stderr, FileManager.default.contents(atPath: out))
+            try builtinEdit("dit", ["--sampler", "ddim", "--steps", "10"] + extra, to: dir.appendingPathComponent(name).path)
         }
         let plain = try edit([], "a.png"), zero = try edit(["--eta", "0"], "b.png"), noisy = try edit(["--eta", "0.7"], "c.png")
         XCTAssertEqual(plain.0, 0, plain.1)
@@ -81,11 +84,8 @@ final class CLIDefaultsTests: XCTestCase {
     /// ... and the VAR ones: --more-smooth (opt-in in edit) and --key for nested state dicts.
     func testEditTakesTheVARSamplingFlags() throws {
         let dir = tmp()
-        let image = Assets.models.deletingLastPathComponent().appendingPathComponent("examples/scene.png").path
         func edit(_ extra: [String], _ name: String) throws -> (Int32, String, Data?) {
-            let out = dir.appendingPathComponent(name).path
-            let r = try run(["edit", "--model", "var", "--image", image, "--box", "0.2,0.2,0.6,0.6", "--class", "2", "-o", out] + extra)
-            return (r.status, r.stderr, FileManager.default.contents(atPath: out))
+            try builtinEdit("var", extra, to: dir.appendingPathComponent(name).path)
         }
         let plain = try edit([], "a.png"), smooth = try edit(["--more-smooth"], "b.png")
         XCTAssertEqual(plain.0, 0, plain.1)
