@@ -96,39 +96,28 @@ final class CLIDefaultsTests: XCTestCase {
         XCTAssertTrue(key.1.contains("key path 'model'"), key.1)
     }
 
-    /// `train var --resume` with another config is refused before the data set is encoded.
+    /// `train var|dit --resume` with another config is refused before the data set is encoded; the same config
+    /// still resumes.
     func testTrainResumeWithAnotherConfigFailsBeforeEncoding() throws {
         let dir = tmp()
-        let ck = dir.appendingPathComponent("v.safetensors").path
-        func args(depth: Int) -> [String] {
-            ["train", "var", "--vae", Assets.path("toy-vqvae.safetensors"), "--train-size", "8", "--steps", "1",
-             "--batch-size", "4", "--depth", "\(depth)", "--width", "32", "--heads", "2", "-o", ck]
+        for (family, widthFlag) in [("var", "--width"), ("dit", "--hidden")] {
+            let ck = dir.appendingPathComponent("\(family).safetensors").path
+            func args(depth: Int, steps: Int = 1) -> [String] {
+                ["train", family, "--vae", Assets.path("toy-vqvae.safetensors"), "--train-size", "8", "--steps", "\(steps)",
+                 "--batch-size", "4", "--depth", "\(depth)", widthFlag, "32", "--heads", "2", "-o", ck]
+            }
+            let first = try run(args(depth: 2))
+            XCTAssertEqual(first.status, 0, first.stderr)
+            // DiT caches its latents beside the checkpoint: remove them so the old order would have encoded first.
+            try? FileManager.default.removeItem(atPath: ck + ".latents.safetensors")
+            let other = try run(args(depth: 3) + ["--resume"])
+            XCTAssertEqual(other.status, 1, "\(family): \(other.stderr)")
+            XCTAssertTrue(other.stderr.contains("cannot resume"), other.stderr)
+            XCTAssertFalse(other.stderr.contains("encoding"), "\(family) refused before encoding: \(other.stderr)")
+            let same = try run(args(depth: 2, steps: 2) + ["--resume"])
+            XCTAssertEqual(same.status, 0, same.stderr)
+            XCTAssertTrue(same.stderr.contains("resuming from"), same.stderr)
         }
-        let first = try run(args(depth: 2))
-        XCTAssertEqual(first.status, 0, first.stderr)
-        let again = try run(args(depth: 3) + ["--resume"])
-        XCTAssertEqual(again.status, 1, again.stderr)
-        XCTAssertTrue(again.stderr.contains("cannot resume"), again.stderr)
-        XCTAssertFalse(again.stderr.contains("encoding"), "refused before encoding: \(again.stderr)")
-        let same = try run(args(depth: 2).map { $0 == "1" ? "2" : $0 } + ["--resume"])   // --steps 2
-        XCTAssertEqual(same.status, 0, same.stderr)
-        XCTAssertTrue(same.stderr.contains("resuming from"), same.stderr)
-        // The same for train dit (its latents cache is removed so the old order would have encoded first).
-        let dk = dir.appendingPathComponent("d.safetensors").path
-        func dit(depth: Int) -> [String] {
-            ["train", "dit", "--vae", Assets.path("toy-vqvae.safetensors"), "--train-size", "8", "--steps", "1",
-             "--batch-size", "4", "--depth", "\(depth)", "--hidden", "32", "--heads", "2", "-o", dk]
-        }
-        let d1 = try run(dit(depth: 2))
-        XCTAssertEqual(d1.status, 0, d1.stderr)
-        try? FileManager.default.removeItem(atPath: dk + ".latents.safetensors")
-        let d2 = try run(dit(depth: 3) + ["--resume"])
-        XCTAssertEqual(d2.status, 1, d2.stderr)
-        XCTAssertTrue(d2.stderr.contains("cannot resume") && !d2.stderr.contains("encoding"), d2.stderr)
-        // Resuming with the same config still works.
-        let d3 = try run(dit(depth: 2).map { $0 == "1" ? "2" : $0 } + ["--resume"])
-        XCTAssertEqual(d3.status, 0, d3.stderr)
-        XCTAssertTrue(d3.stderr.contains("resuming from"), d3.stderr)
     }
 
     /// `eval` without --inception scores toy samples with the toy classifier and calls the result toy-FID.
