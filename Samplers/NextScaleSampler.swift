@@ -113,8 +113,8 @@ public struct NextScaleSampler {
                 }
             }
             if options.moreSmooth {
-                // mixture @ codebook -> [B, l, C] -> [B, C, pn, pn]
-                let m = Tensor(shape: [b * l, v], data: soft).matmul(q.embedding)
+                // mixture @ codebook -> [B, l, C] -> [B, C, pn, pn]; one product per sample (batch-size invariant)
+                let m = Tensor(shape: [b, l, v], data: soft).matmul(q.embedding)
                 embedding = m.reshaped([b, l, q.channels]).permuted([0, 2, 1]).reshaped([b, q.channels, pn, pn])
             } else {
                 embedding = q.embed(tokens, batch: b, pn: pn)

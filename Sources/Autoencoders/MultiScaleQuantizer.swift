@@ -109,7 +109,7 @@ public struct MultiScaleQuantizer: Sendable {
         var result: [[Int]] = []
         for (si, pn) in patchNums.enumerated() {
             let z = downsampledTokens(rest, pn: pn)   // [B, n, C]
-            let ids = MultiScaleQuantizer.nearestCodes(z.reshaped([b * pn * pn, c]), codebook: embedding)
+            let ids = MultiScaleQuantizer.nearestCodes(z, codebook: embedding)
             let h = contribution(ids, batch: b, scale: si)
             rest -= h
             result.append(ids)
@@ -119,11 +119,12 @@ public struct MultiScaleQuantizer: Sendable {
 
     /// Index of the nearest codebook row for every row of z [rows, C], with the official float formula
     /// ‖z‖² + ‖e‖² - 2 z·e (|e|² summed in float32 as torch.sum(E², dim=1); the product in sgemm); ties go to the
-    /// lower index, as torch.argmin.
+    /// lower index, as torch.argmin. A rank-3 z [B, n, C] is a batch: each image's product is computed alone, so its
+    /// codes do not depend on the other images.
     public static func nearestCodes(_ z: Tensor, codebook e: Tensor) -> [Int] {
         let c = e.shape[1], v = e.shape[0], rows = z.count / c
         let ee: [Float] = (0..<v).map { i in (0..<c).reduce(Float(0)) { $0 + e.data[i * c + $1] * e.data[i * c + $1] } }
-        let ze = z.reshaped([rows, c]).matmul(e, transposeOther: true)   // [rows, V]
+        let ze = (z.rank == 3 ? z : z.reshaped([rows, c])).matmul(e, transposeOther: true)   // [(B,) rows, V]
         return (0..<rows).map { r in
             var zz: Float = 0
             for ch in 0..<c { let t = z.data[r * c + ch]; zz += t * t }

@@ -49,6 +49,20 @@ public enum BLAS {
         return r
     }
 
+    /// Switches OpenBLAS to another of its kernels in this process (for tests and benchmarks that compare kernels);
+    /// false when the kernel did not take (unknown name, or a build without dynamic kernel selection).
+    @discardableResult
+    public static func selectKernel(_ name: String) -> Bool {
+        setUp()
+        setupLock.lock(); defer { setupLock.unlock() }
+        setenv("OPENBLAS_CORETYPE", name, 1)
+        guard reinitialise() else { return false }
+        openblas_set_num_threads(1)
+        cachedReport = KernelReport(kernel: corename(), source: "OPENBLAS_CORETYPE=\(name) selected in process",
+                                    cpu: CPUInfo.current.summary)
+        return corename().lowercased() == name.lowercased()
+    }
+
     public static func corename() -> String {
         guard let p = openblas_get_corename() else { return "unknown" }
         return String(cString: p)
@@ -72,51 +86,85 @@ public enum BLAS {
     }
 
     /// C[M,N] = alpha * op(A) op(B) + beta * C, row-major. op(A) is M x K, op(B) is K x N.
-    /// The output is cut into fixed blocks that depend only on (M, N), each computed by a single-threaded sgemm,
-    /// so every element is summed in the same order whatever the thread count.
+    ///
+    /// `groups`: the M rows are that many equal, independent blocks (one per sample of a batch). Each block is
+    /// computed by exactly the calls it would get alone, so its result never depends on which other samples share
+    /// the product (OpenBLAS's result for a row depends on the row count and on the row's place in its call:
+    /// edge tiles and small-matrix paths sum in another order). The work is cut into tiles that depend only on
+    /// (M / groups, N, K), each computed by a single-threaded sgemm, so every element is summed in the same order
+    /// whatever the thread count or batch size.
     public static func sgemm(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int,
                              alpha: Float = 1, a: UnsafePointer<Float>, lda: Int,
                              b: UnsafePointer<Float>, ldb: Int,
-                             beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int) {
+                             beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int, groups: Int = 1) {
         setUp()
+        precondition(groups >= 1 && m % groups == 0, "sgemm: \(m) rows do not split into \(groups) equal groups")
         if m == 0 || n == 0 { return }
+        let rows = m / groups
         if k == 0 {
             for i in 0..<m { for j in 0..<n { c[i * ldc + j] = beta == 0 ? 0 : beta * c[i * ldc + j] } }
             return
         }
         let ta = transA ? CblasTrans : CblasNoTrans
         let tb = transB ? CblasTrans : CblasNoTrans
-        let flops = Double(m) * Double(n) * Double(k)
-        // Blocks of at least ~4 MFLOP; the split depends on the shape only.
-        let minRows = 64
-        if flops < 8e6 || (m < 2 * minRows && n < 2 * minRows) {
-            cblas_sgemm(CblasRowMajor, ta, tb, Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb),
-                        beta, c, Int32(ldc))
-            return
-        }
-        // At least ~16 M multiply-adds per block: every block re-packs the shared operand (measured: same wall time
-        // on 2 threads, less CPU time, for the small products of the toy models' training steps).
-        let blocks = min(16, max(1, m >= n ? m / minRows : n / minRows), max(1, Int(flops / 16e6)))
+        let tiles = GEMMTiling(rows: rows, n: n, k: k)
+        // Samples are spread over tasks freely (a sample's calls are the same in any task); consecutive samples
+        // share a task so the tile's slice of B stays in cache between them.
+        let perTask = tiles.count >= 2 * Parallel.threads ? groups
+            : max(1, groups / max(1, (4 * Parallel.threads + tiles.count - 1) / tiles.count))
+        let chunks = (groups + perTask - 1) / perTask
         let pa = UnsafeSendable(a), pb = UnsafeSendable(b), pc = UnsafeSendable(UnsafePointer(c))
-        if m >= n {
-            let rowsPer = (m + blocks - 1) / blocks
-            Parallel.forEach(blocks) { blk in
-                let r0 = blk * rowsPer, r1 = min(m, r0 + rowsPer)
-                if r0 >= r1 { return }
+        Parallel.forEach(tiles.count * chunks) { task in
+            let tile = tiles[task % tiles.count]
+            let chunk = task / tiles.count
+            for g in (chunk * perTask)..<min(groups, (chunk + 1) * perTask) {
+                let r0 = g * rows + tile.rows.lowerBound, c0 = tile.cols.lowerBound
                 let aOff = transA ? r0 : r0 * lda
-                cblas_sgemm(CblasRowMajor, ta, tb, Int32(r1 - r0), Int32(n), Int32(k), alpha, pa.p + aOff, Int32(lda),
-                            pb.p, Int32(ldb), beta, UnsafeMutablePointer(mutating: pc.p) + r0 * ldc, Int32(ldc))
-            }
-        } else {
-            let colsPer = (n + blocks - 1) / blocks
-            Parallel.forEach(blocks) { blk in
-                let c0 = blk * colsPer, c1 = min(n, c0 + colsPer)
-                if c0 >= c1 { return }
                 let bOff = transB ? c0 * ldb : c0
-                cblas_sgemm(CblasRowMajor, ta, tb, Int32(m), Int32(c1 - c0), Int32(k), alpha, pa.p, Int32(lda),
-                            pb.p + bOff, Int32(ldb), beta, UnsafeMutablePointer(mutating: pc.p) + c0, Int32(ldc))
+                cblas_sgemm(CblasRowMajor, ta, tb, Int32(tile.rows.count), Int32(tile.cols.count), Int32(k), alpha,
+                            pa.p + aOff, Int32(lda), pb.p + bOff, Int32(ldb), beta,
+                            UnsafeMutablePointer(mutating: pc.p) + r0 * ldc + c0, Int32(ldc))
             }
         }
+    }
+}
+
+/// How one product of `rows` x `n` (inner size `k`) is cut into tiles for single-threaded sgemm calls. The cut depends
+/// on the shape alone (never on the thread count or on the other samples of a batch), which is what makes results
+/// bit-identical across thread counts and batch sizes.
+struct GEMMTiling {
+    struct Tile { let rows: Range<Int>; let cols: Range<Int> }
+    private let tiles: [Tile]
+    var count: Int { tiles.count }
+    subscript(i: Int) -> Tile { tiles[i] }
+
+    init(rows m: Int, n: Int, k: Int) {
+        let flops = Double(m) * Double(n) * Double(k)
+        let minRows = 64, minCols = 256
+        var blocks = 1
+        var byRows = m >= n
+        if !(flops < 8e6 || (m < 2 * minRows && n < 2 * minRows)) {
+            // At least ~16 M multiply-adds per block: every block re-packs the shared operand (measured: same wall
+            // time on 2 threads, less CPU time, for the small products of the toy models' training steps). Column
+            // slices narrower than 256 lose 5-20% in OpenBLAS (measured on Zen 3 for 256 tokens x 1024 x 1024).
+            blocks = min(16, max(1, byRows ? m / minRows : n / minCols), max(1, Int(flops / 16e6)))
+        }
+        // Few rows against a large B (a matrix-vector product per sample): column slices of about 512 KB of B, so a
+        // batch of samples reads B from memory once and from cache for the others.
+        let slab = 1 << 17
+        if m <= 32 && n >= 32 && n * k > 4 * slab {
+            byRows = false
+            blocks = max(blocks, min(n / 16, (n * k + slab - 1) / slab))
+        }
+        var t: [Tile] = []
+        if byRows {
+            let per = (m + blocks - 1) / blocks
+            for r0 in stride(from: 0, to: m, by: per) { t.append(Tile(rows: r0..<min(m, r0 + per), cols: 0..<n)) }
+        } else {
+            let per = (n + blocks - 1) / blocks
+            for c0 in stride(from: 0, to: n, by: per) { t.append(Tile(rows: 0..<m, cols: c0..<min(n, c0 + per))) }
+        }
+        tiles = t
     }
 }
 
@@ -156,6 +204,19 @@ public struct CPUInfo: Sendable {
         if avx512 { return "SkylakeX" }
         if flags.contains("avx2") && flags.contains("fma") { return "Haswell" }
         return nil
+    }
+
+    /// The OpenBLAS 0.3.21 x86_64 kernels (OPENBLAS_CORETYPE names) whose instructions this CPU has, oldest first.
+    public var runnableOpenBLASCores: [String] {
+        var cores: [String] = []
+        if flags.contains("pni") || flags.contains("sse3") { cores.append("Prescott") }
+        if flags.contains("sse4_2") { cores.append("Nehalem") }
+        if flags.contains("avx") { cores.append("Sandybridge") }
+        if flags.contains("avx2") && flags.contains("fma") { cores += ["Haswell", "Zen"] }
+        let avx512 = ["avx512f", "avx512bw", "avx512vl", "avx512dq", "avx512cd"].allSatisfy(flags.contains)
+        if avx512 { cores.append("SkylakeX") }
+        if avx512 && flags.contains("avx512_bf16") { cores.append("Cooperlake") }
+        return cores
     }
 
     public var summary: String {

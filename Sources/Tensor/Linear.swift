@@ -43,9 +43,12 @@ public struct Linear: Sendable {
     public var inFeatures: Int { weight.shape[1] }
     public var outFeatures: Int { weight.shape[0] }
 
+    /// The leading axis of `x` is the batch: each of its entries is computed alone (`BLAS.sgemm` groups), so a
+    /// sample's output never depends on the other samples of the batch.
     public func callAsFunction(_ x: Tensor) -> Tensor {
         precondition(x.dim(-1) == inFeatures, "Linear expects last dim \(inFeatures), got \(x.shape)")
         let rows = x.count / inFeatures
+        let samples = x.rank >= 2 && x.shape[0] > 0 ? x.shape[0] : 1
         var out = Tensor.unfilled(rows * outFeatures)   // bias rows copied in, or sgemm with beta = 0
         if let bias {
             out.withUnsafeMutableBufferPointer { o in bias.data.withUnsafeBufferPointer { b in
@@ -54,7 +57,7 @@ public struct Linear: Sendable {
         }
         x.data.withUnsafeBufferPointer { px in weight.data.withUnsafeBufferPointer { pw in out.withUnsafeMutableBufferPointer { po in
             BLAS.sgemm(transB: true, m: rows, n: outFeatures, k: inFeatures, a: px.baseAddress!, lda: inFeatures,
-                       b: pw.baseAddress!, ldb: inFeatures, beta: bias == nil ? 0 : 1, c: po.baseAddress!, ldc: outFeatures)
+                       b: pw.baseAddress!, ldb: inFeatures, beta: bias == nil ? 0 : 1, c: po.baseAddress!, ldc: outFeatures, groups: samples)
         } } }
         return Tensor(shape: Array(x.shape.dropLast()) + [outFeatures], data: out)
     }

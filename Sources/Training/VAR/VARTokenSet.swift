@@ -71,7 +71,7 @@ public struct VARTokenSet {
     /// float formula as the quantiser: ‖z‖² + ‖e‖² - 2 z·e.
     public static func nearest(_ f: Tensor, codebook e: Tensor) -> [Int] {
         let (b, c, h, w) = (f.shape[0], f.shape[1], f.shape[2], f.shape[3])
-        return MultiScaleQuantizer.nearestCodes(f.permuted([0, 2, 3, 1]).reshaped([b * h * w, c]), codebook: e)
+        return MultiScaleQuantizer.nearestCodes(f.permuted([0, 2, 3, 1]).reshaped([b, h * w, c]), codebook: e)
     }
 
     /// f_hat of finest-only tokens: φ_last(embed(ids)) (no upsampling at full size), [B, C, H, W] - what the ar
