@@ -27,7 +27,7 @@ let package = Package(
         .target(name: "Tensor", dependencies: ["CBLAS"], swiftSettings: optimize),
         .target(name: "ModelIO", dependencies: ["Tensor", "CVarlabZlib", .product(name: "ZIPFoundation", package: "ZIPFoundation")],
                 swiftSettings: optimize),
-        .target(name: "ImageIO", dependencies: ["Tensor", "CPNG", "CJPEG"], swiftSettings: optimize),
+        .target(name: "ImageIO", dependencies: ["Tensor", "ModelIO", "CPNG", "CJPEG"], swiftSettings: optimize),
         .target(name: "Autoencoders", dependencies: ["Tensor", "ModelIO"], swiftSettings: optimize),
         .target(name: "VAR", dependencies: ["Tensor", "ModelIO", "Autoencoders"], swiftSettings: optimize),
         .target(name: "DiT", dependencies: ["Tensor", "ModelIO"], swiftSettings: optimize),

@@ -79,6 +79,7 @@ public struct DiffusionSampler {
         guard t >= 0, t < diffusion.numSteps else { throw DiffusionSamplerError.badOption("step \(t) outside 0..<\(diffusion.numSteps)") }
         guard noise.shape == x.shape else { throw DiffusionSamplerError.badNoise("noise \(noise.shape) for x \(x.shape)") }
         let out = try denoiser(x, [Float](repeating: Float(diffusion.timestepMap[t]), count: n))
+        try out.requireFinite("DiT output at timestep \(diffusion.timestepMap[t])")
         let mv = try diffusion.pMeanVariance(modelOutput: out, x: x, t: [Int](repeating: t, count: n), clipDenoised: clipDenoised)
         switch method {
         case .ddpm: return (DiffusionSampler.ddpmStep(mv, noise: noise, t: t), mv.predXstart)

@@ -90,6 +90,7 @@ public struct DiffusionEditor {
                 if anyKept { inject(&x, qSample(tLast, try editNoise.step(k, shape: shape))) }
                 let orig = d.timestepMap[tLast]
                 let out = try denoiser(x, [Float](repeating: Float(orig), count: n))
+                try out.requireFinite("DiT output at timestep \(orig)")
                 let mv = try d.pMeanVariance(modelOutput: out, x: x, t: [Int](repeating: tLast, count: n), clipDenoised: sampler.clipDenoised)
                 let z = try noise.step(k, shape: shape)
                 switch sampler.method {

@@ -74,6 +74,7 @@ public struct NextScaleSampler {
             let pn = pns[si], l = pn * pn
             progress?(si, sn)
             let raw = model.step(x, state: &state)   // [B or 2B, l, V]
+            try raw.requireFinite("VAR transformer logits at scale \(si + 1)/\(sn) (\(pn)x\(pn))")
             var logits = [Float](repeating: 0, count: b * l * v)
             let t = TokenSampling.guidanceWeight(cfg: cfg, scale: si, scales: sn)
             raw.data.withUnsafeBufferPointer { pr in logits.withUnsafeMutableBufferPointer { pl in
@@ -133,7 +134,9 @@ public struct NextScaleSampler {
             }
         }
         progress?(sn, sn)
+        try fhat.requireFinite("VQ-VAE f_hat (the quant_resi convolutions' output)")
         let images = decode ? vae.decode(fhat: fhat) : nil
+        try images?.requireFinite("VQ-VAE decoder output")
         return Result(tokens: allTokens, fhat: fhat, images: images, guidedLogits: recorded)
     }
 }

@@ -66,7 +66,7 @@ public struct KLVAE: Sendable {
         let archive = try CheckpointLoader.open(path: weights)
         let configPath = URL(fileURLWithPath: weights).deletingLastPathComponent().appendingPathComponent("config.json").path
         var config: KLVAEConfig
-        if FileManager.default.fileExists(atPath: configPath), (try? isVAEConfig(configPath)) == true {
+        if FileManager.default.fileExists(atPath: configPath), try isVAEConfig(configPath) {
             config = try KLVAEConfig.fromJSON(path: configPath)
             if let groups { config.normNumGroups = groups }
         } else {
@@ -75,9 +75,16 @@ public struct KLVAE: Sendable {
         return try KLVAE(archive: archive, config: config)
     }
 
+    /// Whether the config.json beside the weights describes an AutoencoderKL. One that cannot be read or parsed is an
+    /// error, never silently replaced by sizes guessed from the weights (the GroupNorm count is not in the shapes).
     static func isVAEConfig(_ path: String) throws -> Bool {
-        guard let d = FileManager.default.contents(atPath: path),
-              let o = try JSONSerialization.jsonObject(with: d) as? [String: Any] else { return false }
+        guard let d = FileManager.default.contents(atPath: path) else {
+            throw CheckpointError.cannotOpen(path: path, reason: "config.json beside the VAE weights cannot be read")
+        }
+        guard let parsed = try? JSONSerialization.jsonObject(with: d) else {
+            throw CheckpointError.malformed(path: path, reason: "config.json beside the VAE weights is not valid JSON")
+        }
+        guard let o = parsed as? [String: Any] else { return false }
         return (o["_class_name"] as? String) == "AutoencoderKL" || o["latent_channels"] != nil
     }
 

@@ -9,7 +9,8 @@ public protocol LatentCodec {
     var latentChannels: Int { get }
     /// Image side / latent side.
     var downsampleFactor: Int { get }
-    /// Scaled latents -> images (the decoder's raw output for the KL-VAE, clamped to [-1, 1] for the VQ-VAE).
+    /// Scaled latents -> images (the decoder's raw output for the KL-VAE, clamped to [-1, 1] for the VQ-VAE); throws
+    /// `NonFiniteError` when the latents or the decoder's output hold NaN or infinity.
     func decode(_ latents: Tensor) throws -> Tensor
     /// Images -> scaled latents, deterministically (the posterior mean for the KL-VAE).
     func encode(_ images: Tensor) throws -> Tensor
@@ -24,7 +25,12 @@ public struct KLLatentCodec: LatentCodec {
     var scale: Float { vae.config.scalingFactor }
     var shift: Float { vae.config.shiftFactor ?? 0 }
 
-    public func decode(_ latents: Tensor) throws -> Tensor { try vae.decode(latents.map { $0 / scale + shift }) }
+    public func decode(_ latents: Tensor) throws -> Tensor {
+        try latents.requireFinite("latents given to the KL-VAE decoder")
+        let images = try vae.decode(latents.map { $0 / scale + shift })
+        try images.requireFinite("KL-VAE decoder output")
+        return images
+    }
     public func encode(_ images: Tensor) throws -> Tensor { try vae.encode(images).mean.map { ($0 - shift) * scale } }
 }
 
@@ -43,7 +49,10 @@ public struct VQLatentCodec: LatentCodec {
         guard latents.rank == 4, latents.shape[1] == latentChannels else {
             throw AutoencoderError.badInput("VQ-VAE decode expects latents [N, \(latentChannels), h, w], got \(latents.shape)")
         }
-        return vae.decode(fhat: latents.map { $0 / scale })
+        try latents.requireFinite("latents given to the VQ-VAE decoder")
+        let images = vae.decode(fhat: latents.map { $0 / scale })
+        try images.requireFinite("VQ-VAE decoder output")
+        return images
     }
 
     /// f-hat (unscaled) of images [N, 3, H, W]; H / downsampling must be the last patch number.

@@ -104,7 +104,7 @@ public struct MultiScaleQuantizer: Sendable {
         guard f.rank == 4, f.shape[1] == channels, f.shape[2] == fullSize, f.shape[3] == fullSize else {
             throw QuantizerError.latentShape(f.shape, expected: [-1, channels, fullSize, fullSize])
         }
-        let b = f.shape[0], c = channels
+        let b = f.shape[0]
         var rest = f
         var result: [[Int]] = []
         for (si, pn) in patchNums.enumerated() {

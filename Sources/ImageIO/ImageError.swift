@@ -18,23 +18,3 @@ public enum ImageError: Error, CustomStringConvertible, Equatable {
         }
     }
 }
-
-/// Writes through a temporary file in the same directory and a rename, so a reader never sees a half-written
-/// image (the same scheme as ModelIO's AtomicFile; ImageIO does not depend on ModelIO).
-func atomicWrite(_ data: Data, to path: String) throws {
-    let url = URL(fileURLWithPath: path)
-    let tmp = url.deletingLastPathComponent()
-        .appendingPathComponent(".\(url.lastPathComponent).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
-    do {
-        try data.write(to: tmp)
-        guard rename(tmp.path, url.path) == 0 else {
-            throw ImageError.cannotOpen(path: path, reason: "rename failed: \(String(cString: strerror(errno)))")
-        }
-    } catch let e as ImageError {
-        try? FileManager.default.removeItem(at: tmp)
-        throw e
-    } catch {
-        try? FileManager.default.removeItem(at: tmp)
-        throw ImageError.cannotOpen(path: path, reason: error.localizedDescription)
-    }
-}

@@ -1,5 +1,6 @@
 import CJPEG
 import Foundation
+import ModelIO
 
 
 /// JPEG through libjpeg(-turbo) with its default decoder settings (islow DCT, fancy upsampling), which is what
@@ -53,7 +54,7 @@ public enum JPEG {
 
     /// Writes `image` as JPEG atomically (temporary file + rename).
     public static func write(_ image: Image8, to path: String, quality: Int = 95, subsample420: Bool = true) throws {
-        try atomicWrite(try encode(image, quality: quality, subsample420: subsample420), to: path)
+        try AtomicFile.write(try encode(image, quality: quality, subsample420: subsample420), to: path)
     }
 }
 

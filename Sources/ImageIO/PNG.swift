@@ -1,5 +1,6 @@
 import CPNG
 import Foundation
+import ModelIO
 
 
 /// PNG through libpng. Decoding (Sources/CPNG/shim.h) returns the stored pixels without gamma conversion:
@@ -69,7 +70,7 @@ public enum PNG {
 
     /// Writes `image` as PNG atomically (temporary file + rename).
     public static func write(_ image: Image8, to path: String) throws {
-        try atomicWrite(try encode(image), to: path)
+        try AtomicFile.write(try encode(image), to: path)
     }
 }
 

@@ -261,3 +261,21 @@ extension Tensor {
 
     public func clamped(_ lo: Float, _ hi: Float) -> Tensor { map { Swift.min(Swift.max($0, lo), hi) } }
 }
+
+/// A model stage produced NaN or infinity (non-finite weights or inputs): generation stops and names the stage
+/// instead of writing an image of token 0 or black pixels.
+public struct NonFiniteError: Error, CustomStringConvertible, Equatable {
+    public let stage: String
+    public let index: Int
+    public let value: Float
+    public var description: String {
+        "\(stage) is not finite (element \(index) is \(value)): the checkpoint's weights or the inputs hold NaN or infinity"
+    }
+}
+
+extension Tensor {
+    /// Throws `NonFiniteError` naming `stage` when any element is NaN or infinite.
+    public func requireFinite(_ stage: @autoclosure () -> String) throws {
+        if let bad = data.firstIndex(where: { !$0.isFinite }) { throw NonFiniteError(stage: stage(), index: bad, value: data[bad]) }
+    }
+}

@@ -77,6 +77,7 @@ struct VARVariantGenerator: SampleGenerator {
                 progress(SampleProgress(stage: t, stages: L, label: "token \(t + 1)/\(L)"))
                 let prev = (0..<b).flatMap { s in ids[(s * L)..<(s * L + t)] }
                 let raw = try model.forward(labels: all, input: .tokens(guided ? prev + prev : prev), length: t + 1)
+                try raw.requireFinite("VAR (ar variant) logits at token \(t + 1)/\(L)")
                 let tok = draw(raw, from: t, to: t + 1, t: cfg)
                 for s in 0..<b { ids[s * L + t] = tok[s] }
             }
@@ -91,6 +92,7 @@ struct VARVariantGenerator: SampleGenerator {
                 let l = pns[si] * pns[si]
                 let input = feats.isEmpty ? Tensor(zeros: [b, 1, c.cvae]) : Tensor.cat(feats, dim: 1)
                 let raw = try model.forward(labels: all, input: .features(guided ? Tensor.cat0([input, input]) : input), length: begin + l)
+                try raw.requireFinite("VAR (\(c.variant.rawValue) variant) logits at scale \(si + 1)/\(sn)")
                 let tok = draw(raw, from: begin, to: begin + l, t: TokenSampling.guidanceWeight(cfg: cfg, scale: si, scales: sn))
                 f += q.contribution(tok, batch: b, scale: si)
                 if si != sn - 1 { feats.append(q.downsampledTokens(f, pn: pns[si + 1])) }
@@ -99,7 +101,9 @@ struct VARVariantGenerator: SampleGenerator {
             fhat = f
         }
         progress(SampleProgress(stage: 1, stages: 1, label: "decode"))
+        try fhat.requireFinite("VQ-VAE f_hat (the quant_resi convolutions' output)")
         let img = vae.decode(fhat: fhat)
+        try img.requireFinite("VQ-VAE decoder output")
         return (0..<b).map { Image8(signedCHW: img.slice0($0, $0 + 1)) }
     }
 }

@@ -51,6 +51,26 @@ final class KLVAETests: XCTestCase {
         try runParity(try KLVAE(archive: archive, config: inferred), "legacy keys")
     }
 
+    /// A config.json beside the weights that is not JSON is an error naming it, never replaced by guessed sizes
+    /// (the GroupNorm count is not in the shapes); one of another model (valid JSON, not a VAE) still falls back.
+    func testUnparseableConfigBesideTheWeightsIsRefused() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("varlab-klcfg-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let weights = dir.appendingPathComponent("diffusion_pytorch_model.safetensors")
+        try FileManager.default.copyItem(atPath: Fixtures.path("dit/autoencoder_kl/diffusion_pytorch_model.safetensors"), toPath: weights.path)
+        let config = dir.appendingPathComponent("config.json")
+        for broken in ["{\"_class_name\": \"AutoencoderKL\", \"norm_num_groups\": ", "", "\u{FF}\u{FE}"] {
+            try Data(broken.utf8).write(to: config)
+            XCTAssertThrowsError(try KLVAE.load(path: dir.path)) { e in
+                XCTAssertTrue("\(e)".contains(config.path) && "\(e)".contains("not valid JSON"), "\(e)")
+            }
+        }
+        try Data("{\"_class_name\": \"SomethingElse\"}".utf8).write(to: config)
+        let groups = try XCTUnwrap((try Fixtures.json("dit/autoencoder_kl/config.json")["norm_num_groups"] as? NSNumber)?.intValue)
+        XCTAssertEqual(try KLVAE.load(path: dir.path, groups: groups).config.normNumGroups, groups)
+    }
+
     func testStateDictShapesMatchTheFile() throws {
         let vae = try KLVAE.load(path: Fixtures.path("dit/autoencoder_kl"))
         let f = try Fixtures.safetensors("dit/autoencoder_kl/diffusion_pytorch_model.safetensors")

@@ -65,6 +65,36 @@ final class CLIDefaultsTests: XCTestCase {
     }
 
     /// `edit` takes the DiT sampling flags `sample` has: --eta (DDIM), --cfg-channels, --vae-groups.
+    /// A write that fails (here: a file-size limit, as a full disk) is one line naming the output and the system's
+    /// reason, exit 1, with no output file and no temporary file left behind.
+    func testFailedWritesNameTheFileAndLeaveNothing() throws {
+        let dir = tmp()
+        let binary = try VarlabCLI.binary().path
+        for (name, reason) in [("grid.png", "File too large"), ("samples.npz", "cannot write"), ("pngs/", "File too large")] {
+            let out = dir.path + "/" + name
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: "/bin/sh")
+            // ulimit -f: writes past 4 KB fail with EFBIG (SIGXFSZ ignored), as they would on a full disk.
+            p.arguments = ["-c", "ulimit -f 4; trap '' XFSZ; exec \"$0\" sample --model var --class 1,2 --n 8 -o \"$1\"", binary, out]
+            var env = ProcessInfo.processInfo.environment
+            env["VARLAB_ASSETS"] = Assets.models.deletingLastPathComponent().path
+            p.environment = env
+            let e = Pipe()
+            p.standardError = e
+            p.standardOutput = FileHandle.nullDevice
+            try p.run()
+            let err = String(decoding: e.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            p.waitUntilExit()
+            XCTAssertEqual(p.terminationStatus, 1, "\(name): \(err)")
+            let last = err.split(separator: "\n").last.map(String.init) ?? ""
+            XCTAssertTrue(last.contains(dir.path) && last.contains("cannot write") && last.contains(reason), "\(name): \(last)")
+            XCTAssertFalse(last.contains("NSCocoaErrorDomain") || last.contains(".tmp-"), last)
+            if !name.hasSuffix("/") { XCTAssertFalse(FileManager.default.fileExists(atPath: out), name) }
+            let left = try FileManager.default.subpathsOfDirectory(atPath: dir.path).filter { $0.contains(".tmp-") }
+            XCTAssertEqual(left, [], "temporary files left behind")
+        }
+    }
+
     func testEditTakesTheDiTSamplingFlags() throws {
         let dir = tmp()
         func edit(_ extra: [String], _ name: String) throws -> (Int32, String, Data?) {
