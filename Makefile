@@ -1,7 +1,7 @@
 # The two commands a newcomer types: `make demo` and `make test`.
 SWIFT ?= swift
 
-.PHONY: deps build test demo demo-fixtures bench
+.PHONY: deps build test fuzz demo demo-fixtures bench
 deps:
 	bash scripts/install-deps.sh
 
@@ -11,6 +11,11 @@ build: deps
 # Tests compute real (tiny) models, so they run in release mode.
 test: deps
 	$(SWIFT) test -c release --disable-swift-testing
+
+# libFuzzer on every parser of untrusted input, FUZZ_SECONDS per target (CI runs 20).
+FUZZ_SECONDS ?= 60
+fuzz: deps
+	bash scripts/fuzz.sh $(FUZZ_SECONDS)
 
 bench: build
 	.build/release/varlab bench gemm

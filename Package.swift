@@ -11,7 +11,7 @@ let package = Package(
     products: [
         .executable(name: "varlab", targets: ["varlab"]),
         .library(name: "VarlabCore", targets: ["Tensor", "ModelIO", "ImageIO", "Autoencoders", "VAR", "DiT", "Samplers",
-                                               "Metrics", "Training"]),
+                                               "Metrics", "Training", "Editing"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -34,12 +34,16 @@ let package = Package(
         .target(name: "Samplers", dependencies: ["Tensor", "ModelIO", "Autoencoders", "VAR", "DiT"], path: "Samplers",
                 swiftSettings: optimize),
         .target(name: "Metrics", dependencies: ["Tensor", "ModelIO", "ImageIO", "CBLAS"], swiftSettings: optimize),
+        .target(name: "Editing", swiftSettings: optimize),
         .target(name: "Training", dependencies: ["Tensor", "ModelIO", "ImageIO", "Autoencoders", "DiT", "CBLAS"],
                 exclude: ["README.md"], swiftSettings: optimize),
         .executableTarget(name: "varlab", dependencies: [
-            "Tensor", "ModelIO", "ImageIO", "Autoencoders", "VAR", "DiT", "Samplers", "Metrics", "Training",
+            "Tensor", "ModelIO", "ImageIO", "Autoencoders", "VAR", "DiT", "Samplers", "Metrics", "Training", "Editing",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: optimize),
+        // Fuzz targets for every parser of untrusted input (scripts/fuzz.sh builds them with -sanitize=fuzzer).
+        .executableTarget(name: "varlab-fuzz", dependencies: ["ModelIO", "ImageIO", "Editing"], path: "Fuzz",
+                          swiftSettings: optimize),
 
         .target(name: "TestSupport", dependencies: ["Tensor", "ModelIO"], path: "Tests/TestSupport"),
         .testTarget(name: "TensorTests", dependencies: ["Tensor", "TestSupport"]),

@@ -536,3 +536,17 @@ struct Unpickler {
 extension PickleDict {
     func removeAll() { entries.removeAll(); index.removeAll() }
 }
+
+/// One pickle parsed on its own, through the same allow-listed VM that reads checkpoints (nothing is executed;
+/// persistent ids come back as plain values). For inspection tools and the fuzz targets.
+public enum PickleReader {
+    /// A one-line summary of the pickled value; the value itself is torn down before returning (deeply nested
+    /// pickles are never released recursively).
+    public static func summary(of bytes: Data, source: String = "pickle", maxLength: Int = 200) throws -> String {
+        try bytes.withUnsafeBytes { raw in
+            var u = Unpickler(bytes: raw, source: source) { pid in pid }
+            defer { u.teardown() }
+            return try u.load().summary(maxLength: maxLength)
+        }
+    }
+}

@@ -1,43 +1,6 @@
 import ArgumentParser
+import Editing
 import Foundation
-
-/// A JSON value of a jobs file (keeps booleans apart from numbers, which JSONSerialization on Linux does not).
-enum EditJSON: Decodable, Equatable {
-    case null, bool(Bool), number(Double), string(String), array([EditJSON]), object([String: EditJSON])
-
-    init(from decoder: Decoder) throws {
-        let c = try decoder.singleValueContainer()
-        if c.decodeNil() { self = .null }
-        else if let b = try? c.decode(Bool.self) { self = .bool(b) }
-        else if let d = try? c.decode(Double.self) { self = .number(d) }
-        else if let s = try? c.decode(String.self) { self = .string(s) }
-        else if let a = try? c.decode([EditJSON].self) { self = .array(a) }
-        else { self = .object(try c.decode([String: EditJSON].self)) }
-    }
-
-    /// The command-line text of a scalar (integers without a decimal point); nil for arrays/objects.
-    var scalarText: String? {
-        switch self {
-        case let .string(s): return s
-        case let .number(d):
-            if d == d.rounded(), abs(d) < 1e15 { return String(Int64(d)) }
-            return String(d)
-        case let .bool(b): return String(b)
-        default: return nil
-        }
-    }
-}
-
-/// One job: its position in the file, its fields, and a name for messages.
-struct EditJob {
-    var index: Int          // 1-based
-    var fields: [(key: String, value: EditJSON)]
-    var name: String {
-        if case let .string(s)? = fields.first(where: { $0.key == "name" })?.value { return s }
-        if case let .string(s)? = fields.first(where: { $0.key == "output" })?.value { return s }
-        return "#\(index)"
-    }
-}
 
 /// Turns one job object into the argument list of `varlab edit`, so a job is parsed, validated and run by exactly
 /// the code of a single `edit` call. Errors name the field.
@@ -101,63 +64,7 @@ struct EditJobRunner {
     enum Status { case done, skipped, failed }
     struct Outcome { var job: EditJob; var status: Status; var seconds: Double; var message: String }
 
-    func loadJobs() throws -> [EditJob] {
-        let url = URL(fileURLWithPath: path)
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw ValidationError("--jobs: cannot read '\(path)'")
-        }
-        let decoder = JSONDecoder()
-        /// Fields of one job object, sorted by name (option order does not matter to the parser).
-        func objectFields(_ text: Data, where location: String) throws -> [(String, EditJSON)] {
-            guard case let .object(o)? = try? decoder.decode(EditJSON.self, from: text) else {
-                throw ValidationError("--jobs: \(location) of '\(path)' is not a JSON object")
-            }
-            return o.keys.sorted().map { ($0, o[$0]!) }
-        }
-        var jobs: [EditJob] = []
-        if url.pathExtension.lowercased() == "jsonl" {
-            // Any line ending (\n, \r\n, \r): Swift's "\r\n" is one Character, never equal to "\n".
-            let lines = String(decoding: data, as: UTF8.self).split(omittingEmptySubsequences: false, whereSeparator: \.isNewline)
-            for (n, line) in lines.enumerated() {
-                let t = line.trimmingCharacters(in: .whitespaces)
-                if t.isEmpty || t.hasPrefix("#") { continue }
-                // A bad line fails that job only; the others still run.
-                guard let f = try? objectFields(Data(t.utf8), where: "line \(n + 1)") else {
-                    jobs.append(EditJob(index: jobs.count + 1, fields: [(key: "_not_an_object", value: .string("line \(n + 1)"))]))
-                    continue
-                }
-                jobs.append(EditJob(index: jobs.count + 1, fields: f.map { (key: $0.0, value: $0.1) }))
-            }
-        } else {
-            let top: EditJSON
-            do { top = try decoder.decode(EditJSON.self, from: data) } catch {
-                throw ValidationError("--jobs: '\(path)' is not valid JSON: \(error)")
-            }
-            var defaults: [String: EditJSON] = [:]
-            var list: [EditJSON]
-            switch top {
-            case let .array(a): list = a
-            case let .object(o):
-                guard case let .array(a)? = o["jobs"] else { throw ValidationError("--jobs: '\(path)' must be an array of jobs or an object with a \"jobs\" array") }
-                list = a
-                if case let .object(d)? = o["defaults"] { defaults = d }
-                if let extra = o.keys.first(where: { $0 != "jobs" && $0 != "defaults" }) {
-                    throw ValidationError("--jobs: '\(path)': unknown top-level field '\(extra)' (expected jobs, defaults)")
-                }
-            default: throw ValidationError("--jobs: '\(path)' must be an array of jobs")
-            }
-            for (i, item) in list.enumerated() {
-                guard case let .object(o) = item else {
-                    jobs.append(EditJob(index: i + 1, fields: [(key: "_not_an_object", value: item)]))
-                    continue
-                }
-                var merged = defaults
-                for (k, v) in o { merged[k] = v }
-                jobs.append(EditJob(index: i + 1, fields: merged.keys.sorted().map { (key: $0, value: merged[$0]!) }))
-            }
-        }
-        return jobs
-    }
+    func loadJobs() throws -> [EditJob] { try JobsFile.read(path: path) }
 
     /// The files each job would write (its output and, with compare, the strip), or nil when it does not parse.
     static func plannedOutputs(_ job: EditJob, base: URL) -> [String]? {
