@@ -42,6 +42,24 @@ final class DiTForwardTests: XCTestCase {
                       "pos_embed differs from the 2-D sin-cos table by \(ours.maxAbsDiff(m.posEmbed))")
     }
 
+    /// The timestep frequencies are PyTorch's float32 exp values: each within 1 ulp of the correctly rounded
+    /// exp(-ln(10000) i / 128) of the same float32 argument, and only i = 12 and i = 106 one ulp above it (the
+    /// values that moved the timestep features by up to 3e-5 at t = 999 when they were rounded correctly).
+    func testTimestepFrequenciesAreTorchsFloat32Exp() {
+        let f = DiTEmbeddings.timestepFrequencies(half: 128)
+        let negLog = Float(-Foundation.log(10000.0))
+        var above: [Int] = []
+        for i in 0..<128 {
+            let exact = Float(Foundation.exp(Double(negLog * Float(i) / 128)))
+            let ulps = Int64(f[i].bitPattern) - Int64(exact.bitPattern)
+            XCTAssertLessThanOrEqual(abs(ulps), 1, "f[\(i)]")
+            if ulps != 0 { above.append(i) }
+        }
+        XCTAssertEqual(above, [12, 106])
+        // Other sizes: the correctly rounded values.
+        XCTAssertEqual(DiTEmbeddings.timestepFrequencies(half: 4), (0..<4).map { Float(Foundation.exp(Double(negLog * Float($0) / 4))) })
+    }
+
     func testForward() throws {
         let m = try loadModel()
         let f = try Fixtures.safetensors("dit/dit_forward_io.safetensors")
