@@ -91,17 +91,24 @@ final class TensorOpsTests: XCTestCase {
         }
     }
 
+    /// Small and large products, both paths: OpenBLAS tiles, and the fixed-order few-rows kernel (<= 16 tokens per
+    /// sample against a weight of >= 16K entries), with inner sizes off the kernel's 8-lane blocks.
     func testLinear() {
-        let x = rand([2, 3, 13]), w = rand([9, 13]), b = rand([9])
-        for bias in [b, nil] {
-            let y = Linear(weight: w, bias: bias)(x)
-            var ref = [Double](repeating: 0, count: 6 * 9)
-            for r in 0..<6 { for o in 0..<9 {
-                var s = Double(bias?.data[o] ?? 0)
-                for i in 0..<13 { s += Double(x.data[r * 13 + i]) * Double(w.data[o * 13 + i]) }
-                ref[r * 9 + o] = s
-            } }
-            assertClose(y, ref, shape: [2, 3, 9], tol: 1e-6, "Linear bias=\(bias != nil)")
+        for (batch, tokens, inF, outF) in [(2, 3, 13, 9), (3, 1, 1029, 37), (2, 5, 515, 131), (1, 16, 200, 90), (2, 40, 77, 300)] {
+            let x = rand([batch, tokens, inF]), w = rand([outF, inF]), b = rand([outF])
+            let rows = batch * tokens
+            for bias in [b, nil] {
+                let y = Linear(weight: w, bias: bias)(x)
+                var ref = [Double](repeating: 0, count: rows * outF)
+                for r in 0..<rows { for o in 0..<outF {
+                    var s = Double(bias?.data[o] ?? 0)
+                    for i in 0..<inF { s += Double(x.data[r * inF + i]) * Double(w.data[o * inF + i]) }
+                    ref[r * outF + o] = s
+                } }
+                // float32 sums of inF terms of unit-variance products: about sqrt(inF) * 2^-24 * max, with margin.
+                assertClose(y, ref, shape: [batch, tokens, outF], tol: 4e-7 * Double(inF).squareRoot() + 1e-6,
+                            "Linear \([batch, tokens, inF]) -> \(outF) bias=\(bias != nil)")
+            }
         }
     }
 
