@@ -138,7 +138,7 @@ extension BLAS {
     /// Samples with at most this many rows (tokens) take `fewRowsNT`: a few tokens per sample against a large weight
     /// matrix (VAR's first scales, conditioning MLPs), where per-sample OpenBLAS calls would re-pack the weights for
     /// every sample (measured 1.6-5.6x slower than one call for the whole batch on Zen 3, VAR-d16 shapes).
-    static let smallRows = 16
+    static let smallRows = 32
 
     /// C = A Bᵀ (+ beta C) with B stored [n, k], by the fixed-order kernel of CKernels: every element depends only on
     /// its row of A and of B, so all rows of all samples go through together and the weights stream through once.
