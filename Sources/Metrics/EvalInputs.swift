@@ -38,11 +38,6 @@ public final class ImageSet {
     /// A fingerprint of the inputs (paths, sizes, modification times) for the feature cache.
     public private(set) var fingerprint = ""
 
-    /// Decodes PNG/JPEG files; replaced by the CLI with the ImageIO decoder.
-    nonisolated(unsafe) public static var readImage: (String) throws -> Image8 = { path in
-        throw MetricsError.input("\(path): PNG/JPEG decoding is not available in this build")
-    }
-
     static let imageExtensions: Set<String> = ["png", "jpg", "jpeg"]
     static let otherImageExtensions: Set<String> = ["webp", "bmp", "tif", "tiff", "gif"]
 
@@ -217,7 +212,7 @@ public final class ImageSet {
             switch part {
             case let .folder(_, files):
                 for start in stride(from: 0, to: files.count, by: batch) {
-                    let imgs = try files[start..<min(start + batch, files.count)].map { try rgb(ImageSet.readImage($0), $0) }
+                    let imgs = try files[start..<min(start + batch, files.count)].map { try rgb(ImageFile.read(path: $0), $0) }
                     try body(imgs)
                 }
             case let .npz(path, _):

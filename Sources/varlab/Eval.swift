@@ -81,7 +81,6 @@ struct Eval: ParsableCommand {
 
     func run() throws {
         try common.apply()
-        ImageSet.readImage = { try ImageFile.read(path: $0) }
         guard let mode = InceptionPreprocessing(rawValue: preprocess) else {
             throw ValidationError("--preprocess must be one of \(InceptionPreprocessing.allCases.map(\.rawValue).joined(separator: ", ")), got '\(preprocess)'")
         }

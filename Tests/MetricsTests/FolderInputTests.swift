@@ -8,7 +8,6 @@ import XCTest
 /// Folders of real PNG/JPEG files (decoded by ImageIO), as `varlab eval` reads them.
 final class FolderInputTests: XCTestCase {
     func testPNGFolderWithMixedSizesAndGray() throws {
-        ImageSet.readImage = { try ImageFile.read(path: $0) }
         let d = FileManager.default.temporaryDirectory.appendingPathComponent("varlab-folder-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: d, withIntermediateDirectories: true)
         addTeardownBlock { try? FileManager.default.removeItem(at: d) }
@@ -40,7 +39,6 @@ final class FolderInputTests: XCTestCase {
 /// or the reference from a saved statistics file; a reference count nobody recorded is "unknown", not 0.
 final class NotesSurviveTests: XCTestCase {
     func testNotesSurviveTheCacheAndTheStatisticsFile() throws {
-        ImageSet.readImage = { try ImageFile.read(path: $0) }
         let d = FileManager.default.temporaryDirectory.appendingPathComponent("varlab-notes-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: d, withIntermediateDirectories: true)
         addTeardownBlock { try? FileManager.default.removeItem(at: d) }
