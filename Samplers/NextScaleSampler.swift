@@ -75,6 +75,7 @@ public struct NextScaleSampler {
             progress?(si, sn)
             let raw = model.step(x, state: &state)   // [B or 2B, l, V]
             try raw.requireFinite("VAR transformer logits at scale \(si + 1)/\(sn) (\(pn)x\(pn))")
+            let sampling = Profiler.begin(.sampling)   // guidance, temperature, top-k / top-p masks, draws
             var logits = [Float](repeating: 0, count: b * l * v)
             let t = TokenSampling.guidanceWeight(cfg: cfg, scale: si, scales: sn)
             raw.data.withUnsafeBufferPointer { pr in logits.withUnsafeMutableBufferPointer { pl in
@@ -113,6 +114,7 @@ public struct NextScaleSampler {
                     }
                 }
             }
+            Profiler.end(sampling)
             if options.moreSmooth {
                 // mixture @ codebook -> [B, l, C] -> [B, C, pn, pn]; one product per sample (batch-size invariant)
                 let m = Tensor(shape: [b, l, v], data: soft).matmul(q.embedding)

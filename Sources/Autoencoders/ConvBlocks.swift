@@ -86,6 +86,8 @@ public struct SpatialAttention: Sendable {
     }
 
     public func callAsFunction(_ x: Tensor) -> Tensor {
+        let profile = Profiler.begin(.attention)
+        defer { Profiler.end(profile) }
         let (b, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
         let n = h * w
         let hn = norm(x)

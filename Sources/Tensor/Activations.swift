@@ -5,6 +5,8 @@ extension Tensor {
     /// so results are the same for any thread count (large decoder maps have ~10M values; one thread was slow).
     @inline(__always)
     func elementwise(_ body: (UnsafeMutablePointer<Float>, Int) -> Void) -> Tensor {
+        let profile = Profiler.begin(.elementwise)
+        defer { Profiler.end(profile) }
         var out = self
         let n = count
         let chunk = 1 << 15

@@ -3,6 +3,8 @@ import Foundation
 /// Scaled dot-product attention on [B, H, L, D] tensors: softmax(q k^T * scale + mask) v.
 /// `mask` is additive, broadcast over batch and heads: shape [Lq, Lk] (use -inf to forbid).
 public func scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, scale: Float, mask: Tensor? = nil) -> Tensor {
+    let profile = Profiler.begin(.attention)
+    defer { Profiler.end(profile) }
     precondition(q.rank == 4 && k.rank == 4 && v.rank == 4, "attention expects [B,H,L,D]")
     let (b, h, lq, d) = (q.shape[0], q.shape[1], q.shape[2], q.shape[3])
     let lk = k.shape[2], dv = v.shape[3]

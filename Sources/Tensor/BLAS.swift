@@ -99,6 +99,8 @@ public enum BLAS {
                              b: UnsafePointer<Float>, ldb: Int,
                              beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int, groups: Int = 1) {
         setUp()
+        let profile = Profiler.begin(.matmul)
+        defer { Profiler.end(profile) }
         precondition(groups >= 1 && m % groups == 0, "sgemm: \(m) rows do not split into \(groups) equal groups")
         if m == 0 || n == 0 { return }
         let rows = m / groups

@@ -25,6 +25,8 @@ public struct Conv2d: Sendable {
     public var inChannels: Int { weight.shape[1] }
 
     public func callAsFunction(_ x: Tensor) -> Tensor {
+        let profile = Profiler.begin(.conv)
+        defer { Profiler.end(profile) }
         precondition(x.rank == 4 && x.shape[1] == inChannels, "Conv2d expects [N, \(inChannels), H, W], got \(x.shape)")
         let (n, cin, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
         let (kh, kw) = (weight.shape[2], weight.shape[3])
@@ -63,6 +65,8 @@ public struct Conv2d: Sendable {
     /// Rows of `col` are (c, ky, kx); columns are output positions. Out-of-range taps read zero.
     static func im2col(_ src: UnsafePointer<Float>, channels: Int, h: Int, w: Int, kh: Int, kw: Int, stride: Int,
                        top: Int, left: Int, ho: Int, wo: Int, col: UnsafeMutablePointer<Float>) {
+        let profile = Profiler.begin(.im2col)
+        defer { Profiler.end(profile) }
         let plane = ho * wo
         let rowsTotal = channels * kh * kw
         let dst = UnsafeSendable(UnsafePointer(col))

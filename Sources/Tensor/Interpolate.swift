@@ -86,6 +86,8 @@ extension Tensor {
     /// floor(input * factor), which the caller passes as height / width).
     public func interpolated(height: Int, width: Int, mode: InterpolationMode,
                              scaleFactor: (h: Double, w: Double)? = nil) -> Tensor {
+        let profile = Profiler.begin(.interpolation)
+        defer { Profiler.end(profile) }
         precondition(rank >= 2 && height > 0 && width > 0, "interpolate \(shape) to \(height)x\(width)")
         if mode == .area { return adaptiveAveragePooled(height: height, width: width) }
         let (h, w) = (dim(-2), dim(-1))
@@ -140,6 +142,8 @@ extension Tensor {
     /// `F.adaptive_avg_pool2d` (= `F.interpolate(mode='area')`): window rows [floor(i*in/out), ceil((i+1)*in/out)),
     /// float32 sum in row-major order, then `/ kh / kw` (two divisions, as PyTorch's CPU kernel).
     public func adaptiveAveragePooled(height: Int, width: Int) -> Tensor {
+        let profile = Profiler.begin(.interpolation)
+        defer { Profiler.end(profile) }
         precondition(rank >= 2 && height > 0 && width > 0, "adaptive pool \(shape) to \(height)x\(width)")
         let (h, w) = (dim(-2), dim(-1))
         let planes = count / max(h * w, 1)

@@ -12,6 +12,8 @@ public struct GroupNorm: Sendable {
     }
 
     public func callAsFunction(_ x: Tensor) -> Tensor {
+        let profile = Profiler.begin(.norm)
+        defer { Profiler.end(profile) }
         let n = x.shape[0], c = x.shape[1]
         precondition(c % groups == 0, "GroupNorm: \(c) channels not divisible by \(groups) groups")
         let spatial = x.count / max(n * c, 1)
@@ -52,6 +54,8 @@ public struct LayerNorm: Sendable {
     }
 
     public func callAsFunction(_ x: Tensor) -> Tensor {
+        let profile = Profiler.begin(.norm)
+        defer { Profiler.end(profile) }
         let d = x.dim(-1)
         let rows = x.count / max(d, 1)
         var out = x.data
@@ -86,6 +90,8 @@ public struct BatchNorm: Sendable {
         self.eps = eps; self.weight = weight; self.bias = bias; self.runningMean = runningMean; self.runningVar = runningVar
     }
     public func callAsFunction(_ x: Tensor) -> Tensor {
+        let profile = Profiler.begin(.norm)
+        defer { Profiler.end(profile) }
         let n = x.shape[0], c = x.shape[1]
         precondition(c == weight.count, "BatchNorm expects \(weight.count) channels, got \(x.shape)")
         let spatial = x.count / max(n * c, 1)

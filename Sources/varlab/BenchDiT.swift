@@ -27,6 +27,8 @@ struct BenchDiT: ParsableCommand {
     @Flag(help: "Skip the VAE decode timing.")
     var noVae = false
 
+    @Flag(help: "Also print wall time per op kind (matmul, conv, im2col, attention, norms, elementwise, interpolation) for one denoising step and the VAE decode.")
+    var profile = false
     @OptionGroup var common: CommonOptions
 
     func run() throws {
@@ -65,18 +67,28 @@ struct BenchDiT: ParsableCommand {
         }
         let cpuPerStep = (Self.cpuSeconds() - cpu0) / Double(repeats)
         let perStep = times.sorted()[times.count / 2]
+        var stepProfile = ""
+        if profile {
+            Profiler.start()
+            let s = Date()
+            try step(repeats + 1)
+            stepProfile = "one denoising step (batch 2, CFG pair):\n" + Profiler.table(Profiler.stop(), wall: Date().timeIntervalSince(s))
+        }
         print(String(format: "denoising step (batch 2, CFG pair): warm-up %.3f s, median of %d: %.3f s/step (%.1f GFLOP/s); " +
                      "CPU time %.3f s/step (%.1f GFLOP per CPU-second; on a busy machine wall time exceeds CPU time / threads)",
                      warm, repeats, perStep, gflop / perStep, cpuPerStep, gflop / cpuPerStep))
+        if profile { print(stepProfile) }
 
         var decode = 0.0
         if !noVae {
             let vae = try KLVAE.random(config: .stableDiffusion)
             let z = Tensor.randn([1, 4, cfg.inputSize, cfg.inputSize], rng: &rng)
             _ = try vae.decode(z) // warm-up (allocations)
+            if profile { Profiler.start() }
             let s = Date(), c0 = Self.cpuSeconds()
             _ = try vae.decode(z)
             decode = Date().timeIntervalSince(s)
+            if profile { print("SD-VAE decode:\n" + Profiler.table(Profiler.stop(), wall: decode)) }
             print(String(format: "SD-VAE decode %dx%d: %.3f s/image (CPU time %.3f s)", cfg.inputSize * 8, cfg.inputSize * 8,
                          decode, Self.cpuSeconds() - c0))
         }

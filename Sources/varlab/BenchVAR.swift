@@ -18,6 +18,8 @@ struct BenchVAR: ParsableCommand {
     @Option(help: "Comma-separated batch sizes (images; the CFG batch is twice that).") var batches: String = "1,8"
     @Option(help: "Timed runs per batch size (after one warm-up run at batch 1).") var repeats: Int = 1
     @Flag(help: "One set of block weights for all blocks (same arithmetic, a fraction of the memory).") var shareBlocks = false
+    @Flag(help: "Also print wall time per op kind (matmul, conv, im2col, attention, norms, elementwise, sampling, interpolation) for the last run of each batch size.")
+    var profile = false
     @OptionGroup var common: CommonOptions
 
     func run() throws {
@@ -46,19 +48,26 @@ struct BenchVAR: ParsableCommand {
         print("batch   transformer s/img  GFLOP/s   decode s/img  GFLOP/s   total s/img   (CPU s/img: transformer, decode)")
         for b in bs {
             var tT = 0.0, tD = 0.0, cT = 0.0, cD = 0.0
+            var profiles: [String] = []
             for r in 0..<repeats {
                 let labels = (0..<b).map { ($0 * 97 + r) % vc.numClasses }
+                let last = profile && r == repeats - 1
+                if last { Profiler.start() }
                 let s0 = Date(), c0 = Self.cpuSeconds()
                 let res = try sampler.sample(labels: labels, sampleIndices: Array(0..<b), seed: UInt64(r), decode: false)
                 let s1 = Date(), c1 = Self.cpuSeconds()
+                if last { profiles.append("transformer phase, batch \(b):\n" + Profiler.table(Profiler.stop(), wall: s1.timeIntervalSince(s0))); Profiler.start() }
+                let d1 = Date()
                 _ = vae.decode(fhat: res.fhat)
                 let s2 = Date(), c2 = Self.cpuSeconds()
+                if last { profiles.append("VQ-VAE decode, batch \(b):\n" + Profiler.table(Profiler.stop(), wall: s2.timeIntervalSince(d1))) }
                 tT += s1.timeIntervalSince(s0); tD += s2.timeIntervalSince(s1)
                 cT += c1 - c0; cD += c2 - c1
             }
             let n = Double(b * repeats)
             print(String(format: "%-7d %-18.3f %-9.1f %-13.3f %-9.1f %-13.3f (%.2f, %.2f)", b, tT / n, tflop * n / tT, tD / n, dflop * n / tD,
                          (tT + tD) / n, cT / n, cD / n))
+            for p in profiles { print(p) }
             fflush(stdout)
         }
     }

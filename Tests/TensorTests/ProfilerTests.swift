@@ -1,0 +1,31 @@
+import Foundation
+import Tensor
+import XCTest
+
+/// `--profile`'s accounting: exclusive times (a conv's im2col and sgemm are charged to them, not twice), one call
+/// per op, nothing recorded unless started, and the parts never add up to more than the wall time.
+final class ProfilerTests: XCTestCase {
+    func testNestedOpsAreChargedOnce() throws {
+        var rng = PhiloxRandom(seed: 5)
+        let x = Tensor.randn([2, 8, 32, 32], rng: &rng), w = Tensor.randn([16, 8, 3, 3], rng: &rng)
+        let conv = Conv2d(weight: w, bias: nil, padding: 1)
+        Profiler.start()
+        _ = Profiler.stop()
+        _ = conv(x)
+        XCTAssertTrue(Profiler.stop().isEmpty, "nothing recorded while stopped")
+        Profiler.start()
+        let t0 = Date()
+        _ = conv(x).silu()
+        let wall = Date().timeIntervalSince(t0)
+        let rows = Profiler.stop()
+        let calls = Dictionary(uniqueKeysWithValues: rows.map { ($0.kind, $0.calls) })
+        XCTAssertEqual(calls[.conv], 1)
+        XCTAssertEqual(calls[.im2col], 2, "one im2col per image")
+        XCTAssertEqual(calls[.matmul], 2, "one product per image")
+        XCTAssertEqual(calls[.elementwise], 1)
+        XCTAssertLessThanOrEqual(rows.map(\.seconds).reduce(0, +), wall + 1e-6)
+        XCTAssertTrue(rows.allSatisfy { $0.seconds >= 0 })
+        XCTAssertFalse(Profiler.enabled)
+        XCTAssertTrue(Profiler.table(rows, wall: wall).contains("other"))
+    }
+}
