@@ -33,7 +33,6 @@ struct BenchDiT: ParsableCommand {
 
     func run() throws {
         let report = try common.apply()
-        MallocPolicy.reuseLargeBlocks()
         guard repeats >= 1 else { throw ValidationError("--repeats must be at least 1") }
         let cfg: DiTConfig
         do { cfg = try DiTConfig.named(config, imageSize: imageSize) } catch { throw ValidationError("--config: \(error)") }

@@ -58,7 +58,6 @@ struct DiTSampleOptions: ParsableArguments {
     /// recorded defaults (`varlab.sample_*`, the tiny model), else the official 250 DDPM steps with cfg 1.5.
     func makeGenerator(checkpoint: String?, vae: String?, cfg: Float?) throws -> DiTGenerator {
         try validate()
-        MallocPolicy.reuseLargeBlocks()
         guard let checkpoint else { throw ValidationError("--model dit needs --checkpoint (e.g. DiT-XL-2-256x256.pt)") }
         guard let vae else { throw ValidationError("--model dit needs --vae (a diffusers AutoencoderKL directory such as sd-vae-ft-ema/, or the tiny VQ-VAE)") }
         let info = DiTCheckpointInfo(path: checkpoint)

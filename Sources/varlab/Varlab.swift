@@ -38,9 +38,11 @@ struct CommonOptions: ParsableArguments {
     @Option(help: "Worker threads (default: number of cores). Results are bit-identical for any value.")
     var threads: Int?
 
-    /// Applies the thread setting and selects the BLAS kernel; returns the kernel report.
+    /// Applies the thread setting, selects the BLAS kernel and keeps large freed blocks for reuse (`MallocPolicy`);
+    /// returns the kernel report.
     @discardableResult
     func apply() throws -> BLAS.KernelReport {
+        MallocPolicy.reuseLargeBlocks()
         if let threads {
             guard threads >= 1 else { throw ValidationError("--threads must be at least 1, got \(threads)") }
             Parallel.threads = threads
