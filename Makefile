@@ -1,7 +1,7 @@
 # The two commands a newcomer types: `make demo` and `make test`.
 SWIFT ?= swift
 
-.PHONY: deps build test fuzz demo demo-fixtures bench
+.PHONY: deps build test fuzz demo demo-fixtures bench install
 deps:
 	bash scripts/install-deps.sh
 
@@ -11,6 +11,15 @@ build: deps
 # Tests compute real (tiny) models, so they run in release mode.
 test: deps
 	$(SWIFT) test -c release --disable-swift-testing
+
+# The binary and the built-in models: PREFIX/bin/varlab finds PREFIX/share/varlab/assets/models by itself
+# (`varlab --version` says where its models are). The binary uses the Swift runtime of the toolchain it was built with.
+PREFIX ?= /usr/local
+install: build
+	install -d "$(PREFIX)/bin" "$(PREFIX)/share/varlab/assets/models"
+	install -m 755 .build/release/varlab "$(PREFIX)/bin/varlab"
+	install -m 644 assets/models/*.safetensors "$(PREFIX)/share/varlab/assets/models/"
+	@echo "installed $(PREFIX)/bin/varlab; built-in models in $(PREFIX)/share/varlab/assets/models"
 
 # libFuzzer on every parser of untrusted input, FUZZ_SECONDS per target (CI runs 20).
 FUZZ_SECONDS ?= 60

@@ -3,7 +3,8 @@ import Foundation
 
 /// The tiny models trained on the toy data that ship in `assets/models/` and serve as defaults when no checkpoint
 /// is given (README "Built-in models"; each file's metadata records the command that trained it).
-/// Lookup order: `$VARLAB_ASSETS`, the `assets/` folder of the source tree this binary was built from, `./assets`.
+/// Lookup order: `$VARLAB_ASSETS`, `<prefix>/share/varlab/assets` beside an installed binary (`<prefix>/bin/varlab`,
+/// `make install`), the `assets/` folder of the source tree this binary was built from, `./assets`.
 enum BuiltinModels {
     static let vqvae = "toy-vqvae.safetensors"
     static let varTransformer = "toy-var.safetensors"
@@ -13,11 +14,23 @@ enum BuiltinModels {
     static var searchDirectories: [String] {
         var dirs: [String] = []
         if let env = ProcessInfo.processInfo.environment["VARLAB_ASSETS"], !env.isEmpty { dirs.append(env) }
+        // The binary's own location (symlinks resolved), so a copied or installed binary keeps its models.
+        let exe = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
+        dirs.append(exe.deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("share/varlab/assets").path)
         // #filePath = <repo>/Sources/varlab/BuiltinModels.swift, so a binary built from a clone finds the clone's assets.
         let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         dirs.append(repo.appendingPathComponent("assets").path)
         dirs.append(FileManager.default.currentDirectoryPath + "/assets")
         return dirs
+    }
+
+    /// The folder the built-in models are read from, or nil when none of the search folders has them.
+    static var modelsDirectory: String? {
+        for d in searchDirectories {
+            let m = (d as NSString).appendingPathComponent("models")
+            if FileManager.default.fileExists(atPath: (m as NSString).appendingPathComponent(varTransformer)) { return m }
+        }
+        return nil
     }
 
     /// Path of a built-in model file, or an error saying where it was looked for and how to do without it.

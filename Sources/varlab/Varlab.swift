@@ -7,7 +7,13 @@ struct Varlab: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "varlab",
         abstract: "Class-conditional image generation lab: VAR next-scale prediction beside DiT diffusion, with an evaluator.",
+        version: versionText,
         subcommands: [Sample.self, Edit.self, Eval.self, Inspect.self, Bench.self, MergeShards.self, DataCommand.self, TrainCommand.self])
+
+    /// `varlab --version`: the version and where the built-in models come from.
+    static var versionText: String {
+        "varlab (built from source)\nbuilt-in models: " + (BuiltinModels.modelsDirectory ?? "not found (looked in \(BuiltinModels.searchDirectories.map { $0 + "/models" }.joined(separator: ", ")); set VARLAB_ASSETS)")
+    }
 
     /// Flags that do not parse or validate are usage errors (usage text, exit 64). Once a command runs, every
     /// error is a runtime error: one line naming what was wrong, exit 1, no usage text.

@@ -95,6 +95,41 @@ final class CLIDefaultsTests: XCTestCase {
         }
     }
 
+    /// An installed binary (PREFIX/bin/varlab, models in PREFIX/share/varlab/assets/models, as `make install` lays
+    /// them out) finds its models by its own location, says where in `--version`, and samples from any folder.
+    func testInstalledBinaryFindsItsModels() throws {
+        let prefix = tmp()
+        let bin = prefix.appendingPathComponent("bin"), models = prefix.appendingPathComponent("share/varlab/assets/models")
+        try FileManager.default.createDirectory(at: bin, withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(at: models, withIntermediateDirectories: true)
+        try FileManager.default.copyItem(at: try VarlabCLI.binary(), to: bin.appendingPathComponent("varlab"))
+        for f in try FileManager.default.contentsOfDirectory(atPath: Assets.models.path) where f.hasSuffix(".safetensors") {
+            try FileManager.default.copyItem(at: Assets.models.appendingPathComponent(f), to: models.appendingPathComponent(f))
+        }
+        func run(_ args: [String]) throws -> (Int32, String) {
+            let p = Process()
+            p.executableURL = bin.appendingPathComponent("varlab")
+            p.arguments = args
+            p.currentDirectoryURL = prefix
+            var env = ProcessInfo.processInfo.environment
+            env["VARLAB_ASSETS"] = nil
+            p.environment = env
+            let o = Pipe()
+            p.standardOutput = o; p.standardError = o
+            try p.run()
+            let text = String(decoding: o.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            p.waitUntilExit()
+            return (p.terminationStatus, text)
+        }
+        let version = try run(["--version"])
+        XCTAssertEqual(version.0, 0, version.1)
+        XCTAssertTrue(version.1.contains("built-in models: " + models.resolvingSymlinksInPath().path), version.1)
+        let sample = try run(["sample", "--model", "dit", "--class", "4", "--steps", "5", "-o", "x.png"])
+        XCTAssertEqual(sample.0, 0, sample.1)
+        XCTAssertTrue(sample.1.contains(models.resolvingSymlinksInPath().path), sample.1)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: prefix.appendingPathComponent("x.png").path))
+    }
+
     func testEditTakesTheDiTSamplingFlags() throws {
         let dir = tmp()
         func edit(_ extra: [String], _ name: String) throws -> (Int32, String, Data?) {
