@@ -93,7 +93,8 @@ public enum BLAS {
     /// the product (OpenBLAS's result for a row depends on the row count and on the row's place in its call:
     /// edge tiles and small-matrix paths sum in another order). The work is cut into tiles that depend only on
     /// (M / groups, N, K), each computed by a single-threaded sgemm, so every element is summed in the same order
-    /// whatever the thread count or batch size.
+    /// whatever the thread count or batch size. Up to `smallRows` rows per group in the A Bᵀ layout go to the
+    /// fixed-order kernel of `fewRowsNT` instead.
     public static func sgemm(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int,
                              alpha: Float = 1, a: UnsafePointer<Float>, lda: Int,
                              b: UnsafePointer<Float>, ldb: Int,
@@ -139,7 +140,7 @@ public enum BLAS {
 extension BLAS {
     /// Samples with at most this many rows (tokens) take `fewRowsNT`: a few tokens per sample against a large weight
     /// matrix (VAR's first scales, conditioning MLPs), where per-sample OpenBLAS calls would re-pack the weights for
-    /// every sample (measured 1.6-5.6x slower than one call for the whole batch on Zen 3, VAR-d16 shapes).
+    /// every sample (measured 1.6-5.6x slower than one call for the whole batch on an AMD EPYC Zen 2, VAR-d16 shapes).
     static let smallRows = 32
 
     /// C = A Bᵀ (+ beta C) with B stored [n, k], by the fixed-order kernel of CKernels: every element depends only on
@@ -176,7 +177,7 @@ struct GEMMTiling {
         if !(flops < 8e6 || (m < 2 * minRows && n < 2 * minRows)) {
             // At least ~16 M multiply-adds per block: every block re-packs the shared operand (measured: same wall
             // time on 2 threads, less CPU time, for the small products of the toy models' training steps). Column
-            // slices narrower than 256 lose 5-20% in OpenBLAS (measured on Zen 3 for 256 tokens x 1024 x 1024).
+            // slices narrower than 256 lose 5-20% in OpenBLAS (measured on Zen 2 for 256 tokens x 1024 x 1024).
             blocks = min(16, max(1, byRows ? m / minRows : n / minCols), max(1, Int(flops / 16e6)))
         }
         // Few rows against a large B (a matrix-vector product per sample): column slices of about 512 KB of B, so a
