@@ -180,8 +180,8 @@ struct GEMMTiling {
             // slices narrower than 256 lose 5-20% in OpenBLAS (measured on Zen 2 for 256 tokens x 1024 x 1024).
             blocks = min(16, max(1, byRows ? m / minRows : n / minCols), max(1, Int(flops / 16e6)))
         }
-        // Few rows against a large B (a matrix-vector product per sample): column slices of about 512 KB of B, so a
-        // batch of samples reads B from memory once and from cache for the others.
+        // Few rows against a large B (a conv with few output channels, or a product the few-rows kernel does not
+        // take): column slices of about 512 KB of B, so the slices spread over the threads and stay in cache.
         let slab = 1 << 17
         if m <= 32 && n >= 32 && n * k > 4 * slab {
             byRows = false

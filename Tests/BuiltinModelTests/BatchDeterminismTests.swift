@@ -13,10 +13,8 @@ final class BatchDeterminismTests: XCTestCase {
 
     override func setUpWithError() throws {
         _ = try VarlabCLI.binary()
-        dir = FileManager.default.temporaryDirectory.appendingPathComponent("varlab-det-\(getpid())-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        dir = try temporaryFolder("varlab-det")
     }
-    override func tearDownWithError() throws { try? FileManager.default.removeItem(at: dir) }
 
     func path(_ name: String) -> String { dir.appendingPathComponent(name).path }
 

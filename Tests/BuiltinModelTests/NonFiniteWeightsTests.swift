@@ -11,10 +11,8 @@ final class NonFiniteWeightsTests: XCTestCase {
 
     override func setUpWithError() throws {
         _ = try VarlabCLI.binary()
-        dir = FileManager.default.temporaryDirectory.appendingPathComponent("varlab-nan-\(getpid())-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        dir = try temporaryFolder("varlab-nan")
     }
-    override func tearDownWithError() throws { try? FileManager.default.removeItem(at: dir) }
 
     /// A copy of a built-in model with every element of `key` set to `value` (metadata kept).
     func poisoned(_ model: String, key: String, value: Float) throws -> String {

@@ -30,3 +30,13 @@ public enum VarlabCLI {
         return (p.terminationStatus, String(decoding: od, as: UTF8.self), String(decoding: ed, as: UTF8.self))
     }
 }
+
+extension XCTestCase {
+    /// A fresh folder under the system's temporary directory, removed when the test ends.
+    public func temporaryFolder(_ prefix: String) throws -> URL {
+        let d = FileManager.default.temporaryDirectory.appendingPathComponent("\(prefix)-\(getpid())-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: d, withIntermediateDirectories: true)
+        addTeardownBlock { try? FileManager.default.removeItem(at: d) }
+        return d
+    }
+}
