@@ -43,7 +43,16 @@ demo: build
 	$(V) sample --model var --classes all --per-class 50 --seed 1 -o out/var_samples/
 	$(V) data toy --n 500 --split heldout --start 1000 -o out/toy_reference/
 	$(V) eval out/var_samples out/toy_reference
-	@echo "demo outputs in out/: var_grid.png dit_grid.png var_edit*.png dit_edit*.png var_samples/ (toy metrics above)"
+	@echo
+	@echo "What the demo made (all in out/):"
+	@echo "  out/var_grid.png          VAR samples, one row per toy class (name on the left), 4 per class"
+	@echo "  out/dit_grid.png          DiT samples, the same layout"
+	@echo "  out/var_edit-compare.png  VAR in-painting: the left half of a cross image re-drawn as class 'cross'"
+	@echo "                            (input | regenerated cells | output, enlarged 4x); out/var_edit.png is the result"
+	@echo "  out/dit_edit-compare.png  DiT out-painting: everything around the centre of a disc image re-drawn"
+	@echo "                            (input | regenerated cells | output, enlarged 4x); out/dit_edit.png is the result"
+	@echo "  out/var_samples/          500 VAR samples (50 per class) measured above against out/toy_reference/"
+	@echo "                            (toy metrics: toy-FID, precision / recall, classifier accuracy)"
 
 # The same pipeline on the random-weight fixture models (structured noise; checks the official-checkpoint paths).
 FIXTURES ?= $(or $(VARLAB_FIXTURES),../shared/fixtures)

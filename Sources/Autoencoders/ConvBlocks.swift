@@ -25,11 +25,12 @@ public struct ResnetBlock: Sendable {
         self.norm1 = norm1; self.conv1 = conv1; self.norm2 = norm2; self.conv2 = conv2; self.shortcut = shortcut
     }
 
-    public init(_ r: WeightReader, inChannels: Int, outChannels: Int? = nil, eps: Float, keys: ResnetKeys = .taming) throws {
-        norm1 = try r.groupNorm(keys.norm1, channels: inChannels, eps: eps)
+    public init(_ r: WeightReader, inChannels: Int, outChannels: Int? = nil, groups: Int = 32, eps: Float,
+                keys: ResnetKeys = .taming) throws {
+        norm1 = try r.groupNorm(keys.norm1, channels: inChannels, groups: groups, eps: eps)
         conv1 = try r.conv(keys.conv1, inChannels: inChannels, outChannels: outChannels)
         let out = conv1.outChannels
-        norm2 = try r.groupNorm(keys.norm2, channels: out, eps: eps)
+        norm2 = try r.groupNorm(keys.norm2, channels: out, groups: groups, eps: eps)
         conv2 = try r.conv(keys.conv2, inChannels: out, outChannels: out)
         if inChannels != out {
             shortcut = try r.conv(keys.shortcut, inChannels: inChannels, outChannels: out)
@@ -62,9 +63,9 @@ public struct SpatialAttention: Sendable {
     }
 
     /// VAR / taming layout: `norm`, `qkv` (1x1 conv, 3C outputs), `proj_out` (1x1 conv).
-    public static func fusedQKV(_ r: WeightReader, channels c: Int, eps: Float,
+    public static func fusedQKV(_ r: WeightReader, channels c: Int, groups: Int = 32, eps: Float,
                                 norm: String = "norm", qkv: String = "qkv", proj: String = "proj_out") throws -> SpatialAttention {
-        let n = try r.groupNorm(norm, channels: c, eps: eps)
+        let n = try r.groupNorm(norm, channels: c, groups: groups, eps: eps)
         let w = try r.linear(qkv, inFeatures: c, outFeatures: 3 * c)
         let ws = w.weight.split([c, c, c], dim: 0)
         let bs = w.bias?.split([c, c, c], dim: 0)

@@ -17,6 +17,10 @@ public struct VQVAEConfig: Sendable, Equatable {
     public var quantResi: Float = 0.5
     public var phiLayout: PhiLayout
     public var eps: Float = 1e-6
+    /// GroupNorm groups (official: 32). Not visible in the weights; varlab's own small tokenizers store it in the
+    /// metadata (`varlab.norm_groups`), because 32 groups over 32 channels is instance normalisation, which
+    /// normalises each image's per-channel mean and scale away, i.e. its colour.
+    public var normGroups = 32
 
     /// How the Phi refinement convolutions are stored (official share_quant_resi: 0 -> nonShared, 1 -> shared, K -> partial).
     public enum PhiLayout: Sendable, Equatable {
@@ -36,6 +40,16 @@ public struct VQVAEConfig: Sendable, Equatable {
     public static let official = VQVAEConfig(ch: 160, chMult: [1, 1, 2, 2, 4], numResBlocks: 2, zChannels: 32, vocabSize: 4096)
 
     public var downsampling: Int { 1 << (chMult.count - 1) }
+
+    /// GroupNorm groups of a checkpoint: metadata `varlab.norm_groups` when present (varlab's own tokenizers),
+    /// else the official 32.
+    public static func normGroups(of a: TensorArchive) throws -> Int {
+        guard let text = (a as? SafetensorsFile)?.metadata["varlab.norm_groups"] else { return 32 }
+        guard let g = Int(text), (1...4096).contains(g) else {
+            throw AutoencoderError.badInput("\(a.path): metadata 'varlab.norm_groups' must be an integer in 1...4096, got '\(text.prefix(40))'")
+        }
+        return g
+    }
 
     /// Reads the configuration from the tensor names and shapes of a VQVAE state dict.
     public static func infer(from a: TensorArchive) throws -> VQVAEConfig {
@@ -119,19 +133,19 @@ public struct VQEncoder: Sendable {
             let blockOut = c.ch * c.chMult[l]
             var blocks: [ResnetBlock] = [], attns: [SpatialAttention] = []
             for b in 0..<c.numResBlocks {
-                blocks.append(try ResnetBlock(lr["block"][String(b)], inChannels: blockIn, outChannels: blockOut, eps: c.eps))
+                blocks.append(try ResnetBlock(lr["block"][String(b)], inChannels: blockIn, outChannels: blockOut, groups: c.normGroups, eps: c.eps))
                 blockIn = blockOut
                 if l == c.chMult.count - 1 && c.attnAtLowest {
-                    attns.append(try .fusedQKV(lr["attn"][String(b)], channels: blockIn, eps: c.eps))
+                    attns.append(try .fusedQKV(lr["attn"][String(b)], channels: blockIn, groups: c.normGroups, eps: c.eps))
                 }
             }
             levels.append(VQLevel(blocks: blocks, attns: attns))
             downs.append(l != c.chMult.count - 1 ? try Downsample(lr["downsample"], channels: blockIn) : nil)
         }
-        mid1 = try ResnetBlock(r["mid"]["block_1"], inChannels: blockIn, outChannels: blockIn, eps: c.eps)
-        midAttn = c.midAttn ? try .fusedQKV(r["mid"]["attn_1"], channels: blockIn, eps: c.eps) : nil
-        mid2 = try ResnetBlock(r["mid"]["block_2"], inChannels: blockIn, outChannels: blockIn, eps: c.eps)
-        normOut = try r.groupNorm("norm_out", channels: blockIn, eps: c.eps)
+        mid1 = try ResnetBlock(r["mid"]["block_1"], inChannels: blockIn, outChannels: blockIn, groups: c.normGroups, eps: c.eps)
+        midAttn = c.midAttn ? try .fusedQKV(r["mid"]["attn_1"], channels: blockIn, groups: c.normGroups, eps: c.eps) : nil
+        mid2 = try ResnetBlock(r["mid"]["block_2"], inChannels: blockIn, outChannels: blockIn, groups: c.normGroups, eps: c.eps)
+        normOut = try r.groupNorm("norm_out", channels: blockIn, groups: c.normGroups, eps: c.eps)
         convOut = try r.conv("conv_out", inChannels: blockIn, outChannels: c.zChannels)
     }
 
@@ -160,9 +174,9 @@ public struct VQDecoder: Sendable {
     public init(_ r: WeightReader, _ c: VQVAEConfig) throws {
         var blockIn = c.ch * c.chMult.last!
         convIn = try r.conv("conv_in", inChannels: c.zChannels, outChannels: blockIn)
-        mid1 = try ResnetBlock(r["mid"]["block_1"], inChannels: blockIn, outChannels: blockIn, eps: c.eps)
-        midAttn = c.midAttn ? try .fusedQKV(r["mid"]["attn_1"], channels: blockIn, eps: c.eps) : nil
-        mid2 = try ResnetBlock(r["mid"]["block_2"], inChannels: blockIn, outChannels: blockIn, eps: c.eps)
+        mid1 = try ResnetBlock(r["mid"]["block_1"], inChannels: blockIn, outChannels: blockIn, groups: c.normGroups, eps: c.eps)
+        midAttn = c.midAttn ? try .fusedQKV(r["mid"]["attn_1"], channels: blockIn, groups: c.normGroups, eps: c.eps) : nil
+        mid2 = try ResnetBlock(r["mid"]["block_2"], inChannels: blockIn, outChannels: blockIn, groups: c.normGroups, eps: c.eps)
         var lv = [VQLevel?](repeating: nil, count: c.chMult.count)
         var up = [Upsample?](repeating: nil, count: c.chMult.count)
         for l in stride(from: c.chMult.count - 1, through: 0, by: -1) {
@@ -170,10 +184,10 @@ public struct VQDecoder: Sendable {
             let blockOut = c.ch * c.chMult[l]
             var blocks: [ResnetBlock] = [], attns: [SpatialAttention] = []
             for b in 0...c.numResBlocks {
-                blocks.append(try ResnetBlock(lr["block"][String(b)], inChannels: blockIn, outChannels: blockOut, eps: c.eps))
+                blocks.append(try ResnetBlock(lr["block"][String(b)], inChannels: blockIn, outChannels: blockOut, groups: c.normGroups, eps: c.eps))
                 blockIn = blockOut
                 if l == c.chMult.count - 1 && c.attnAtLowest {
-                    attns.append(try .fusedQKV(lr["attn"][String(b)], channels: blockIn, eps: c.eps))
+                    attns.append(try .fusedQKV(lr["attn"][String(b)], channels: blockIn, groups: c.normGroups, eps: c.eps))
                 }
             }
             lv[l] = VQLevel(blocks: blocks, attns: attns)
@@ -181,7 +195,7 @@ public struct VQDecoder: Sendable {
         }
         levels = lv.map { $0! }
         ups = up
-        normOut = try r.groupNorm("norm_out", channels: blockIn, eps: c.eps)
+        normOut = try r.groupNorm("norm_out", channels: blockIn, groups: c.normGroups, eps: c.eps)
         convOut = try r.conv("conv_out", inChannels: blockIn, outChannels: c.inChannels)
     }
 
@@ -209,7 +223,8 @@ public struct VQVAE: Sendable {
 
     /// Loads a state dict with the official key names; `patchNums` is the scale schedule (1,2,...,16 at 256 px).
     public init(archive a: TensorArchive, patchNums: [Int]) throws {
-        let c = try VQVAEConfig.infer(from: a)
+        var c = try VQVAEConfig.infer(from: a)
+        c.normGroups = try VQVAEConfig.normGroups(of: a)
         config = c
         let r = WeightReader(a)
         encoder = try VQEncoder(r["encoder"], c)

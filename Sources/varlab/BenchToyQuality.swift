@@ -64,13 +64,18 @@ struct BenchToyQuality: ParsableCommand {
             recon += (0..<y.shape[0]).map { Image8(signedCHW: y.slice0($0, $0 + 1)) }
         }
         try measure("VQ-VAE reconstructions of that set", try toy.features(recon), labelsB, Date().timeIntervalSince(t0))
+        // Colour kept by the tokenizer: per channel, |mean colour of original - of reconstruction| in 8-bit levels.
+        let colourError = try ColourFidelity.meanColourError(originals: (n..<(2 * n)).map { held.image($0) }, reconstructions: recon)
+        print(String(format: "    mean-colour error of the reconstructions (levels of 255): R %.2f  G %.2f  B %.2f",
+                     colourError[0], colourError[1], colourError[2]))
         if let grids {
             try FileManager.default.createDirectory(atPath: grids, withIntermediateDirectories: true)
             let originals = (n..<(n + 20)).map { held.image($0) }
             try SampleOutput.writePNG(try ImageGrid.make(originals + Array(recon.prefix(20)), nrow: 10),
                                       to: (grids as NSString).appendingPathComponent("vqvae-reconstructions.png"))
         }
-        var json: [String: Any] = ["n": n, "seed": seed, "data_seed": dataSeed, "classifier": toy.path]
+        var json: [String: Any] = ["n": n, "seed": seed, "data_seed": dataSeed, "classifier": toy.path,
+                                   "vqvae_mean_colour_error_rgb": colourError]
         for family in families {
             let classes = (0..<toy.classifier.config.classes).map(String.init).joined(separator: ",")
             let sample = try Sample.parse(["--model", family, "--class", classes, "--n", String(n), "--seed", String(seed), "-o", "unused.png"])

@@ -209,19 +209,10 @@ enum EditRunner {
         return u.deletingLastPathComponent().appendingPathComponent(stem + "-compare.png").path
     }
 
-    /// Images of equal height side by side with a 2-pixel white gap.
+    /// Input | what was regenerated | result, captioned, enlarged by nearest neighbour to at least 256 pixels
+    /// tall so a 64-pixel toy result is visible.
     static func compareStrip(_ images: [Image8]) -> Image8 {
-        let h = images.map(\.height).max() ?? 0, gap = 2
-        let w = images.map(\.width).reduce(0, +) + gap * max(0, images.count - 1)
-        var px = [UInt8](repeating: 255, count: w * h * 3)
-        var x0 = 0
-        for img in images {
-            let im = img.converted(channels: 3)
-            for y in 0..<im.height { for x in 0..<im.width { for k in 0..<3 {
-                px[(y * w + x0 + x) * 3 + k] = im.pixels[(y * im.width + x) * 3 + k]
-            } } }
-            x0 += im.width + gap
-        }
-        return Image8(width: w, height: h, channels: 3, pixels: px)
+        let h = images.map(\.height).max() ?? 1
+        return CaptionedLayout.strip(images, captions: ["input", "regenerated", "output"], factor: max(1, 256 / max(h, 1)))
     }
 }

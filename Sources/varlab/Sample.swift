@@ -90,6 +90,8 @@ struct Sample: ParsableCommand {
         return v
     }
 
+    func resolvedCheckpoint() throws -> String { try BuiltinModels.resolve(family: model, checkpoint: checkpoint, vae: vae).checkpoint }
+
     func makeGenerator() throws -> SampleGenerator {
         let files = try BuiltinModels.resolve(family: model, checkpoint: checkpoint, vae: vae)
         if files.builtin { note("no --checkpoint / --vae: using the built-in toy \(model) model \(files.checkpoint) with \(files.vae)") }
@@ -181,7 +183,12 @@ struct Sample: ParsableCommand {
         }
         let secs = Date().timeIntervalSince(start)
         switch out {
-        case .grid(let p): try SampleOutput.writePNG(try SampleOutput.grid(images), to: p)
+        case .grid(let p):
+            let labels = plan.requests(range).map(\.classLabel)
+            let grid = Set(labels).count > 1
+                ? try SampleOutput.classGrid(images, labels: labels, names: ClassNames(checkpoint: try resolvedCheckpoint()))
+                : try SampleOutput.grid(images)
+            try SampleOutput.writePNG(grid, to: p)
         case .npz(let p): try SampleOutput.writeNPZ(images, labels: plan.requests(range).map(\.classLabel), to: p)
         case .directory: break
         }

@@ -1,6 +1,7 @@
 import Foundation
 import ImageIO
 import ModelIO
+import Training
 
 /// Where `sample` writes: a grid PNG, a directory of PNGs, or an ADM-layout `.npz`. Every file is written
 /// atomically (temporary file + rename), and the destination is checked before any sampling starts.
@@ -52,6 +53,17 @@ enum SampleOutput {
         try ImageGrid.make(images, nrow: Int(Double(images.count).squareRoot().rounded(.up)))
     }
 
+    /// One row per class (in the order the classes first appear), the class name on the left: what a person
+    /// wants to see when several classes were asked for.
+    static func classGrid(_ images: [Image8], labels: [Int], names: ClassNames) throws -> Image8 {
+        var order: [Int] = [], rows: [Int: [Image8]] = [:]
+        for (im, c) in zip(images, labels) {
+            if rows[c] == nil { order.append(c); rows[c] = [] }
+            rows[c]!.append(im)
+        }
+        return try CaptionedLayout.rows(order.map { (names.name($0), rows[$0]!) })
+    }
+
     /// ADM evaluator layout: arr_0 uint8 [N, H, W, 3], arr_1 int64 labels [N].
     static func writeNPZ(_ images: [Image8], labels: [Int], to path: String) throws {
         guard let first = images.first else { throw SampleOutputError("no images to write to \(path)") }
@@ -63,6 +75,24 @@ enum SampleOutput {
         w.add("arr_1", try NPYArray(int64: labels.map { Int64($0) }, shape: [labels.count]))
         try w.write(to: path)
     }
+}
+
+/// Names of a checkpoint's classes: `varlab.class_names` in its metadata (written by the trainers), the toy
+/// classes for toy models trained before that key existed, else "class N".
+struct ClassNames {
+    let names: [String]
+    init(checkpoint: String) {
+        let meta = ((try? CheckpointLoader.detectFormat(path: checkpoint)) == .safetensors
+                    ? (try? SafetensorsFile(path: checkpoint))?.metadata : nil) ?? [:]
+        if let list = meta[ClassNamesMetadata.key].flatMap(ClassNamesMetadata.decode) {
+            names = list
+        } else if meta["varlab.data"]?.contains("toy (") == true {
+            names = ToyDataset.classNames
+        } else {
+            names = []
+        }
+    }
+    func name(_ c: Int) -> String { names.indices.contains(c) && !names[c].isEmpty ? "\(c) \(names[c])" : "class \(c)" }
 }
 
 struct SampleOutputError: Error, CustomStringConvertible {

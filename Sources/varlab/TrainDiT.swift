@@ -90,6 +90,7 @@ struct TrainDiT: ParsableCommand {
         do { trainer = try DiTTrainer(config: config, options: opts, emaDecay: ema) } catch { throw ValidationError("\(error)") }
         trainer.metadata = [
             "varlab.data": set.summary,
+            ClassNamesMetadata.key: ClassNamesMetadata.encode(source.classNames),
             "varlab.vae": "var-vqvae",
             "varlab.latent_scale": String(set.scale),
             "varlab.vae_patch_nums": vq.patchNums.map(String.init).joined(separator: ","),

@@ -114,6 +114,7 @@ struct TrainVAR: ParsableCommand {
         let trainer: VARTrainer
         do { trainer = try VARTrainer(config: config, options: opts, vae: tokenizer, data: tokens!) } catch { throw ValidationError("\(error)") }
         trainer.dataSummary = tokens!.summary
+        trainer.classNames = source.classNames
         trainer.loop.checkpointPath = output
         do {
             if resume { try trainer.resume(from: output); note("resuming from \(output) at step \(trainer.loop.step)") }

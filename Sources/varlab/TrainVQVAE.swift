@@ -27,6 +27,9 @@ struct TrainVQVAE: ParsableCommand {
     @Option(help: "Base width (multiple of 32 with every --ch-mult).") var ch: Int = 32
     @Option(help: "Width multipliers per level, comma-separated (downsampling = 2^(levels-1)).") var chMult: String = "1,1,2,2"
     @Option(help: "ResNet blocks per level.") var resBlocks: Int = 1
+    @Option(help: "GroupNorm groups (official 32; every width must be a multiple). 32 groups of one channel each normalise colour away.") var normGroups: Int = 1
+    @Option(help: "Codebook initialisation: data (residuals of the first batch) or uniform (the classic ±1/V).") var codebookInit: String = "data"
+    @Option(help: "Restart codes unused for this many steps as residuals of the batch (0 = never).") var deadCodeRestart: Int = 100
     @Option(help: "Latent channels.") var zChannels: Int = 16
     @Option(help: "Codebook size.") var vocab: Int = 512
     @Option(help: "Scale schedule (patch numbers), the last = latent size.") var patchNums: String = "1,2,3,4,5,6,8"
@@ -48,7 +51,12 @@ struct TrainVQVAE: ParsableCommand {
         try common.apply()
         guard logEvery >= 1 else { throw ValidationError("--log-every must be at least 1") }
         var config = VQVAETrainConfig()
-        config.ch = ch; config.chMult = try ints(chMult, "--ch-mult"); config.numResBlocks = resBlocks
+        config.ch = ch; config.chMult = try ints(chMult, "--ch-mult"); config.numResBlocks = resBlocks; config.normGroups = normGroups
+        guard codebookInit == "data" || codebookInit == "uniform" else {
+            throw ValidationError("--codebook-init must be data or uniform, got '\(codebookInit)'")
+        }
+        guard deadCodeRestart >= 0 else { throw ValidationError("--dead-code-restart must be 0 (off) or a step count, got \(deadCodeRestart)") }
+        config.dataInitCodebook = codebookInit == "data"; config.deadCodeRestartEvery = deadCodeRestart
         config.zChannels = zChannels; config.vocabSize = vocab; config.patchNums = try ints(patchNums, "--patch-nums")
         config.imageSize = 64
         var opts = TrainOptions()
@@ -69,8 +77,9 @@ struct TrainVQVAE: ParsableCommand {
         do {
             try trainer.run(source: source) { p in
                 if p.step % logEvery == 0 || p.step == p.totalSteps {
-                    note(TrainData.progressLine(p, String(format: "recon %.4f  vq %.4f  codes %d", trainer.lastRecon, trainer.lastVQ,
-                                                                        trainer.codesUsed)))
+                    note(TrainData.progressLine(p, String(format: "recon %.4f  vq %.4f", trainer.lastRecon, trainer.lastVQ)))
+                    note("  codebook: " + trainer.usage.summary + "; restarted \(trainer.restartedCodes) so far")
+                    trainer.usage.reset()
                 }
             }
         } catch let e as TrainingError { throw ValidationError(e.description) }

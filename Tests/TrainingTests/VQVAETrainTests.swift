@@ -2,6 +2,7 @@ import Autoencoders
 import Foundation
 import ModelIO
 import Tensor
+import TestSupport
 import Training
 import XCTest
 
@@ -14,21 +15,59 @@ final class VQVAETrainTests: XCTestCase {
     }
 
     /// A checkpoint of the trainable model loads in the inference VQVAE (official key names, inferred config) and
-    /// gives the same latent, tokens and reconstruction: the training architecture is the released one.
+    /// gives the same latent, tokens and reconstruction: the training architecture is the released one. With the
+    /// official 32 GroupNorm groups and with fewer (recorded in the metadata as `varlab.norm_groups`).
     func testCheckpointLoadsInInferenceVQVAE() throws {
-        let m = try TrainableVQVAE(config: tinyConfig(), seed: 2)
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("vq-\(getpid()).safetensors").path
+        for groups in [32, 8] {
+            var config = tinyConfig()
+            config.normGroups = groups
+            var options = TrainOptions(); options.steps = 1
+            let trainer = try VQVAETrainer(config: config, options: options)
+            let m = trainer.model
+            let path = try temporaryFolder("vq").appendingPathComponent("vq.safetensors").path
+            try trainer.save(to: path)
+            let inf = try VQVAE(archive: try SafetensorsFile(path: path), patchNums: [1, 2, 4])
+            XCTAssertEqual(inf.config.chMult, [1, 2]); XCTAssertEqual(inf.config.vocabSize, 16)
+            XCTAssertEqual(inf.config.normGroups, groups)
+            let x = ToyDataset(seed: 0, size: 8).batch([0, 1, 2]).images
+            let fTrain = m.quantConv.forward(m.encoder.forward(x))
+            XCTAssertLessThan(relativeErr(inf.encodeLatent(x), fTrain), 1e-5, "groups \(groups)")
+            let (fHat, _, saved) = m.quantizer.forward(fTrain)
+            XCTAssertEqual(try inf.tokens(images: x), saved.tokens)
+            let recon = m.decoder.forward(m.postQuantConv.forward(fHat)).clamped(-1, 1)
+            XCTAssertLessThan(relativeErr(inf.decode(tokens: saved.tokens), recon), 1e-5, "groups \(groups)")
+        }
+    }
+
+    /// The group count matters (so the metadata does): the same weights normalised in 32 groups instead of 8
+    /// encode differently.
+    func testNormGroupsChangeTheLatent() throws {
+        var config = tinyConfig()
+        config.normGroups = 8
+        let m = try TrainableVQVAE(config: config, seed: 2)
+        let path = try temporaryFolder("vq").appendingPathComponent("vq.safetensors").path
         try TrainCheckpoint.write(path: path, model: TrainableVQVAE.modelName, configJSON: try m.config.canonicalJSON(),
-                                  step: 0, params: m.parameters, optimizer: nil)
+                                  step: 0, params: m.parameters, optimizer: nil)   // no varlab.norm_groups: read as 32
         let inf = try VQVAE(archive: try SafetensorsFile(path: path), patchNums: [1, 2, 4])
-        XCTAssertEqual(inf.config.chMult, [1, 2]); XCTAssertEqual(inf.config.vocabSize, 16)
+        XCTAssertEqual(inf.config.normGroups, 32)
         let x = ToyDataset(seed: 0, size: 8).batch([0, 1, 2]).images
-        let fTrain = m.quantConv.forward(m.encoder.forward(x))
-        XCTAssertLessThan(relativeErr(inf.encodeLatent(x), fTrain), 1e-5)
-        let (fHat, _, saved) = m.quantizer.forward(fTrain)
-        XCTAssertEqual(try inf.tokens(images: x), saved.tokens)
-        let recon = m.decoder.forward(m.postQuantConv.forward(fHat)).clamped(-1, 1)
-        XCTAssertLessThan(relativeErr(inf.decode(tokens: saved.tokens), recon), 1e-5)
+        XCTAssertGreaterThan(relativeErr(inf.encodeLatent(x), m.quantConv.forward(m.encoder.forward(x))), 1e-2)
+    }
+
+    /// A bad group count in the metadata is refused with the key named.
+    func testBadNormGroupsMetadataIsRefused() throws {
+        let m = try TrainableVQVAE(config: tinyConfig(), seed: 2)
+        let path = try temporaryFolder("vq").appendingPathComponent("vq.safetensors").path
+        try TrainCheckpoint.write(path: path, model: TrainableVQVAE.modelName, configJSON: try m.config.canonicalJSON(),
+                                  step: 0, params: m.parameters, optimizer: nil, extra: ["varlab.norm_groups": "0"])
+        XCTAssertThrowsError(try VQVAE(archive: try SafetensorsFile(path: path), patchNums: [1, 2, 4])) { e in
+            XCTAssertTrue("\(e)".contains("varlab.norm_groups"), "\(e)")
+        }
+        try TrainCheckpoint.write(path: path, model: TrainableVQVAE.modelName, configJSON: try m.config.canonicalJSON(),
+                                  step: 0, params: m.parameters, optimizer: nil, extra: ["varlab.norm_groups": "5"])
+        XCTAssertThrowsError(try VQVAE(archive: try SafetensorsFile(path: path), patchNums: [1, 2, 4])) { e in
+            XCTAssertTrue("\(e)".contains("norm"), "\(e)")   // 32 channels do not split into 5 groups
+        }
     }
 
     func relativeErr(_ a: Tensor, _ b: Tensor) -> Float {

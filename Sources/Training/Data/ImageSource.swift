@@ -9,6 +9,22 @@ public protocol LabeledImageSource {
     var imageSize: Int { get }
     var summary: String { get }
     func batch(_ indices: [Int]) -> (images: Tensor, labels: [Int])
+    /// Class names by index (empty when unknown); trainers record them so grids can show them.
+    var classNames: [String] { get }
+}
+
+extension LabeledImageSource {
+    public var classNames: [String] { [] }
+}
+
+/// The metadata key for a checkpoint's class names (a JSON array of strings, index = class).
+public enum ClassNamesMetadata {
+    public static let key = "varlab.class_names"
+    public static func encode(_ names: [String]) -> String {
+        (try? String(decoding: JSONEncoder().encode(names), as: UTF8.self)) ?? "[]"
+    }
+    /// nil when the text is not a JSON array of strings.
+    public static func decode(_ text: String) -> [String]? { try? JSONDecoder().decode([String].self, from: Data(text.utf8)) }
 }
 
 /// The toy training split seen as a finite set of `count` images (indices 0..<count).
@@ -17,6 +33,7 @@ public struct ToySource: LabeledImageSource {
     public let count: Int
     public init(dataset: ToyDataset, count: Int) { self.dataset = dataset; self.count = count }
     public var classCount: Int { ToyDataset.classCount }
+    public var classNames: [String] { ToyDataset.classNames }
     public var imageSize: Int { dataset.size }
     public var summary: String { "toy (\(dataset.split.rawValue) split, seed \(dataset.seed), \(count) images, \(classCount) classes)" }
     public func batch(_ indices: [Int]) -> (images: Tensor, labels: [Int]) { dataset.batch(indices) }

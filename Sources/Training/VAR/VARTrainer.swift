@@ -17,6 +17,8 @@ public final class VARTrainer {
     public let vae: VQVAE
     public let data: VARTokenSet
     public var dataSummary = ""
+    /// Class names of the training data (recorded in the checkpoint for grids; empty = unknown).
+    public var classNames: [String] = []
 
     public init(config: VARTrainConfig, options: TrainOptions, vae: VQVAE, data: VARTokenSet) throws {
         try config.validate()
@@ -48,20 +50,22 @@ public final class VARTrainer {
     }
 
     public func save(to path: String) throws {
-        var extra = inferenceMetadata()
-        extra["varlab.train"] = try loop.options.canonicalJSON()
-        extra["varlab.data"] = dataSummary
         try TrainCheckpoint.write(path: path, model: TrainableVAR.modelName, configJSON: try config.canonicalJSON(),
-                                  step: loop.step, params: model.parameters, optimizer: loop.optimizer, extra: extra)
+                                  step: loop.step, params: model.parameters, optimizer: loop.optimizer, extra: try savedMetadata())
     }
 
     /// The weights alone (no optimizer moments): the file to ship / sample from.
     public func exportWeights(to path: String) throws {
+        try TrainCheckpoint.write(path: path, model: TrainableVAR.modelName, configJSON: try config.canonicalJSON(),
+                                  step: loop.step, params: model.parameters, optimizer: nil, extra: try savedMetadata())
+    }
+
+    func savedMetadata() throws -> [String: String] {
         var extra = inferenceMetadata()
         extra["varlab.train"] = try loop.options.canonicalJSON()
         extra["varlab.data"] = dataSummary
-        try TrainCheckpoint.write(path: path, model: TrainableVAR.modelName, configJSON: try config.canonicalJSON(),
-                                  step: loop.step, params: model.parameters, optimizer: nil, extra: extra)
+        if !classNames.isEmpty { extra[ClassNamesMetadata.key] = ClassNamesMetadata.encode(classNames) }
+        return extra
     }
 
     public func resume(from path: String) throws {

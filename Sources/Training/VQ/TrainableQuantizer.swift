@@ -27,6 +27,8 @@ public final class TrainableQuantizer {
     public struct Saved {
         public let f: Tensor
         public let tokens: [[Int]]
+        /// Per scale, the residual rows [B·pn², C] the tokens were chosen for (empty when tokens were given).
+        public let residualRows: [Tensor]
         let upsampled: [Tensor]      // u_s (input of φ_s)
         let partialSums: [Tensor]    // F_s after each scale
     }
@@ -75,14 +77,15 @@ public final class TrainableQuantizer {
         let (b, c, hh) = (f.shape[0], f.shape[1], f.shape[2])
         precondition(c == channels && hh == patchNums.last! && f.shape[3] == hh, "quantiser input \(f.shape)")
         var rest = f, acc = Tensor(zeros: f.shape)
-        var tokens: [[Int]] = [], ups: [Tensor] = [], sums: [Tensor] = []
+        var tokens: [[Int]] = [], ups: [Tensor] = [], sums: [Tensor] = [], residuals: [Tensor] = []
         var loss = 0.0
         let r = resiRatio
         for (si, pn) in patchNums.enumerated() {
             let ids: [Int]
             if let given { ids = given[si] } else {
-                let down = pn == hh ? rest : rest.adaptiveAveragePooled(height: pn, width: pn)
-                ids = nearest(down.permuted([0, 2, 3, 1]).reshaped([b * pn * pn, c]))
+                let rows = residualRows(rest, pn: pn)
+                ids = nearest(rows)
+                residuals.append(rows)
             }
             var u = Embedding(weight: embedding.value)(ids).reshaped([b, pn, pn, c]).permuted([0, 3, 1, 2])
             if pn != hh { u = u.interpolated(height: hh, width: hh, mode: .bicubic) }
@@ -93,7 +96,64 @@ public final class TrainableQuantizer {
             tokens.append(ids); ups.append(u); sums.append(acc)
         }
         loss /= Double(patchNums.count)
-        return (acc, loss, Saved(f: f, tokens: tokens, upsampled: ups, partialSums: sums))
+        return (acc, loss, Saved(f: f, tokens: tokens, residualRows: residuals, upsampled: ups, partialSums: sums))
+    }
+
+    /// area_down(rest, pn) as rows [B·pn², C].
+    func residualRows(_ rest: Tensor, pn: Int) -> Tensor {
+        let (b, c, hh) = (rest.shape[0], rest.shape[1], rest.shape[2])
+        let down = pn == hh ? rest : rest.adaptiveAveragePooled(height: pn, width: pn)
+        return down.permuted([0, 2, 3, 1]).reshaped([b * pn * pn, c])
+    }
+
+    /// Data-dependent codebook initialisation (as in k-means / sample initialisation of VQ codebooks): the codes
+    /// become residual vectors of a real batch, scale by scale, with what each scale's chosen codes leave as the
+    /// next scale's residual. The classic uniform(±1/V) init puts every code near 0 while the latent has an rms
+    /// of about 0.15, so for the first few hundred steps the decoder saw almost nothing of the image and learned
+    /// the mean image (grey) first. Codes are spread over the scales (each gets an equal share of what is left,
+    /// at most its row count); the draw is a pure function of `seed`.
+    public func initialiseCodebook(from f: Tensor, seed: UInt64) {
+        let (v, c, hh) = (vocabSize, channels, f.shape[2])
+        var rng = PhiloxRandom(seed: seed, stream: 1 << 42)
+        var table = embedding.value
+        var rest = f, filled = 0
+        for (si, pn) in patchNums.enumerated() {
+            let rows = residualRows(rest, pn: pn)
+            let n = rows.shape[0]
+            let quota = min(n, (v - filled) / (patchNums.count - si))
+            for (k, row) in Self.distinctDraw(quota, from: n, rng: &rng).enumerated() {
+                for ch in 0..<c { table.data[(filled + k) * c + ch] = rows.data[row * c + ch] }
+            }
+            filled += quota
+            embedding.value = table
+            let ids = nearest(rows)
+            var u = Embedding(weight: table)(ids).reshaped([f.shape[0], pn, pn, c]).permuted([0, 3, 1, 2])
+            if pn != hh { u = u.interpolated(height: hh, width: hh, mode: .bicubic) }
+            rest -= u.zipWith(phiConv(si)(u)) { $0 * (1 - resiRatio) + $1 * resiRatio }
+        }
+    }
+
+    /// Dead-code restart (Jukebox, SoundStream): every code in `dead` becomes a residual row of this batch, drawn
+    /// at random from all scales. Returns how many codes were restarted.
+    @discardableResult
+    public func restart(_ dead: [Int], residualRows: [Tensor], rng: inout PhiloxRandom) -> Int {
+        guard !dead.isEmpty, !residualRows.isEmpty else { return 0 }
+        let c = channels
+        let pool = Tensor.cat(residualRows, dim: 0)
+        let picks = Self.distinctDraw(min(dead.count, pool.shape[0]), from: pool.shape[0], rng: &rng)
+        var table = embedding.value
+        for (code, row) in zip(dead, picks) {
+            for ch in 0..<c { table.data[code * c + ch] = pool.data[row * c + ch] }
+        }
+        embedding.value = table
+        return picks.count
+    }
+
+    /// `k` distinct indices of 0..<n (partial Fisher-Yates).
+    static func distinctDraw(_ k: Int, from n: Int, rng: inout PhiloxRandom) -> [Int] {
+        var idx = Array(0..<n)
+        for i in 0..<min(k, n) { idx.swapAt(i, i + Int(rng.nextUInt32()) % (n - i)) }
+        return Array(idx.prefix(k))
     }
 
     /// Accumulates codebook and φ gradients (L_vq scaled by `vqWeight`) and returns df = dFHat (straight-through)

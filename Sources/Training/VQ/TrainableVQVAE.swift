@@ -2,7 +2,7 @@ import Foundation
 import Tensor
 
 /// Hyper-parameters of a trainable VAR VQ-VAE (official `models.vqvae.VQVAE` / `basic_vae` layout, without the
-/// optional attention blocks so small models stay cheap; GroupNorm has 32 groups, so widths are multiples of 32).
+/// optional attention blocks so small models stay cheap).
 public struct VQVAETrainConfig: Codable, Equatable, Sendable {
     public var ch = 32
     public var chMult = [1, 2, 2]
@@ -13,14 +13,40 @@ public struct VQVAETrainConfig: Codable, Equatable, Sendable {
     public var phiCount = 4
     public var beta: Float = 0.25
     public var imageSize = 64
+    /// GroupNorm groups (official 32, for widths of 128+). At width 32, 32 groups is instance normalisation: it
+    /// normalises away every image's per-channel mean and scale, and the tokenizer came out colourless (issue 14).
+    public var normGroups = 32
+    /// Codebook from a real batch's residuals at step 0 instead of uniform(±1/V) (issue 14).
+    public var dataInitCodebook = false
+    /// Every N steps, codes unused in those N steps restart as residual vectors of the batch (0 = never). Resuming
+    /// is bit-identical when the checkpoint interval is a multiple of N (the window is not checkpointed).
+    public var deadCodeRestartEvery = 0
     public init() {}
+
+    private enum CodingKeys: String, CodingKey {
+        case ch, chMult, numResBlocks, zChannels, vocabSize, patchNums, phiCount, beta, imageSize, normGroups
+        case dataInitCodebook, deadCodeRestartEvery
+    }
+
+    /// Checkpoints written before the last three fields existed used 32 groups, the uniform init, no restarts.
+    public init(from decoder: Decoder) throws {
+        let k = try decoder.container(keyedBy: CodingKeys.self)
+        ch = try k.decode(Int.self, forKey: .ch); chMult = try k.decode([Int].self, forKey: .chMult)
+        numResBlocks = try k.decode(Int.self, forKey: .numResBlocks); zChannels = try k.decode(Int.self, forKey: .zChannels)
+        vocabSize = try k.decode(Int.self, forKey: .vocabSize); patchNums = try k.decode([Int].self, forKey: .patchNums)
+        phiCount = try k.decode(Int.self, forKey: .phiCount); beta = try k.decode(Float.self, forKey: .beta)
+        imageSize = try k.decode(Int.self, forKey: .imageSize)
+        normGroups = try k.decodeIfPresent(Int.self, forKey: .normGroups) ?? 32
+        dataInitCodebook = try k.decodeIfPresent(Bool.self, forKey: .dataInitCodebook) ?? false
+        deadCodeRestartEvery = try k.decodeIfPresent(Int.self, forKey: .deadCodeRestartEvery) ?? 0
+    }
 
     public var downsampling: Int { 1 << (chMult.count - 1) }
 
     public func validate() throws {
-        guard ch > 0, !chMult.isEmpty, chMult.allSatisfy({ $0 > 0 && (ch * $0) % 32 == 0 }), numResBlocks >= 1,
-              zChannels >= 1, vocabSize >= 2, phiCount >= 1 else {
-            throw TrainingError.config("invalid VQ-VAE config \(self) (widths must be multiples of 32)")
+        guard ch > 0, !chMult.isEmpty, normGroups >= 1, chMult.allSatisfy({ $0 > 0 && (ch * $0) % normGroups == 0 }),
+              numResBlocks >= 1, zChannels >= 1, vocabSize >= 2, phiCount >= 1, deadCodeRestartEvery >= 0 else {
+            throw TrainingError.config("invalid VQ-VAE config \(self) (widths must be multiples of the \(normGroups) norm groups)")
         }
         guard imageSize % downsampling == 0, patchNums.last == imageSize / downsampling else {
             throw TrainingError.config("the last patch number \(patchNums.last ?? 0) must equal the latent size \(imageSize / downsampling)")
@@ -32,12 +58,12 @@ public struct VQVAETrainConfig: Codable, Equatable, Sendable {
 public final class ResnetBlockLayer: TrainableLayer {
     let main: Sequential
     let shortcut: ConvLayer?
-    public init(_ name: String, cin: Int, cout: Int, seed: UInt64, stream: inout UInt64) {
+    public init(_ name: String, cin: Int, cout: Int, groups: Int, seed: UInt64, stream: inout UInt64) {
         func next() -> UInt64 { stream += 2; return stream }
         main = Sequential([
-            GroupNormLayer(name + ".norm1", channels: cin, groups: 32, eps: 1e-6), SiLULayer(),
+            GroupNormLayer(name + ".norm1", channels: cin, groups: groups, eps: 1e-6), SiLULayer(),
             ConvLayer(name + ".conv1", cin: cin, cout: cout, kernel: 3, seed: seed, stream: next()),
-            GroupNormLayer(name + ".norm2", channels: cout, groups: 32, eps: 1e-6), SiLULayer(),
+            GroupNormLayer(name + ".norm2", channels: cout, groups: groups, eps: 1e-6), SiLULayer(),
             ConvLayer(name + ".conv2", cin: cout, cout: cout, kernel: 3, seed: seed, stream: next()),
         ])
         shortcut = cin != cout ? ConvLayer(name + ".nin_shortcut", cin: cin, cout: cout, kernel: 1, seed: seed, stream: next()) : nil
@@ -97,7 +123,7 @@ public final class TrainableVQVAE {
             blockIn = c.ch * inMult[l]
             let blockOut = c.ch * c.chMult[l]
             for b in 0..<c.numResBlocks {
-                enc.append(ResnetBlockLayer("encoder.down.\(l).block.\(b)", cin: blockIn, cout: blockOut, seed: seed, stream: &stream))
+                enc.append(ResnetBlockLayer("encoder.down.\(l).block.\(b)", cin: blockIn, cout: blockOut, groups: c.normGroups, seed: seed, stream: &stream))
                 blockIn = blockOut
             }
             if l != c.chMult.count - 1 {
@@ -105,9 +131,9 @@ public final class TrainableVQVAE {
                                      pads: (0, 1, 0, 1), seed: seed, stream: next()))
             }
         }
-        enc.append(ResnetBlockLayer("encoder.mid.block_1", cin: blockIn, cout: blockIn, seed: seed, stream: &stream))
-        enc.append(ResnetBlockLayer("encoder.mid.block_2", cin: blockIn, cout: blockIn, seed: seed, stream: &stream))
-        enc.append(GroupNormLayer("encoder.norm_out", channels: blockIn, groups: 32, eps: 1e-6))
+        enc.append(ResnetBlockLayer("encoder.mid.block_1", cin: blockIn, cout: blockIn, groups: c.normGroups, seed: seed, stream: &stream))
+        enc.append(ResnetBlockLayer("encoder.mid.block_2", cin: blockIn, cout: blockIn, groups: c.normGroups, seed: seed, stream: &stream))
+        enc.append(GroupNormLayer("encoder.norm_out", channels: blockIn, groups: c.normGroups, eps: 1e-6))
         enc.append(SiLULayer())
         enc.append(ConvLayer("encoder.conv_out", cin: blockIn, cout: c.zChannels, kernel: 3, seed: seed, stream: next()))
         encoder = Sequential(enc)
@@ -118,17 +144,17 @@ public final class TrainableVQVAE {
         postQuantConv = ConvLayer("post_quant_conv", cin: c.zChannels, cout: c.zChannels, kernel: 3, seed: seed, stream: next())
         blockIn = c.ch * c.chMult.last!
         var dec: [TrainableLayer] = [ConvLayer("decoder.conv_in", cin: c.zChannels, cout: blockIn, kernel: 3, seed: seed, stream: next())]
-        dec.append(ResnetBlockLayer("decoder.mid.block_1", cin: blockIn, cout: blockIn, seed: seed, stream: &stream))
-        dec.append(ResnetBlockLayer("decoder.mid.block_2", cin: blockIn, cout: blockIn, seed: seed, stream: &stream))
+        dec.append(ResnetBlockLayer("decoder.mid.block_1", cin: blockIn, cout: blockIn, groups: c.normGroups, seed: seed, stream: &stream))
+        dec.append(ResnetBlockLayer("decoder.mid.block_2", cin: blockIn, cout: blockIn, groups: c.normGroups, seed: seed, stream: &stream))
         for l in stride(from: c.chMult.count - 1, through: 0, by: -1) {
             let blockOut = c.ch * c.chMult[l]
             for b in 0...c.numResBlocks {
-                dec.append(ResnetBlockLayer("decoder.up.\(l).block.\(b)", cin: blockIn, cout: blockOut, seed: seed, stream: &stream))
+                dec.append(ResnetBlockLayer("decoder.up.\(l).block.\(b)", cin: blockIn, cout: blockOut, groups: c.normGroups, seed: seed, stream: &stream))
                 blockIn = blockOut
             }
             if l != 0 { dec.append(UpsampleLayer("decoder.up.\(l).upsample", channels: blockIn, seed: seed, stream: next())) }
         }
-        dec.append(GroupNormLayer("decoder.norm_out", channels: blockIn, groups: 32, eps: 1e-6))
+        dec.append(GroupNormLayer("decoder.norm_out", channels: blockIn, groups: c.normGroups, eps: 1e-6))
         dec.append(SiLULayer())
         dec.append(ConvLayer("decoder.conv_out", cin: blockIn, cout: 3, kernel: 3, seed: seed, stream: next()))
         decoder = Sequential(dec)
@@ -143,6 +169,8 @@ public final class TrainableVQVAE {
         public let reconLoss: Double
         public let vqLoss: Double
         public let tokens: [[Int]]
+        /// Per scale, the residual rows the tokens were chosen for (dead-code restarts draw from them).
+        public let residualRows: [Tensor]
         public var loss: Double { reconLoss + vqLoss }
     }
 
@@ -155,7 +183,12 @@ public final class TrainableVQVAE {
         let dFHat = postQuantConv.backward(decoder.backward(dRecon))
         let df = quantizer.backward(dFHat: dFHat, saved: saved)
         _ = encoder.backward(quantConv.backward(df))
-        return Step(reconstruction: recon, reconLoss: rl, vqLoss: vq, tokens: saved.tokens)
+        return Step(reconstruction: recon, reconLoss: rl, vqLoss: vq, tokens: saved.tokens, residualRows: saved.residualRows)
+    }
+
+    /// Codebook from the residuals of a real batch (see `TrainableQuantizer.initialiseCodebook`).
+    public func initialiseCodebook(from x: Tensor, seed: UInt64) {
+        quantizer.initialiseCodebook(from: quantConv.forward(encoder.forward(x)), seed: seed)
     }
 
     /// Reconstruction without gradients (for evaluation).

@@ -8,11 +8,18 @@ public final class VQVAETrainer {
     public let model: TrainableVQVAE
     public let loop: TrainLoop
     public var dataSummary = ""
-    public private(set) var lastRecon = Double.nan, lastVQ = Double.nan, codesUsed = 0
+    public private(set) var lastRecon = Double.nan, lastVQ = Double.nan
+    /// Code usage since the caller last reset it (the CLI logs and resets it every --log-every steps).
+    public var usage: CodebookUsage
+    /// Codes restarted so far (dead-code restarts), for the log.
+    public private(set) var restartedCodes = 0
+    private var restartWindow: CodebookUsage
 
     public init(config: VQVAETrainConfig, options: TrainOptions) throws {
         model = try TrainableVQVAE(config: config, seed: options.seed)
         loop = try TrainLoop(params: model.parameters, options: options)
+        usage = CodebookUsage(vocabSize: config.vocabSize, scales: config.patchNums.count)
+        restartWindow = usage
         loop.save = { [unowned self] path in try self.save(to: path) }
     }
 
@@ -20,7 +27,8 @@ public final class VQVAETrainer {
         try TrainCheckpoint.write(path: path, model: TrainableVQVAE.modelName, configJSON: try model.config.canonicalJSON(),
                                   step: loop.step, params: model.parameters, optimizer: loop.optimizer,
                                   extra: ["varlab.train": try loop.options.canonicalJSON(), "varlab.data": dataSummary,
-                                          "varlab.patch_nums": model.config.patchNums.map(String.init).joined(separator: ",")])
+                                          "varlab.patch_nums": model.config.patchNums.map(String.init).joined(separator: ","),
+                                          "varlab.norm_groups": String(model.config.normGroups)])
     }
 
     public func resume(from path: String) throws {
@@ -31,10 +39,20 @@ public final class VQVAETrainer {
         guard source.imageSize == model.config.imageSize else {
             throw TrainingError.config("data images are \(source.imageSize)px, the model expects \(model.config.imageSize)px")
         }
+        let config = model.config
         try loop.run(source: source, step: { x, _ in
+            let step = self.loop.step   // 0-based index of the step being run
+            if step == 0 && config.dataInitCodebook { self.model.initialiseCodebook(from: x, seed: self.loop.options.seed) }
             let s = self.model.trainStep(x)
             self.lastRecon = s.reconLoss; self.lastVQ = s.vqLoss
-            self.codesUsed = Set(s.tokens.flatMap { $0 }).count
+            self.usage.record(s.tokens)
+            self.restartWindow.record(s.tokens)
+            if config.deadCodeRestartEvery > 0 && (step + 1) % config.deadCodeRestartEvery == 0 {
+                let dead = (0..<config.vocabSize).filter { v in self.restartWindow.counts.allSatisfy { $0[v] == 0 } }
+                var rng = PhiloxRandom(seed: self.loop.options.seed, stream: (1 << 43) + UInt64(step))
+                self.restartedCodes += self.model.quantizer.restart(dead, residualRows: s.residualRows, rng: &rng)
+                self.restartWindow.reset()
+            }
             return (s.loss, .nan)
         }, progress: progress)
     }
