@@ -70,8 +70,14 @@ struct BenchToyQuality: ParsableCommand {
                      colourError[0], colourError[1], colourError[2]))
         if let grids {
             try FileManager.default.createDirectory(atPath: grids, withIntermediateDirectories: true)
+            // Two rows of real held-out images, each followed by its reconstructions.
             let originals = (n..<(n + 20)).map { held.image($0) }
-            try SampleOutput.writePNG(try ImageGrid.make(originals + Array(recon.prefix(20)), nrow: 10),
+            var rows: [(label: String, images: [Image8])] = []
+            for r in 0..<2 {
+                rows.append(("real", Array(originals[(r * 10)..<(r * 10 + 10)])))
+                rows.append(("VQ-VAE", Array(recon[(r * 10)..<(r * 10 + 10)])))
+            }
+            try SampleOutput.writePNG(try CaptionedLayout.rows(rows),
                                       to: (grids as NSString).appendingPathComponent("vqvae-reconstructions.png"))
         }
         var json: [String: Any] = ["n": n, "seed": seed, "data_seed": dataSeed, "classifier": toy.path,
@@ -94,8 +100,8 @@ struct BenchToyQuality: ParsableCommand {
                 try FileManager.default.createDirectory(atPath: grids, withIntermediateDirectories: true)
                 // Sample i has class i mod 10, so samples 10r ..< 10r+10 hold one of each class: transpose to one row per class.
                 let perClass = min(10, n / 10)
-                let cells = (0..<10).flatMap { c in (0..<perClass).map { images[$0 * 10 + c] } }
-                try SampleOutput.writePNG(try ImageGrid.make(cells, nrow: perClass), to: (grids as NSString).appendingPathComponent("\(family)-grid.png"))
+                let rows = (0..<10).map { c in ("\(c) \(className(c))", (0..<perClass).map { images[$0 * 10 + c] }) }
+                try SampleOutput.writePNG(try CaptionedLayout.rows(rows), to: (grids as NSString).appendingPathComponent("\(family)-grid.png"))
             }
         }
         for r in rows {

@@ -10,7 +10,8 @@ struct TrainVQVAE: ParsableCommand {
         abstract: "Train the multi-scale VQ-VAE (VAR tokenizer): mse reconstruction + the quantiser's commitment loss.",
         discussion: """
         The defaults train the built-in toy tokenizer (assets/models/toy-vqvae.safetensors): 64 px, 8x8x16 latent, \
-        512 codes, scales 1,2,3,4,5,6,8. The checkpoint uses the official VQ-VAE key names (it loads in the inference VQ-VAE; its patch numbers are \
+        512 codes, scales 1,2,3,4,5,6,8, GroupNorm in one group, He init with identity ResNet blocks, codebook from \
+        the first batch's residuals, dead codes restarted every 100 steps. The checkpoint uses the official VQ-VAE key names (it loads in the inference VQ-VAE; its patch numbers are \
         in the metadata), includes the optimizer state, and is written atomically every --save-every steps and at the \
         end. --resume continues from -o (same config). Deterministic given --seed, for any --threads.
         """)
@@ -28,6 +29,7 @@ struct TrainVQVAE: ParsableCommand {
     @Option(help: "Width multipliers per level, comma-separated (downsampling = 2^(levels-1)).") var chMult: String = "1,1,2,2"
     @Option(help: "ResNet blocks per level.") var resBlocks: Int = 1
     @Option(help: "GroupNorm groups (official 32; every width must be a multiple). 32 groups of one channel each normalise colour away.") var normGroups: Int = 1
+    @Option(help: "Conv initialisation: he (He, ResNet blocks start as the identity) or torch (PyTorch's default, as the official code).") var convInit: String = "he"
     @Option(help: "Codebook initialisation: data (residuals of the first batch) or uniform (the classic ±1/V).") var codebookInit: String = "data"
     @Option(help: "Restart codes unused for this many steps as residuals of the batch (0 = never).") var deadCodeRestart: Int = 100
     @Option(help: "Latent channels.") var zChannels: Int = 16
@@ -57,6 +59,8 @@ struct TrainVQVAE: ParsableCommand {
         }
         guard deadCodeRestart >= 0 else { throw ValidationError("--dead-code-restart must be 0 (off) or a step count, got \(deadCodeRestart)") }
         config.dataInitCodebook = codebookInit == "data"; config.deadCodeRestartEvery = deadCodeRestart
+        guard convInit == "he" || convInit == "torch" else { throw ValidationError("--conv-init must be he or torch, got '\(convInit)'") }
+        config.heInit = convInit == "he"
         config.zChannels = zChannels; config.vocabSize = vocab; config.patchNums = try ints(patchNums, "--patch-nums")
         config.imageSize = 64
         var opts = TrainOptions()

@@ -1,4 +1,5 @@
 import Foundation
+import ImageIO
 import TestSupport
 import XCTest
 
@@ -32,6 +33,28 @@ final class CLIDefaultsTests: XCTestCase {
         let r = try run(["sample", "--model", "var", "--vae", Assets.path("toy-vqvae.safetensors"), "--class", "3", "-o", dir.appendingPathComponent("x.png").path])
         XCTAssertNotEqual(r.status, 0)
         XCTAssertTrue(r.stderr.contains("--vae was given without --checkpoint"), r.stderr)
+    }
+
+    /// A grid of several classes has one row per class with the class's name on the left (the toy names of the
+    /// built-in models), instead of a near-square grid; an edit's compare strip is enlarged (64 -> 256 pixels).
+    func testGridsHaveARowPerClassAndStripsAreEnlarged() throws {
+        let dir = tmp()
+        let out = dir.appendingPathComponent("grid.png").path
+        let r = try run(["sample", "--model", "var", "--class", "0,7,2", "--n", "6", "-o", out])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let grid = try PNG.read(path: out)
+        XCTAssertEqual(grid.height, 3 * 66 + 2, "three rows of two")
+        let label = BitmapFont.width("7 checkerboard") + 4
+        XCTAssertEqual(grid.width, label + 2 * 66 + 2, "the longest name sets the label column")
+        let input = dir.appendingPathComponent("in.png").path
+        XCTAssertEqual(try run(["data", "toy", "--n", "1", "-o", dir.appendingPathComponent("toy").path]).status, 0)
+        let first = try FileManager.default.contentsOfDirectory(atPath: dir.appendingPathComponent("toy").path).first { $0.hasSuffix(".png") }!
+        try FileManager.default.copyItem(atPath: dir.appendingPathComponent("toy").appendingPathComponent(first).path, toPath: input)
+        let e = try run(["edit", "--model", "var", "--image", input, "--box", "0,0,0.5,1", "--compare", "-o", dir.appendingPathComponent("e.png").path])
+        XCTAssertEqual(e.status, 0, e.stderr)
+        let strip = try PNG.read(path: dir.appendingPathComponent("e-compare.png").path)
+        XCTAssertEqual(strip.width, 3 * 256 + 2 * 2, "input | regenerated | output, each 64 px enlarged 4x")
+        XCTAssertGreaterThan(strip.height, 256)
     }
 
     /// Sample plans are lazy and validated: a huge set is refused for in-memory outputs, its shards cost only

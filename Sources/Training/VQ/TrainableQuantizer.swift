@@ -100,7 +100,7 @@ public final class TrainableQuantizer {
     }
 
     /// area_down(rest, pn) as rows [B·pn², C].
-    func residualRows(_ rest: Tensor, pn: Int) -> Tensor {
+    public func residualRows(_ rest: Tensor, pn: Int) -> Tensor {
         let (b, c, hh) = (rest.shape[0], rest.shape[1], rest.shape[2])
         let down = pn == hh ? rest : rest.adaptiveAveragePooled(height: pn, width: pn)
         return down.permuted([0, 2, 3, 1]).reshaped([b * pn * pn, c])

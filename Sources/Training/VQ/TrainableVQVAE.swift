@@ -21,14 +21,19 @@ public struct VQVAETrainConfig: Codable, Equatable, Sendable {
     /// Every N steps, codes unused in those N steps restart as residual vectors of the batch (0 = never). Resuming
     /// is bit-identical when the checkpoint interval is a multiple of N (the window is not checkpointed).
     public var deadCodeRestartEvery = 0
+    /// Encoder / decoder conv init: false = PyTorch's default (uniform, variance 1/(3 fan_in), as the official
+    /// code), true = He (variance 2/fan_in) with every ResNet block's last conv at zero, so each block starts as
+    /// the identity. The default init shrinks the signal threefold in variance per plain conv; the small decoder
+    /// then learned colour only after hundreds of steps (issue 14).
+    public var heInit = false
     public init() {}
 
     private enum CodingKeys: String, CodingKey {
         case ch, chMult, numResBlocks, zChannels, vocabSize, patchNums, phiCount, beta, imageSize, normGroups
-        case dataInitCodebook, deadCodeRestartEvery
+        case dataInitCodebook, deadCodeRestartEvery, heInit
     }
 
-    /// Checkpoints written before the last three fields existed used 32 groups, the uniform init, no restarts.
+    /// Checkpoints written before the last four fields existed used 32 groups, the uniform init, no restarts.
     public init(from decoder: Decoder) throws {
         let k = try decoder.container(keyedBy: CodingKeys.self)
         ch = try k.decode(Int.self, forKey: .ch); chMult = try k.decode([Int].self, forKey: .chMult)
@@ -39,6 +44,7 @@ public struct VQVAETrainConfig: Codable, Equatable, Sendable {
         normGroups = try k.decodeIfPresent(Int.self, forKey: .normGroups) ?? 32
         dataInitCodebook = try k.decodeIfPresent(Bool.self, forKey: .dataInitCodebook) ?? false
         deadCodeRestartEvery = try k.decodeIfPresent(Int.self, forKey: .deadCodeRestartEvery) ?? 0
+        heInit = try k.decodeIfPresent(Bool.self, forKey: .heInit) ?? false
     }
 
     public var downsampling: Int { 1 << (chMult.count - 1) }
@@ -158,6 +164,15 @@ public final class TrainableVQVAE {
         dec.append(SiLULayer())
         dec.append(ConvLayer("decoder.conv_out", cin: blockIn, cout: 3, kernel: 3, seed: seed, stream: next()))
         decoder = Sequential(dec)
+        if c.heInit {
+            for p in encoder.parameters + quantConv.parameters + postQuantConv.parameters + decoder.parameters {
+                if p.name.hasSuffix(".conv2.weight") || p.name.hasSuffix(".conv2.bias") {
+                    p.value = Tensor(zeros: p.value.shape)
+                } else if p.value.rank == 4 {
+                    p.value = p.value * Float(6).squareRoot()   // uniform(±√(6/fan_in)): variance 2/fan_in
+                }
+            }
+        }
     }
 
     public var parameters: [Parameter] {
