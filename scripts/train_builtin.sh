@@ -11,11 +11,12 @@ swift build -c release
 
 # Toy classifier (the toy feature extractor): 1200 steps, batch 64, random-grayscale augmentation p = 0.5.
 $V train classifier --steps 1200 --seed 0 --gray-prob 0.5 -o "$W/classifier.safetensors"
-# Multi-scale VQ-VAE: 64 px, ch 32 x (1,1,2,2), 8x8x16 latent, 512 codes, scales 1,2,3,4,5,6,8; GroupNorm in one
-# group (32 groups of one channel normalised the colour away), He init with identity ResNet blocks, codebook
-# initialised from a batch's residuals, dead codes restarted every 100 steps (README "Built-in models").
+# Multi-scale VQ-VAE: 64 px, ch 32 x (1,1,2,2), 8x8x16 latent, 512 codes, scales 1,2,3,4,5,6,8. The shipped
+# (grey) tokenizer's recipe, pinned: 32 norm groups, PyTorch init, uniform codebook. The colour recipe
+# (`varlab train vqvae` defaults: --norm-groups 1 --conv-init he --codebook-init data --dead-code-restart 100)
+# is measured in the README ("Why the built-in tokenizer is grey") and not shipped yet.
 $V train vqvae --ch-mult 1,1,2,2 --patch-nums 1,2,3,4,5,6,8 --vocab 512 --z-channels 16 --batch-size 16 \
-    --norm-groups 1 --conv-init he --codebook-init data --dead-code-restart 100 \
+    --norm-groups 32 --conv-init torch --codebook-init uniform --dead-code-restart 0 \
     --steps 1000 --lr 8e-4 --warmup 50 --seed 0 -o "$W/vqvae.safetensors"
 # VAR on the frozen tokenizer's tokens of 20k training images.
 $V train var --vae "$W/vqvae.safetensors" --train-size 20000 --token-cache "$W/var-tokens.safetensors" \

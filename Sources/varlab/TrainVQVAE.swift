@@ -9,9 +9,10 @@ struct TrainVQVAE: ParsableCommand {
         commandName: "vqvae",
         abstract: "Train the multi-scale VQ-VAE (VAR tokenizer): mse reconstruction + the quantiser's commitment loss.",
         discussion: """
-        The defaults train the built-in toy tokenizer (assets/models/toy-vqvae.safetensors): 64 px, 8x8x16 latent, \
-        512 codes, scales 1,2,3,4,5,6,8, GroupNorm in one group, He init with identity ResNet blocks, codebook from \
-        the first batch's residuals, dead codes restarted every 100 steps. The checkpoint uses the official VQ-VAE key names (it loads in the inference VQ-VAE; its patch numbers are \
+        The defaults are the colour recipe for the toy tokenizer: 64 px, 8x8x16 latent, 512 codes, scales \
+        1,2,3,4,5,6,8, GroupNorm in one group, He init with identity ResNet blocks, codebook from the first batch's \
+        residuals, dead codes restarted every 100 steps (the shipped, grey tokenizer used --norm-groups 32 \
+        --conv-init torch --codebook-init uniform --dead-code-restart 0; scripts/train_builtin.sh). The checkpoint uses the official VQ-VAE key names (it loads in the inference VQ-VAE; its patch numbers are \
         in the metadata), includes the optimizer state, and is written atomically every --save-every steps and at the \
         end. --resume continues from -o (same config). Deterministic given --seed, for any --threads.
         """)
