@@ -77,20 +77,13 @@ enum SampleOutput {
     }
 }
 
-/// Names of a checkpoint's classes: `varlab.class_names` in its metadata (written by the trainers), the toy
-/// classes for toy models trained before that key existed, else "class N".
+/// Names of a checkpoint's classes (`ClassNamesMetadata.names`), "class N" where unknown.
 struct ClassNames {
     let names: [String]
     init(checkpoint: String) {
         let meta = ((try? CheckpointLoader.detectFormat(path: checkpoint)) == .safetensors
                     ? (try? SafetensorsFile(path: checkpoint))?.metadata : nil) ?? [:]
-        if let list = meta[ClassNamesMetadata.key].flatMap(ClassNamesMetadata.decode) {
-            names = list
-        } else if meta["varlab.data"]?.contains("toy (") == true {
-            names = ToyDataset.classNames
-        } else {
-            names = []
-        }
+        names = ClassNamesMetadata.names(metadata: meta)
     }
     func name(_ c: Int) -> String { names.indices.contains(c) && !names[c].isEmpty ? "\(c) \(names[c])" : "class \(c)" }
 }

@@ -25,6 +25,13 @@ public enum ClassNamesMetadata {
     }
     /// nil when the text is not a JSON array of strings.
     public static func decode(_ text: String) -> [String]? { try? JSONDecoder().decode([String].self, from: Data(text.utf8)) }
+
+    /// A checkpoint's class names from its metadata: this key, else the toy classes for toy models trained before
+    /// the key existed, else none.
+    public static func names(metadata: [String: String]) -> [String] {
+        if let list = metadata[key].flatMap(decode) { return list }
+        return metadata["varlab.data"]?.contains("toy (") == true ? ToyDataset.classNames : []
+    }
 }
 
 /// The toy training split seen as a finite set of `count` images (indices 0..<count).

@@ -79,7 +79,6 @@ public final class TrainableQuantizer {
         var rest = f, acc = Tensor(zeros: f.shape)
         var tokens: [[Int]] = [], ups: [Tensor] = [], sums: [Tensor] = [], residuals: [Tensor] = []
         var loss = 0.0
-        let r = resiRatio
         for (si, pn) in patchNums.enumerated() {
             let ids: [Int]
             if let given { ids = given[si] } else {
@@ -87,9 +86,7 @@ public final class TrainableQuantizer {
                 ids = nearest(rows)
                 residuals.append(rows)
             }
-            var u = Embedding(weight: embedding.value)(ids).reshaped([b, pn, pn, c]).permuted([0, 3, 1, 2])
-            if pn != hh { u = u.interpolated(height: hh, width: hh, mode: .bicubic) }
-            let h = u.zipWith(phiConv(si)(u)) { $0 * (1 - r) + $1 * r }
+            let (u, h) = contribution(ids, batch: b, scale: si, size: hh)
             acc += h
             rest -= h
             loss += (1 + Double(beta)) * Losses.mse(acc, f).loss
@@ -97,6 +94,15 @@ public final class TrainableQuantizer {
         }
         loss /= Double(patchNums.count)
         return (acc, loss, Saved(f: f, tokens: tokens, residualRows: residuals, upsampled: ups, partialSums: sums))
+    }
+
+    /// Scale si's codes as a feature map: u = bicubic_up(E[ids]) (no upsampling at the last scale) and
+    /// h = φ_si(u) = (1-r) u + r conv3x3(u).
+    func contribution(_ ids: [Int], batch b: Int, scale si: Int, size hh: Int) -> (u: Tensor, h: Tensor) {
+        let pn = patchNums[si], r = resiRatio
+        var u = Embedding(weight: embedding.value)(ids).reshaped([b, pn, pn, channels]).permuted([0, 3, 1, 2])
+        if pn != hh { u = u.interpolated(height: hh, width: hh, mode: .bicubic) }
+        return (u, u.zipWith(phiConv(si)(u)) { $0 * (1 - r) + $1 * r })
     }
 
     /// area_down(rest, pn) as rows [B·pn², C].
@@ -127,9 +133,7 @@ public final class TrainableQuantizer {
             filled += quota
             embedding.value = table
             let ids = nearest(rows)
-            var u = Embedding(weight: table)(ids).reshaped([f.shape[0], pn, pn, c]).permuted([0, 3, 1, 2])
-            if pn != hh { u = u.interpolated(height: hh, width: hh, mode: .bicubic) }
-            rest -= u.zipWith(phiConv(si)(u)) { $0 * (1 - resiRatio) + $1 * resiRatio }
+            rest -= contribution(ids, batch: f.shape[0], scale: si, size: hh).h
         }
     }
 
