@@ -48,11 +48,11 @@ struct ConvBN: Sendable {
     /// 8M floats.
     func callAsFunction(_ x: Tensor) -> Tensor {
         precondition(x.rank == 4 && x.shape[1] == inChannels, "conv expects [N, \(inChannels), H, W], got \(x.shape)")
-        let (n, cin, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
-        let (kh, kw) = (conv.weight.shape[2], conv.weight.shape[3])
-        let p = conv.padding, st = conv.stride
-        let ho = (h + p.top + p.bottom - kh) / st + 1, wo = (w + p.left + p.right - kw) / st + 1
-        let plane = ho * wo, cout = outChannels, kdim = cin * kh * kw
+        let p = conv.padding
+        let geometry = ConvGeometry(x: x.shape, weight: conv.weight.shape, stride: conv.stride,
+                                    pads: (p.left, p.right, p.top, p.bottom))
+        let (n, cin, h, w, ho, wo) = (geometry.n, geometry.cin, geometry.h, geometry.w, geometry.ho, geometry.wo)
+        let plane = geometry.plane, cout = outChannels, kdim = geometry.kdim
         let perChunk = max(1, min(n, (8 << 20) / max(kdim * plane, 1)))
         if perChunk == 1 {
             var y = conv(x)
@@ -71,27 +71,8 @@ struct ConvBN: Sendable {
             let nb = min(perChunk, n - b0)
             let ld = nb * plane
             x.data.withUnsafeBufferPointer { px in scratch.col.withUnsafeMutableBufferPointer { pc in
-                let src = UnsafeSendable(px.baseAddress! + b0 * cin * h * w), dst = UnsafeSendable(UnsafePointer(pc.baseAddress!))
-                let chunk = 16
-                Parallel.forEach((kdim + chunk - 1) / chunk) { blk in
-                    let colp = UnsafeMutablePointer(mutating: dst.p)
-                    for row in (blk * chunk)..<min(kdim, (blk + 1) * chunk) {
-                        let c = row / (kh * kw), ky = (row / kw) % kh, kx = row % kw
-                        for b in 0..<nb {
-                            let s = src.p + (b * cin + c) * h * w
-                            let o = colp + row * ld + b * plane
-                            for oy in 0..<ho {
-                                let iy = oy * st + ky - p.top
-                                let orow = o + oy * wo
-                                if iy < 0 || iy >= h { orow.update(repeating: 0, count: wo); continue }
-                                let srow = s + iy * w
-                                for ox in 0..<wo {
-                                    let ix = ox * st + kx - p.left
-                                    orow[ox] = (ix >= 0 && ix < w) ? srow[ix] : 0
-                                }
-                            }
-                        }
-                    }
+                for b in 0..<nb {
+                    geometry.im2col(px.baseAddress! + (b0 + b) * cin * h * w, into: pc.baseAddress! + b * plane, ld: ld)
                 }
             } }
             conv.weight.data.withUnsafeBufferPointer { pw in scratch.col.withUnsafeBufferPointer { pc in scratch.res.withUnsafeMutableBufferPointer { pr in

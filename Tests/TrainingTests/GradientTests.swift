@@ -63,6 +63,12 @@ final class GradientTests: XCTestCase {
     func testConv3x3Pad1() { checkConv(stride: 1, pads: (1, 1, 1, 1), xShape: [2, 3, 7, 5], wShape: [5, 3, 3, 3], seed: 10) }
     func testConvStride2AsymmetricPad() { checkConv(stride: 2, pads: (0, 1, 0, 1), xShape: [2, 3, 9, 7], wShape: [4, 3, 3, 3], seed: 20) }
     func testConvStride2Pad1() { checkConv(stride: 2, pads: (1, 1, 1, 1), xShape: [1, 2, 7, 7], wShape: [3, 2, 3, 3], seed: 25) }
+    /// Stride 1 takes the transposed-convolution path: asymmetric pads, a non-square kernel, and a pad beyond
+    /// k - 1 (which falls back to col2im).
+    func testConvStride1AsymmetricAndOversizedPads() {
+        checkConv(stride: 1, pads: (0, 1, 2, 0), xShape: [2, 3, 6, 5], wShape: [4, 3, 3, 2], seed: 35)
+        checkConv(stride: 1, pads: (2, 0, 1, 1), xShape: [1, 2, 5, 4], wShape: [3, 2, 3, 2], seed: 36)
+    }
     func testConv1x1() { checkConv(stride: 1, pads: (0, 0, 0, 0), xShape: [2, 5, 3, 5], wShape: [3, 5, 1, 1], seed: 30) }
 
     func testGroupNormAffineAndPlain() {
