@@ -11,7 +11,7 @@ let package = Package(
     products: [
         .executable(name: "varlab", targets: ["varlab"]),
         .library(name: "VarlabCore", targets: ["Tensor", "ModelIO", "ImageIO", "Autoencoders", "VAR", "DiT", "Samplers",
-                                               "Metrics", "Training", "Editing"]),
+                                               "Metrics", "Training", "Editing", "Generation"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -38,8 +38,11 @@ let package = Package(
         .target(name: "Editing", swiftSettings: optimize),
         .target(name: "Training", dependencies: ["Tensor", "ModelIO", "ImageIO", "Autoencoders", "DiT", "CBLAS"],
                 exclude: ["README.md"], swiftSettings: optimize),
+        // The application layer: sample plans and sharding, one generator per family, output writers, built-in models.
+        .target(name: "Generation", dependencies: ["Tensor", "ModelIO", "ImageIO", "Autoencoders", "VAR", "DiT", "Samplers",
+                                                   "Training"], swiftSettings: optimize),
         .executableTarget(name: "varlab", dependencies: [
-            "Tensor", "ModelIO", "ImageIO", "Autoencoders", "VAR", "DiT", "Samplers", "Metrics", "Training", "Editing",
+            "Tensor", "ModelIO", "ImageIO", "Autoencoders", "VAR", "DiT", "Samplers", "Metrics", "Training", "Editing", "Generation",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: optimize),
         // Fuzz targets for every parser of untrusted input (scripts/fuzz.sh builds them with -sanitize=fuzzer).

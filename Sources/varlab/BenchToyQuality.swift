@@ -1,6 +1,7 @@
 import ArgumentParser
 import Autoencoders
 import Foundation
+import Generation
 import ImageIO
 import Metrics
 import ModelIO
@@ -31,7 +32,7 @@ struct BenchToyQuality: ParsableCommand {
         print("threads: \(Parallel.threads)")
         guard n >= 20 else { throw ValidationError("--n must be at least 20 (toy-FID needs a covariance)") }
         let families = models.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }
-        for f in families where f != "var" && f != "dit" { throw ValidationError("--models: unknown family '\(f)' (var, dit)") }
+        for f in families where GenerationSettings.Family(rawValue: f) == nil { throw ValidationError("--models: unknown family '\(f)' (var, dit)") }
         let toy = try ToyEvaluation(path: try BuiltinModels.path(BuiltinModels.classifier, instead: "(no override: the bench measures the built-in models)"))
         let held = ToyDataset(seed: dataSeed, split: .heldout, size: toy.classifier.config.imageSize)
         // Reference A = held-out 0..<n; the floor set B = held-out n..<2n (disjoint from A by index).
@@ -83,10 +84,11 @@ struct BenchToyQuality: ParsableCommand {
         var json: [String: Any] = ["n": n, "seed": seed, "data_seed": dataSeed, "classifier": toy.path,
                                    "vqvae_mean_colour_error_rgb": colourError]
         for family in families {
-            let classes = (0..<toy.classifier.config.classes).map(String.init).joined(separator: ",")
-            let sample = try Sample.parse(["--model", family, "--class", classes, "--n", String(n), "--seed", String(seed), "-o", "unused.png"])
-            let generator = try sample.makeGenerator()
-            let requests = try sample.requests(numClasses: generator.numClasses)
+            // The `sample` command's defaults for the built-in model: class i mod C, index i.
+            let generator = try GenerationSettings(family: GenerationSettings.Family(rawValue: family)!).makeGenerator()
+            let plan = try SamplePlan(classes: .list(Array(0..<toy.classifier.config.classes)), count: n)
+            try plan.validate(numClasses: generator.numClasses)
+            let requests = plan.requests(0..<plan.total)
             let t0 = Date()
             var images: [Image8] = []
             for b in stride(from: 0, to: requests.count, by: batchSize) {

@@ -1,6 +1,7 @@
 import Autoencoders
 import DiT
 import Foundation
+import Generation
 import ImageIO
 import ModelIO
 import Samplers

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Generation
 import ImageIO
 
 /// The region to regenerate, in the model frame (S x S).

@@ -1,12 +1,10 @@
 import ArgumentParser
 import Foundation
-import ImageIO
-import Samplers
+import Generation
 import Tensor
 
 /// `varlab sample`: class-conditional images from VAR (or DiT) to a grid PNG, a directory of PNGs or an ADM `.npz`.
-/// The sample set is an ordered list of (class, index); the randomness of sample `index` is a pure function of
-/// (seed, index), so `--shard K/N` produces exactly the slice one machine would produce of the whole set.
+/// Flags become a `GenerationSettings` and a `SampleRun` (Generation); this command only parses and prints.
 struct Sample: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Generate class-conditional images (VAR next-scale sampling or DiT diffusion).",
@@ -43,24 +41,17 @@ struct Sample: ParsableCommand {
     @OptionGroup var dit: DiTSampleOptions
     @OptionGroup var common: CommonOptions
 
-    /// What a grid or .npz output may hold in memory (16 GB: far more than any FID set of 50k 256x256 images).
-    static let maxInMemoryBytes = 16_000_000_000
-
     func validate() throws {
-        guard ["var", "dit"].contains(model) else { throw ValidationError("--model must be var or dit, got '\(model)'") }
-        if let cfg, !(cfg >= 0 && cfg.isFinite) { throw ValidationError("--cfg must be >= 0, got \(cfg)") }
-        if let topK, topK < 0 { throw ValidationError("--top-k must be >= 0, got \(topK)") }
-        if let topP, !(topP >= 0 && topP <= 1) { throw ValidationError("--top-p must be in [0, 1], got \(topP)") }
-        guard temperature > 0 && temperature.isFinite else { throw ValidationError("--temperature must be > 0, got \(temperature)") }
-        guard batchSize >= 1 else { throw ValidationError("--batch-size must be >= 1, got \(batchSize)") }
         guard perClass >= 1 else { throw ValidationError("--per-class must be >= 1, got \(perClass)") }
         if let n, n < 1 { throw ValidationError("--n must be >= 1, got \(n)") }
         guard (classList == nil) != (classes == nil) else { throw ValidationError("give exactly one of --class a,b,... or --classes all") }
         if let classes, classes != "all" { throw ValidationError("--classes only accepts 'all', got '\(classes)'") }
         _ = try parsedClassList()
         _ = try parsedShard()
-        _ = try parsedPatchNums()
-        _ = try SampleOutput(path: output)
+        do {
+            try settings().validate()
+            _ = try SampleOutput(path: output)
+        } catch let e as GenerationError { throw ValidationError(e.description) }
     }
 
     func parsedClassList() throws -> [Int]? {
@@ -90,108 +81,73 @@ struct Sample: ParsableCommand {
         return v
     }
 
-    func resolvedCheckpoint() throws -> String { try BuiltinModels.resolve(family: model, checkpoint: checkpoint, vae: vae).checkpoint }
-
-    func makeGenerator() throws -> SampleGenerator {
-        let files = try BuiltinModels.resolve(family: model, checkpoint: checkpoint, vae: vae)
-        if files.builtin { note("no --checkpoint / --vae: using the built-in toy \(model) model \(files.checkpoint) with \(files.vae)") }
-        if model == "dit" {
-            return try dit.makeGenerator(checkpoint: files.checkpoint, vae: files.vae, cfg: cfg.map { Float($0) })
-        }
-        let (checkpoint, vae) = (files.checkpoint, files.vae)
-        // Unset flags take the checkpoint's recommended settings (varlab-trained files), else the official FID settings.
-        let d = VARSampleDefaults(path: checkpoint)
-        let opts = TokenSamplingOptions(topK: topK ?? d.topK ?? 900, topP: topP ?? d.topP ?? 0.96, temperature: temperature,
-                                        moreSmooth: moreSmooth ?? d.moreSmooth ?? false)
-        let guidance = cfg ?? d.cfg ?? 1.5
-        if let g = try VARVariantGenerator.loadIfVariant(checkpoint: checkpoint, vae: vae, cfg: guidance, options: opts) { return g }
-        return try VARGenerator.load(checkpoint: checkpoint, vae: vae, key: key, patchNums: try parsedPatchNums(),
-                                     cfg: guidance, options: opts)
+    /// The library request these flags describe.
+    func settings() throws -> GenerationSettings {
+        guard let family = GenerationSettings.Family(rawValue: model) else { throw ValidationError("--model must be var or dit, got '\(model)'") }
+        var s = GenerationSettings(family: family)
+        s.checkpoint = checkpoint; s.vae = vae; s.key = key
+        s.patchNums = try parsedPatchNums()
+        s.cfg = cfg; s.topK = topK; s.topP = topP; s.moreSmooth = moreSmooth; s.temperature = temperature
+        s.dit = dit.settings
+        return s
     }
 
-    /// The ordered sample set (lazy: see `SamplePlan`).
     func plan(numClasses: Int) throws -> SamplePlan {
-        if let list = try parsedClassList() {
-            for c in list where c < 0 || c >= numClasses {
-                throw ValidationError("--class \(c) is outside 0..\(numClasses - 1) (the checkpoint has \(numClasses) classes)")
-            }
-            return try SamplePlan(classes: .list(list), count: n)
-        }
+        if let list = try parsedClassList() { return try SamplePlan(classes: .list(list), count: n) }
         return try SamplePlan(classes: .all(classes: numClasses, perClass: perClass), count: nil)
-    }
-
-    /// Every request of the set, in order (for callers that take it whole, such as the quality bench).
-    func requests(numClasses: Int) throws -> [SampleRequest] {
-        let p = try plan(numClasses: numClasses)
-        return p.requests(0..<p.total)
     }
 
     func run() throws {
         try common.apply()
-        let out = try SampleOutput(path: output)
-        try out.prepare()
-        let generator = try makeGenerator()
-        let plan = try self.plan(numClasses: generator.numClasses)
-        var range = 0..<plan.total
+        let settings = try self.settings()
+        _ = try SampleOutput(path: output).prepare()
+        let generator = try settings.makeGenerator(log: note)
+        let job = try SampleRun(plan: try plan(numClasses: generator.numClasses), shard: try parsedShard(), outputPath: output,
+                                seed: seed, batchSize: batchSize)
         if let (k, nShards) = try parsedShard() {
-            range = plan.shard(k, of: nShards)
-            note("shard \(k)/\(nShards): samples \(range.lowerBound)..<\(range.upperBound) of \(plan.total)")
+            note("shard \(k)/\(nShards): samples \(job.range.lowerBound)..<\(job.range.upperBound) of \(job.plan.total)")
         }
-        guard !range.isEmpty else { throw ValidationError("this shard has no samples (\(plan.total) in total)") }
-        // A grid or an .npz is assembled in memory; refuse what could never fit instead of failing hours later.
-        let bytes = Double(range.count) * Double(generator.imageSize * generator.imageSize * 3)
-        if case .directory = out {} else if bytes > Double(Sample.maxInMemoryBytes) {
-            throw ValidationError("\(range.count) images of \(generator.imageSize)x\(generator.imageSize) need " + String(format: "%.1f", bytes / 1e9)
-                                  + " GB in memory for -o \(output) (limit \(Sample.maxInMemoryBytes / 1_000_000_000) GB): write a folder (-o dir/) or use --shard")
-        }
-        let count = range.count
+        let count = job.range.count
         note("\(generator.family): \(count) images of \(generator.imageSize)x\(generator.imageSize), batch \(batchSize), seed \(seed), threads \(Parallel.threads)")
-        var images: [Image8] = []
         let start = Date()
-        var done = 0
-        for b in stride(from: 0, to: count, by: batchSize) {
-            let batch = plan.requests((range.lowerBound + b)..<(range.lowerBound + min(count, b + batchSize)))
-            // Progress on stderr, at most about one line a second: each line names the stage that just FINISHED
-            // with its own time (a tick arrives when the next stage starts), then the batch's total.
-            var lastTick = Date(), lastLabel: String?, lastPrint = Date.distantPast
-            let batchStart = Date()
-            let imgs = try generator.generate(batch, seed: seed) { p in
-                let now = Date()
-                defer { lastTick = now; lastLabel = p.label }
-                guard let finished = lastLabel, now.timeIntervalSince(lastPrint) >= 1 else { return }
-                lastPrint = now
-                let fraction = (Double(done) + Double(batch.count) * Double(p.stage) / Double(max(p.stages, 1))) / Double(count)
-                let elapsed = now.timeIntervalSince(start)
-                let eta = fraction > 0 ? String(format: "%.0fs", elapsed / fraction * (1 - fraction)) : "?"
-                note(String(format: "image %d-%d/%d  %@ took %.2f s  ETA %@", b + 1, b + batch.count, count, finished,
-                            now.timeIntervalSince(lastTick), eta))
-            }
-            let elapsed = Date().timeIntervalSince(start)
-            let left = Double(count - done - batch.count) * elapsed / Double(done + batch.count)
-            note(String(format: "image %d-%d/%d  done in %.2f s (last stage %@ %.2f s)  %.2f images/s  ETA %.0fs", b + 1, b + batch.count, count,
-                        Date().timeIntervalSince(batchStart), lastLabel ?? "-", Date().timeIntervalSince(lastTick),
-                        Double(done + batch.count) / elapsed, left))
-            done += batch.count
-            if case .directory(let dir) = out {
-                for (r, im) in zip(batch, imgs) {
-                    try SampleOutput.writePNG(im, to: (dir as NSString).appendingPathComponent(
-                        SampleOutput.fileName(classLabel: r.classLabel, index: r.index, seed: seed)))
-                }
-            } else {
-                images += imgs
-            }
-        }
+        var progress = SampleProgressPrinter(count: count, offset: job.range.lowerBound, start: start)
+        try job.run(generator, names: ClassNames(checkpoint: try settings.files().checkpoint)) { progress.handle($0) }
         let secs = Date().timeIntervalSince(start)
-        switch out {
-        case .grid(let p):
-            let labels = plan.requests(range).map(\.classLabel)
-            let grid = Set(labels).count > 1
-                ? try SampleOutput.classGrid(images, labels: labels, names: ClassNames(checkpoint: try resolvedCheckpoint()))
-                : try SampleOutput.grid(images)
-            try SampleOutput.writePNG(grid, to: p)
-        case .npz(let p): try SampleOutput.writeNPZ(images, labels: plan.requests(range).map(\.classLabel), to: p)
-        case .directory: break
-        }
         note(String(format: "wrote %@ (%d images in %.1fs, %.3f s/image)", output, count, secs, secs / Double(count)))
     }
 }
+
+/// Progress lines on stderr, at most about one a second: each names the stage that just FINISHED with its own
+/// time (a stage event arrives when the next stage starts), then each batch's total with throughput and ETA.
+struct SampleProgressPrinter {
+    let count: Int, offset: Int, start: Date
+    var done = 0
+    var lastTick = Date(), lastLabel: String?, lastPrint = Date.distantPast, batchStart = Date()
+
+    init(count: Int, offset: Int, start: Date) { self.count = count; self.offset = offset; self.start = start }
+
+    mutating func handle(_ event: SampleRun.Event) {
+        let now = Date()
+        switch event {
+        case let .stage(first, last, p):
+            defer { lastTick = now; lastLabel = p.label }
+            guard let finished = lastLabel, now.timeIntervalSince(lastPrint) >= 1 else { return }
+            lastPrint = now
+            let fraction = (Double(done) + Double(last - first) * Double(p.stage) / Double(max(p.stages, 1))) / Double(count)
+            let elapsed = now.timeIntervalSince(start)
+            let eta = fraction > 0 ? String(format: "%.0fs", elapsed / fraction * (1 - fraction)) : "?"
+            note(String(format: "image %d-%d/%d  %@ took %.2f s  ETA %@", first - offset + 1, last - offset, count, finished,
+                        now.timeIntervalSince(lastTick), eta))
+        case let .batchDone(first, last):
+            let n = last - first
+            let elapsed = now.timeIntervalSince(start)
+            let left = Double(count - done - n) * elapsed / Double(done + n)
+            note(String(format: "image %d-%d/%d  done in %.2f s (last stage %@ %.2f s)  %.2f images/s  ETA %.0fs", first - offset + 1,
+                        last - offset, count, now.timeIntervalSince(batchStart), lastLabel ?? "-", now.timeIntervalSince(lastTick),
+                        Double(done + n) / elapsed, left))
+            done += n
+            lastLabel = nil; lastPrint = .distantPast; batchStart = now; lastTick = now
+        }
+    }
+}
+

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Autoencoders
 import Foundation
+import Generation
 import ModelIO
 import Samplers
 import Tensor

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Generation
 import Tensor
 
 @main

@@ -5,12 +5,12 @@ import Training
 
 /// Where `sample` writes: a grid PNG, a directory of PNGs, or an ADM-layout `.npz`. Every file is written
 /// atomically (temporary file + rename), and the destination is checked before any sampling starts.
-enum SampleOutput {
+public enum SampleOutput {
     case grid(String)
     case directory(String)
     case npz(String)
 
-    init(path: String) throws {
+    public init(path: String) throws {
         let lower = path.lowercased()
         if path.hasSuffix("/") || (try? FileManager.default.attributesOfItem(atPath: path)[.type] as? FileAttributeType) == .typeDirectory {
             self = .directory(path)
@@ -19,43 +19,43 @@ enum SampleOutput {
         } else if lower.hasSuffix(".png") {
             self = .grid(path)
         } else {
-            throw SampleOutputError("-o \(path): expected out.png (grid), a directory ending in '/', or samples.npz")
+            throw GenerationError("-o \(path): expected out.png (grid), a directory ending in '/', or samples.npz")
         }
     }
 
     /// Fails early (before hours of sampling) if the destination cannot be written.
-    func prepare() throws {
+    public func prepare() throws {
         switch self {
         case .directory(let d):
             try FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
-            guard FileManager.default.isWritableFile(atPath: d) else { throw SampleOutputError("-o \(d): directory is not writable") }
+            guard FileManager.default.isWritableFile(atPath: d) else { throw GenerationError("-o \(d): directory is not writable") }
         case .grid(let p), .npz(let p):
             let dir = URL(fileURLWithPath: p).deletingLastPathComponent().path
             var isDir: ObjCBool = false
             guard FileManager.default.fileExists(atPath: dir, isDirectory: &isDir), isDir.boolValue,
                   FileManager.default.isWritableFile(atPath: dir) else {
-                throw SampleOutputError("-o \(p): directory \(dir) does not exist or is not writable")
+                throw GenerationError("-o \(p): directory \(dir) does not exist or is not writable")
             }
         }
     }
 
     /// One PNG per image, named class{C}_{index}_seed{S}.png (the names `varlab eval` reads labels from), written as soon as its batch is done.
-    static func fileName(classLabel: Int, index: Int, seed: UInt64) -> String {
+    public static func fileName(classLabel: Int, index: Int, seed: UInt64) -> String {
         String(format: "class%04d_%06d_seed%llu.png", classLabel, index, seed)
     }
 
-    static func writePNG(_ image: Image8, to path: String) throws {
+    public static func writePNG(_ image: Image8, to path: String) throws {
         try AtomicFile.write(try PNG.encode(image), to: path)
     }
 
     /// A near-square grid (ceil(sqrt(n)) per row) with torchvision make_grid's 2-pixel black border.
-    static func grid(_ images: [Image8]) throws -> Image8 {
+    public static func grid(_ images: [Image8]) throws -> Image8 {
         try ImageGrid.make(images, nrow: Int(Double(images.count).squareRoot().rounded(.up)))
     }
 
     /// One row per class (in the order the classes first appear), the class name on the left: what a person
     /// wants to see when several classes were asked for.
-    static func classGrid(_ images: [Image8], labels: [Int], names: ClassNames) throws -> Image8 {
+    public static func classGrid(_ images: [Image8], labels: [Int], names: ClassNames) throws -> Image8 {
         var order: [Int] = [], rows: [Int: [Image8]] = [:]
         for (im, c) in zip(images, labels) {
             if rows[c] == nil { order.append(c); rows[c] = [] }
@@ -65,8 +65,8 @@ enum SampleOutput {
     }
 
     /// ADM evaluator layout: arr_0 uint8 [N, H, W, 3], arr_1 int64 labels [N].
-    static func writeNPZ(_ images: [Image8], labels: [Int], to path: String) throws {
-        guard let first = images.first else { throw SampleOutputError("no images to write to \(path)") }
+    public static func writeNPZ(_ images: [Image8], labels: [Int], to path: String) throws {
+        guard let first = images.first else { throw GenerationError("no images to write to \(path)") }
         var px: [UInt8] = []
         px.reserveCapacity(images.count * first.pixels.count)
         for im in images { px += im.pixels }
@@ -78,17 +78,13 @@ enum SampleOutput {
 }
 
 /// Names of a checkpoint's classes (`ClassNamesMetadata.names`), "class N" where unknown.
-struct ClassNames {
-    let names: [String]
-    init(checkpoint: String) {
+public struct ClassNames {
+    public let names: [String]
+    public init(checkpoint: String) {
         let meta = ((try? CheckpointLoader.detectFormat(path: checkpoint)) == .safetensors
                     ? (try? SafetensorsFile(path: checkpoint))?.metadata : nil) ?? [:]
         names = ClassNamesMetadata.names(metadata: meta)
     }
-    func name(_ c: Int) -> String { names.indices.contains(c) && !names[c].isEmpty ? "\(c) \(names[c])" : "class \(c)" }
+    public func name(_ c: Int) -> String { names.indices.contains(c) && !names[c].isEmpty ? "\(c) \(names[c])" : "class \(c)" }
 }
 
-struct SampleOutputError: Error, CustomStringConvertible {
-    let description: String
-    init(_ s: String) { description = s }
-}

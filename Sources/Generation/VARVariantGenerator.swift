@@ -1,4 +1,3 @@
-import ArgumentParser
 import Autoencoders
 import Foundation
 import ImageIO
@@ -14,17 +13,19 @@ import Training
 /// - plain-ln: next-scale like VAR, guidance ramp t = cfg·si/(SN-1) over scales as VAR;
 /// - ar: 64 tokens in raster order, constant guidance t = cfg (VQGAN / LlamaGen convention), decoded from the
 ///   finest-only tokens (f_hat = φ_last(embed(ids))).
-struct VARVariantGenerator: SampleGenerator {
-    let model: TrainableVAR
-    let vae: VQVAE
-    let cfg: Double
-    let options: TokenSamplingOptions
-    var family: String { "var" }
-    var imageSize: Int { vae.imageSize }
-    var numClasses: Int { model.config.numClasses }
+public struct VARVariantGenerator: SampleGenerator {
+    public let model: TrainableVAR
+    public let vae: VQVAE
+    public let cfg: Double
+    public let options: TokenSamplingOptions
+    public var family: String { "var" }
+    public var imageSize: Int { vae.imageSize }
+    public var numClasses: Int { model.config.numClasses }
 
     /// nil when the checkpoint is not a varlab ablation variant (then the regular VAR path loads it).
-    static func loadIfVariant(checkpoint: String, vae vaePath: String, cfg: Double, options: TokenSamplingOptions) throws -> VARVariantGenerator? {
+    /// `log` receives one line saying which variant was found.
+    public static func loadIfVariant(checkpoint: String, vae vaePath: String, cfg: Double, options: TokenSamplingOptions,
+                                     log: (String) -> Void = { _ in }) throws -> VARVariantGenerator? {
         guard (try? CheckpointLoader.detectFormat(path: checkpoint)) == .safetensors,
               let meta = try? SafetensorsFile(path: checkpoint).metadata,
               let v = meta["varlab.variant"], v != VARTrainConfig.Variant.next.rawValue else { return nil }
@@ -34,14 +35,14 @@ struct VARVariantGenerator: SampleGenerator {
         try ck.loadParameters(model.parameters)
         let vae = try VQVAE(archive: try CheckpointLoader.open(path: vaePath), patchNums: config.patchNums)
         guard vae.quantizer.vocabSize == config.vocabSize, vae.quantizer.channels == config.cvae else {
-            throw ValidationError("--vae \(vaePath) (vocab \(vae.quantizer.vocabSize), Cvae \(vae.quantizer.channels)) does not match \(checkpoint) (vocab \(config.vocabSize), Cvae \(config.cvae))")
+            throw GenerationError("--vae \(vaePath) (vocab \(vae.quantizer.vocabSize), Cvae \(vae.quantizer.channels)) does not match \(checkpoint) (vocab \(config.vocabSize), Cvae \(config.cvae))")
         }
         try options.validate()
-        note("\(checkpoint): varlab '\(v)' ablation variant (sampled by the training code's forward, no KV cache)")
+        log("\(checkpoint): varlab '\(v)' ablation variant (sampled by the training code's forward, no KV cache)")
         return VARVariantGenerator(model: model, vae: vae, cfg: cfg, options: options)
     }
 
-    func generate(_ requests: [SampleRequest], seed: UInt64, progress: (SampleProgress) -> Void) throws -> [Image8] {
+    public func generate(_ requests: [SampleRequest], seed: UInt64, progress: (SampleProgress) -> Void) throws -> [Image8] {
         let b = requests.count, c = model.config, v = c.vocabSize, q = vae.quantizer
         let guided = cfg != 0
         let labels = requests.map(\.classLabel)

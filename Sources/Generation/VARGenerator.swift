@@ -10,14 +10,16 @@ import VAR
 /// uint8 conversion: the decoder output is clamped to [-1, 1] (as the official fhat_to_img) and mapped with
 /// `PixelConversion.fromSigned` = clamp(127.5 x + 128, 0, 255) truncated, i.e. round half up. (The official demo
 /// truncates (x+1)/2*255 instead; rounding is unbiased and matches the ADM/DiT sample_ddp convention.)
-struct VARGenerator: SampleGenerator {
-    let sampler: NextScaleSampler
-    var family: String { "var" }
-    var imageSize: Int { sampler.vae.imageSize }
-    var numClasses: Int { sampler.model.config.numClasses }
+public struct VARGenerator: SampleGenerator {
+    public let sampler: NextScaleSampler
+    public var family: String { "var" }
+    public var imageSize: Int { sampler.vae.imageSize }
+    public var numClasses: Int { sampler.model.config.numClasses }
+
+    public init(sampler: NextScaleSampler) { self.sampler = sampler }
 
     /// Loads and cross-checks the two files. `patchNums` overrides the schedule inferred from the VAR weights.
-    static func load(checkpoint: String, vae vaePath: String, key: String?, patchNums: [Int]?, cfg: Double,
+    public static func load(checkpoint: String, vae vaePath: String, key: String?, patchNums: [Int]?, cfg: Double,
                      options: TokenSamplingOptions) throws -> VARGenerator {
         let archive = try CheckpointLoader.open(path: checkpoint, keyPath: key)
         let model = try VARModel(archive: archive, patchNums: patchNums)
@@ -31,7 +33,7 @@ struct VARGenerator: SampleGenerator {
         return VARGenerator(sampler: try NextScaleSampler(model: model, vae: vae, cfg: cfg, options: options))
     }
 
-    func generate(_ requests: [SampleRequest], seed: UInt64, progress: (SampleProgress) -> Void) throws -> [Image8] {
+    public func generate(_ requests: [SampleRequest], seed: UInt64, progress: (SampleProgress) -> Void) throws -> [Image8] {
         let r = try withoutActuallyEscaping(progress) { report in
             try sampler.sample(labels: requests.map(\.classLabel), sampleIndices: requests.map(\.index), seed: seed, progress: { si, sn in
                 report(SampleProgress(stage: si, stages: sn, label: si < sn ? "scale \(si + 1)/\(sn)" : "decode"))
@@ -44,10 +46,10 @@ struct VARGenerator: SampleGenerator {
 
 /// Sampling settings a varlab-trained VAR checkpoint recommends in its safetensors metadata (`varlab.sample_cfg`,
 /// `_top_k`, `_top_p`, `_more_smooth`); all nil for official checkpoints.
-struct VARSampleDefaults {
-    var cfg: Double?, topK: Int?, topP: Double?, moreSmooth: Bool?
+public struct VARSampleDefaults {
+    public var cfg: Double?, topK: Int?, topP: Double?, moreSmooth: Bool?
 
-    init(path: String) {
+    public init(path: String) {
         guard (try? CheckpointLoader.detectFormat(path: path)) == .safetensors, let m = try? SafetensorsFile(path: path).metadata else { return }
         cfg = m["varlab.sample_cfg"].flatMap { Double($0) }
         topK = m["varlab.sample_top_k"].flatMap { Int($0) }
