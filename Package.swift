@@ -35,12 +35,14 @@ let package = Package(
         .target(name: "Samplers", dependencies: ["Tensor", "ModelIO", "Autoencoders", "VAR", "DiT"], path: "Samplers",
                 swiftSettings: optimize),
         .target(name: "Metrics", dependencies: ["Tensor", "ModelIO", "ImageIO", "CBLAS"], swiftSettings: optimize),
-        .target(name: "Editing", swiftSettings: optimize),
         .target(name: "Training", dependencies: ["Tensor", "ModelIO", "ImageIO", "Autoencoders", "DiT", "CBLAS"],
                 exclude: ["README.md"], swiftSettings: optimize),
         // The application layer: sample plans and sharding, one generator per family, output writers, built-in models.
         .target(name: "Generation", dependencies: ["Tensor", "ModelIO", "ImageIO", "Autoencoders", "VAR", "DiT", "Samplers",
                                                    "Training"], swiftSettings: optimize),
+        // Editing: the jobs-file reader, the edit pipeline and the VAR / DiT edit back ends.
+        .target(name: "Editing", dependencies: ["Tensor", "ModelIO", "ImageIO", "Autoencoders", "VAR", "DiT", "Samplers",
+                                                "Generation"], swiftSettings: optimize),
         .executableTarget(name: "varlab", dependencies: [
             "Tensor", "ModelIO", "ImageIO", "Autoencoders", "VAR", "DiT", "Samplers", "Metrics", "Training", "Editing", "Generation",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),

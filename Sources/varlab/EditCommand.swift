@@ -1,4 +1,5 @@
 import ArgumentParser
+import Editing
 import Foundation
 
 /// `varlab edit`: in-painting, out-painting and class-conditional editing of a real image with VAR or DiT,
@@ -78,6 +79,18 @@ struct Edit: ParsableCommand {
     ]
     static let flagFields: Set<String> = ["resample", "paste-back", "compare", "more-smooth"]
 
+    /// The library request these flags describe.
+    var options: EditOptions {
+        var o = EditOptions()
+        o.model = model; o.checkpoint = checkpoint; o.vae = vae; o.image = image; o.mask = mask; o.box = box
+        o.outpaint = outpaint; o.classLabel = classLabel; o.seed = seed; o.cfg = cfg
+        o.topK = topK; o.topP = topP; o.patchNums = patchNums; o.key = key; o.moreSmooth = moreSmooth
+        o.steps = steps; o.sampler = sampler; o.eta = eta; o.cfgChannels = cfgChannels; o.vaeGroups = vaeGroups
+        o.strength = strength; o.resample = resample; o.jumpLength = jumpLength; o.jumpNSample = jumpNSample
+        o.output = output; o.pasteBack = pasteBack; o.compare = compare
+        return o
+    }
+
     func validate() throws {
         if jobs != nil {
             let single = [image, mask, box, outpaint, output].compactMap { $0 }
@@ -95,16 +108,7 @@ struct Edit: ParsableCommand {
             return
         }
         // An EditFieldError prints as "Error: --field: message" and exits with 1.
-        let r = try EditRunner.run(self, progress: { note($0) })
+        let r = try EditRunner.run(options, progress: { note($0) })
         note(r.summary)
     }
-}
-
-/// An error about one input: `field` is the long option name without dashes (e.g. "image", "top-k").
-struct EditFieldError: Error, CustomStringConvertible {
-    var field: String
-    var message: String
-    var description: String { messageForCLI }
-    var messageForCLI: String { "--\(field): \(message)" }
-    var messageForJob: String { "field '\(field.replacingOccurrences(of: "-", with: "_"))': \(message)" }
 }

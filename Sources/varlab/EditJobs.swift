@@ -70,8 +70,7 @@ struct EditJobRunner {
     static func plannedOutputs(_ job: EditJob, base: URL) -> [String]? {
         guard job.fields.first?.key != "_not_an_object", let argv = try? EditJobArguments.argv(for: job, baseDirectory: base),
               let options = try? Edit.parse(argv), let out = options.output else { return nil }
-        let files = [out] + (options.compare ? [EditRunner.comparePath(out)] : [])
-        return files.map { URL(fileURLWithPath: $0).standardizedFileURL.path }
+        return options.options.writtenFiles.map { URL(fileURLWithPath: $0).standardizedFileURL.path }
     }
 
     func run() throws -> Bool {
@@ -103,13 +102,13 @@ struct EditJobRunner {
                 }
                 guard let out = options.output else { throw EditFieldError(field: "output", message: "missing: every job needs an output") }
                 if let clash = collisions[job.index] { throw EditFieldError(field: "output", message: clash) }
-                let written = [out] + (options.compare ? [EditRunner.comparePath(out)] : [])
+                let written = options.options.writtenFiles
                 if resume && written.allSatisfy({ FileManager.default.fileExists(atPath: $0) }) {
                     status = .skipped; message = written.count > 1 ? "outputs exist" : "output exists"
                 } else {
                     note("\(prefix): running")
                     try options.common.apply()
-                    let r = try EditRunner.run(options, progress: { note("\(prefix): \($0)") })
+                    let r = try EditRunner.run(options.options, progress: { note("\(prefix): \($0)") })
                     message = r.summary
                 }
             } catch let e as EditFieldError {

@@ -32,7 +32,7 @@ final class VAREditBackend: EditBackend {
 
     init(model: VARModel, vae: VQVAE, defaults: VARSampleDefaults? = nil) { self.model = model; self.vae = vae; self.defaults = defaults }
 
-    static func load(_ o: Edit) throws -> VAREditBackend {
+    static func load(_ o: EditOptions) throws -> VAREditBackend {
         guard let ck = o.checkpoint else { throw EditFieldError(field: "checkpoint", message: "missing: the VAR checkpoint (e.g. var_d16.pth)") }
         guard let vp = o.vae else { throw EditFieldError(field: "vae", message: "missing: the VQ-VAE checkpoint (e.g. vae_ch160v4096z32.pth)") }
         let pns = try o.patchNums.map { try editIntList($0, field: "patch-nums") }
@@ -112,7 +112,7 @@ final class DiTEditBackend: EditBackend {
         self.model = model; self.codec = codec; self.channels = channels; self.defaultCFG = defaultCFG
     }
 
-    static func load(_ o: Edit) throws -> DiTEditBackend {
+    static func load(_ o: EditOptions) throws -> DiTEditBackend {
         guard let ck = o.checkpoint else { throw EditFieldError(field: "checkpoint", message: "missing: the DiT checkpoint (e.g. DiT-XL-2-256x256.pt)") }
         guard let vp = o.vae else { throw EditFieldError(field: "vae", message: "missing: the KL-VAE (a diffusers AutoencoderKL folder or file) or the tiny VQ-VAE") }
         let info = DiTCheckpointInfo(path: ck)

@@ -1,33 +1,32 @@
-import ArgumentParser
 import Foundation
 import Generation
 import ImageIO
 
 /// The region to regenerate, in the model frame (S x S).
-struct EditRegion {
+public struct EditRegion {
     /// true = regenerate. For DiT SDEdit without a region: all true.
-    var pixels: PixelMask
+    public var pixels: PixelMask
     /// Set when the region came from a box / keep box: (y0, x0, y1, x1) fractions of the model frame and the
     /// official `inpainting` flag. VAR then builds the token mask exactly like `get_edit_mask`.
-    var tokenBox: (y0: Double, x0: Double, y1: Double, x1: Double, inpainting: Bool)?
+    public var tokenBox: (y0: Double, x0: Double, y1: Double, x1: Double, inpainting: Bool)?
 }
 
-struct EditRequest {
-    var image: Image8            // model frame, RGB
-    var region: EditRegion
-    var classLabel: Int?         // nil = null class
-    var options: Edit
+public struct EditRequest {
+    public var image: Image8            // model frame, RGB
+    public var region: EditRegion
+    public var classLabel: Int?         // nil = null class
+    public var options: EditOptions
 }
 
-struct EditResult {
-    var image: Image8            // model frame, RGB
+public struct EditResult {
+    public var image: Image8            // model frame, RGB
     /// What was actually regenerated (token / latent cells), model frame; shown by --compare.
-    var regenerated: PixelMask
-    var details: String
+    public var regenerated: PixelMask
+    public var details: String
 }
 
 /// A model family able to edit (VAR zero-shot, DiT RePaint / SDEdit).
-protocol EditBackend: AnyObject {
+public protocol EditBackend: AnyObject {
     var imageSize: Int { get }
     var numClasses: Int { get }
     /// The family's official preprocessing (resize + centre crop).
@@ -36,19 +35,19 @@ protocol EditBackend: AnyObject {
 }
 
 /// The single code path of `edit` and of every job of `edit --jobs`.
-enum EditRunner {
-    struct Summary { var summary: String }
+public enum EditRunner {
+    public struct Summary { public var summary: String }
 
     /// Loaded models, reused by the jobs of a batch that name the same files.
     nonisolated(unsafe) static var backends: [String: EditBackend] = [:]
 
-    static func backend(for given: Edit, family: String) throws -> EditBackend {
+    static func backend(for given: EditOptions, family: String) throws -> EditBackend {
         var o = given
         do {
             let files = try BuiltinModels.resolve(family: family, checkpoint: o.checkpoint, vae: o.vae)
             o.checkpoint = files.checkpoint; o.vae = files.vae
-        } catch let e as ValidationError {
-            throw EditFieldError(field: o.checkpoint == nil ? "checkpoint" : "vae", message: e.message)
+        } catch let e as GenerationError {
+            throw EditFieldError(field: o.checkpoint == nil ? "checkpoint" : "vae", message: e.description)
         }
         let key = [family, o.checkpoint ?? "", o.vae ?? "", o.patchNums ?? ""].joined(separator: "|")
         if let b = backends[key] { return b }
@@ -71,7 +70,8 @@ enum EditRunner {
         return path
     }
 
-    static func run(_ o: Edit, progress: (String) -> Void) throws -> Summary {
+    /// Checks the inputs, loads (or reuses) the models, edits and writes the output (and the compare strip).
+    public static func run(_ o: EditOptions, progress: (String) -> Void) throws -> Summary {
         let family = (o.model ?? "var").lowercased()
         guard family == "var" || family == "dit" else {
             throw EditFieldError(field: "model", message: "'\(o.model ?? "")' is not a model family (var or dit)")
@@ -204,7 +204,7 @@ enum EditRunner {
         do { return try OutpaintSpec(parsing: text) } catch { throw EditFieldError(field: "outpaint", message: "\(error)") }
     }
 
-    static func comparePath(_ output: String) -> String {
+    public static func comparePath(_ output: String) -> String {
         let u = URL(fileURLWithPath: output)
         let stem = u.deletingPathExtension().lastPathComponent
         return u.deletingLastPathComponent().appendingPathComponent(stem + "-compare.png").path
