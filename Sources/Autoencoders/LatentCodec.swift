@@ -71,7 +71,7 @@ public struct VQLatentCodec: LatentCodec {
     public static func loadVQVAE(path: String, patchNums: [Int]? = nil) throws -> VQVAE {
         let archive = try CheckpointLoader.open(path: path)
         var pns = patchNums
-        if pns == nil, let meta = (archive as? SafetensorsFile)?.metadata["varlab.patch_nums"] {
+        if pns == nil, let meta = (archive as? SafetensorsFile)?.metadata[.patchNums] {
             pns = meta.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
         }
         guard let pns, !pns.isEmpty else {

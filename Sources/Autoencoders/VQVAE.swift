@@ -44,7 +44,7 @@ public struct VQVAEConfig: Sendable, Equatable {
     /// GroupNorm groups of a checkpoint: metadata `varlab.norm_groups` when present (varlab's own tokenizers),
     /// else the official 32.
     public static func normGroups(of a: TensorArchive) throws -> Int {
-        guard let text = (a as? SafetensorsFile)?.metadata["varlab.norm_groups"] else { return 32 }
+        guard let text = (a as? SafetensorsFile)?.metadata[.normGroups] else { return 32 }
         guard let g = Int(text), (1...4096).contains(g) else {
             throw AutoencoderError.badInput("\(a.path): metadata 'varlab.norm_groups' must be an integer in 1...4096, got '\(text.prefix(40))'")
         }

@@ -74,11 +74,10 @@ public struct DiTCheckpointInfo {
         }
     }
 
-    public var heads: Int? { metadata["varlab.heads"].flatMap { Int($0) } }
-    public var latentScale: Float? { metadata["varlab.latent_scale"].flatMap { Float($0) } }
+    public var heads: Int? { metadata.int(.heads) }
+    public var latentScale: Float? { metadata.float(.latentScale) }
     public var sampleDefaults: (steps: Int?, sampler: String?, cfg: Float?, cfgChannels: String?) {
-        (metadata["varlab.sample_steps"].flatMap { Int($0) }, metadata["varlab.sample_sampler"],
-         metadata["varlab.sample_cfg"].flatMap { Float($0) }, metadata["varlab.sample_cfg_channels"])
+        (metadata.int(.sampleSteps), metadata[.sampleSampler], metadata.float(.sampleCFG), metadata[.sampleCFGChannels])
     }
 
     /// The latent decoder: the VAR VQ-VAE (f-hat / latent_scale) when `vae` is one, else the SD KL-VAE.
@@ -89,12 +88,12 @@ public struct DiTCheckpointInfo {
                                       "(it was not trained on VQ-VAE latents; use its KL-VAE)")
             }
             guard scale.isFinite, scale > 0 else {
-                throw GenerationError("\(checkpoint): metadata varlab.latent_scale = \(metadata["varlab.latent_scale"] ?? "") must be a positive number")
+                throw GenerationError("\(checkpoint): metadata varlab.latent_scale = \(metadata[.latentScale] ?? "") must be a positive number")
             }
-            let pns = metadata["varlab.vae_patch_nums"].map { $0.split(separator: ",").compactMap { Int($0) } }
+            let pns = metadata[.vaePatchNums].map { $0.split(separator: ",").compactMap { Int($0) } }
             return VQLatentCodec(vae: try VQLatentCodec.loadVQVAE(path: vae, patchNums: pns), scale: scale)
         }
-        if metadata["varlab.vae"] == "var-vqvae" {
+        if metadata[.vae] == "var-vqvae" {
             throw GenerationError("the DiT \(checkpoint) was trained on VAR VQ-VAE latents; --vae \(vae) is not a VQ-VAE")
         }
         return KLLatentCodec(vae: try KLVAE.load(path: vae, groups: groups))

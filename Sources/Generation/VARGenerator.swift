@@ -51,9 +51,9 @@ public struct VARSampleDefaults {
 
     public init(path: String) {
         guard (try? CheckpointLoader.detectFormat(path: path)) == .safetensors, let m = try? SafetensorsFile(path: path).metadata else { return }
-        cfg = m["varlab.sample_cfg"].flatMap { Double($0) }
-        topK = m["varlab.sample_top_k"].flatMap { Int($0) }
-        topP = m["varlab.sample_top_p"].flatMap { Double($0) }
-        moreSmooth = m["varlab.sample_more_smooth"].map { $0 == "1" || $0 == "true" }
+        cfg = m.double(.sampleCFG)
+        topK = m.int(.sampleTopK)
+        topP = m.double(.sampleTopP)
+        moreSmooth = m.bool(.sampleMoreSmooth)
     }
 }

@@ -28,7 +28,7 @@ public struct VARVariantGenerator: SampleGenerator {
                                      log: (String) -> Void = { _ in }) throws -> VARVariantGenerator? {
         guard (try? CheckpointLoader.detectFormat(path: checkpoint)) == .safetensors,
               let meta = try? SafetensorsFile(path: checkpoint).metadata,
-              let v = meta["varlab.variant"], v != VARTrainConfig.Variant.next.rawValue else { return nil }
+              let v = meta[.variant], v != VARTrainConfig.Variant.next.rawValue else { return nil }
         let ck = try TrainCheckpoint.read(path: checkpoint, model: TrainableVAR.modelName)
         let config = try JSONDecoder().decode(VARTrainConfig.self, from: Data(ck.configJSON.utf8))
         let model = try TrainableVAR(config: config, seed: 0)

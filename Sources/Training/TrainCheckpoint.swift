@@ -9,9 +9,9 @@ import Tensor
 /// complete.
 public struct TrainCheckpoint {
     public let file: SafetensorsFile
-    public var model: String { file.metadata["varlab.model"] ?? "" }
-    public var configJSON: String { file.metadata["varlab.config"] ?? "" }
-    public var step: Int { Int(file.metadata["varlab.step"] ?? "") ?? 0 }
+    public var model: String { file.metadata[.model] ?? "" }
+    public var configJSON: String { file.metadata[.config] ?? "" }
+    public var step: Int { file.metadata.int(.step) ?? 0 }
 
     public static func read(path: String, model: String) throws -> TrainCheckpoint {
         guard FileManager.default.fileExists(atPath: path) else {
@@ -46,7 +46,7 @@ public struct TrainCheckpoint {
                 if into == 0 { m.append(t) } else { v.append(t) }
             }
         }
-        try opt.restore(step: Int(file.metadata["varlab.optimizer.step"] ?? "") ?? 0, m: m, v: v)
+        try opt.restore(step: Int(file.metadata[.optimizerStep] ?? "") ?? 0, m: m, v: v)
     }
 
     public static func write(path: String, model: String, configJSON: String, step: Int, params: [Parameter],
@@ -58,11 +58,11 @@ public struct TrainCheckpoint {
                 w.add("optimizer.m.\(p.name)", Tensor(shape: p.value.shape, data: optimizer.m[i]))
                 w.add("optimizer.v.\(p.name)", Tensor(shape: p.value.shape, data: optimizer.v[i]))
             }
-            w.metadata["varlab.optimizer.step"] = String(optimizer.step)
+            w.metadata[.optimizerStep] = String(optimizer.step)
         }
-        w.metadata["varlab.model"] = model
-        w.metadata["varlab.config"] = configJSON
-        w.metadata["varlab.step"] = String(step)
+        w.metadata[.model] = model
+        w.metadata[.config] = configJSON
+        w.metadata[.step] = String(step)
         for (k, v) in extra { w.metadata[k] = v }
         try w.write(to: path)
     }
@@ -85,7 +85,7 @@ extension TrainCheckpoint {
     @discardableResult
     public static func export(from path: String, to out: String, half: Bool = false, metadata extra: [String: String] = [:]) throws -> Int {
         let f = try SafetensorsFile(path: path)
-        guard f.metadata["varlab.model"] != nil else {
+        guard f.metadata[.model] != nil else {
             throw TrainingError.checkpoint("\(path) is not a varlab training checkpoint (no varlab.model metadata)")
         }
         var w = SafetensorsWriter()
@@ -94,8 +94,8 @@ extension TrainCheckpoint {
             w.add(key, try f.floatTensor(key), as: half ? .f16 : .f32)
             n += 1
         }
-        w.metadata = f.metadata.filter { $0.key != "varlab.optimizer.step" }
-        w.metadata["varlab.exported_from"] = URL(fileURLWithPath: path).lastPathComponent
+        w.metadata = f.metadata.filter { $0.key != MetadataKey.optimizerStep.rawValue }
+        w.metadata[.exportedFrom] = URL(fileURLWithPath: path).lastPathComponent
         for (k, v) in extra { w.metadata[k] = v }
         try w.write(to: out)
         return n

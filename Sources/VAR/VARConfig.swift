@@ -76,7 +76,7 @@ public struct VARConfig: Sendable, Equatable {
         var heads = width / 64
         // varlab-trained files (attn_l2_norm = False, no scale_mul_1H11) record heads / schedule in their metadata.
         let meta = (a as? SafetensorsFile)?.metadata ?? [:]
-        if let h = meta["varlab.heads"].flatMap({ Int($0) }) { heads = h }
+        if let h = meta.int(.heads) { heads = h }
         if let s = a.info("blocks.0.attn.scale_mul_1H11")?.shape, s.count == 4 { heads = s[1] }
         guard heads > 0 && width % heads == 0 else {
             throw VARError.notVAR(path: a.path, reason: "cannot split width \(width) into heads of 64")
@@ -85,7 +85,7 @@ public struct VARConfig: Sendable, Equatable {
         let pn: [Int]
         if let override {
             pn = override
-        } else if let text = meta["varlab.patch_nums"] {
+        } else if let text = meta[.patchNums] {
             pn = text.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
         } else if let p = officialPatchNums[seq] {
             pn = p

@@ -89,16 +89,16 @@ struct TrainDiT: ParsableCommand {
         let trainer: DiTTrainer
         do { trainer = try DiTTrainer(config: config, options: opts, emaDecay: ema) } catch { throw ValidationError("\(error)") }
         trainer.metadata = [
-            "varlab.data": set.summary,
+            MetadataKey.data.rawValue: set.summary,
             ClassNamesMetadata.key: ClassNamesMetadata.encode(source.classNames),
-            "varlab.vae": "var-vqvae",
-            "varlab.latent_scale": String(set.scale),
-            "varlab.vae_patch_nums": vq.patchNums.map(String.init).joined(separator: ","),
-            "varlab.sample_steps": String(sampleSteps),
-            "varlab.sample_sampler": sampleSampler,
-            "varlab.sample_cfg": String(sampleCfg),
+            MetadataKey.vae.rawValue: "var-vqvae",
+            MetadataKey.latentScale.rawValue: String(set.scale),
+            MetadataKey.vaePatchNums.rawValue: vq.patchNums.map(String.init).joined(separator: ","),
+            MetadataKey.sampleSteps.rawValue: String(sampleSteps),
+            MetadataKey.sampleSampler.rawValue: sampleSampler,
+            MetadataKey.sampleCFG.rawValue: String(sampleCfg),
             // The official forward_with_cfg guides only eps[:, :3] (4-channel SD latents); f-hat has 16 channels.
-            "varlab.sample_cfg_channels": "all",
+            MetadataKey.sampleCFGChannels.rawValue: "all",
         ]
         trainer.loop.checkpointPath = output
         do {

@@ -62,7 +62,7 @@ struct TrainVAR: ParsableCommand {
             throw ValidationError("--variant must be var, ar or plain-ln, got '\(variant)'")
         }
         let vaeArchive = try CheckpointLoader.open(path: vae)
-        guard let pnText = (vaeArchive as? SafetensorsFile)?.metadata["varlab.patch_nums"] else {
+        guard let pnText = (vaeArchive as? SafetensorsFile)?.metadata[.patchNums] else {
             throw ValidationError("--vae \(vae) has no varlab.patch_nums metadata (train it with `varlab train vqvae`)")
         }
         let pns = pnText.split(separator: ",").compactMap { Int($0) }

@@ -1,4 +1,5 @@
 import Foundation
+import ModelIO
 import Tensor
 
 /// Trains the toy classifier with AdamW + warmup/cosine schedule + clipping on softmax cross-entropy.
@@ -38,8 +39,8 @@ public final class ClassifierTrainer {
     public func save(to path: String) throws {
         try TrainCheckpoint.write(path: path, model: ToyClassifier.modelName, configJSON: try model.config.canonicalJSON(),
                                   step: loop.step, params: model.parameters, optimizer: loop.optimizer,
-                                  extra: ["varlab.train": try options.canonicalJSON(), "varlab.data": dataSummary,
-                                          "varlab.augment": "gray_p=\(grayProbability)"])
+                                  extra: [MetadataKey.train.rawValue: try options.canonicalJSON(), MetadataKey.data.rawValue: dataSummary,
+                                          MetadataKey.augment.rawValue: "gray_p=\(grayProbability)"])
     }
 
     /// Softmax cross-entropy steps of the shared `TrainLoop` (deterministic batches, NaN stop that keeps the last

@@ -1,4 +1,5 @@
 import Foundation
+import ModelIO
 import ImageIO
 import Tensor
 
@@ -19,7 +20,7 @@ extension LabeledImageSource {
 
 /// The metadata key for a checkpoint's class names (a JSON array of strings, index = class).
 public enum ClassNamesMetadata {
-    public static let key = "varlab.class_names"
+    public static let key = MetadataKey.classNames.rawValue
     public static func encode(_ names: [String]) -> String {
         (try? String(decoding: JSONEncoder().encode(names), as: UTF8.self)) ?? "[]"
     }
@@ -30,7 +31,7 @@ public enum ClassNamesMetadata {
     /// the key existed, else none.
     public static func names(metadata: [String: String]) -> [String] {
         if let list = metadata[key].flatMap(decode) { return list }
-        return metadata["varlab.data"]?.contains("toy (") == true ? ToyDataset.classNames : []
+        return metadata[.data]?.contains("toy (") == true ? ToyDataset.classNames : []
     }
 }
 

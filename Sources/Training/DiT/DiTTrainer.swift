@@ -1,5 +1,6 @@
 import DiT
 import Foundation
+import ModelIO
 import Tensor
 
 /// Trains a DiT on (scaled) latents as the official train.py does, with learn_sigma = False:
@@ -86,9 +87,9 @@ public final class DiTTrainer {
 
     var checkpointMetadata: [String: String] {
         var m = metadata
-        m["varlab.train"] = (try? loop.options.canonicalJSON()) ?? ""
-        m["varlab.heads"] = String(model.config.numHeads)
-        m["varlab.ema_decay"] = String(emaDecay)
+        m[.train] = (try? loop.options.canonicalJSON()) ?? ""
+        m[.heads] = String(model.config.numHeads)
+        m[.emaDecay] = String(emaDecay)
         return m
     }
 
@@ -106,7 +107,7 @@ public final class DiTTrainer {
     public func export(to path: String) throws {
         try TrainCheckpoint.write(path: path, model: TrainableDiT.modelName, configJSON: try model.config.canonicalJSON(),
                                   step: loop.step, params: samplingWeights, optimizer: nil,
-                                  extra: checkpointMetadata.merging(["varlab.weights": emaDecay > 0 ? "ema" : "raw"]) { $1 })
+                                  extra: checkpointMetadata.merging([MetadataKey.weights.rawValue: emaDecay > 0 ? "ema" : "raw"]) { $1 })
     }
 
     public func resume(from path: String) throws {

@@ -66,19 +66,19 @@ public struct LatentSet: LabeledImageSource {
         var w = SafetensorsWriter()
         w.add("latents", Tensor(shape: [count] + latentShape, data: latents))
         w.add("labels", shape: [count], int64: labels.map(Int64.init))
-        w.metadata["varlab.summary"] = summary
-        w.metadata["varlab.key"] = key
-        w.metadata["varlab.classes"] = String(classCount)
+        w.metadata[.summary] = summary
+        w.metadata[.key] = key
+        w.metadata[.classes] = String(classCount)
         try w.write(to: path)
     }
 
     public static func read(path: String, key: String) throws -> LatentSet? {
         guard FileManager.default.fileExists(atPath: path) else { return nil }
         let f = try SafetensorsFile(path: path)
-        guard f.metadata["varlab.key"] == key, let classes = Int(f.metadata["varlab.classes"] ?? "") else { return nil }
+        guard f.metadata[.key] == key, let classes = Int(f.metadata[.classes] ?? "") else { return nil }
         let t = try f.floatTensor("latents")
         let labels = try f.intTensor("labels")
         return LatentSet(latents: t.data, labels: labels.values.map { Int($0) }, latentShape: Array(t.shape.dropFirst()),
-                         classCount: classes, summary: f.metadata["varlab.summary"] ?? "")
+                         classCount: classes, summary: f.metadata[.summary] ?? "")
     }
 }

@@ -94,9 +94,9 @@ public struct VARTokenSet {
         var w = SafetensorsWriter()
         w.add("tokens", shape: [count, perImage], int64: tokens.map { Int64($0) })
         w.add("labels", shape: [count], int64: labels.map { Int64($0) })
-        w.metadata["varlab.token_cache"] = fingerprint
-        w.metadata["varlab.kind"] = kind.rawValue
-        w.metadata["varlab.summary"] = summary
+        w.metadata[.tokenCache] = fingerprint
+        w.metadata[.kind] = kind.rawValue
+        w.metadata[.summary] = summary
         try w.write(to: path)
     }
 
@@ -104,10 +104,10 @@ public struct VARTokenSet {
     public static func read(path: String, fingerprint: String) throws -> VARTokenSet? {
         guard FileManager.default.fileExists(atPath: path) else { return nil }
         let f = try SafetensorsFile(path: path)
-        guard f.metadata["varlab.token_cache"] == fingerprint, let kind = Kind(rawValue: f.metadata["varlab.kind"] ?? "") else { return nil }
+        guard f.metadata[.tokenCache] == fingerprint, let kind = Kind(rawValue: f.metadata[.kind] ?? "") else { return nil }
         let t = try f.intTensor("tokens"), l = try f.intTensor("labels")
         guard t.shape.count == 2, l.shape == [t.shape[0]] else { throw TrainingError.data("\(path): malformed token cache") }
         return VARTokenSet(kind: kind, labels: l.values.map { Int($0) }, tokens: t.values.map { UInt16($0) }, perImage: t.shape[1],
-                           summary: f.metadata["varlab.summary"] ?? "")
+                           summary: f.metadata[.summary] ?? "")
     }
 }

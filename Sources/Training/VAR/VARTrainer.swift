@@ -44,9 +44,9 @@ public final class VARTrainer {
     /// Metadata that lets the inference loaders use the file without flags: scale schedule and head count
     /// (attn_l2_norm = False models have no scale_mul_1H11 to infer the heads from), plus the variant.
     public func inferenceMetadata() -> [String: String] {
-        ["varlab.patch_nums": config.patchNums.map(String.init).joined(separator: ","),
-         "varlab.heads": String(config.heads),
-         "varlab.variant": config.variant.rawValue]
+        [MetadataKey.patchNums.rawValue: config.patchNums.map(String.init).joined(separator: ","),
+         MetadataKey.heads.rawValue: String(config.heads),
+         MetadataKey.variant.rawValue: config.variant.rawValue]
     }
 
     public func save(to path: String) throws {
@@ -62,8 +62,8 @@ public final class VARTrainer {
 
     func savedMetadata() throws -> [String: String] {
         var extra = inferenceMetadata()
-        extra["varlab.train"] = try loop.options.canonicalJSON()
-        extra["varlab.data"] = dataSummary
+        extra[.train] = try loop.options.canonicalJSON()
+        extra[.data] = dataSummary
         if !classNames.isEmpty { extra[ClassNamesMetadata.key] = ClassNamesMetadata.encode(classNames) }
         return extra
     }

@@ -1,4 +1,5 @@
 import Foundation
+import ModelIO
 import Tensor
 
 /// Trains the VAR VQ-VAE on images: loss = mse(x̂, x) + L_vq (β = 0.25 commitment, averaged over scales), AdamW
@@ -26,9 +27,9 @@ public final class VQVAETrainer {
     public func save(to path: String) throws {
         try TrainCheckpoint.write(path: path, model: TrainableVQVAE.modelName, configJSON: try model.config.canonicalJSON(),
                                   step: loop.step, params: model.parameters, optimizer: loop.optimizer,
-                                  extra: ["varlab.train": try loop.options.canonicalJSON(), "varlab.data": dataSummary,
-                                          "varlab.patch_nums": model.config.patchNums.map(String.init).joined(separator: ","),
-                                          "varlab.norm_groups": String(model.config.normGroups)])
+                                  extra: [MetadataKey.train.rawValue: try loop.options.canonicalJSON(), MetadataKey.data.rawValue: dataSummary,
+                                          MetadataKey.patchNums.rawValue: model.config.patchNums.map(String.init).joined(separator: ","),
+                                          MetadataKey.normGroups.rawValue: String(model.config.normGroups)])
     }
 
     public func resume(from path: String) throws {
