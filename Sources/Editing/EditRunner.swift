@@ -34,6 +34,16 @@ public protocol EditBackend: AnyObject {
     func edit(_ request: EditRequest, progress: (String) -> Void) throws -> EditResult
 }
 
+/// The families that can edit: each registered family's name and how its back end loads (the sampling side of a
+/// family lives in Generation's `ModelFamilies`).
+public enum EditFamilies {
+    public static let loaders: [String: (EditOptions) throws -> EditBackend] = [
+        VARFamily.name: { try VAREditBackend.load($0) },
+        DiTFamily.name: { try DiTEditBackend.load($0) },
+    ]
+    static var names: String { loaders.keys.sorted().joined(separator: " or ") }
+}
+
 /// The single code path of `edit` and of every job of `edit --jobs`.
 public enum EditRunner {
     public struct Summary { public var summary: String }
@@ -44,19 +54,17 @@ public enum EditRunner {
     static func backend(for given: EditOptions, family: String) throws -> EditBackend {
         var o = given
         do {
-            let files = try BuiltinModels.resolve(family: family, checkpoint: o.checkpoint, vae: o.vae)
+            let files = try BuiltinModels.resolve(family: try ModelFamilies.named(family), checkpoint: o.checkpoint, vae: o.vae)
             o.checkpoint = files.checkpoint; o.vae = files.vae
         } catch let e as GenerationError {
             throw EditFieldError(field: o.checkpoint == nil ? "checkpoint" : "vae", message: e.description)
         }
         let key = [family, o.checkpoint ?? "", o.vae ?? "", o.patchNums ?? ""].joined(separator: "|")
         if let b = backends[key] { return b }
-        let b: EditBackend
-        switch family {
-        case "var": b = try VAREditBackend.load(o)
-        case "dit": b = try DiTEditBackend.load(o)
-        default: throw EditFieldError(field: "model", message: "'\(family)' is not a model family (var or dit)")
+        guard let load = EditFamilies.loaders[family] else {
+            throw EditFieldError(field: "model", message: "'\(family)' is not a model family (\(EditFamilies.names))")
         }
+        let b = try load(o)
         backends[key] = b
         return b
     }
@@ -72,9 +80,9 @@ public enum EditRunner {
 
     /// Checks the inputs, loads (or reuses) the models, edits and writes the output (and the compare strip).
     public static func run(_ o: EditOptions, progress: (String) -> Void) throws -> Summary {
-        let family = (o.model ?? "var").lowercased()
-        guard family == "var" || family == "dit" else {
-            throw EditFieldError(field: "model", message: "'\(o.model ?? "")' is not a model family (var or dit)")
+        let family = (o.model ?? VARFamily.name).lowercased()
+        guard EditFamilies.loaders[family] != nil else {
+            throw EditFieldError(field: "model", message: "'\(o.model ?? "")' is not a model family (\(EditFamilies.names))")
         }
         // Inputs first (cheap checks before loading models).
         guard let imagePath = try requireFile(o.image, field: "image") else {
@@ -91,14 +99,14 @@ public enum EditRunner {
         }
         let sdedit = o.strength != nil
         if let s = o.strength {
-            guard family == "dit" else { throw EditFieldError(field: "strength", message: "only applies to --model dit (SDEdit)") }
+            guard family == DiTFamily.name else { throw EditFieldError(field: "strength", message: "only applies to --model dit (SDEdit)") }
             guard s > 0 && s <= 1 else { throw EditFieldError(field: "strength", message: "must be in (0, 1], got \(s)") }
         }
         if regions.isEmpty && !sdedit {
             throw EditFieldError(field: "mask", message: "missing: say what to regenerate with --mask, --box or --outpaint" +
-                                 (family == "dit" ? " (or use --strength for SDEdit of the whole image)" : ""))
+                                 (family == DiTFamily.name ? " (or use --strength for SDEdit of the whole image)" : ""))
         }
-        if o.resample && family != "dit" { throw EditFieldError(field: "resample", message: "only applies to --model dit") }
+        if o.resample && family != DiTFamily.name { throw EditFieldError(field: "resample", message: "only applies to --model dit") }
         if o.resample && sdedit { throw EditFieldError(field: "resample", message: "RePaint resampling is for in-painting; not with --strength") }
         if o.jumpLength < 1 { throw EditFieldError(field: "jump-length", message: "must be at least 1") }
         if o.jumpNSample < 1 { throw EditFieldError(field: "jump-n-sample", message: "must be at least 1") }

@@ -43,16 +43,15 @@ public enum BuiltinModels {
 
     /// (checkpoint, autoencoder) for a family: the user's files when given, else the built-in pair. Giving only one
     /// of the two is an error, since a built-in transformer only fits the built-in autoencoder.
-    public static func resolve(family: String, checkpoint: String?, vae: String?) throws -> (checkpoint: String, vae: String, builtin: Bool) {
+    public static func resolve(family: ModelFamily.Type, checkpoint: String?, vae: String?) throws -> (checkpoint: String, vae: String, builtin: Bool) {
         switch (checkpoint, vae) {
         case let (c?, v?): return (c, v, false)
         case (nil, nil):
-            let model = family == "dit" ? dit : varTransformer
-            return (try path(model, instead: "--checkpoint"), try path(vqvae, instead: "--vae"), true)
+            return (try path(family.builtinCheckpoint, instead: "--checkpoint"), try path(vqvae, instead: "--vae"), true)
         case (_?, nil):
-            throw GenerationError("--checkpoint was given without --vae: give both (or neither, for the built-in toy \(family) model)")
+            throw GenerationError("--checkpoint was given without --vae: give both (or neither, for the built-in toy \(family.name) model)")
         case (nil, _?):
-            throw GenerationError("--vae was given without --checkpoint: give both (or neither, for the built-in toy \(family) model)")
+            throw GenerationError("--vae was given without --checkpoint: give both (or neither, for the built-in toy \(family.name) model)")
         }
     }
 }

@@ -112,7 +112,7 @@ public struct DiTGenerator: SampleGenerator {
     public let cfgScale: Float
     public let channels: CFGChannels
 
-    public var family: String { "dit" }
+    public var family: String { DiTFamily.name }
     public var imageSize: Int { model.config.inputSize * codec.downsampleFactor }
     public var numClasses: Int { model.config.numClasses }
 

@@ -1,15 +1,13 @@
 import Foundation
 import ModelIO
-import Samplers
 
 /// Everything that chooses a generator and its sampling settings: the request the CLI, the benches and the lab
 /// build. Unset (nil) settings take the checkpoint's recommended values (`varlab.sample_*` metadata of a
 /// varlab-trained file), else the official FID settings (VAR: cfg 1.5, top-k 900, top-p 0.96; DiT: `DiTSettings`).
 /// No checkpoint and no autoencoder: the built-in toy model of the family (`BuiltinModels`).
 public struct GenerationSettings: Sendable {
-    public enum Family: String, CaseIterable, Sendable { case `var`, dit }
-
-    public var family: Family = .var
+    /// A name in `ModelFamilies` ("var", "dit").
+    public var family: String = VARFamily.name
     public var checkpoint: String?
     public var vae: String?
     /// VAR: nested state dict inside the checkpoint, e.g. trainer.var_wo_ddp.
@@ -25,9 +23,10 @@ public struct GenerationSettings: Sendable {
     public var temperature: Float = 1
     public var dit = DiTSettings()
 
-    public init(family: Family = .var) { self.family = family }
+    public init(family: String = VARFamily.name) { self.family = family }
 
     public func validate() throws {
+        _ = try ModelFamilies.named(family)
         if let cfg, !(cfg >= 0 && cfg.isFinite) { throw GenerationError("--cfg must be >= 0, got \(cfg)") }
         if let topK, topK < 0 { throw GenerationError("--top-k must be >= 0, got \(topK)") }
         if let topP, !(topP >= 0 && topP <= 1) { throw GenerationError("--top-p must be in [0, 1], got \(topP)") }
@@ -40,7 +39,7 @@ public struct GenerationSettings: Sendable {
 
     /// (checkpoint, autoencoder, built-in?) this run reads.
     public func files() throws -> (checkpoint: String, vae: String, builtin: Bool) {
-        try BuiltinModels.resolve(family: family.rawValue, checkpoint: checkpoint, vae: vae)
+        try BuiltinModels.resolve(family: try ModelFamilies.named(family), checkpoint: checkpoint, vae: vae)
     }
 
     /// Loads the generator. `log` receives one line per choice made on the user's behalf (built-in model, a
@@ -48,19 +47,7 @@ public struct GenerationSettings: Sendable {
     public func makeGenerator(log: (String) -> Void = { _ in }) throws -> SampleGenerator {
         try validate()
         let files = try self.files()
-        if files.builtin { log("no --checkpoint / --vae: using the built-in toy \(family.rawValue) model \(files.checkpoint) with \(files.vae)") }
-        switch family {
-        case .dit:
-            return try dit.makeGenerator(checkpoint: files.checkpoint, vae: files.vae, cfg: cfg.map { Float($0) }, log: log)
-        case .var:
-            let d = VARSampleDefaults(path: files.checkpoint)
-            let options = TokenSamplingOptions(topK: topK ?? d.topK ?? 900, topP: topP ?? d.topP ?? 0.96, temperature: temperature,
-                                               moreSmooth: moreSmooth ?? d.moreSmooth ?? false)
-            let guidance = cfg ?? d.cfg ?? 1.5
-            if let g = try VARVariantGenerator.loadIfVariant(checkpoint: files.checkpoint, vae: files.vae, cfg: guidance,
-                                                             options: options, log: log) { return g }
-            return try VARGenerator.load(checkpoint: files.checkpoint, vae: files.vae, key: key, patchNums: patchNums,
-                                         cfg: guidance, options: options)
-        }
+        if files.builtin { log("no --checkpoint / --vae: using the built-in toy \(family) model \(files.checkpoint) with \(files.vae)") }
+        return try ModelFamilies.named(family).makeGenerator(self, checkpoint: files.checkpoint, vae: files.vae, log: log)
     }
 }

@@ -5,7 +5,7 @@ import ImageIO
 /// (`VARGenerator`, `VARVariantGenerator`, `DiTGenerator`), built from a checkpoint and its metadata by
 /// `GenerationSettings.makeGenerator`.
 public protocol SampleGenerator {
-    /// "var" or "dit"
+    /// Its `ModelFamilies` name ("var", "dit").
     var family: String { get }
     var imageSize: Int { get }
     var numClasses: Int { get }

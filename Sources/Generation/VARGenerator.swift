@@ -12,7 +12,7 @@ import VAR
 /// truncates (x+1)/2*255 instead; rounding is unbiased and matches the ADM/DiT sample_ddp convention.)
 public struct VARGenerator: SampleGenerator {
     public let sampler: NextScaleSampler
-    public var family: String { "var" }
+    public var family: String { VARFamily.name }
     public var imageSize: Int { sampler.vae.imageSize }
     public var numClasses: Int { sampler.model.config.numClasses }
 

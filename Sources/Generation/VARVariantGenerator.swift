@@ -18,7 +18,7 @@ public struct VARVariantGenerator: SampleGenerator {
     public let vae: VQVAE
     public let cfg: Double
     public let options: TokenSamplingOptions
-    public var family: String { "var" }
+    public var family: String { VARFamily.name }
     public var imageSize: Int { vae.imageSize }
     public var numClasses: Int { model.config.numClasses }
 

@@ -32,7 +32,9 @@ struct BenchToyQuality: ParsableCommand {
         print("threads: \(Parallel.threads)")
         guard n >= 20 else { throw ValidationError("--n must be at least 20 (toy-FID needs a covariance)") }
         let families = models.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }
-        for f in families where GenerationSettings.Family(rawValue: f) == nil { throw ValidationError("--models: unknown family '\(f)' (var, dit)") }
+        for f in families where (try? ModelFamilies.named(f)) == nil {
+            throw ValidationError("--models: unknown family '\(f)' (\(ModelFamilies.names.joined(separator: ", ")))")
+        }
         let toy = try ToyEvaluation(path: try BuiltinModels.path(BuiltinModels.classifier, instead: "(no override: the bench measures the built-in models)"))
         let held = ToyDataset(seed: dataSeed, split: .heldout, size: toy.classifier.config.imageSize)
         // Reference A = held-out 0..<n; the floor set B = held-out n..<2n (disjoint from A by index).
@@ -85,7 +87,7 @@ struct BenchToyQuality: ParsableCommand {
                                    "vqvae_mean_colour_error_rgb": colourError]
         for family in families {
             // The `sample` command's defaults for the built-in model: class i mod C, index i.
-            let generator = try GenerationSettings(family: GenerationSettings.Family(rawValue: family)!).makeGenerator()
+            let generator = try GenerationSettings(family: family).makeGenerator()
             let plan = try SamplePlan(classes: .list(Array(0..<toy.classifier.config.classes)), count: n)
             try plan.validate(numClasses: generator.numClasses)
             let requests = plan.requests(0..<plan.total)

@@ -17,7 +17,7 @@ struct Sample: ParsableCommand {
         0..C-1 each --per-class times in class order. Shards are contiguous slices, K counted from 0.
         """)
 
-    @Option(help: "var or dit.") var model: String = "var"
+    @Option(help: "var or dit (default: the family --checkpoint holds, else var).") var model: String?
     @Option(help: "Transformer checkpoint (VAR: var_d16.pth / .safetensors; DiT: DiT-XL-2-256x256.pt).") var checkpoint: String?
     @Option(help: "Autoencoder (VAR: vae_ch160v4096z32.pth; DiT: a diffusers AutoencoderKL).") var vae: String?
     @Option(help: "VAR: nested state dict inside the checkpoint, e.g. trainer.var_wo_ddp.") var key: String?
@@ -81,9 +81,15 @@ struct Sample: ParsableCommand {
         return v
     }
 
+    /// --model, else the family the checkpoint's keys show, else VAR.
+    var family: String {
+        if let model { return model }
+        if let checkpoint, let f = ModelFamilies.detect(checkpoint: checkpoint) { return f.name }
+        return VARFamily.name
+    }
+
     /// The library request these flags describe.
     func settings() throws -> GenerationSettings {
-        guard let family = GenerationSettings.Family(rawValue: model) else { throw ValidationError("--model must be var or dit, got '\(model)'") }
         var s = GenerationSettings(family: family)
         s.checkpoint = checkpoint; s.vae = vae; s.key = key
         s.patchNums = try parsedPatchNums()

@@ -1,0 +1,87 @@
+import Editing
+import Foundation
+import Generation
+import ImageIO
+import ModelIO
+import TestSupport
+import XCTest
+
+/// varlab used as a library (no CLI): sample with both families, edit an image, recognise checkpoints.
+final class LibraryUseTests: XCTestCase {
+    func folder(_ name: String) throws -> URL {
+        let u = FileManager.default.temporaryDirectory.appendingPathComponent("varlab-lib-\(name)-\(ProcessInfo.processInfo.processIdentifier)")
+        try? FileManager.default.removeItem(at: u)
+        try FileManager.default.createDirectory(at: u, withIntermediateDirectories: true)
+        return u
+    }
+
+    /// Both built-in families through `GenerationSettings` + `SampleRun`; an image depends only on (seed, index):
+    /// one batch of 3 equals three batches of 1, and a shard equals its slice of the whole set.
+    func testSampleBothFamiliesBatchAndShardInvariant() throws {
+        for family in ModelFamilies.names {
+            var settings = GenerationSettings(family: family)
+            if family == DiTFamily.name { settings.dit.steps = 6 }
+            let generator = try settings.makeGenerator()
+            XCTAssertEqual(generator.family, family)
+            let plan = try SamplePlan(classes: .list([2, 7]), count: 3)
+            let whole = try generator.generate(plan.requests(0..<3), seed: 11) { _ in }
+            let single = try (0..<3).flatMap { try generator.generate(plan.requests($0..<($0 + 1)), seed: 11) { _ in } }
+            XCTAssertEqual(whole.map(\.pixels), single.map(\.pixels), "\(family): batch size changed an image")
+            XCTAssertNotEqual(whole[0].pixels, whole[2].pixels, "\(family): indices 0 and 2 (same class) must differ")
+
+            let dir = try folder(family)
+            let run = try SampleRun(plan: plan, shard: (1, 2), outputPath: dir.path + "/", seed: 11, batchSize: 2)
+            XCTAssertEqual(run.range, 1..<3)
+            var batches = 0
+            try run.run(generator, names: ClassNames(checkpoint: try settings.files().checkpoint)) {
+                if case .batchDone = $0 { batches += 1 }
+            }
+            XCTAssertEqual(batches, 1)
+            for r in plan.requests(1..<3) {
+                let path = dir.appendingPathComponent(SampleOutput.fileName(classLabel: r.classLabel, index: r.index, seed: 11)).path
+                XCTAssertEqual(try ImageFile.read(path: path).pixels, whole[r.index].pixels, "\(family): shard image \(r.index)")
+            }
+        }
+    }
+
+    func testUnknownFamilyAndHalfGivenFilesAreClearErrors() {
+        XCTAssertThrowsError(try GenerationSettings(family: "gan").makeGenerator()) {
+            XCTAssertEqual("\($0)", "--model must be var or dit, got 'gan'")
+        }
+        var s = GenerationSettings(family: VARFamily.name)
+        s.checkpoint = "/nonexistent/var.pth"
+        XCTAssertThrowsError(try s.makeGenerator()) { XCTAssertTrue("\($0)".contains("--checkpoint was given without --vae"), "\($0)") }
+        XCTAssertThrowsError(try SamplePlan(classes: .all(classes: Int.max, perClass: 2), count: nil))
+    }
+
+    /// Families are recognised from a checkpoint's keys, including a DiT training checkpoint's ema entry.
+    func testFamilyDetection() throws {
+        try XCTSkipUnless(Fixtures.exists("dit/dit.safetensors") && Fixtures.exists("var/var.pth"), "fixtures missing")
+        XCTAssertEqual(ModelFamilies.detect(checkpoint: Fixtures.path("dit/dit.safetensors"))?.name, DiTFamily.name)
+        XCTAssertEqual(ModelFamilies.detect(checkpoint: Fixtures.path("dit/dit_train_checkpoint.pt"))?.name, DiTFamily.name)
+        XCTAssertEqual(ModelFamilies.detect(checkpoint: Fixtures.path("var/var.pth"))?.name, VARFamily.name)
+        XCTAssertNil(ModelFamilies.detect(checkpoint: Fixtures.path("var/vqvae.pth")))
+        XCTAssertNil(ModelFamilies.detect(checkpoint: "/nonexistent.pth"))
+    }
+
+    /// An in-painting edit with the built-in VAR, written with its compare strip; pixels outside the box's token
+    /// cells are the input's (VAR keeps ground-truth tokens there; the decoder may still change them slightly).
+    func testEditWithTheLibrary() throws {
+        let dir = try folder("edit")
+        let input = dir.appendingPathComponent("in.png").path
+        var px = [UInt8](repeating: 0, count: 64 * 64 * 3)
+        for i in 0..<(64 * 64) { px[i * 3] = 200; px[i * 3 + 1] = UInt8(i % 64 * 4); px[i * 3 + 2] = 40 }
+        try ImageFile.write(try Image8(width: 64, height: 64, channels: 3, pixels: px), to: input)
+        var o = EditOptions()
+        o.model = VARFamily.name; o.image = input; o.box = "0,0,0.5,1"; o.classLabel = 3; o.compare = true
+        o.output = dir.appendingPathComponent("out.png").path
+        let summary = try EditRunner.run(o) { _ in }
+        XCTAssertTrue(summary.summary.contains("class 3"), summary.summary)
+        for f in o.writtenFiles { XCTAssertTrue(FileManager.default.fileExists(atPath: f), f) }
+        let out = try ImageFile.read(path: o.output!)
+        XCTAssertEqual([out.width, out.height], [64, 64])
+        var bad = EditOptions()
+        bad.image = input; bad.output = dir.appendingPathComponent("x.png").path
+        XCTAssertThrowsError(try EditRunner.run(bad) { _ in }) { XCTAssertEqual(($0 as? EditFieldError)?.field, "mask") }
+    }
+}
