@@ -35,7 +35,7 @@ let package = Package(
         .target(name: "Samplers", dependencies: ["Tensor", "ModelIO", "Autoencoders", "VAR", "DiT"], path: "Samplers",
                 swiftSettings: optimize),
         .target(name: "Metrics", dependencies: ["Tensor", "ModelIO", "ImageIO", "CBLAS"], swiftSettings: optimize),
-        .target(name: "Training", dependencies: ["Tensor", "ModelIO", "ImageIO", "Autoencoders", "DiT", "CBLAS"],
+        .target(name: "Training", dependencies: ["Tensor", "ModelIO", "ImageIO", "Autoencoders", "DiT", "Metrics", "CBLAS"],
                 exclude: ["README.md"], swiftSettings: optimize),
         // The application layer: sample plans and sharding, one generator per family, output writers, built-in models.
         .target(name: "Generation", dependencies: ["Tensor", "ModelIO", "ImageIO", "Autoencoders", "VAR", "DiT", "Samplers",
@@ -62,7 +62,8 @@ let package = Package(
         .testTarget(name: "MetricsTests", dependencies: ["Metrics", "TestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "VAR", "DiT", "Autoencoders", "TestSupport"]),
         // Depends on the library modules only (no CLI): varlab used as a library.
-        .testTarget(name: "GenerationTests", dependencies: ["Generation", "Editing", "ImageIO", "ModelIO", "TestSupport"]),
+        .testTarget(name: "GenerationTests", dependencies: ["Generation", "Editing", "Metrics", "Training", "ImageIO", "ModelIO",
+                                                            "TestSupport"]),
         .testTarget(name: "BuiltinModelTests", dependencies: ["Training", "Autoencoders", "ModelIO", "Tensor", "TestSupport"]),
     ],
     swiftLanguageModes: [.v5]

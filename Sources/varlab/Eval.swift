@@ -5,6 +5,7 @@ import ImageIO
 import Metrics
 import ModelIO
 import Tensor
+import Training
 
 struct Eval: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -182,11 +183,10 @@ struct Eval: ParsableCommand {
 
     /// Prints the table and notes, writes --json.
     func finish(_ report: EvalReport, samples: ImageSet, reference: ImageSet, inception: String, classifier: String?) throws {
-        print(Eval.table(report))
+        print(report.table())
         for n in report.notes { note("note: \(n)") }
         if let json {
-            try AtomicFile.write(try Eval.json(report, samples: samples.paths, reference: reference.paths[0],
-                                               inception: inception, classifier: classifier), to: json)
+            try AtomicFile.write(try report.json(samples: samples.paths, reference: reference.paths[0], inception: inception, classifier: classifier), to: json)
             note("wrote \(json)")
         }
     }
@@ -216,42 +216,6 @@ struct Eval: ParsableCommand {
         try representations.run(samples: samples, reference: reference, metrics: kinds, explicit: explicit, into: &report)
         report.notes = samples.notes + reference.notes + report.notes
         try finish(report, samples: samples, reference: reference, inception: "none (toy classifier \(path))", classifier: path)
-    }
-
-    static func table(_ r: EvalReport) -> String {
-        let header = ["metric", "value", "N samples", "N ref", "network", "preprocessing"]
-        let rows = r.values.map { v -> [String] in
-            let pre = v.preprocessing ?? (v.network.hasPrefix("ResNet") ? "resize 256, crop 224" : r.preprocessing)
-            return [v.name, String(format: "%.4f", v.value), "\(v.samples)", v.referenceCountUnknown ? "unknown" : v.reference.map { "\($0)" } ?? "-", v.network, pre]
-        }
-        let widths = header.indices.map { c in ([header] + rows).map { $0[c].count }.max()! }
-        func line(_ cells: [String]) -> String {
-            cells.enumerated().map { c, s in c == 1 || c == 2 || c == 3 ? String(repeating: " ", count: widths[c] - s.count) + s
-                : s + String(repeating: " ", count: widths[c] - s.count) }.joined(separator: "  ")
-        }
-        return ([line(header), widths.map { String(repeating: "-", count: $0) }.joined(separator: "  ")] + rows.map(line))
-            .joined(separator: "\n")
-    }
-
-    static func json(_ r: EvalReport, samples: [String], reference: String, inception: String, classifier: String?) throws -> Data {
-        var obj: [String: Any] = [
-            "samples": samples, "reference": reference, "inception": inception, "preprocessing": r.preprocessing,
-            "metrics": r.values.map { v -> [String: Any] in
-                var m: [String: Any] = ["name": v.name, "value": v.value, "n_samples": v.samples, "network": v.network]
-                if let n = v.reference { m["n_reference"] = n } else if v.referenceCountUnknown { m["n_reference"] = "unknown" }
-                if let p = v.preprocessing { m["preprocessing"] = p }
-                return m
-            },
-            "notes": r.notes,
-        ]
-        if let classifier { obj["classifier"] = classifier }
-        if !r.perClass.isEmpty {
-            obj["per_class_top1"] = r.perClass.map { c -> [String: Any] in
-                ["class": c.label, "n": c.total, "correct": c.correct, "accuracy": c.accuracy,
-                 "predicted_instead": Dictionary(uniqueKeysWithValues: c.mistakes.map { (String($0.key), $0.value) })]
-            }
-        }
-        return try JSONSerialization.data(withJSONObject: obj, options: [.prettyPrinted, .sortedKeys])
     }
 }
 

@@ -2,8 +2,10 @@ import Editing
 import Foundation
 import Generation
 import ImageIO
+import Metrics
 import ModelIO
 import TestSupport
+import Training
 import XCTest
 
 /// varlab used as a library (no CLI): sample with both families, edit an image, recognise checkpoints.
@@ -83,5 +85,24 @@ final class LibraryUseTests: XCTestCase {
         var bad = EditOptions()
         bad.image = input; bad.output = dir.appendingPathComponent("x.png").path
         XCTAssertThrowsError(try EditRunner.run(bad) { _ in }) { XCTAssertEqual(($0 as? EditFieldError)?.field, "mask") }
+    }
+
+    /// A folder of samples evaluated with the toy metrics: labels come from the file names, the report renders.
+    func testEvaluateASampleFolder() throws {
+        let dir = try folder("eval")
+        let generator = try GenerationSettings(family: VARFamily.name).makeGenerator()
+        let plan = try SamplePlan(classes: .all(classes: generator.numClasses, perClass: 3), count: nil)
+        try SampleRun(plan: plan, shard: nil, outputPath: dir.path + "/", seed: 3, batchSize: 10)
+            .run(generator, names: ClassNames(checkpoint: try GenerationSettings().files().checkpoint))
+        let set = try ImageSet(paths: [dir.path])
+        XCTAssertEqual(set.count, 30)
+        XCTAssertEqual(set.labels, plan.requests(0..<30).map(\.classLabel))
+        let toy = try ToyEvaluation(path: try BuiltinModels.path(BuiltinModels.classifier, instead: "-"))
+        let f = try toy.features(of: set)
+        let report = try toy.report(samples: f, labels: set.labels, reference: f.features, metrics: [.acc, .fid], explicit: true)
+        let acc = try XCTUnwrap(report.values.first { $0.name == "toy classifier accuracy" }).value
+        XCTAssertGreaterThan(acc, 0.5, "the built-in VAR's samples should mostly be recognised")
+        XCTAssertEqual(try XCTUnwrap(report.values.first { $0.name == "toy-FID" }).value, 0, accuracy: 1e-3, "a set against itself")
+        XCTAssertTrue(report.table().contains("toy classifier accuracy"))
     }
 }

@@ -8,19 +8,19 @@ import Training
 /// `varlab bench toy-quality`): its 128-d penultimate features replace Inception pool3 for toy-FID and toy
 /// precision/recall, its logits give toy-IS and toy classifier accuracy. The numbers are only comparable with other
 /// toy-classifier numbers, never with Inception FID; every metric name says "toy".
-struct ToyEvaluation {
-    let classifier: ToyClassifier
-    let path: String
+public struct ToyEvaluation {
+    public let classifier: ToyClassifier
+    public let path: String
 
-    init(path: String) throws {
+    public init(path: String) throws {
         classifier = try ToyClassifier.load(path: path)
         self.path = path
     }
 
-    var network: String { "toy classifier (\(URL(fileURLWithPath: path).lastPathComponent), \(classifier.config.featureDim)-d features)" }
+    public var network: String { "toy classifier (\(URL(fileURLWithPath: path).lastPathComponent), \(classifier.config.featureDim)-d features)" }
 
     /// Features and logits of RGB images; images of another size are ADM-center-cropped to the classifier's size.
-    func features(_ images: [Image8]) throws -> (features: Tensor, logits: Tensor) {
+    public func features(_ images: [Image8]) throws -> (features: Tensor, logits: Tensor) {
         let s = classifier.config.imageSize
         let inputs = try images.map { im in
             try (im.width == s && im.height == s ? im : Preprocess.admCenterCrop(im, size: s)).signedCHW()
@@ -29,14 +29,14 @@ struct ToyEvaluation {
         return classifier.evaluate(Tensor.cat(inputs, dim: 0))   // each [1, 3, S, S]
     }
 
-    func features(of set: ImageSet) throws -> (features: Tensor, logits: Tensor) {
+    public func features(of set: ImageSet) throws -> (features: Tensor, logits: Tensor) {
         var images: [Image8] = []
         try set.forEachBatch(256) { images += $0 }
         return try features(images)
     }
 
     /// toy-FID / toy precision-recall against `reference` features, toy-IS and toy accuracy of the samples.
-    func report(samples: (features: Tensor, logits: Tensor), labels: [Int]?, reference: Tensor?, metrics: [MetricKind],
+    public func report(samples: (features: Tensor, logits: Tensor), labels: [Int]?, reference: Tensor?, metrics: [MetricKind],
                 explicit: Bool) throws -> EvalReport {
         var r = EvalReport()
         r.preprocessing = "toy: \(classifier.config.imageSize) px, [-1, 1]"
