@@ -76,26 +76,9 @@ public struct NextScaleSampler {
             let raw = model.step(x, state: &state)   // [B or 2B, l, V]
             try raw.requireFinite("VAR transformer logits at scale \(si + 1)/\(sn) (\(pn)x\(pn))")
             let sampling = Profiler.begin(.sampling)   // guidance, temperature, top-k / top-p masks, draws
-            var logits = [Float](repeating: 0, count: b * l * v)
             let t = TokenSampling.guidanceWeight(cfg: cfg, scale: si, scales: sn)
-            raw.data.withUnsafeBufferPointer { pr in logits.withUnsafeMutableBufferPointer { pl in
-                if guided {
-                    TokenSampling.guide(cond: pr.baseAddress!, uncond: pr.baseAddress! + b * l * v, count: b * l * v, t: t,
-                                        into: pl.baseAddress!)
-                } else {
-                    pl.baseAddress!.update(from: pr.baseAddress!, count: b * l * v)
-                }
-            } }
-            if options.temperature != 1 { let tt = options.temperature; for i in 0..<logits.count { logits[i] /= tt } }
-            if recordLogits { recorded.append(Tensor(shape: [b, l, v], data: logits)) }
-            // Masks are deterministic and independent per row: compute them in parallel; draws stay per sample.
-            let (topK, topP) = (options.topK, options.topP)
-            logits.withUnsafeMutableBufferPointer { pl in
-                let base = UnsafeSendable(UnsafePointer(pl.baseAddress!))
-                Parallel.forEach(b * l) { r in
-                    TokenSampling.mask(UnsafeMutablePointer(mutating: base.p) + r * v, count: v, topK: topK, topP: topP)
-                }
-            }
+            let logits = TokenSampling.processLogits(raw, batch: b, positions: 0..<l, guided: guided, t: t, options: options,
+                                                     record: recordLogits ? { recorded.append($0) } : nil)
             var tokens = [Int](repeating: 0, count: b * l)
             var embedding: Tensor
             let ratio = Float(sn > 1 ? Double(si) / Double(sn - 1) : 0)

@@ -94,4 +94,35 @@ public enum TokenSampling {
         let a = Float(1 + t), b = Float(t)
         for i in 0..<n { out[i] = a * cond[i] - b * uncond[i] }
     }
+
+    /// The logit chain every token model's draws go through, in the official order: classifier-free guidance
+    /// with weight `t` (when `guided`: rows of sample s at batch s, its unconditional twin at batch s + B), then
+    /// the temperature, then the top-k / top-p masks. `raw` is [B or 2B, len, V]; the rows of positions
+    /// `positions` come back as [B, positions.count, V]. `record` sees the guided, tempered rows before masking.
+    public static func processLogits(_ raw: Tensor, batch b: Int, positions: Range<Int>, guided: Bool, t: Double,
+                                     options: TokenSamplingOptions, record: ((Tensor) -> Void)? = nil) -> [Float] {
+        let len = raw.shape[1], v = raw.shape[2], n = positions.count
+        precondition(raw.shape[0] == (guided ? 2 * b : b) && positions.upperBound <= len, "logits \(raw.shape) for batch \(b), positions \(positions)")
+        var rows = [Float](repeating: 0, count: b * n * v)
+        raw.data.withUnsafeBufferPointer { pr in rows.withUnsafeMutableBufferPointer { pl in
+            for s in 0..<b {
+                let cond = pr.baseAddress! + (s * len + positions.lowerBound) * v
+                let out = pl.baseAddress! + s * n * v
+                if guided {
+                    guide(cond: cond, uncond: cond + b * len * v, count: n * v, t: t, into: out)
+                } else {
+                    out.update(from: cond, count: n * v)
+                }
+            }
+        } }
+        if options.temperature != 1 { let tt = options.temperature; for i in 0..<rows.count { rows[i] /= tt } }
+        record?(Tensor(shape: [b, n, v], data: rows))
+        // Masks are deterministic and independent per row: computed in parallel; draws stay per sample.
+        let (topK, topP) = (options.topK, options.topP)
+        rows.withUnsafeMutableBufferPointer { pl in
+            let base = UnsafeSendable(UnsafePointer(pl.baseAddress!))
+            Parallel.forEach(b * n) { r in mask(UnsafeMutablePointer(mutating: base.p) + r * v, count: v, topK: topK, topP: topP) }
+        }
+        return rows
+    }
 }

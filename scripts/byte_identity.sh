@@ -22,6 +22,11 @@ q $V sample --model var --class 4 --n 2 --top-k 0 --top-p 0 --no-more-smooth --c
 q $V sample --model dit --class 0,5 --n 4 --seed 1 --steps 10 -o "$W/dit_grid.png"
 q $V sample --model dit --class 2 --n 2 --steps 8 --sampler ddim --cfg 2 -o "$W/dit_ddim.npz"
 q $V sample --model var --checkpoint "$F/var/var.pth" --vae "$F/var/vqvae.pth" --patch-nums 1,2,3,4 --class 1,2 --n 2 -o "$W/fixture_var.npz"
+# The ablation variants (raster AR, no AdaLN): 20 training steps, then sampled with every token knob.
+for v in ar plain-ln; do
+  q $V train var --variant $v --vae assets/models/toy-vqvae.safetensors --train-size 300 --steps 20 --batch-size 16 --seed 0 -o "$W/var-$v.safetensors"
+  q $V sample --checkpoint "$W/var-$v.safetensors" --vae assets/models/toy-vqvae.safetensors --class 1,2,3 --n 3 --cfg 2 --temperature 0.9 --top-k 50 -o "$W/var-$v.npz"
+done
 # Editing: both families, a mask, compare strips; the example jobs file (fixture models).
 q $V data toy --n 4 --split heldout -o "$W/toy/"
 img=$(ls "$W"/toy/*.png | head -1)

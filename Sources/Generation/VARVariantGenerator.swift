@@ -51,18 +51,8 @@ public struct VARVariantGenerator: SampleGenerator {
 
         /// Guided, masked logits rows of positions [from, to) -> drawn tokens [B, to - from].
         func draw(_ raw: Tensor, from: Int, to: Int, t: Double) -> [Int] {
-            let len = raw.shape[1], n = to - from
-            var rows = [Float](repeating: 0, count: b * n * v)
-            for s in 0..<b { for p in 0..<n {
-                let cond = (s * len + from + p) * v, unc = ((s + b) * len + from + p) * v
-                raw.data.withUnsafeBufferPointer { pr in rows.withUnsafeMutableBufferPointer { pl in
-                    let o = pl.baseAddress! + (s * n + p) * v
-                    if guided { TokenSampling.guide(cond: pr.baseAddress! + cond, uncond: pr.baseAddress! + unc, count: v, t: t, into: o) }
-                    else { o.update(from: pr.baseAddress! + cond, count: v) }
-                    if options.temperature != 1 { for j in 0..<v { o[j] /= options.temperature } }
-                    TokenSampling.mask(o, count: v, topK: options.topK, topP: options.topP)
-                } }
-            } }
+            let n = to - from
+            let rows = TokenSampling.processLogits(raw, batch: b, positions: from..<to, guided: guided, t: t, options: options)
             var out = [Int](repeating: 0, count: b * n)
             rows.withUnsafeBufferPointer { pl in
                 for s in 0..<b { for p in 0..<n { out[s * n + p] = TokenSampling.draw(pl.baseAddress! + (s * n + p) * v, count: v, rng: &rngs[s]) } }
