@@ -22,6 +22,7 @@ struct BenchToyQuality: ParsableCommand {
     @Option(help: "Sampling seed.") var seed: UInt64 = 0
     @Option(help: "Images generated together.") var batchSize: Int = 50
     @Option(help: "Toy data seed (held-out split).") var dataSeed: UInt64 = 0
+    @Option(help: "Guidance scale instead of each model's recorded default (for tuning the value a model ships with).") var cfg: Double?
     @Option(help: "Write a grid per model here (one row per class, 10 per row): <dir>/<family>-grid.png.") var grids: String?
     @Option(help: "Write the results as JSON (atomically).") var json: String?
     @OptionGroup var common: CommonOptions
@@ -83,11 +84,13 @@ struct BenchToyQuality: ParsableCommand {
             try SampleOutput.writePNG(try CaptionedLayout.rows(rows),
                                       to: (grids as NSString).appendingPathComponent("vqvae-reconstructions.png"))
         }
-        var json: [String: Any] = ["n": n, "seed": seed, "data_seed": dataSeed, "classifier": toy.path,
+        var json: [String: Any] = ["n": n, "seed": seed, "data_seed": dataSeed, "classifier": toy.path, "cfg": cfg.map { "\($0)" } ?? "default",
                                    "vqvae_mean_colour_error_rgb": colourError]
         for family in families {
             // The `sample` command's defaults for the built-in model: class i mod C, index i.
-            let generator = try GenerationSettings(family: family).makeGenerator()
+            var settings = GenerationSettings(family: family)
+            settings.cfg = cfg
+            let generator = try settings.makeGenerator()
             let plan = try SamplePlan(classes: .list(Array(0..<toy.classifier.config.classes)), count: n)
             try plan.validate(numClasses: generator.numClasses)
             let requests = plan.requests(0..<plan.total)
