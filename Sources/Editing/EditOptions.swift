@@ -34,6 +34,8 @@ public struct EditOptions: Sendable {
     public var output: String?
     public var pasteBack = false
     public var compare = false
+    /// Worker threads for this edit (jobs files only; the CLI's --threads applies to a single edit).
+    public var threads: Int?
 
     public init() {}
 

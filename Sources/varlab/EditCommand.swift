@@ -71,14 +71,6 @@ struct Edit: ParsableCommand {
 
     @OptionGroup var common: CommonOptions
 
-    /// Long option names (as `--name`) of everything a job may set; the jobs runner maps fields onto these.
-    static let jobFields: [String] = [
-        "model", "checkpoint", "vae", "image", "mask", "box", "outpaint", "class", "seed", "cfg", "top-k", "top-p",
-        "patch-nums", "key", "more-smooth", "steps", "sampler", "eta", "cfg-channels", "vae-groups", "strength", "resample", "jump-length",
-        "jump-n-sample", "output", "paste-back", "compare", "threads",
-    ]
-    static let flagFields: Set<String> = ["resample", "paste-back", "compare", "more-smooth"]
-
     /// The library request these flags describe.
     var options: EditOptions {
         var o = EditOptions()
@@ -103,8 +95,9 @@ struct Edit: ParsableCommand {
     func run() throws {
         try common.apply()
         if let jobs {
-            let ok = try EditJobRunner(path: jobs, resume: resume).run()
-            if !ok { throw ExitCode(1) }
+            let outcomes = try EditJobRunner(path: jobs, resume: resume).run(log: note)
+            print(EditJobRunner.table(outcomes))
+            if outcomes.contains(where: { $0.status == .failed }) { throw ExitCode(1) }
             return
         }
         // An EditFieldError prints as "Error: --field: message" and exits with 1.

@@ -105,4 +105,27 @@ final class LibraryUseTests: XCTestCase {
         XCTAssertEqual(try XCTUnwrap(report.values.first { $0.name == "toy-FID" }).value, 0, accuracy: 1e-3, "a set against itself")
         XCTAssertTrue(report.table().contains("toy classifier accuracy"))
     }
+
+    /// A job object becomes the same EditOptions as the flags would; each bad field is named.
+    func testJobFieldsBecomeEditOptions() throws {
+        let jobs = try JobsFile.parse(Data("""
+        {"jobs": [{"image": "a.png", "box": [0, 0, 0.5, 1], "class": 3, "seed": 7, "top_p": 0.5, "eta": 0.25,
+                   "compare": true, "output": "/abs/out.png", "threads": 1},
+                  {"steps": "many"}, {"seed": -1}, {"compare": "yes"}, {"colour": 1}, {"threads": 0}]}
+        """.utf8), jsonLines: false, path: "jobs.json")
+        let base = URL(fileURLWithPath: "/work/in")
+        let o = try EditOptions(job: jobs[0], baseDirectory: base)
+        XCTAssertEqual(o.image, "/work/in/a.png")
+        XCTAssertEqual(o.box, "0,0,0.5,1")
+        XCTAssertEqual([o.classLabel, o.threads], [3, 1])
+        XCTAssertEqual(o.seed, 7)
+        XCTAssertEqual(o.topP, 0.5)
+        XCTAssertEqual(o.eta, 0.25)
+        XCTAssertEqual(o.writtenFiles, ["/abs/out.png", "/abs/out-compare.png"])
+        for (job, field) in zip(jobs.dropFirst(), ["steps", "seed", "compare", "colour", "threads"]) {
+            XCTAssertThrowsError(try EditOptions(job: job, baseDirectory: base)) {
+                XCTAssertEqual(($0 as? EditFieldError)?.field, field, "\($0)")
+            }
+        }
+    }
 }
