@@ -39,7 +39,7 @@ struct BenchDiT: ParsableCommand {
         print(report)
         print("threads: \(Parallel.threads)")
         print(cfg)
-        let gflop = Self.forwardFLOPs(cfg) * 2 / 1e9
+        let gflop = cfg.forwardFLOPs * 2 / 1e9
         print(String(format: "forward FLOPs per image: %.1f GFLOP (x2 for the CFG pair: %.1f GFLOP per step)", gflop / 2, gflop))
 
         var t0 = Date()
@@ -58,13 +58,13 @@ struct BenchDiT: ParsableCommand {
         try step(0)
         let warm = Date().timeIntervalSince(t0)
         var times: [Double] = []
-        let cpu0 = Self.cpuSeconds()
+        let cpu0 = ProcessClock.cpuSeconds()
         for k in 0..<repeats {
             let s = Date()
             try step(k + 1)
             times.append(Date().timeIntervalSince(s))
         }
-        let cpuPerStep = (Self.cpuSeconds() - cpu0) / Double(repeats)
+        let cpuPerStep = (ProcessClock.cpuSeconds() - cpu0) / Double(repeats)
         let perStep = times.sorted()[times.count / 2]
         var stepProfile = ""
         if profile {
@@ -84,12 +84,12 @@ struct BenchDiT: ParsableCommand {
             let z = Tensor.randn([1, 4, cfg.inputSize, cfg.inputSize], rng: &rng)
             _ = try vae.decode(z) // warm-up (allocations)
             if profile { Profiler.start() }
-            let s = Date(), c0 = Self.cpuSeconds()
+            let s = Date(), c0 = ProcessClock.cpuSeconds()
             _ = try vae.decode(z)
             decode = Date().timeIntervalSince(s)
             if profile { print("SD-VAE decode:\n" + Profiler.table(Profiler.stop(), wall: decode)) }
             print(String(format: "SD-VAE decode %dx%d: %.3f s/image (CPU time %.3f s)", cfg.inputSize * 8, cfg.inputSize * 8,
-                         decode, Self.cpuSeconds() - c0))
+                         decode, ProcessClock.cpuSeconds() - c0))
         }
         for n in [250, 50] {
             print(String(format: "extrapolated: %d steps -> %.1f s/image (%.1f s denoising + %.2f s decode)",
@@ -97,18 +97,4 @@ struct BenchDiT: ParsableCommand {
         }
     }
 
-    /// CPU time of the whole process (all threads).
-    static func cpuSeconds() -> Double {
-        var ts = timespec()
-        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts)
-        return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
-    }
-
-    /// Multiply-adds x2 of one forward on one image: the linears of every block and the attention products.
-    static func forwardFLOPs(_ c: DiTConfig) -> Double {
-        let t = Double(c.numPatches), d = Double(c.hiddenSize), m = Double(c.mlpHiddenSize)
-        let perBlock = 2 * t * (3 * d * d + d * d + 2 * d * m) + 2 * 2 * t * t * d
-        let final = 2 * t * d * Double(c.patchSize * c.patchSize * c.outChannels)
-        return Double(c.depth) * perBlock + final
-    }
 }

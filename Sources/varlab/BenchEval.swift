@@ -63,9 +63,9 @@ struct BenchEval: ParsableCommand {
         let clip = CLIPFeatures(try CLIPVision(archive: RandomArchive(shapes: cc.stateDictShapes, shareBlocks: false), config: cc))
         for (net, flops) in [(dinov2 as FeatureNetwork, dc.flopsPerImage), (clip as FeatureNetwork, cc.flopsPerImage)] {
             _ = try net.features([imgs[0]])   // warm-up
-            let t = Date(), cpu0 = BenchEval.cpuSeconds()
+            let t = Date(), cpu0 = ProcessClock.cpuSeconds()
             _ = try net.features(imgs)
-            let secs = Date().timeIntervalSince(t), cpu = BenchEval.cpuSeconds() - cpu0
+            let secs = Date().timeIntervalSince(t), cpu = ProcessClock.cpuSeconds() - cpu0
             print(String(format: "%@ (random weights, 256x256 inputs): %.2f s per image, %.1f GFLOP/s (%.1f GFLOP per image); %.2f CPU-s per image",
                          net.name.components(separatedBy: " (").first ?? net.name, secs / Double(vitImages),
                          flops * Double(vitImages) / secs / 1e9, flops / 1e9, cpu / Double(vitImages)))
@@ -121,23 +121,17 @@ struct BenchEval: ParsableCommand {
             }
             _ = net(try InceptionPreprocessing.tf.input([imgs[0]]))  // warm-up
             t = Date()
-            let cpu0 = BenchEval.cpuSeconds()
+            let cpu0 = ProcessClock.cpuSeconds()
             for s in stride(from: 0, to: images, by: batchSize) {
                 let out = net(try InceptionPreprocessing.tf.input(Array(imgs[s..<min(s + batchSize, images)])))
                 _ = net.logits(out.pool3)
             }
-            let secs = Date().timeIntervalSince(t), cpu = BenchEval.cpuSeconds() - cpu0
+            let secs = Date().timeIntervalSince(t), cpu = ProcessClock.cpuSeconds() - cpu0
             print(String(format: "Inception (256x256 -> 299, tf preprocessing, pool3 + spatial + logits): %.2f images/s (%d images, batch %d); %.3f CPU-s per image (%.1f images/s if %d cores were all ours)",
                          Double(images) / secs, images, batchSize, cpu / Double(images), Double(images) * Double(Parallel.threads) / cpu, Parallel.threads))
         }
     }
 
-    /// User + system CPU time of this process (the machine may be shared: wall time alone would mislead).
-    static func cpuSeconds() -> Double {
-        var u = rusage()
-        getrusage(RUSAGE_SELF.rawValue, &u)
-        return Double(u.ru_utime.tv_sec) + Double(u.ru_utime.tv_usec) * 1e-6 + Double(u.ru_stime.tv_sec) + Double(u.ru_stime.tv_usec) * 1e-6
-    }
 
     /// Synthetic features with Inception-like structure: a mixture of 20 clusters with random centres, noise,
     /// ReLU (pool3 features are non-negative); `shift` moves the centres (the "sample" set).

@@ -32,7 +32,9 @@ struct Varlab: ParsableCommand {
             note("Error: \(e.message)")
             Foundation.exit(1)
         } catch {
-            if error is ExitCode || error is CleanExit { exit(withError: error) }
+            // Help and version requests (ArgumentParser's own commands throw them from run()) and explicit exit
+            // codes keep ArgumentParser's handling: help on stdout, exit 0.
+            if error is ExitCode || error is CleanExit || exitCode(for: error) == .success { exit(withError: error) }
             let text = fullMessage(for: error)
             note(text.hasPrefix("Error:") ? text : "Error: \(text)")
             Foundation.exit(1)

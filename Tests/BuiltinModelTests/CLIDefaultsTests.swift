@@ -20,6 +20,19 @@ final class CLIDefaultsTests: XCTestCase {
         return d
     }
 
+    /// Help of any (sub)command goes to stdout with exit 0; a wrong flag is a usage error on stderr (exit 64).
+    func testHelpIsNotAnError() throws {
+        for args in [["--help"], ["sample", "--help"], ["bench", "var", "--help"], ["train", "vqvae", "-h"], ["help", "edit"]] {
+            let r = try VarlabCLI.run(args)
+            XCTAssertEqual(r.status, 0, "\(args): \(r.err)")
+            XCTAssertTrue(r.out.hasPrefix("OVERVIEW:"), "\(args): \(r.out.prefix(80))")
+            XCTAssertEqual(r.err, "", "\(args)")
+        }
+        let bad = try VarlabCLI.run(["sample", "--class", "1", "--bogus", "-o", "x.png"])
+        XCTAssertEqual(bad.status, 64)
+        XCTAssertTrue(bad.err.hasPrefix("Error: Unknown option '--bogus'"), bad.err)
+    }
+
     func testSampleWithoutFlagsUsesTheBuiltinModels() throws {
         let dir = tmp()
         for family in ["var", "dit"] {

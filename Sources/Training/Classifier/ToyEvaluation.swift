@@ -2,7 +2,6 @@ import Foundation
 import ImageIO
 import Metrics
 import Tensor
-import Training
 
 /// Metrics on the toy data with the toy classifier as the network (`varlab eval` without --inception, and
 /// `varlab bench toy-quality`): its 128-d penultimate features replace Inception pool3 for toy-FID and toy
