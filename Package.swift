@@ -39,7 +39,7 @@ let package = Package(
                 exclude: ["README.md"], swiftSettings: optimize),
         // The application layer: sample plans and sharding, one generator per family, output writers, built-in models.
         .target(name: "Generation", dependencies: ["Tensor", "ModelIO", "ImageIO", "Autoencoders", "VAR", "DiT", "Samplers",
-                                                   "Training"], swiftSettings: optimize),
+                                                   "Metrics", "Training"], swiftSettings: optimize),
         // Editing: the jobs-file reader, the edit pipeline and the VAR / DiT edit back ends.
         .target(name: "Editing", dependencies: ["Tensor", "ModelIO", "ImageIO", "Autoencoders", "VAR", "DiT", "Samplers",
                                                 "Generation"], swiftSettings: optimize),

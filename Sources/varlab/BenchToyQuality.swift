@@ -31,24 +31,17 @@ struct BenchToyQuality: ParsableCommand {
         let kernel = try common.apply()
         print(kernel)
         print("threads: \(Parallel.threads)")
-        guard n >= 20 else { throw ValidationError("--n must be at least 20 (toy-FID needs a covariance)") }
         let families = models.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }
         for f in families where (try? ModelFamilies.named(f)) == nil {
             throw ValidationError("--models: unknown family '\(f)' (\(ModelFamilies.names.joined(separator: ", ")))")
         }
-        let toy = try ToyEvaluation(path: try BuiltinModels.path(BuiltinModels.classifier, instead: "(no override: the bench measures the built-in models)"))
-        let held = ToyDataset(seed: dataSeed, split: .heldout, size: toy.classifier.config.imageSize)
-        // Reference A = held-out 0..<n; the floor set B = held-out n..<2n (disjoint from A by index).
-        let refA = try toy.features((0..<n).map { held.image($0) })
-        let setB = try toy.features((n..<(2 * n)).map { held.image($0) })
-        let labelsB = (n..<(2 * n)).map { held.label($0) }
-        var rows: [(String, Double, Double, Double, [Accuracy.ClassCount])] = []   // name, accuracy, toy-FID, seconds, per class
-        func measure(_ name: String, _ f: (features: Tensor, logits: Tensor), _ labels: [Int], _ secs: Double) throws {
-            let r = try toy.report(samples: f, labels: labels, reference: refA.features, metrics: [.acc, .fid], explicit: true)
-            let acc = r.values.first { $0.name == "toy classifier accuracy" }!.value
-            let fid = r.values.first { $0.name == "toy-FID" }!.value
-            rows.append((name, acc, fid, secs, r.perClass))
-            print(String(format: "%-34@ accuracy %.4f   toy-FID %8.3f   %.1fs", name as NSString, acc, fid, secs))
+        let quality = try ToyQuality(n: n, dataSeed: dataSeed,
+                                     classifier: try BuiltinModels.path(BuiltinModels.classifier, instead: "(no override: the bench measures the built-in models)"))
+        let toy = quality.toy
+        var rows: [ToyQuality.Row] = []
+        func report(_ r: ToyQuality.Row) {
+            rows.append(r)
+            print(String(format: "%-34@ accuracy %.4f   toy-FID %8.3f   %.1fs", r.name as NSString, r.accuracy, r.toyFID, r.seconds))
             // The classes below 90% and what the classifier saw instead: where a model falls short.
             for c in r.perClass where c.accuracy < 0.9 {
                 let instead = c.mistakes.sorted { ($0.value, -$0.key) > ($1.value, -$1.key) }.prefix(3)
@@ -57,25 +50,16 @@ struct BenchToyQuality: ParsableCommand {
                              c.accuracy, instead as NSString))
             }
         }
-        try measure("real held-out (disjoint set)", setB, labelsB, 0)
+        report(try quality.row("real held-out (disjoint set)", images: quality.setB, labels: quality.labelsB, seconds: 0))
         // The tokenizer's ceiling: the same real images through the built-in VQ-VAE (encode, quantise, decode).
-        let t0 = Date()
-        let vae = try loadBuiltinVQVAE()
-        var recon: [Image8] = []
-        for b in stride(from: n, to: 2 * n, by: batchSize) {
-            let x = Tensor.cat((b..<min(2 * n, b + batchSize)).map { held.image($0).signedCHW() }, dim: 0)
-            let y = vae.decode(tokens: try vae.tokens(images: x))
-            recon += (0..<y.shape[0]).map { Image8(signedCHW: y.slice0($0, $0 + 1)) }
-        }
-        try measure("VQ-VAE reconstructions of that set", try toy.features(recon), labelsB, Date().timeIntervalSince(t0))
-        // Colour kept by the tokenizer: per channel, |mean colour of original - of reconstruction| in 8-bit levels.
-        let colourError = try ColourFidelity.meanColourError(originals: (n..<(2 * n)).map { held.image($0) }, reconstructions: recon)
+        let (reconRow, recon, colourError) = try quality.reconstructions(try loadBuiltinVQVAE(), batchSize: batchSize)
+        report(reconRow)
         print(String(format: "    mean-colour error of the reconstructions (levels of 255): R %.2f  G %.2f  B %.2f",
                      colourError[0], colourError[1], colourError[2]))
         if let grids {
             try FileManager.default.createDirectory(atPath: grids, withIntermediateDirectories: true)
             // Two rows of real held-out images, each followed by its reconstructions.
-            let originals = (n..<(n + 20)).map { held.image($0) }
+            let originals = Array(quality.setB.prefix(20))
             var rows: [(label: String, images: [Image8])] = []
             for r in 0..<2 {
                 rows.append(("real", Array(originals[(r * 10)..<(r * 10 + 10)])))
@@ -90,19 +74,12 @@ struct BenchToyQuality: ParsableCommand {
             // The `sample` command's defaults for the built-in model: class i mod C, index i.
             var settings = GenerationSettings(family: family)
             settings.cfg = cfg
-            let generator = try settings.makeGenerator()
-            let plan = try SamplePlan(classes: .list(Array(0..<toy.classifier.config.classes)), count: n)
-            try plan.validate(numClasses: generator.numClasses)
-            let requests = plan.requests(0..<plan.total)
-            let t0 = Date()
-            var images: [Image8] = []
-            for b in stride(from: 0, to: requests.count, by: batchSize) {
-                images += try generator.generate(Array(requests[b..<min(requests.count, b + batchSize)]), seed: seed) { _ in }
-                FileHandle.standardError.write("\r\(family): \(images.count)/\(requests.count) samples".data(using: .utf8)!)
+            let (row, images) = try quality.samples("\(family) (built-in, default settings)", generator: try settings.makeGenerator(),
+                                                    seed: seed, batchSize: batchSize) {
+                FileHandle.standardError.write("\r\(family): \($0)/\(n) samples".data(using: .utf8)!)
             }
             FileHandle.standardError.write("\n".data(using: .utf8)!)
-            let secs = Date().timeIntervalSince(t0)
-            try measure("\(family) (built-in, default settings)", try toy.features(images), requests.map(\.classLabel), secs)
+            report(row)
             if let grids {
                 try FileManager.default.createDirectory(atPath: grids, withIntermediateDirectories: true)
                 // Sample i has class i mod 10, so samples 10r ..< 10r+10 hold one of each class: transpose to one row per class.
@@ -112,8 +89,8 @@ struct BenchToyQuality: ParsableCommand {
             }
         }
         for r in rows {
-            json[r.0] = ["accuracy": r.1, "toy_fid": r.2, "seconds": r.3,
-                         "per_class_accuracy": r.4.map(\.accuracy)]
+            json[r.name] = ["accuracy": r.accuracy, "toy_fid": r.toyFID, "seconds": r.seconds,
+                            "per_class_accuracy": r.perClass.map(\.accuracy)]
         }
         if let path = self.json {
             try AtomicFile.write(try JSONSerialization.data(withJSONObject: json, options: [.prettyPrinted, .sortedKeys]), to: path)

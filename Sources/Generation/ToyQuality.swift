@@ -1,0 +1,78 @@
+import Autoencoders
+import Foundation
+import ImageIO
+import Metrics
+import Tensor
+import Training
+
+/// The quality yardstick of the toy models (`varlab bench toy-quality`, later the lab): the toy classifier's
+/// accuracy and toy-FID of a set of images against `n` held-out real toy images (reference A = held-out 0..<n),
+/// beside the bounds: a second, disjoint real set B (held-out n..<2n: the toy-FID floor for n images and the
+/// classifier's ceiling) and the tokenizer's reconstructions of set B.
+public struct ToyQuality {
+    public struct Row {
+        public var name: String
+        public var accuracy: Double
+        public var toyFID: Double
+        public var seconds: Double
+        public var perClass: [Accuracy.ClassCount]
+    }
+
+    public let toy: ToyEvaluation
+    public let held: ToyDataset
+    public let n: Int
+    private let reference: Tensor
+
+    public init(n: Int, dataSeed: UInt64, classifier path: String) throws {
+        guard n >= 20 else { throw GenerationError("--n must be at least 20 (toy-FID needs a covariance)") }
+        let toy = try ToyEvaluation(path: path)
+        let held = ToyDataset(seed: dataSeed, split: .heldout, size: toy.classifier.config.imageSize)
+        self.toy = toy
+        self.held = held
+        self.n = n
+        reference = try toy.features((0..<n).map { held.image($0) }).features
+    }
+
+    /// Real set B, the images `reconstructionRow` reconstructs.
+    public var setB: [Image8] { (n..<(2 * n)).map { held.image($0) } }
+    public var labelsB: [Int] { (n..<(2 * n)).map { held.label($0) } }
+
+    /// Accuracy and toy-FID of `images` asked to be of classes `labels`.
+    public func row(_ name: String, images: [Image8], labels: [Int], seconds: Double) throws -> Row {
+        let r = try toy.report(samples: try toy.features(images), labels: labels, reference: reference, metrics: [.acc, .fid], explicit: true)
+        let acc = r.values.first { $0.name == "toy classifier accuracy" }!.value
+        let fid = r.values.first { $0.name == "toy-FID" }!.value
+        return Row(name: name, accuracy: acc, toyFID: fid, seconds: seconds, perClass: r.perClass)
+    }
+
+    /// Set B through the tokenizer (encode, quantise, decode): the row, the reconstructions, and their
+    /// mean-colour error per channel in 8-bit levels.
+    public func reconstructions(_ vae: VQVAE, batchSize: Int) throws -> (row: Row, images: [Image8], colourError: [Double]) {
+        let t0 = Date()
+        var recon: [Image8] = []
+        for b in stride(from: n, to: 2 * n, by: batchSize) {
+            let x = Tensor.cat((b..<min(2 * n, b + batchSize)).map { held.image($0).signedCHW() }, dim: 0)
+            let y = vae.decode(tokens: try vae.tokens(images: x))
+            recon += (0..<y.shape[0]).map { Image8(signedCHW: y.slice0($0, $0 + 1)) }
+        }
+        let row = try self.row("VQ-VAE reconstructions of that set", images: recon, labels: labelsB, seconds: Date().timeIntervalSince(t0))
+        return (row, recon, try ColourFidelity.meanColourError(originals: setB, reconstructions: recon))
+    }
+
+    /// n samples of a generator at its settings, sample i of class i mod C with index i (as `varlab sample
+    /// --class 0,...,C-1 --n n`); `progress` gets the number done.
+    public func samples(_ name: String, generator: SampleGenerator, seed: UInt64, batchSize: Int,
+                        progress: (Int) -> Void = { _ in }) throws -> (row: Row, images: [Image8]) {
+        let plan = try SamplePlan(classes: .list(Array(0..<toy.classifier.config.classes)), count: n)
+        try plan.validate(numClasses: generator.numClasses)
+        let requests = plan.requests(0..<plan.total)
+        let t0 = Date()
+        var images: [Image8] = []
+        for b in stride(from: 0, to: requests.count, by: batchSize) {
+            images += try generator.generate(Array(requests[b..<min(requests.count, b + batchSize)]), seed: seed) { _ in }
+            progress(images.count)
+        }
+        let secs = Date().timeIntervalSince(t0)
+        return (try row(name, images: images, labels: requests.map(\.classLabel), seconds: secs), images)
+    }
+}
