@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Times the official PyTorch implementations against `varlab bench` on this machine, in one run.
 
-Optional, never part of the tests. Needs an installed torch (CPU), `pip install diffusers pytorch-fid`, and
+Optional, never part of the tests. Needs an installed torch (CPU), `pip install diffusers pytorch-fid timm` (DiT's
+models.py imports timm; timm and pytorch-fid need a torchvision built for the same torch: PyPI's CUDA torchvision
+does not load with a CPU-only torch, so install both from the same index), and
 checkouts of the official repositories (none of their code is copied into varlab):
   FoundationVision/VAR        (tested at 78b9539)  models.build_vae_var, VAR.autoregressive_infer_cfg
   facebookresearch/DiT        (tested at ed81ce2)  models.DiT_models['DiT-XL/2'].forward_with_cfg

@@ -142,42 +142,22 @@ struct TrainVAR: ParsableCommand {
         if let evalClassifier { try Self.classifierAccuracy(checkpoint: output, vae: vae, classifier: evalClassifier, n: evalN, cfg: evalCfg) }
     }
 
-    /// Toy-classifier accuracy of n samples at `varlab sample`'s default settings (cfg 1.5, top-k 900, top-p 0.96,
-    /// seed 0, sample i of class i % classes).
+    /// Toy-classifier accuracy of n samples (cfg as given, top-k 900, top-p 0.96, seed 0, sample i of class i % C),
+    /// and of the tokenizer's reconstructions of n held-out images (the ceiling), through `ToyQuality`.
     static func classifierAccuracy(checkpoint: String, vae: String, classifier: String, n: Int, cfg: Double = 1.5) throws {
-        guard n >= 1 else { throw ValidationError("--eval-n must be positive") }
-        let cls = try ToyClassifier.load(path: classifier)
-        let opts = TokenSamplingOptions()
-        let gen: SampleGenerator = try VARVariantGenerator.loadIfVariant(checkpoint: checkpoint, vae: vae, cfg: cfg, options: opts)
-            ?? VARGenerator.load(checkpoint: checkpoint, vae: vae, key: nil, patchNums: nil, cfg: cfg, options: opts)
-        let k = gen.numClasses
-        var correct = 0
-        var perClass = [Int](repeating: 0, count: k)
-        let t0 = Date()
-        var i = 0
-        while i < n {
-            let j = min(n, i + 50)
-            let reqs = (i..<j).map { SampleRequest(classLabel: $0 % k, index: $0) }
-            let imgs = try gen.generate(reqs, seed: 0) { _ in }
-            let pred = cls.evaluate(Tensor.cat0(imgs.map { $0.signedCHW() })).logits.argmaxLastAxis()
-            for (r, p) in zip(reqs, pred) where r.classLabel == p { correct += 1; perClass[p] += 1 }
-            i = j
+        guard n >= 20 else { throw ValidationError("--eval-n must be at least 20") }
+        var settings = GenerationSettings(family: VARFamily.name)
+        settings.checkpoint = checkpoint; settings.vae = vae; settings.cfg = cfg; settings.topK = 900; settings.topP = 0.96
+        settings.moreSmooth = false
+        let generator = try settings.makeGenerator(log: note)
+        let quality = try ToyQuality(n: n, dataSeed: 0, classifier: classifier)
+        if let vq = (generator as? VARGenerator)?.sampler.vae, generator.numClasses == quality.toy.classifier.config.classes {
+            let ceiling = try quality.reconstructions(vq, batchSize: 50).row
+            print(String(format: "toy-classifier accuracy of %d held-out toy images reconstructed by the VQ-VAE (ceiling): %.4f", n, ceiling.accuracy))
         }
-        // The tokenizer's ceiling: the same classifier on VQ-VAE reconstructions of held-out toy images.
-        if let vq = (gen as? VARGenerator)?.sampler.vae, k == ToyDataset.classCount {
-            let held = ToyDataset(seed: 0, split: .heldout, size: vq.imageSize)
-            var ok = 0, m = 0
-            while m < n {
-                let j = min(n, m + 50)
-                let (x, y) = held.batch(Array(m..<j))
-                let pred = cls.evaluate(vq.decode(tokens: try vq.tokens(images: x))).logits.argmaxLastAxis()
-                ok += zip(pred, y).filter { $0 == $1 }.count
-                m = j
-            }
-            print(String(format: "toy-classifier accuracy of %d held-out toy images reconstructed by the VQ-VAE (ceiling): %.4f", n, Double(ok) / Double(n)))
-        }
-        let per = (0..<k).map { c in String(format: "%.2f", Double(perClass[c]) / Double((0..<n).filter { $0 % k == c }.count)) }
+        let (row, _) = try quality.samples("var", generator: generator, seed: 0, batchSize: 50)
+        let per = row.perClass.map { String(format: "%.2f", $0.accuracy) }
         print(String(format: "toy-classifier accuracy of %d samples (cfg %g, top-k 900, top-p 0.96, seed 0): %.4f; per class %@; %.1fs",
-                     n, cfg, Double(correct) / Double(n), per.joined(separator: " "), Date().timeIntervalSince(t0)))
+                     n, cfg, row.accuracy, per.joined(separator: " "), row.seconds))
     }
 }
