@@ -1,11 +1,8 @@
 import ArgumentParser
 import Foundation
 import Generation
-import ImageIO
 import Metrics
 import ModelIO
-import Tensor
-import Training
 
 struct Eval: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -86,17 +83,13 @@ struct Eval: ParsableCommand {
         guard let mode = InceptionPreprocessing(rawValue: preprocess) else {
             throw ValidationError("--preprocess must be one of \(InceptionPreprocessing.allCases.map(\.rawValue).joined(separator: ", ")), got '\(preprocess)'")
         }
-        guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1") }
         if let isSplits, isSplits < 1 { throw ValidationError("--is-splits must be at least 1") }
         guard isSplitSize >= 1 else { throw ValidationError("--is-split-size must be at least 1") }
-        guard !paths.isEmpty else { throw ValidationError("give SAMPLES... REFERENCE") }
-        guard paths.count >= 2 || saveStats != nil else {
-            throw ValidationError("give at least one sample set and a reference (or --save-stats F with one set)")
-        }
-        var kinds: [MetricKind] = MetricKind.allCases
-        let explicit = metrics != nil
+        if let json { try AtomicFile.checkWritable(json, what: "--json") }
+        let env = ProcessInfo.processInfo.environment
+        var q = EvaluationRequest(paths: paths)
         if let metrics {
-            kinds = try metrics.split(separator: ",").map { s in
+            q.metrics = try metrics.split(separator: ",").map { s in
                 let t = s.trimmingCharacters(in: .whitespaces).lowercased()
                 guard let k = MetricKind(rawValue: t) else {
                     throw ValidationError("unknown metric '\(t)'; choose from \(MetricKind.allCases.map(\.rawValue).joined(separator: ","))")
@@ -104,118 +97,27 @@ struct Eval: ParsableCommand {
                 return k
             }
         }
-        if let dinov2Heads, dinov2Heads < 1 { throw ValidationError("--dinov2-heads must be at least 1") }
-        // Outputs that could not be written are refused before any feature is computed.
-        if let json { try AtomicFile.checkWritable(json, what: "--json") }
-        if let saveStats { try AtomicFile.checkWritable(saveStats, what: "--save-stats") }
-        let env = ProcessInfo.processInfo.environment
-        let cache: String? = noCache ? nil : (cacheDir ?? env["VARLAB_CACHE"]
+        q.inception = inception ?? env["VARLAB_INCEPTION"]
+        q.preprocessing = mode
+        q.classifier = classifier
+        q.dinov2 = dinov2 ?? env["VARLAB_DINOV2"]
+        q.dinov2Heads = dinov2Heads
+        q.clip = clip ?? env["VARLAB_CLIP"]
+        q.toyClassifier = toyClassifier
+        q.isSplits = isTorchFidelity ? .torchFidelity(count: isSplits ?? 10, seed: 2020) : isSplits.map { .count($0) } ?? .size(isSplitSize)
+        q.prADMFloat16 = prADMFloat16
+        q.saveStats = saveStats
+        q.cacheDir = noCache ? nil : (cacheDir ?? env["VARLAB_CACHE"]
             ?? FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".cache/varlab/features").path)
-        let representations = try representationMetrics(cacheDir: cache, env: env)
-        if !explicit {
-            kinds = kinds.filter { k in
-                k == .fdDINOv2 ? representations.dinov2 != nil : k == .cmmd ? representations.clip != nil : true
-            }
-        }
-        let inceptionPath = inception ?? env["VARLAB_INCEPTION"]
-        // Only FD-DINOv2 / CMMD asked for, or only statistics to save without an Inception: no toy classifier.
-        if !kinds.contains(where: \.usesInceptionOrClassifier)
-            || (inceptionPath == nil && paths.count == 1 && (representations.dinov2 != nil || representations.clip != nil)) {
-            return try runRepresentationsOnly(kinds: kinds, representations)
-        }
-        guard let inceptionPath else {
-            return try runToy(kinds: kinds, explicit: explicit, representations)
-        }
-        let network = try InceptionV3(path: inceptionPath)
-        let extractor = FeatureExtractor(network: network, preprocessing: mode, cacheDir: cache)
-        extractor.batchSize = batchSize
-        let resnet = try classifier.map { try ResNet(path: $0) }
-        let evaluator = Evaluator(extractor: extractor, classifier: resnet)
-        evaluator.isSplits = isTorchFidelity ? .torchFidelity(count: isSplits ?? 10, seed: 2020)
-            : isSplits.map { .count($0) } ?? .size(isSplitSize)
-        evaluator.admFloat16PrecisionRecall = prADMFloat16
-        evaluator.progress = { label in Progress(label: label).handler }
-        evaluator.representations = representations
-
-        let reference = try ImageSet(paths: [paths.last!])
-        if let saveStats {
-            guard reference.count > 0 else { throw ValidationError("--save-stats needs images in \(paths.last!)") }
-            let n = try evaluator.saveStatistics(of: reference, to: saveStats)
-            note("wrote statistics of \(n) images (\(mode.rawValue) preprocessing\(statisticsNote(representations))) to \(saveStats)")
-            if paths.count == 1 { return }
-        }
-        let samples = try ImageSet(paths: Array(paths.dropLast()))
-        let report = try evaluator.run(samples: samples, reference: reference, metrics: kinds, explicit: explicit)
-        try finish(report, samples: samples, reference: reference, inception: inceptionPath, classifier: classifier)
-    }
-
-    /// The DINOv2 / CLIP networks given by flag or environment (either may be absent).
-    func representationMetrics(cacheDir: String?, env: [String: String]) throws -> RepresentationMetrics {
-        let cache = FeatureCache(dir: cacheDir)
-        cache.batchSize = batchSize
-        let r = RepresentationMetrics(dinov2: try (dinov2 ?? env["VARLAB_DINOV2"]).map { DINOv2Features(try DINOv2(path: $0, heads: dinov2Heads)) },
-                                      clip: try (clip ?? env["VARLAB_CLIP"]).map { CLIPFeatures(try CLIPVision(location: $0)) },
-                                      cache: cache)
-        r.progress = { label in Progress(label: label).handler }
-        return r
-    }
-
-    func statisticsNote(_ r: RepresentationMetrics) -> String {
-        [r.dinov2.map { "; \($0.name)" }, r.clip.map { "; \($0.name)" }].compactMap { $0 }.joined()
-    }
-
-    /// Only FD-DINOv2 / CMMD asked for: neither the Inception nor the toy classifier is loaded.
-    func runRepresentationsOnly(kinds: [MetricKind], _ representations: RepresentationMetrics) throws {
-        let reference = try ImageSet(paths: [paths.last!])
-        if let saveStats {
-            guard reference.count > 0 else { throw ValidationError("--save-stats needs images in \(paths.last!)") }
-            try ReferenceStatistics.write(try representations.statisticsArrays(of: reference), notes: reference.notes, to: saveStats)
-            note("wrote statistics of \(reference.count) images (\(statisticsNote(representations).dropFirst(2))) to \(saveStats)")
-            if paths.count == 1 { return }
-        }
-        let samples = try ImageSet(paths: Array(paths.dropLast()))
-        guard samples.count > 0 else { throw ValidationError("\(samples.paths.joined(separator: ", ")): no sample images") }
-        var report = EvalReport()
-        try representations.run(samples: samples, reference: reference, metrics: kinds, explicit: true, into: &report)
-        report.notes = samples.notes + reference.notes + report.notes
-        try finish(report, samples: samples, reference: reference, inception: "none", classifier: nil)
-    }
-
-    /// Prints the table and notes, writes --json.
-    func finish(_ report: EvalReport, samples: ImageSet, reference: ImageSet, inception: String, classifier: String?) throws {
-        print(report.table())
-        for n in report.notes { note("note: \(n)") }
+        q.batchSize = batchSize
+        guard let r = try EvaluationRun.run(q, log: note, progress: { Progress(label: $0).handler }) else { return }
+        print(r.report.table())
+        for n in r.report.notes { note("note: \(n)") }
         if let json {
-            try AtomicFile.write(try report.json(samples: samples.paths, reference: reference.paths[0], inception: inception, classifier: classifier), to: json)
+            try AtomicFile.write(try r.report.json(samples: r.samples, reference: r.reference, inception: r.inception,
+                                                   classifier: r.classifier), to: json)
             note("wrote \(json)")
         }
-    }
-
-    /// No Inception network given: the built-in toy classifier is the network (toy-FID etc., for toy samples).
-    func runToy(kinds: [MetricKind], explicit: Bool, _ representations: RepresentationMetrics) throws {
-        guard classifier == nil else { throw ValidationError("--classifier is an ImageNet ResNet: give --inception too, or neither for toy metrics") }
-        let path = try toyClassifier ?? BuiltinModels.path(BuiltinModels.classifier, instead: "--inception (Inception FID) or --toy-classifier")
-        note("no --inception (nor VARLAB_INCEPTION): using the toy classifier \(path) as the network; toy-FID and the other toy metrics are only comparable with toy metrics, not with Inception FID")
-        let toy = try ToyEvaluation(path: path)
-        let reference = try ImageSet(paths: [paths.last!])
-        if let saveStats {
-            // Toy-classifier statistics are not saved (they are only ever compared within one run).
-            guard representations.dinov2 != nil || representations.clip != nil else {
-                throw ValidationError("--save-stats writes Inception, DINOv2 or CLIP statistics: give --inception, --dinov2 or --clip")
-            }
-            guard reference.count > 0 else { throw ValidationError("--save-stats needs images in \(paths.last!)") }
-            try ReferenceStatistics.write(try representations.statisticsArrays(of: reference), notes: reference.notes, to: saveStats)
-            note("wrote statistics of \(reference.count) images (\(statisticsNote(representations).dropFirst(2)); toy statistics are not saved) to \(saveStats)")
-            if paths.count == 1 { return }
-        }
-        let samples = try ImageSet(paths: Array(paths.dropLast()))
-        guard samples.count > 0 else { throw ValidationError("\(samples.paths.joined(separator: ", ")): no sample images") }
-        let sf = try toy.features(of: samples)
-        let rf = reference.count > 0 ? try toy.features(of: reference).features : nil
-        var report = try toy.report(samples: sf, labels: samples.labels, reference: rf, metrics: kinds, explicit: explicit)
-        try representations.run(samples: samples, reference: reference, metrics: kinds, explicit: explicit, into: &report)
-        report.notes = samples.notes + reference.notes + report.notes
-        try finish(report, samples: samples, reference: reference, inception: "none (toy classifier \(path))", classifier: path)
     }
 }
 
