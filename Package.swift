@@ -62,8 +62,8 @@ let package = Package(
         .testTarget(name: "MetricsTests", dependencies: ["Metrics", "TestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "VAR", "DiT", "Autoencoders", "TestSupport"]),
         // Depends on the library modules only (no CLI): varlab used as a library.
-        .testTarget(name: "GenerationTests", dependencies: ["Generation", "Editing", "Metrics", "Training", "ImageIO", "ModelIO",
-                                                            "TestSupport"]),
+        .testTarget(name: "GenerationTests", dependencies: ["Generation", "Editing", "Metrics", "Training", "Samplers", "ImageIO",
+                                                            "ModelIO", "TestSupport"]),
         .testTarget(name: "BuiltinModelTests", dependencies: ["Training", "Autoencoders", "ModelIO", "Tensor", "TestSupport"]),
     ],
     swiftLanguageModes: [.v5]

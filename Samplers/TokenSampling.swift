@@ -27,6 +27,30 @@ public struct TokenSamplingOptions: Sendable, Equatable {
     }
 }
 
+/// Token-sampling settings a request may leave unset (nil): `resolved` takes each unset one from what the checkpoint
+/// recorded (`varlab.sample_*`), else from `TokenSamplingOptions`' defaults (the official FID settings). A new option
+/// is a field here and in `TokenSamplingOptions`, plus its step in `TokenSampling.processLogits`.
+public struct TokenSamplingOverrides: Sendable, Equatable {
+    public var topK: Int?
+    public var topP: Double?
+    public var temperature: Float?
+    public var moreSmooth: Bool?
+
+    public init(topK: Int? = nil, topP: Double? = nil, temperature: Float? = nil, moreSmooth: Bool? = nil) {
+        self.topK = topK; self.topP = topP; self.temperature = temperature; self.moreSmooth = moreSmooth
+    }
+
+    public func resolved(recorded: TokenSamplingOverrides = TokenSamplingOverrides()) -> TokenSamplingOptions {
+        let d = TokenSamplingOptions()
+        return TokenSamplingOptions(topK: topK ?? recorded.topK ?? d.topK, topP: topP ?? recorded.topP ?? d.topP,
+                                    temperature: temperature ?? recorded.temperature ?? d.temperature,
+                                    moreSmooth: moreSmooth ?? recorded.moreSmooth ?? d.moreSmooth)
+    }
+
+    /// Checks the fields that are set (a `SamplingError` naming the flag).
+    public func validate() throws { try resolved().validate() }
+}
+
 public enum SamplingError: Error, CustomStringConvertible {
     case badOption(String)
     public var description: String { switch self { case .badOption(let s): return s } }

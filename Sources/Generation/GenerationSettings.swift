@@ -1,5 +1,6 @@
 import Foundation
 import ModelIO
+import Samplers
 
 /// Everything that chooses a generator and its sampling settings: the request the CLI, the benches and the lab
 /// build. Unset (nil) settings take the checkpoint's recommended values (`varlab.sample_*` metadata of a
@@ -16,11 +17,8 @@ public struct GenerationSettings: Sendable {
     public var patchNums: [Int]?
     /// Classifier-free guidance (VAR ramps it over the scales: t = cfg·si/(S-1)).
     public var cfg: Double?
-    public var topK: Int?
-    public var topP: Double?
-    public var moreSmooth: Bool?
-    /// VAR: logits are divided by this before top-k / top-p.
-    public var temperature: Float = 1
+    /// VAR: top-k, top-p, temperature, more-smooth (unset: the checkpoint's recorded values, else the official ones).
+    public var tokens = TokenSamplingOverrides()
     public var dit = DiTSettings()
 
     public init(family: String = VARFamily.name) { self.family = family }
@@ -28,9 +26,7 @@ public struct GenerationSettings: Sendable {
     public func validate() throws {
         _ = try ModelFamilies.named(family)
         if let cfg, !(cfg >= 0 && cfg.isFinite) { throw GenerationError("--cfg must be >= 0, got \(cfg)") }
-        if let topK, topK < 0 { throw GenerationError("--top-k must be >= 0, got \(topK)") }
-        if let topP, !(topP >= 0 && topP <= 1) { throw GenerationError("--top-p must be in [0, 1], got \(topP)") }
-        guard temperature > 0 && temperature.isFinite else { throw GenerationError("--temperature must be > 0, got \(temperature)") }
+        do { try tokens.validate() } catch { throw GenerationError("\(error)") }
         if let v = patchNums, !(v.count >= 2 && v.allSatisfy({ $0 >= 1 }) && zip(v, v.dropFirst()).allSatisfy({ $0 < $1 })) {
             throw GenerationError("--patch-nums must be at least two strictly increasing positive integers, got \(v)")
         }

@@ -27,8 +27,7 @@ public enum VARFamily: ModelFamily {
     public static func makeGenerator(_ s: GenerationSettings, checkpoint: String, vae: String,
                                      log: (String) -> Void) throws -> SampleGenerator {
         let d = VARSampleDefaults(path: checkpoint)
-        let options = TokenSamplingOptions(topK: s.topK ?? d.topK ?? 900, topP: s.topP ?? d.topP ?? 0.96, temperature: s.temperature,
-                                           moreSmooth: s.moreSmooth ?? d.moreSmooth ?? false)
+        let options = s.tokens.resolved(recorded: d.tokens)
         let guidance = s.cfg ?? d.cfg ?? 1.5
         if let g = try VARVariantGenerator.loadIfVariant(checkpoint: checkpoint, vae: vae, cfg: guidance, options: options, log: log) {
             return g

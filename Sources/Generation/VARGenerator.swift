@@ -47,13 +47,14 @@ public struct VARGenerator: SampleGenerator {
 /// Sampling settings a varlab-trained VAR checkpoint recommends in its safetensors metadata (`varlab.sample_cfg`,
 /// `_top_k`, `_top_p`, `_more_smooth`); all nil for official checkpoints.
 public struct VARSampleDefaults {
-    public var cfg: Double?, topK: Int?, topP: Double?, moreSmooth: Bool?
+    public var cfg: Double?
+    public var tokens = TokenSamplingOverrides()
+    public var topK: Int? { tokens.topK }
+    public var topP: Double? { tokens.topP }
 
     public init(path: String) {
         guard (try? CheckpointLoader.detectFormat(path: path)) == .safetensors, let m = try? SafetensorsFile(path: path).metadata else { return }
         cfg = m.double(.sampleCFG)
-        topK = m.int(.sampleTopK)
-        topP = m.double(.sampleTopP)
-        moreSmooth = m.bool(.sampleMoreSmooth)
+        tokens = TokenSamplingOverrides(topK: m.int(.sampleTopK), topP: m.double(.sampleTopP), moreSmooth: m.bool(.sampleMoreSmooth))
     }
 }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Generation
+import Samplers
 import Tensor
 
 /// `varlab sample`: class-conditional images from VAR (or DiT) to a grid PNG, a directory of PNGs or an ADM `.npz`.
@@ -93,7 +94,8 @@ struct Sample: ParsableCommand {
         var s = GenerationSettings(family: family)
         s.checkpoint = checkpoint; s.vae = vae; s.key = key
         s.patchNums = try parsedPatchNums()
-        s.cfg = cfg; s.topK = topK; s.topP = topP; s.moreSmooth = moreSmooth; s.temperature = temperature
+        s.cfg = cfg
+        s.tokens = TokenSamplingOverrides(topK: topK, topP: topP, temperature: temperature, moreSmooth: moreSmooth)
         s.dit = dit.settings
         return s
     }

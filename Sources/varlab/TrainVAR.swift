@@ -147,8 +147,8 @@ struct TrainVAR: ParsableCommand {
     static func classifierAccuracy(checkpoint: String, vae: String, classifier: String, n: Int, cfg: Double = 1.5) throws {
         guard n >= 20 else { throw ValidationError("--eval-n must be at least 20") }
         var settings = GenerationSettings(family: VARFamily.name)
-        settings.checkpoint = checkpoint; settings.vae = vae; settings.cfg = cfg; settings.topK = 900; settings.topP = 0.96
-        settings.moreSmooth = false
+        settings.checkpoint = checkpoint; settings.vae = vae; settings.cfg = cfg
+        settings.tokens = TokenSamplingOverrides(topK: 900, topP: 0.96, moreSmooth: false)
         let generator = try settings.makeGenerator(log: note)
         let quality = try ToyQuality(n: n, dataSeed: 0, classifier: classifier)
         if let vq = (generator as? VARGenerator)?.sampler.vae, generator.numClasses == quality.toy.classifier.config.classes {

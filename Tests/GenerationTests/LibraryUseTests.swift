@@ -4,6 +4,7 @@ import Generation
 import ImageIO
 import Metrics
 import ModelIO
+import Samplers
 import TestSupport
 import Training
 import XCTest
@@ -127,5 +128,16 @@ final class LibraryUseTests: XCTestCase {
                 XCTAssertEqual(($0 as? EditFieldError)?.field, field, "\($0)")
             }
         }
+    }
+
+    /// Unset token-sampling settings take the checkpoint's recorded value, else the official default.
+    func testTokenSamplingOverridesTakeRecordedThenOfficialDefaults() throws {
+        let recorded = TokenSamplingOverrides(topK: 10, topP: 0.9, moreSmooth: true)
+        XCTAssertEqual(TokenSamplingOverrides(topK: 5).resolved(recorded: recorded),
+                       TokenSamplingOptions(topK: 5, topP: 0.9, temperature: 1, moreSmooth: true))
+        XCTAssertEqual(TokenSamplingOverrides().resolved(), TokenSamplingOptions())
+        var s = GenerationSettings()
+        s.tokens.temperature = 0
+        XCTAssertThrowsError(try s.validate()) { XCTAssertEqual("\($0)", "--temperature must be > 0, got 0.0") }
     }
 }
