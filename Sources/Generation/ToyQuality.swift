@@ -21,6 +21,9 @@ public struct ToyQuality {
     public let toy: ToyEvaluation
     public let held: ToyDataset
     public let n: Int
+    /// Real set B (held-out n..<2n): the floor row's images and what `reconstructions` reconstructs.
+    public let setB: [Image8]
+    public let labelsB: [Int]
     private let reference: Tensor
 
     public init(n: Int, dataSeed: UInt64, classifier path: String) throws {
@@ -30,12 +33,11 @@ public struct ToyQuality {
         self.toy = toy
         self.held = held
         self.n = n
+        // Drawn once: the toy images are procedural, and set B serves three rows and the grids.
+        setB = (n..<(2 * n)).map { held.image($0) }
+        labelsB = (n..<(2 * n)).map { held.label($0) }
         reference = try toy.features((0..<n).map { held.image($0) }).features
     }
-
-    /// Real set B, the images `reconstructionRow` reconstructs.
-    public var setB: [Image8] { (n..<(2 * n)).map { held.image($0) } }
-    public var labelsB: [Int] { (n..<(2 * n)).map { held.label($0) } }
 
     /// Accuracy and toy-FID of `images` asked to be of classes `labels`.
     public func row(_ name: String, images: [Image8], labels: [Int], seconds: Double) throws -> Row {
@@ -50,8 +52,8 @@ public struct ToyQuality {
     public func reconstructions(_ vae: VQVAE, batchSize: Int) throws -> (row: Row, images: [Image8], colourError: [Double]) {
         let t0 = Date()
         var recon: [Image8] = []
-        for b in stride(from: n, to: 2 * n, by: batchSize) {
-            let x = Tensor.cat((b..<min(2 * n, b + batchSize)).map { held.image($0).signedCHW() }, dim: 0)
+        for b in stride(from: 0, to: n, by: batchSize) {
+            let x = Tensor.cat(setB[b..<min(n, b + batchSize)].map { $0.signedCHW() }, dim: 0)
             let y = vae.decode(tokens: try vae.tokens(images: x))
             recon += (0..<y.shape[0]).map { Image8(signedCHW: y.slice0($0, $0 + 1)) }
         }
