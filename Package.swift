@@ -10,7 +10,7 @@ let package = Package(
     platforms: [.macOS(.v13)],
     products: [
         .executable(name: "varlab", targets: ["varlab"]),
-        .library(name: "VarlabCore", targets: ["Tensor", "ModelIO", "ImageIO", "Autoencoders", "VAR", "DiT", "Samplers",
+        .library(name: "VarlabCore", targets: ["Tensor", "Layers", "ModelIO", "ImageIO", "Autoencoders", "VAR", "DiT", "Samplers",
                                                "Metrics", "Training", "Editing", "Generation"]),
     ],
     dependencies: [
@@ -26,16 +26,18 @@ let package = Package(
 
         .target(name: "CKernels", path: "Sources/CKernels"),
         .target(name: "Tensor", dependencies: ["CBLAS", "CKernels"], swiftSettings: optimize),
+        // Trainable layers: parameters, and each layer's forward and backward side by side (every model's building blocks).
+        .target(name: "Layers", dependencies: ["Tensor"], swiftSettings: optimize),
         .target(name: "ModelIO", dependencies: ["Tensor", "CVarlabZlib", .product(name: "ZIPFoundation", package: "ZIPFoundation")],
                 swiftSettings: optimize),
         .target(name: "ImageIO", dependencies: ["Tensor", "ModelIO", "CPNG", "CJPEG"], swiftSettings: optimize),
         .target(name: "Autoencoders", dependencies: ["Tensor", "ModelIO"], swiftSettings: optimize),
-        .target(name: "VAR", dependencies: ["Tensor", "ModelIO", "Autoencoders"], swiftSettings: optimize),
+        .target(name: "VAR", dependencies: ["Tensor", "Layers", "ModelIO", "Autoencoders"], swiftSettings: optimize),
         .target(name: "DiT", dependencies: ["Tensor", "ModelIO"], swiftSettings: optimize),
         .target(name: "Samplers", dependencies: ["Tensor", "ModelIO", "Autoencoders", "VAR", "DiT"], path: "Samplers",
                 swiftSettings: optimize),
         .target(name: "Metrics", dependencies: ["Tensor", "ModelIO", "ImageIO", "CBLAS"], swiftSettings: optimize),
-        .target(name: "Training", dependencies: ["Tensor", "ModelIO", "ImageIO", "Autoencoders", "DiT", "Metrics", "CBLAS"],
+        .target(name: "Training", dependencies: ["Tensor", "Layers", "ModelIO", "VAR", "ImageIO", "Autoencoders", "DiT", "Metrics", "CBLAS"],
                 exclude: ["README.md"], swiftSettings: optimize),
         // The application layer: sample plans and sharding, one generator per family, output writers, built-in models.
         .target(name: "Generation", dependencies: ["Tensor", "ModelIO", "ImageIO", "Autoencoders", "VAR", "DiT", "Samplers",
@@ -60,7 +62,7 @@ let package = Package(
         .testTarget(name: "DiTTests", dependencies: ["DiT", "Autoencoders", "Samplers", "TestSupport"]),
         .testTarget(name: "SamplersTests", dependencies: ["Samplers", "TestSupport"]),
         .testTarget(name: "MetricsTests", dependencies: ["Metrics", "TestSupport"], exclude: ["Fixtures"]),
-        .testTarget(name: "TrainingTests", dependencies: ["Training", "VAR", "DiT", "Autoencoders", "TestSupport"]),
+        .testTarget(name: "TrainingTests", dependencies: ["Training", "Layers", "VAR", "DiT", "Autoencoders", "TestSupport"]),
         // Depends on the library modules only (no CLI): varlab used as a library.
         .testTarget(name: "GenerationTests", dependencies: ["Generation", "Editing", "Metrics", "Training", "Samplers", "ImageIO",
                                                             "ModelIO", "TestSupport"]),

@@ -1,5 +1,6 @@
 import Foundation
 import ModelIO
+import Layers
 import Tensor
 
 /// varlab training checkpoints: safetensors with the parameters under their names, the AdamW moments under

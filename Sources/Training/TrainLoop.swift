@@ -1,4 +1,5 @@
 import Foundation
+import Layers
 import Tensor
 
 /// Options every trainer shares (stored as JSON in the checkpoint's `varlab.train`).

@@ -1,5 +1,6 @@
 import Foundation
 import ModelIO
+import Layers
 import Tensor
 import Training
 import XCTest

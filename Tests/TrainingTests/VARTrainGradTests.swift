@@ -1,4 +1,5 @@
 import Foundation
+import Layers
 import Tensor
 import Training
 import XCTest

@@ -1,6 +1,7 @@
 import Autoencoders
 import Foundation
 import ModelIO
+import Layers
 import Tensor
 import TestSupport
 import Training

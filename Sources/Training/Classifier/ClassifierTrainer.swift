@@ -1,5 +1,6 @@
 import Foundation
 import ModelIO
+import Layers
 import Tensor
 
 /// Trains the toy classifier with AdamW + warmup/cosine schedule + clipping on softmax cross-entropy.

@@ -1,5 +1,6 @@
 import Foundation
 import ModelIO
+import Layers
 import Tensor
 
 /// Hyper-parameters of the toy classifier; stored as JSON in the checkpoint metadata (`varlab.config`).

@@ -1,6 +1,7 @@
 import DiT
 import Foundation
 import ModelIO
+import Layers
 import Tensor
 
 /// Trains a DiT on (scaled) latents as the official train.py does, with learn_sigma = False:

@@ -1,5 +1,6 @@
 import DiT
 import Foundation
+import Layers
 import Tensor
 
 /// A trainable DiT with the official parameter names and math (facebookresearch/DiT `models.py`), so its checkpoint

@@ -1,4 +1,5 @@
 import Foundation
+import Layers
 import Tensor
 
 /// Splits the adaLN output [B, k*D] into k per-sample vectors [B, D] (torch `.chunk(k, dim=1)`), and back.

@@ -1,4 +1,5 @@
 import Foundation
+import Layers
 import Tensor
 
 /// AdamW (Loshchilov & Hutter) exactly as `torch.optim.AdamW` steps it: decoupled decay p ← p (1 - lr·wd) for the

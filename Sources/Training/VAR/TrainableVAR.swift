@@ -1,4 +1,5 @@
 import Foundation
+import Layers
 import Tensor
 
 /// The trainable VAR transformer (official `models.var.VAR.forward`, teacher forcing) and its ablation variants

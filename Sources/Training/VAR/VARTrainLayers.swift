@@ -1,4 +1,5 @@
 import Foundation
+import Layers
 import Tensor
 
 /// Official VAR initialisation helpers (`init_weights`): truncated normals (torch `trunc_normal_` with its default

@@ -1,6 +1,7 @@
 import Autoencoders
 import Foundation
 import ModelIO
+import Layers
 import Tensor
 
 /// Trains a VAR transformer (or an ablation variant) on the frozen VQ-VAE's token maps with the shared `TrainLoop`

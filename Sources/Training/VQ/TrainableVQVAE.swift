@@ -1,4 +1,5 @@
 import Foundation
+import Layers
 import Tensor
 
 /// Hyper-parameters of a trainable VAR VQ-VAE (official `models.vqvae.VQVAE` / `basic_vae` layout, without the

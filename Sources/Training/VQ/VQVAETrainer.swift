@@ -1,5 +1,6 @@
 import Foundation
 import ModelIO
+import Layers
 import Tensor
 
 /// Trains the VAR VQ-VAE on images: loss = mse(x̂, x) + L_vq (β = 0.25 commitment, averaged over scales), AdamW
