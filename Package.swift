@@ -27,7 +27,7 @@ let package = Package(
         .target(name: "CKernels", path: "Sources/CKernels"),
         .target(name: "Tensor", dependencies: ["CBLAS", "CKernels"], swiftSettings: optimize),
         // Trainable layers: parameters, and each layer's forward and backward side by side (every model's building blocks).
-        .target(name: "Layers", dependencies: ["Tensor"], swiftSettings: optimize),
+        .target(name: "Layers", dependencies: ["Tensor", "ModelIO"], swiftSettings: optimize),
         .target(name: "ModelIO", dependencies: ["Tensor", "CVarlabZlib", .product(name: "ZIPFoundation", package: "ZIPFoundation")],
                 swiftSettings: optimize),
         .target(name: "ImageIO", dependencies: ["Tensor", "ModelIO", "CPNG", "CJPEG"], swiftSettings: optimize),
@@ -62,7 +62,7 @@ let package = Package(
         .testTarget(name: "DiTTests", dependencies: ["DiT", "Autoencoders", "Samplers", "TestSupport"]),
         .testTarget(name: "SamplersTests", dependencies: ["Samplers", "TestSupport"]),
         .testTarget(name: "MetricsTests", dependencies: ["Metrics", "TestSupport"], exclude: ["Fixtures"]),
-        .testTarget(name: "TrainingTests", dependencies: ["Training", "Layers", "VAR", "DiT", "Autoencoders", "TestSupport"]),
+        .testTarget(name: "TrainingTests", dependencies: ["Training", "Layers", "Samplers", "VAR", "DiT", "Autoencoders", "TestSupport"]),
         // Depends on the library modules only (no CLI): varlab used as a library.
         .testTarget(name: "GenerationTests", dependencies: ["Generation", "Editing", "Metrics", "Training", "Samplers", "ImageIO",
                                                             "ModelIO", "TestSupport"]),

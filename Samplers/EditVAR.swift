@@ -6,6 +6,7 @@
 import Autoencoders
 import Foundation
 import Tensor
+import VAR
 
 /// Substitutes ground-truth tokens scale by scale. One 2-D mask for the whole batch (as the notebook).
 public final class VARTokenEditor {
@@ -36,25 +37,34 @@ public final class VARTokenEditor {
 
     public var batch: Int { groundTruth.count }
 
-    /// The hook: `tokens[b]` holds the sampled tokens of image b at scale `si`; on return the kept positions hold
-    /// the ground truth.
-    public func substitute(scale si: Int, tokens: inout [[Int]]) throws {
+    /// The hook: `tokens[b]` holds image b's tokens at `positions` of scale `si` (the whole map by default); on
+    /// return the kept ones hold the ground truth. `sampled` / `merged` record the whole map once it is complete.
+    public func substitute(scale si: Int, positions: Range<Int>? = nil, tokens: inout [[Int]]) throws {
         guard si >= 0, si < patchNums.count else { throw EditError.invalid("scale \(si) out of range") }
-        let n = patchNums[si] * patchNums[si]
-        guard tokens.count == batch, tokens.allSatisfy({ $0.count == n }) else {
-            throw EditError.invalid("scale \(si): expected \(batch) token maps of \(n) tokens")
+        let full = patchNums[si] * patchNums[si]
+        let range = positions ?? 0..<full
+        guard range.lowerBound >= 0, range.upperBound <= full, tokens.count == batch, tokens.allSatisfy({ $0.count == range.count }) else {
+            throw EditError.invalid("scale \(si): expected \(batch) token runs of \(range.count) tokens at positions \(range) of \(full)")
         }
-        sampled[si] = tokens
-        for b in 0..<batch { for i in 0..<n where keep[si][i] { tokens[b][i] = groundTruth[b][si][i] } }
-        merged[si] = tokens
+        if range.lowerBound == 0 {
+            sampled[si] = Array(repeating: Array(repeating: 0, count: full), count: batch)
+            merged[si] = sampled[si]
+        }
+        for b in 0..<batch {
+            for (j, p) in range.enumerated() {
+                sampled[si][b][p] = tokens[b][j]
+                if keep[si][p] { tokens[b][j] = groundTruth[b][si][p] }
+                merged[si][b][p] = tokens[b][j]
+            }
+        }
     }
 
-    /// Same, on a flat batch-major array (B * pn * pn).
-    public func substitute(scale si: Int, flat: inout [Int]) throws {
-        let n = patchNums[si] * patchNums[si]
+    /// Same, on a flat batch-major array (B * positions.count).
+    public func substitute(scale si: Int, positions: Range<Int>? = nil, flat: inout [Int]) throws {
+        let n = positions?.count ?? patchNums[si] * patchNums[si]
         guard flat.count == batch * n else { throw EditError.invalid("scale \(si): expected \(batch * n) tokens, got \(flat.count)") }
         var t = (0..<batch).map { Array(flat[($0 * n)..<(($0 + 1) * n)]) }
-        try substitute(scale: si, tokens: &t)
+        try substitute(scale: si, positions: positions, tokens: &t)
         flat = t.flatMap { $0 }
     }
 }
@@ -62,13 +72,13 @@ public final class VARTokenEditor {
 /// VAR zero-shot editing = the next-scale sampler with `VARTokenEditor` as its per-scale hook.
 /// `labels`: the requested class per image for class-conditional editing, or `numClasses` (the null class) for
 /// plain in/out-painting, as the notebook does (label 1000 for the released models).
-public struct VARZeroShotEditor {
-    public let sampler: NextScaleSampler
+public struct VARZeroShotEditor<Model: TokenModel> {
+    public let sampler: NextScaleSampler<Model>
 
-    public init(sampler: NextScaleSampler) { self.sampler = sampler }
+    public init(sampler: NextScaleSampler<Model>) { self.sampler = sampler }
 
     public struct Result {
-        public var sample: NextScaleSampler.Result
+        public var sample: NextScaleSampler<Model>.Result
         public var editor: VARTokenEditor
     }
 
@@ -80,25 +90,25 @@ public struct VARZeroShotEditor {
         let pns = vae.patchNums
         let b = images.shape.first ?? 0
         guard b == labels.count else { throw EditError.invalid("\(b) images but \(labels.count) labels") }
-        // Ground truth: the ordinary multi-scale VQ encoding of the image to edit (flat B x pn^2 per scale).
-        let flat = try vae.tokens(images: images)
+        // Ground truth: the image's tokens in the model's terms (the multi-scale VQ encoding; the raster model's
+        // finest map is the single-step one), flat B x pn^2 per scale.
+        let flat = try sampler.model.groundTruthTokens(latent: vae.encodeLatent(images), quantizer: vae.quantizer)
         let gt: [[[Int]]] = (0..<b).map { i in
             pns.indices.map { si in let n = pns[si] * pns[si]; return Array(flat[si][(i * n)..<((i + 1) * n)]) }
         }
         let editor = try VARTokenEditor(mask: mask, patchNums: pns, groundTruth: gt)
         let q = vae.quantizer
         let hook: ScaleHook = { step in
-            let si = step.scale, pn = step.patchNum, n = pn * pn
-            try editor.substitute(scale: si, flat: &step.tokens)
-            // Kept positions get the hard ground-truth embedding (bit-identical to embedding(gt token)); the
-            // generated ones keep what the sampler produced (a Gumbel mixture with more-smooth).
+            let si = step.scale, full = step.patchNum * step.patchNum, n = step.positions.count
+            try editor.substitute(scale: si, positions: step.positions, flat: &step.tokens)
+            // Kept positions get the hard ground-truth embedding (the codebook row of the gt token); the generated
+            // ones keep what the sampler produced (a Gumbel mixture with more-smooth).
             let keep = editor.keep[si]
-            guard keep.contains(true) else { return }
-            let gtEmb = q.embed(step.tokens, batch: b, pn: pn)
+            guard step.positions.contains(where: { keep[$0] }) else { return }
             let c = step.embedding.shape[1]
-            for i in 0..<b { for ch in 0..<c {
-                let base = (i * c + ch) * n
-                for p in 0..<n where keep[p] { step.embedding.data[base + p] = gtEmb.data[base + p] }
+            for i in 0..<b { for (j, p) in step.positions.enumerated() where keep[p] {
+                let id = step.tokens[i * n + j]
+                for ch in 0..<c { step.embedding.data[(i * c + ch) * full + p] = q.embedding.data[id * c + ch] }
             } }
         }
         let r = try sampler.sample(labels: labels, sampleIndices: sampleIndices, seed: seed, decode: decode,

@@ -121,6 +121,13 @@ public struct MultiScaleQuantizer: Sendable {
     /// ‖z‖² + ‖e‖² - 2 z·e (|e|² summed in float32 as torch.sum(E², dim=1); the product in sgemm); ties go to the
     /// lower index, as torch.argmin. A rank-3 z [B, n, C] is a batch: each image's product is computed alone, so its
     /// codes do not depend on the other images.
+    /// The raster baseline's tokens: the nearest code of every position of the full latent f [B, C, H, W] (one
+    /// quantisation step, no residual pyramid; batch-major, row-major grid).
+    public func finestOnlyTokens(latent f: Tensor) -> [Int] {
+        let (b, c, h, w) = (f.shape[0], f.shape[1], f.shape[2], f.shape[3])
+        return Self.nearestCodes(f.permuted([0, 2, 3, 1]).reshaped([b, h * w, c]), codebook: embedding)
+    }
+
     public static func nearestCodes(_ z: Tensor, codebook e: Tensor) -> [Int] {
         let c = e.shape[1], v = e.shape[0], rows = z.count / c
         let ee: [Float] = (0..<v).map { i in (0..<c).reduce(Float(0)) { $0 + e.data[i * c + $1] * e.data[i * c + $1] } }

@@ -65,7 +65,7 @@ final class VAREditBackend: EditBackend {
         let label = request.classLabel ?? numClasses
         let options = TokenSamplingOptions(topK: o.topK ?? defaults?.topK ?? 900, topP: o.topP ?? defaults?.topP ?? 0.96,
                                            moreSmooth: o.moreSmooth)
-        let sampler: NextScaleSampler
+        let sampler: NextScaleSampler<VARModel>
         do { sampler = try NextScaleSampler(model: model, vae: vae, cfg: o.cfg ?? defaults?.cfg ?? 1.5, options: options) } catch {
             let text = "\(error)"
             throw EditFieldError(field: text.contains("top-p") ? "top-p" : text.contains("top-k") ? "top-k" : "cfg", message: text)

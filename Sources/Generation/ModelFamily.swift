@@ -29,10 +29,8 @@ public enum VARFamily: ModelFamily {
         let d = VARSampleDefaults(path: checkpoint)
         let options = s.tokens.resolved(recorded: d.tokens)
         let guidance = s.cfg ?? d.cfg ?? 1.5
-        if let g = try VARVariantGenerator.loadIfVariant(checkpoint: checkpoint, vae: vae, cfg: guidance, options: options, log: log) {
-            return g
-        }
-        return try VARGenerator.load(checkpoint: checkpoint, vae: vae, key: s.key, patchNums: s.patchNums, cfg: guidance, options: options)
+        return try TokenModelGenerator.load(checkpoint: checkpoint, vae: vae, key: s.key, patchNums: s.patchNums, cfg: guidance, options: options,
+                                     log: log)
     }
 }
 

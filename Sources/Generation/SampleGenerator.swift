@@ -2,7 +2,7 @@ import Foundation
 import ImageIO
 
 /// A class-conditional generator: what `sample`, `edit`, the benches and the lab drive. One per model family
-/// (`VARGenerator`, `VARVariantGenerator`, `DiTGenerator`), built from a checkpoint and its metadata by
+/// (`TokenModelGenerator` for VAR and its variants, `DiTGenerator`), built from a checkpoint and its metadata by
 /// `GenerationSettings.makeGenerator`.
 public protocol SampleGenerator {
     /// Its `ModelFamilies` name ("var", "dit").

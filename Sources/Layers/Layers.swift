@@ -56,7 +56,31 @@ public final class LinearLayer: TrainableLayer {
         bias = Parameter(name + ".bias", Init.uniform([outFeatures], bound: bound, seed: seed, stream: stream + 1), decay: false)
     }
 
-    public func forward(_ x: Tensor) -> Tensor { input = x; return Linear(weight: weight.value, bias: bias.value)(x) }
+    /// Weights given (read from a checkpoint or initialised by the model).
+    public init(_ name: String, weight: Tensor, bias: Tensor) {
+        precondition(weight.rank == 2 && bias.shape == [weight.shape[0]], "\(name): weight \(weight.shape), bias \(bias.shape)")
+        self.weight = Parameter(name + ".weight", weight, decay: true)
+        self.bias = Parameter(name + ".bias", bias, decay: false)
+    }
+
+    /// `name.weight` [out, in] and `name.bias` [out] from `source`; new weights come from `initial`.
+    public convenience init(_ name: String, inFeatures: Int, outFeatures: Int, source: ParameterSource,
+                            initial: () -> (weight: Tensor, bias: Tensor)) throws {
+        var fresh: (weight: Tensor, bias: Tensor)?
+        func value() -> (weight: Tensor, bias: Tensor) { if fresh == nil { fresh = initial() }; return fresh! }
+        let w = try source.tensor(name + ".weight", shape: [outFeatures, inFeatures]) { value().weight }
+        let b = try source.tensor(name + ".bias", shape: [outFeatures]) { value().bias }
+        self.init(name, weight: w, bias: b)
+    }
+
+    public var inFeatures: Int { weight.value.shape[1] }
+    public var outFeatures: Int { weight.value.shape[0] }
+
+    /// Inference: y = x Wᵀ + b, nothing kept.
+    public func callAsFunction(_ x: Tensor) -> Tensor { Linear(weight: weight.value, bias: bias.value)(x) }
+
+    /// Training: the same y, keeping x for `backward`.
+    public func forward(_ x: Tensor) -> Tensor { input = x; return self(x) }
 
     public func backward(_ dy: Tensor) -> Tensor {
         let (dx, dW, db) = LinearGrad.linearBackward(x: input!, weight: weight.value, dy: dy)

@@ -14,9 +14,18 @@ public final class LayerNormLayer: TrainableLayer {
         bias = affine ? Parameter(name + ".bias", Tensor(zeros: [dim]), decay: false) : nil
         self.eps = eps
     }
+    /// Affine weight / bias (`name.weight`, `name.bias`, init 1 and 0) from `source` when `affine`.
+    public init(_ name: String, dim: Int, eps: Float, affine: Bool, source: ParameterSource) throws {
+        weight = affine ? try source.parameter(name + ".weight", shape: [dim], decay: false) { Tensor(repeating: 1, shape: [dim]) } : nil
+        bias = affine ? try source.parameter(name + ".bias", shape: [dim], decay: false) { Tensor(zeros: [dim]) } : nil
+        self.eps = eps
+    }
+    /// Inference: nothing kept.
+    public func callAsFunction(_ x: Tensor) -> Tensor { LayerNorm(eps: eps, weight: weight?.value, bias: bias?.value)(x) }
+    /// Training: keeps x for `backward`.
     public func forward(_ x: Tensor) -> Tensor {
         input = x
-        return LayerNorm(eps: eps, weight: weight?.value, bias: bias?.value)(x)
+        return self(x)
     }
     public func backward(_ dy: Tensor) -> Tensor {
         let (dx, dW, db) = NormGrad.layerNormBackward(x: input!, eps: eps, weight: weight?.value, dy: dy)

@@ -6,6 +6,7 @@ import ModelIO
 import Samplers
 import Tensor
 import Training
+import VAR
 
 /// `varlab train var`: the VAR transformer (or an ablation variant) on a frozen VQ-VAE's tokens.
 struct TrainVAR: ParsableCommand {
@@ -58,7 +59,7 @@ struct TrainVAR: ParsableCommand {
             guard let evalClassifier else { throw ValidationError("--eval-only needs --eval-classifier") }
             return try Self.classifierAccuracy(checkpoint: output, vae: vae, classifier: evalClassifier, n: evalN, cfg: evalCfg)
         }
-        guard let v = VARTrainConfig.Variant(rawValue: variant) else {
+        guard let v = VARVariant(rawValue: variant) else {
             throw ValidationError("--variant must be var, ar or plain-ln, got '\(variant)'")
         }
         let vaeArchive = try CheckpointLoader.open(path: vae)
@@ -70,7 +71,7 @@ struct TrainVAR: ParsableCommand {
         do { tokenizer = try VQVAE(archive: vaeArchive, patchNums: pns) } catch {
             throw ValidationError("--vae \(vae) is not a VAR VQ-VAE: \(error)")
         }
-        var config = VARTrainConfig()
+        var config = VARConfig()
         config.variant = v; config.depth = depth; config.width = width; config.heads = heads; config.mlpRatio = mlpRatio
         config.condDropRate = condDrop; config.vocabSize = tokenizer.quantizer.vocabSize; config.cvae = tokenizer.quantizer.channels
         config.patchNums = tokenizer.patchNums
@@ -83,7 +84,7 @@ struct TrainVAR: ParsableCommand {
         do { try opts.validate() } catch { throw ValidationError("\(error)") }
         // A checkpoint of another config is refused now, not after minutes of encoding.
         if resume {
-            do { try TrainLoop.resumable(output, model: TrainableVAR.modelName, configJSON: try config.canonicalJSON()) } catch let e as TrainingError {
+            do { try TrainLoop.resumable(output, model: VARModel.checkpointName, configJSON: try config.canonicalJSON()) } catch let e as TrainingError {
                 throw ValidationError(e.description)
             }
         }
@@ -151,7 +152,7 @@ struct TrainVAR: ParsableCommand {
         settings.tokens = TokenSamplingOverrides(topK: 900, topP: 0.96, moreSmooth: false)
         let generator = try settings.makeGenerator(log: note)
         let quality = try ToyQuality(n: n, dataSeed: 0, classifier: classifier)
-        if let vq = (generator as? VARGenerator)?.sampler.vae, generator.numClasses == quality.toy.classifier.config.classes {
+        if let vq = (generator as? TokenModelGenerator<VARModel>)?.sampler.vae, generator.numClasses == quality.toy.classifier.config.classes {
             let ceiling = try quality.reconstructions(vq, batchSize: 50).row
             print(String(format: "toy-classifier accuracy of %d held-out toy images reconstructed by the VQ-VAE (ceiling): %.4f", n, ceiling.accuracy))
         }

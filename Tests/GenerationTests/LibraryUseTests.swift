@@ -74,7 +74,7 @@ final class LibraryUseTests: XCTestCase {
         let input = dir.appendingPathComponent("in.png").path
         var px = [UInt8](repeating: 0, count: 64 * 64 * 3)
         for i in 0..<(64 * 64) { px[i * 3] = 200; px[i * 3 + 1] = UInt8(i % 64 * 4); px[i * 3 + 2] = 40 }
-        try ImageFile.write(try Image8(width: 64, height: 64, channels: 3, pixels: px), to: input)
+        try ImageFile.write(Image8(width: 64, height: 64, channels: 3, pixels: px), to: input)
         var o = EditOptions()
         o.model = VARFamily.name; o.image = input; o.box = "0,0,0.5,1"; o.classLabel = 3; o.compare = true
         o.output = dir.appendingPathComponent("out.png").path

@@ -2,6 +2,7 @@ import Foundation
 import Layers
 import Tensor
 import Training
+import VAR
 import XCTest
 
 /// Gradients of the VAR training code against central differences:
@@ -35,20 +36,20 @@ final class VARTrainGradTests: XCTestCase {
         GradCheck.check("gate dgate", gate, analytic: dGate, g: g) { gateRef(hd, $0) }
     }
 
-    func testAdaLNBlockMatchesFloat64FiniteDifferences() {
-        var c = VARTrainConfig()
+    func testAdaLNBlockMatchesFloat64FiniteDifferences() throws {
+        var c = VARConfig()
         c.depth = 1; c.width = 8; c.heads = 2; c.mlpRatio = 2; c.patchNums = [1, 2]
         let (b, l, w) = (2, c.totalTokens, c.width)
-        let blk = AdaLNBlockLayer("blk", config: c, std: 0.3, seed: 11, stream: 0)
+        let blk = try VARBlock("blk", config: c, std: 0.3, source: FreshParameters(), seed: 11, stream: 0)
         // Move away from the near-identity init (gamma rows 1e-5) so every path carries gradient.
         for (i, p) in blk.parameters.enumerated() { p.value = GradCheck.random(p.value.shape, seed: 12, stream: UInt64(i), scale: 0.4) }
         let mask = c.attentionMask()
-        blk.attn.mask = Tensor(shape: [l, l], data: mask)
         let x = GradCheck.random([b, l, w], seed: 13), sc = GradCheck.random([b, w], seed: 14)
         let g = GradCheck.random([b, l, w], seed: 15)
         for p in blk.parameters { p.zeroGrad() }
-        let y = blk.forward(x, siluCond: sc)
-        let (dx, dsc) = blk.backward(g)
+        let y = blk.forward(x, siluCond: sc, mask: Tensor(shape: [l, l], data: mask))
+        let (dx, dscOptional) = blk.backward(g)
+        let dsc = try XCTUnwrap(dscOptional)
 
         var values: [String: [Double]] = [:]
         for p in blk.parameters { values[p.name] = p.value.data.map(Double.init) }
@@ -66,7 +67,7 @@ final class VARTrainGradTests: XCTestCase {
     }
 
     func testWholeModelGradientsEveryVariant() throws {
-        for variant in VARTrainConfig.Variant.allCases {
+        for variant in VARVariant.allCases {
             var opts = TrainOptions(); opts.steps = 1; opts.batchSize = 3
             let trainer = try VARTrainFixture.trainer(variant, images: 6, options: opts)
             let model = trainer.model
@@ -101,7 +102,7 @@ final class VARTrainGradTests: XCTestCase {
     }
 }
 
-/// Double re-implementation of `AdaLNBlockLayer` (official AdaLNSelfAttn, attn_l2_norm = False).
+/// Double re-implementation of an AdaLN `VARBlock` (official AdaLNSelfAttn, attn_l2_norm = False).
 struct RefAdaLNBlock {
     let b, l, w, heads, hidden: Int
     let eps: Double

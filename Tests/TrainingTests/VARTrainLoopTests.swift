@@ -2,13 +2,14 @@ import Foundation
 import ModelIO
 import Tensor
 import Training
+import VAR
 import XCTest
 
 /// The VAR trainer end to end on a tiny problem: it learns (overfits 8 images), it is deterministic (identical
 /// checkpoint bytes for 1 and 2 threads) and resume refuses a checkpoint of another config.
 final class VARTrainLoopTests: XCTestCase {
     func testLossDecreasesOnTinyOverfitProblemEveryVariant() throws {
-        for variant in VARTrainConfig.Variant.allCases {
+        for variant in VARVariant.allCases {
             var opts = TrainOptions(); opts.steps = 60; opts.batchSize = 8; opts.lr = 3e-3; opts.warmupSteps = 5; opts.saveEvery = 1000
             let trainer = try VARTrainFixture.trainer(variant, images: 8, options: opts)
             var losses: [Double] = []

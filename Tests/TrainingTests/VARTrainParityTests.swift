@@ -14,13 +14,8 @@ final class VARTrainParityTests: XCTestCase {
     func testCheckpointLoadsInVARModelWithSameLogits() throws {
         var opts = TrainOptions(); opts.steps = 1; opts.batchSize = 4
         let trainer = try VARTrainFixture.trainer(options: opts)
-        for (i, p) in trainer.model.parameters.enumerated() {
-            p.value = p.value + GradCheck.random(p.value.shape, seed: 5, stream: UInt64(i), scale: 0.2)
-        }
-        let path = VARTrainFixture.tempPath("parity")
+        let (model, path) = try VARTrainFixture.perturbedExport(trainer, seed: 5, name: "parity")
         defer { try? FileManager.default.removeItem(atPath: path) }
-        try trainer.exportWeights(to: path)
-        let model = try VARModel(archive: try SafetensorsFile(path: path))
         let c = trainer.config
         XCTAssertEqual(model.config.depth, c.depth)
         XCTAssertEqual(model.config.width, c.width)
@@ -38,26 +33,20 @@ final class VARTrainParityTests: XCTestCase {
         let train = try trainer.model.forward(labels: labels, input: input)
         let infer = try model.forward(labels: labels, varInput: feats)
         XCTAssertEqual(train.shape, infer.shape)
-        let err = relErr(train.data, infer.data)
+        let err = VARTrainFixture.relErr(train.data, infer.data)
         XCTAssertLessThan(err, 1e-5, "training vs inference logits, relative L2 error \(err)")
         XCTAssertGreaterThan(train.data.map(abs).max() ?? 0, 1e-2, "logits are not trivially zero")
 
         // Incremental (KV-cached) inference of the first two scales agrees too.
         var state = try model.beginInference(labels: labels)
-        let first = model.step(model.firstInput(state.conditioning), state: &state)
+        let first = model.step(model.firstInput(state), state: &state)
         let fl = c.patchNums[0] * c.patchNums[0], l1 = c.patchNums[1] * c.patchNums[1]
-        let second = model.step(model.scaleInput(feats.split([l1, feats.shape[1] - l1], dim: 1)[0], scale: 1), state: &state)
+        let second = model.step(model.scaleInput(feats.split([l1, feats.shape[1] - l1], dim: 1)[0], scale: 1, state: state), state: &state)
         let v = c.vocabSize
         for b in 0..<labels.count {
             let ref = Array(train.data[(b * c.totalTokens * v)..<((b * c.totalTokens + fl + l1) * v)])
             let got = Array(first.data[(b * fl * v)..<((b + 1) * fl * v)]) + Array(second.data[(b * l1 * v)..<((b + 1) * l1 * v)])
-            XCTAssertLessThan(relErr(got, ref), 1e-5, "cached inference, sample \(b)")
+            XCTAssertLessThan(VARTrainFixture.relErr(got, ref), 1e-5, "cached inference, sample \(b)")
         }
-    }
-
-    func relErr(_ a: [Float], _ b: [Float]) -> Double {
-        var num = 0.0, den = 0.0
-        for i in 0..<a.count { let d = Double(a[i]) - Double(b[i]); num += d * d; den += Double(b[i]) * Double(b[i]) }
-        return (num / max(den, 1e-30)).squareRoot()
     }
 }

@@ -3,6 +3,7 @@ import Foundation
 import ModelIO
 import Tensor
 import Training
+import VAR
 import XCTest
 
 /// Shared fixtures of the VAR training tests: a tiny VQ-VAE (random weights, 8x8 images, 4x4 latent, scales 1,2,4,
@@ -38,18 +39,38 @@ enum VARTrainFixture {
         }
     }
 
-    static func config(_ variant: VARTrainConfig.Variant = .next, vae: VQVAE) -> VARTrainConfig {
-        var c = VARTrainConfig()
+    static func config(_ variant: VARVariant = .next, vae: VQVAE) -> VARConfig {
+        var c = VARConfig()
         c.variant = variant; c.depth = 2; c.width = 32; c.heads = 2; c.mlpRatio = 2
         c.vocabSize = vae.quantizer.vocabSize; c.cvae = vae.quantizer.channels; c.numClasses = 3; c.patchNums = vae.patchNums
         return c
     }
 
-    static func trainer(_ variant: VARTrainConfig.Variant = .next, images: Int = 8, options: TrainOptions) throws -> VARTrainer {
+    static func trainer(_ variant: VARVariant = .next, images: Int = 8, options: TrainOptions) throws -> VARTrainer {
         let (vae, _) = try vae()
         let kind: VARTokenSet.Kind = variant == .ar ? .finestOnly : .multiScale
         let data = try VARTokenSet.encode(vae: vae, source: RandomImages(count: images), count: images, kind: kind)
         return try VARTrainer(config: config(variant, vae: vae), options: options, vae: vae, data: data)
+    }
+}
+
+extension VARTrainFixture {
+    /// Moves the weights away from the near-identity init (so every block matters), writes them as the trainer
+    /// ships them and loads that file as an inference model. The caller removes the file.
+    static func perturbedExport(_ trainer: VARTrainer, seed: UInt64, name: String) throws -> (model: VARModel, path: String) {
+        for (i, p) in trainer.model.parameters.enumerated() {
+            p.value = p.value + GradCheck.random(p.value.shape, seed: seed, stream: UInt64(i), scale: 0.2)
+        }
+        let path = tempPath(name)
+        try trainer.exportWeights(to: path)
+        return (try VARModel(archive: try SafetensorsFile(path: path)), path)
+    }
+
+    /// Relative L2 error ‖a - b‖ / ‖b‖ in Double.
+    static func relErr(_ a: [Float], _ b: [Float]) -> Double {
+        var num = 0.0, den = 0.0
+        for i in 0..<a.count { let d = Double(a[i]) - Double(b[i]); num += d * d; den += Double(b[i]) * Double(b[i]) }
+        return (num / max(den, 1e-30)).squareRoot()
     }
 }
 

@@ -37,7 +37,7 @@ final class VARParityTests: XCTestCase {
         let a = try Fixtures.safetensors("var/var.safetensors")
         let m = try load("var/var.safetensors", "var/var_config.json")
         let stored = try a.floatTensor("attn_bias_for_masking")
-        XCTAssertEqual(m.blockCausalMask().data, stored.data)
+        XCTAssertEqual(m.attentionMask().data, stored.data)
     }
 
     func check(_ file: String, _ cfg: String, key: String) throws {
@@ -64,12 +64,12 @@ final class VARParityTests: XCTestCase {
         let vin = try io.floatTensor("var_input")
         let full = try m.forward(labels: labels, varInput: vin)
         var st = try m.beginInference(labels: labels)
-        var parts: [Tensor] = [m.step(m.firstInput(st.conditioning), state: &st)]
+        var parts: [Tensor] = [m.step(m.firstInput(st), state: &st)]
         let fl = m.config.firstL
         for si in 1..<m.config.patchNums.count {
             let (b, e) = m.config.beginEnds[si]
             let feats = vin.split([b - fl, e - b, vin.shape[1] - (e - fl)], dim: 1)[1]
-            parts.append(m.step(m.scaleInput(feats, scale: si), state: &st))
+            parts.append(m.step(m.scaleInput(feats, scale: si, state: st), state: &st))
         }
         let inc = Tensor.cat(parts, dim: 1)
         XCTAssertLessThanOrEqual(relativeError(inc, full), 1e-5)

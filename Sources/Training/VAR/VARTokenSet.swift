@@ -57,7 +57,7 @@ public struct VARTokenSet {
                     }
                 }
             } else {
-                tokens += nearest(f, codebook: q.embedding).map { UInt16($0) }
+                tokens += q.finestOnlyTokens(latent: f).map { UInt16($0) }
             }
             labels += y
             i = j
@@ -65,13 +65,6 @@ public struct VARTokenSet {
         }
         return VARTokenSet(kind: kind, labels: labels, tokens: tokens, perImage: per,
                            summary: "\(n) images of \(source.summary), \(kind.rawValue) tokens")
-    }
-
-    /// Nearest codebook entry of every position of f [B, C, H, W] (batch-major, row-major grid), with the same
-    /// float formula as the quantiser: ‖z‖² + ‖e‖² - 2 z·e.
-    public static func nearest(_ f: Tensor, codebook e: Tensor) -> [Int] {
-        let (b, c, h, w) = (f.shape[0], f.shape[1], f.shape[2], f.shape[3])
-        return MultiScaleQuantizer.nearestCodes(f.permuted([0, 2, 3, 1]).reshaped([b, h * w, c]), codebook: e)
     }
 
     /// f_hat of finest-only tokens: φ_last(embed(ids)) (no upsampling at full size), [B, C, H, W] - what the ar

@@ -3,6 +3,7 @@ import Foundation
 import ModelIO
 import Layers
 import Tensor
+import VAR
 
 /// Trains a VAR transformer (or an ablation variant) on the frozen VQ-VAE's token maps with the shared `TrainLoop`
 /// (deterministic batches, NaN stop, clipping, AdamW with the official no-decay group, warmup + cosine, atomic
@@ -13,7 +14,7 @@ import Tensor
 /// the next scale), loss = cross-entropy over all L tokens weighted 1/L per token and averaged over the batch
 /// (official `loss.mul(1/L).sum(-1).mean()`, i.e. the uniform mean over the B·L rows).
 public final class VARTrainer {
-    public let model: TrainableVAR
+    public let model: VARModel
     public let loop: TrainLoop
     public let vae: VQVAE
     public let data: VARTokenSet
@@ -21,8 +22,8 @@ public final class VARTrainer {
     /// Class names of the training data (recorded in the checkpoint for grids; empty = unknown).
     public var classNames: [String] = []
 
-    public init(config: VARTrainConfig, options: TrainOptions, vae: VQVAE, data: VARTokenSet) throws {
-        try config.validate()
+    public init(config: VARConfig, options: TrainOptions, vae: VQVAE, data: VARTokenSet) throws {
+        do { try config.validateForTraining() } catch { throw TrainingError.config("\(error)") }
         guard config.vocabSize == vae.quantizer.vocabSize, config.cvae == vae.quantizer.channels,
               config.patchNums == vae.patchNums else {
             throw TrainingError.config("the VAR config (vocab \(config.vocabSize), Cvae \(config.cvae), scales \(config.patchNums)) does not match the VQ-VAE (vocab \(vae.quantizer.vocabSize), Cvae \(vae.quantizer.channels), scales \(vae.patchNums))")
@@ -34,13 +35,13 @@ public final class VARTrainer {
         guard data.labels.allSatisfy({ $0 >= 0 && $0 < config.numClasses }) else {
             throw TrainingError.data("labels outside 0..<\(config.numClasses)")
         }
-        model = try TrainableVAR(config: config, seed: options.seed)
+        model = try VARModel(config: config, seed: options.seed)
         loop = try TrainLoop(params: model.parameters, options: options)
         self.vae = vae; self.data = data
         loop.save = { [unowned self] path in try self.save(to: path) }
     }
 
-    public var config: VARTrainConfig { model.config }
+    public var config: VARConfig { model.config }
 
     /// Metadata that lets the inference loaders use the file without flags: scale schedule and head count
     /// (attn_l2_norm = False models have no scale_mul_1H11 to infer the heads from), plus the variant.
@@ -51,13 +52,13 @@ public final class VARTrainer {
     }
 
     public func save(to path: String) throws {
-        try TrainCheckpoint.write(path: path, model: TrainableVAR.modelName, configJSON: try config.canonicalJSON(),
+        try TrainCheckpoint.write(path: path, model: VARModel.checkpointName, configJSON: try config.canonicalJSON(),
                                   step: loop.step, params: model.parameters, optimizer: loop.optimizer, extra: try savedMetadata())
     }
 
     /// The weights alone (no optimizer moments): the file to ship / sample from.
     public func exportWeights(to path: String) throws {
-        try TrainCheckpoint.write(path: path, model: TrainableVAR.modelName, configJSON: try config.canonicalJSON(),
+        try TrainCheckpoint.write(path: path, model: VARModel.checkpointName, configJSON: try config.canonicalJSON(),
                                   step: loop.step, params: model.parameters, optimizer: nil, extra: try savedMetadata())
     }
 
@@ -70,7 +71,7 @@ public final class VARTrainer {
     }
 
     public func resume(from path: String) throws {
-        try loop.resume(from: path, model: TrainableVAR.modelName, configJSON: try config.canonicalJSON(), params: model.parameters)
+        try loop.resume(from: path, model: VARModel.checkpointName, configJSON: try config.canonicalJSON(), params: model.parameters)
     }
 
     /// Labels after class dropout for step `step` (Philox stream 2^41 + step: a pure function of seed and step).
@@ -80,7 +81,7 @@ public final class VARTrainer {
     }
 
     /// Targets (B x L, sequence order) and the teacher-forcing input for dataset rows `indices`.
-    public func batch(_ indices: [Int]) -> (targets: [Int], input: TrainableVAR.Input) {
+    public func batch(_ indices: [Int]) -> (targets: [Int], input: VARModel.Input) {
         let c = config, b = indices.count
         let targets = indices.flatMap { data.row($0).map { Int($0) } }
         if c.variant == .ar { return (targets, .tokens(targets)) }

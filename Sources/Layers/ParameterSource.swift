@@ -1,0 +1,41 @@
+import Foundation
+import ModelIO
+import Tensor
+
+/// Where a model's tensors come from when it is built: a checkpoint (by name, shape checked) or a fresh
+/// initialisation. A model is written once against this, so a file written by `varlab train`, an official
+/// checkpoint and a new model go through the same construction code.
+public protocol ParameterSource {
+    /// The tensor `name` of `shape`; `initial` gives its value when the model is new (never called for a file).
+    func tensor(_ name: String, shape: [Int], initial: () -> Tensor) throws -> Tensor
+    /// Whether the source holds `name` (a fresh model holds exactly what its constructor asks for).
+    func has(_ name: String) -> Bool
+}
+
+extension ParameterSource {
+    /// A parameter read from the source; `decay` says whether AdamW's weight decay applies.
+    public func parameter(_ name: String, shape: [Int], decay: Bool, initial: () -> Tensor) throws -> Parameter {
+        Parameter(name, try tensor(name, shape: shape, initial: initial), decay: decay)
+    }
+}
+
+/// A new model: every tensor is its initial value.
+public struct FreshParameters: ParameterSource {
+    public init() {}
+    public func tensor(_ name: String, shape: [Int], initial: () -> Tensor) throws -> Tensor {
+        let t = initial()
+        precondition(t.shape == shape, "initial value of \(name): \(t.shape) vs \(shape)")
+        return t
+    }
+    public func has(_ name: String) -> Bool { true }
+}
+
+/// A checkpoint: a wrong or missing tensor fails with the file, key and shapes.
+public struct ArchiveParameters: ParameterSource {
+    public let reader: WeightReader
+    public init(_ archive: TensorArchive) { reader = WeightReader(archive) }
+    public func tensor(_ name: String, shape: [Int], initial: () -> Tensor) throws -> Tensor {
+        try reader.tensor(name, shape: shape)
+    }
+    public func has(_ name: String) -> Bool { reader.has(name) }
+}
