@@ -33,7 +33,7 @@ let package = Package(
         .target(name: "ImageIO", dependencies: ["Tensor", "ModelIO", "CPNG", "CJPEG"], swiftSettings: optimize),
         .target(name: "Autoencoders", dependencies: ["Tensor", "ModelIO"], swiftSettings: optimize),
         .target(name: "VAR", dependencies: ["Tensor", "Layers", "ModelIO", "Autoencoders"], swiftSettings: optimize),
-        .target(name: "DiT", dependencies: ["Tensor", "ModelIO"], swiftSettings: optimize),
+        .target(name: "DiT", dependencies: ["Tensor", "Layers", "ModelIO"], swiftSettings: optimize),
         .target(name: "Samplers", dependencies: ["Tensor", "ModelIO", "Autoencoders", "VAR", "DiT"], path: "Samplers",
                 swiftSettings: optimize),
         .target(name: "Metrics", dependencies: ["Tensor", "ModelIO", "ImageIO", "CBLAS"], swiftSettings: optimize),

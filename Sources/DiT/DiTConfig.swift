@@ -16,6 +16,15 @@ public struct DiTConfig: Equatable, Sendable, CustomStringConvertible {
     public var numClasses: Int
     /// Output has 2 * inChannels channels (epsilon, then the variance interpolation value) when true.
     public var learnSigma: Bool
+    /// Official `class_dropout_prob`: during training, labels become the null class (row `numClasses`) with this
+    /// probability.
+    public var classDropout: Float = 0.1
+
+    /// The built-in toy model's shape: 8x8x16 latents (the tiny VQ-VAE's f-hat), patch 2, width 128, depth 6,
+    /// 4 heads, 10 classes, epsilon output only (learn_sigma = False).
+    public init() {
+        self.init(inputSize: 8, patchSize: 2, inChannels: 16, hiddenSize: 128, depth: 6, numHeads: 4, numClasses: 10, learnSigma: false)
+    }
 
     public init(inputSize: Int, patchSize: Int, inChannels: Int = 4, hiddenSize: Int, depth: Int, numHeads: Int,
                 mlpRatio: Double = 4, numClasses: Int = 1000, learnSigma: Bool = true) {
@@ -28,6 +37,27 @@ public struct DiTConfig: Equatable, Sendable, CustomStringConvertible {
         self.mlpHiddenSize = Int(Double(hiddenSize) * mlpRatio)
         self.numClasses = numClasses
         self.learnSigma = learnSigma
+    }
+
+    /// mlp_ratio as the constructor takes it (mlpHiddenSize = Int(hiddenSize * mlpRatio)).
+    public var mlpRatio: Double {
+        get { Double(mlpHiddenSize) / Double(hiddenSize) }
+        set { mlpHiddenSize = Int(Double(hiddenSize) * newValue) }
+    }
+
+    public func validate() throws {
+        guard inputSize >= 1, patchSize >= 1, inputSize % patchSize == 0 else {
+            throw DiTError.badConfig("DiT: latent size \(inputSize) is not a multiple of the patch size \(patchSize)")
+        }
+        guard hiddenSize >= 4, hiddenSize % 4 == 0 else {
+            throw DiTError.badConfig("DiT: hidden size \(hiddenSize) must be a positive multiple of 4 (2-D sin-cos positions)")
+        }
+        guard numHeads >= 1, hiddenSize % numHeads == 0 else {
+            throw DiTError.badConfig("DiT: \(numHeads) heads do not divide the hidden size \(hiddenSize)")
+        }
+        guard depth >= 1, inChannels >= 1, numClasses >= 1, mlpHiddenSize >= 1, classDropout >= 0, classDropout < 1 else {
+            throw DiTError.badConfig("DiT: invalid config \(self)")
+        }
     }
 
     public var outChannels: Int { learnSigma ? 2 * inChannels : inChannels }
@@ -91,6 +121,58 @@ public enum DiTError: Error, CustomStringConvertible, Equatable {
             return "\(path): key '\(key)' has shape \(actual), but the DiT config implies \(expected)"
         case let .badInput(s): return s
         }
+    }
+}
+
+extension DiTConfig: Codable {
+    enum CodingKeys: String, CodingKey {
+        case inputSize, inChannels, patchSize, hiddenSize, depth, numHeads, mlpRatio, numClasses, classDropout, learnSigma
+    }
+
+    public init(from decoder: Decoder) throws {
+        let k = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(inputSize: try k.decode(Int.self, forKey: .inputSize), patchSize: try k.decode(Int.self, forKey: .patchSize),
+                  inChannels: try k.decode(Int.self, forKey: .inChannels), hiddenSize: try k.decode(Int.self, forKey: .hiddenSize),
+                  depth: try k.decode(Int.self, forKey: .depth), numHeads: try k.decode(Int.self, forKey: .numHeads),
+                  mlpRatio: try k.decodeIfPresent(Double.self, forKey: .mlpRatio) ?? 4, numClasses: try k.decode(Int.self, forKey: .numClasses),
+                  learnSigma: try k.decodeIfPresent(Bool.self, forKey: .learnSigma) ?? false)
+        classDropout = try k.decodeIfPresent(Float.self, forKey: .classDropout) ?? 0.1
+    }
+
+    /// learn_sigma is written only when set: varlab trains epsilon-only models, whose `varlab.config` reads as it
+    /// always has (so older checkpoints resume).
+    public func encode(to encoder: Encoder) throws {
+        var k = encoder.container(keyedBy: CodingKeys.self)
+        try k.encode(inputSize, forKey: .inputSize)
+        try k.encode(inChannels, forKey: .inChannels)
+        try k.encode(patchSize, forKey: .patchSize)
+        try k.encode(hiddenSize, forKey: .hiddenSize)
+        try k.encode(depth, forKey: .depth)
+        try k.encode(numHeads, forKey: .numHeads)
+        try k.encode(mlpRatio, forKey: .mlpRatio)
+        try k.encode(numClasses, forKey: .numClasses)
+        try k.encode(classDropout, forKey: .classDropout)
+        if learnSigma { try k.encode(true, forKey: .learnSigma) }
+    }
+
+    /// The official state dict's names and shapes (random-weight models for benchmarks).
+    public var stateDictShapes: [(String, [Int])] {
+        let d = hiddenSize, p = patchSize, f = DiTConfig.frequencyEmbeddingSize
+        var s: [(String, [Int])] = [("x_embedder.proj.weight", [d, inChannels, p, p]), ("x_embedder.proj.bias", [d]),
+                                    ("pos_embed", [1, numPatches, d]),
+                                    ("t_embedder.mlp.0.weight", [d, f]), ("t_embedder.mlp.0.bias", [d]),
+                                    ("t_embedder.mlp.2.weight", [d, d]), ("t_embedder.mlp.2.bias", [d]),
+                                    ("y_embedder.embedding_table.weight", [numClasses + 1, d])]
+        for i in 0..<depth {
+            let b = "blocks.\(i)."
+            s += [(b + "attn.qkv.weight", [3 * d, d]), (b + "attn.qkv.bias", [3 * d]), (b + "attn.proj.weight", [d, d]),
+                  (b + "attn.proj.bias", [d]), (b + "mlp.fc1.weight", [mlpHiddenSize, d]), (b + "mlp.fc1.bias", [mlpHiddenSize]),
+                  (b + "mlp.fc2.weight", [d, mlpHiddenSize]), (b + "mlp.fc2.bias", [d]),
+                  (b + "adaLN_modulation.1.weight", [6 * d, d]), (b + "adaLN_modulation.1.bias", [6 * d])]
+        }
+        s += [("final_layer.linear.weight", [p * p * outChannels, d]), ("final_layer.linear.bias", [p * p * outChannels]),
+              ("final_layer.adaLN_modulation.1.weight", [2 * d, d]), ("final_layer.adaLN_modulation.1.bias", [2 * d])]
+        return s
     }
 }
 

@@ -1,4 +1,5 @@
 import Foundation
+import Layers
 import ModelIO
 import Tensor
 
@@ -11,63 +12,97 @@ public enum CFGChannels: String, Sendable, CaseIterable {
     case all
 }
 
-/// The DiT denoiser (models.py `DiT`): x_t [N, C, S, S], original timesteps t, labels y -> [N, outC, S, S]
-/// (epsilon in channels 0..<C, the learned-range variance value in C..<2C when learnSigma).
-public struct DiTModel: Sendable {
+/// The DiT denoiser (models.py `DiT`), defined once for inference and training: x_t [N, C, S, S], original
+/// timesteps t, labels y -> [N, outC, S, S] (epsilon in channels 0..<C, the learned-range variance value in C..<2C
+/// when learnSigma).
+///   x_embedder.proj (patch conv, stride p) + pos_embed (fixed 2-D sin-cos buffer, saved, never trained)
+///   t_embedder.mlp.{0,2}: Linear(256, D) -> SiLU -> Linear(D, D) on the cos-sin timestep features
+///   y_embedder.embedding_table: [classes + 1, D], the last row is the null class (CFG)
+///   c = t_emb + y_emb; blocks see SiLU(c); blocks.i (adaLN-Zero), final_layer, unpatchify.
+/// Inference (`forward`, `forwardWithCFG`) reads the parameters and never writes; `trainingForward` / `backward`
+/// keep activations, so a model being trained must not be sampled concurrently.
+public final class DiTModel: @unchecked Sendable {
     public let config: DiTConfig
-    public var patchEmbed: Conv2d
-    /// [T, D]
-    public var posEmbed: Tensor
-    public var tMLP1: Linear
-    public var tMLP2: Linear
+    public let patchEmbed: ConvLayer
+    /// Fixed [1, T, D] sin-cos table (a buffer: saved as `pos_embed`, not in `parameters`).
+    public let posEmbed: Parameter
+    public let tMLP1: LinearLayer, tMLP2: LinearLayer
     /// [numClasses + 1, D]; the last row is the null class.
-    public var labelTable: Tensor
-    public var blocks: [DiTBlock]
-    public var finalLayer: DiTFinalLayer
+    public let labelTable: EmbeddingLayer
+    public let blocks: [DiTBlock]
+    public let finalLayer: DiTFinalLayer
+    let tSiLU = SiLULayer(), cSiLU = SiLULayer()
+    private var batch = 0
 
-    public init(config: DiTConfig, patchEmbed: Conv2d, posEmbed: Tensor, tMLP1: Linear, tMLP2: Linear, labelTable: Tensor,
-                blocks: [DiTBlock], finalLayer: DiTFinalLayer) {
-        self.config = config; self.patchEmbed = patchEmbed; self.posEmbed = posEmbed; self.tMLP1 = tMLP1; self.tMLP2 = tMLP2
-        self.labelTable = labelTable; self.blocks = blocks; self.finalLayer = finalLayer
-    }
+    /// `varlab.model` of the files varlab writes for this family.
+    public static let checkpointName = "dit"
 
-    /// Loads an official state dict (key names of models.py with timm sub-modules). Every tensor's shape is
-    /// checked against `config`; a mismatch names the file and key.
-    public init(archive: TensorArchive, config: DiTConfig) throws {
-        let c = config
+    /// Every tensor from `source`; a new model follows `initialize_weights`: xavier-uniform Linear weights with zero
+    /// biases, xavier-uniform patch conv (as a [D, C p p] matrix) with zero bias, N(0, 0.02) label table and
+    /// timestep MLP weights, zero adaLN_modulation in every block and zero final layer (adaLN and linear), so the
+    /// untrained model outputs 0. Each draw has its own Philox stream of `seed`, numbered in the official order.
+    public init(config c: DiTConfig, source src: ParameterSource, seed: UInt64 = 0) throws {
+        try c.validate()
+        config = c
         let d = c.hiddenSize, p = c.patchSize
-        func w(_ key: String, _ shape: [Int]) throws -> Tensor {
-            guard let info = archive.info(key) else {
-                throw CheckpointError.missingKey(path: archive.path, key: key, available: archive.keys.count)
-            }
-            guard info.shape == shape else {
-                throw DiTError.shapeMismatch(path: archive.path, key: key, expected: shape, actual: info.shape)
-            }
-            return try archive.floatTensor(key)
+        // initialize_weights visits the block linears (qkv, proj, fc1, fc2, adaLN), then t_embedder.mlp.0 / .2,
+        // final_layer.linear / adaLN, the patch conv, the label table and the two t_embedder weights again; the
+        // k-th draw uses stream 2^20 + k.
+        let base: UInt64 = 1 << 20, tail = base + 5 * UInt64(c.depth)
+        func xavier(_ shape: [Int], fanIn: Int, fanOut: Int, _ stream: UInt64) -> Tensor {
+            Init.uniform(shape, bound: (6 / Float(fanIn + fanOut)).squareRoot(), seed: seed, stream: stream)
         }
-        func lin(_ prefix: String, out: Int, in inF: Int) throws -> Linear {
-            Linear(weight: try w(prefix + ".weight", [out, inF]), bias: try w(prefix + ".bias", [out]))
+        func normal(_ shape: [Int], _ stream: UInt64) -> Tensor {
+            var rng = PhiloxRandom(seed: seed, stream: stream)
+            return Tensor(shape: shape, data: (0..<shape.reduce(1, *)).map { _ in rng.normal() * 0.02 })
         }
-        self.config = c
-        patchEmbed = Conv2d(weight: try w("x_embedder.proj.weight", [d, c.inChannels, p, p]),
-                            bias: try w("x_embedder.proj.bias", [d]), stride: p, padding: 0)
-        posEmbed = try w("pos_embed", [1, c.numPatches, d]).reshaped([c.numPatches, d])
-        tMLP1 = try lin("t_embedder.mlp.0", out: d, in: DiTConfig.frequencyEmbeddingSize)
-        tMLP2 = try lin("t_embedder.mlp.2", out: d, in: d)
-        labelTable = try w("y_embedder.embedding_table.weight", [c.numClasses + 1, d])
+        func zeros(_ out: Int, _ inF: Int) -> (weight: Tensor, bias: Tensor) { (Tensor(zeros: [out, inF]), Tensor(zeros: [out])) }
+        patchEmbed = try ConvLayer("x_embedder.proj", cin: c.inChannels, cout: d, kernel: p, stride: p, pads: (0, 0, 0, 0), source: src) {
+            (xavier([d, c.inChannels, p, p], fanIn: c.inChannels * p * p, fanOut: d, tail + 5), Tensor(zeros: [d]))
+        }
+        posEmbed = try src.parameter("pos_embed", shape: [1, c.numPatches, d], decay: false) {
+            DiTEmbeddings.sinCos2D(dim: d, gridSize: c.gridSize).reshaped([1, c.numPatches, d])
+        }
+        let f = DiTConfig.frequencyEmbeddingSize
+        tMLP1 = try LinearLayer("t_embedder.mlp.0", inFeatures: f, outFeatures: d, source: src) { (normal([d, f], tail + 7), Tensor(zeros: [d])) }
+        tMLP2 = try LinearLayer("t_embedder.mlp.2", inFeatures: d, outFeatures: d, source: src) { (normal([d, d], tail + 8), Tensor(zeros: [d])) }
+        labelTable = try EmbeddingLayer("y_embedder.embedding_table", count: c.numClasses + 1, dim: d, source: src) {
+            normal([c.numClasses + 1, d], tail + 6)
+        }
+        let order = ["attn.qkv", "attn.proj", "mlp.fc1", "mlp.fc2"]
         blocks = try (0..<c.depth).map { i in
-            let b = "blocks.\(i)."
-            return DiTBlock(qkv: try lin(b + "attn.qkv", out: 3 * d, in: d), proj: try lin(b + "attn.proj", out: d, in: d),
-                            fc1: try lin(b + "mlp.fc1", out: c.mlpHiddenSize, in: d),
-                            fc2: try lin(b + "mlp.fc2", out: d, in: c.mlpHiddenSize),
-                            adaLN: try lin(b + "adaLN_modulation.1", out: 6 * d, in: d), numHeads: c.numHeads)
+            try DiTBlock("blocks.\(i)", dim: d, heads: c.numHeads, mlpHidden: c.mlpHiddenSize, source: src) { layer, out, inF in
+                guard let k = order.firstIndex(of: layer) else { return zeros(out, inF) }   // adaLN_modulation: zero
+                return (xavier([out, inF], fanIn: inF, fanOut: out, base + 5 * UInt64(i) + UInt64(k) + 1), Tensor(zeros: [out]))
+            }
         }
-        if archive.contains("blocks.\(c.depth).attn.qkv.weight") {
-            throw DiTError.badConfig("\(archive.path): the checkpoint has more than \(c.depth) blocks ('blocks.\(c.depth).attn.qkv.weight')")
+        finalLayer = try DiTFinalLayer(dim: d, outFeatures: p * p * c.outChannels, source: src) { _, out, inF in zeros(out, inF) }
+        if src.has("blocks.\(c.depth).attn.qkv.weight") {
+            throw DiTError.badConfig("the checkpoint has more than \(c.depth) blocks ('blocks.\(c.depth).attn.qkv.weight')")
         }
-        finalLayer = DiTFinalLayer(linear: try lin("final_layer.linear", out: p * p * c.outChannels, in: d),
-                                   adaLN: try lin("final_layer.adaLN_modulation.1", out: 2 * d, in: d))
     }
+
+    /// A new model (a pure function of `seed`).
+    public convenience init(config: DiTConfig, seed: UInt64) throws {
+        try self.init(config: config, source: FreshParameters(), seed: seed)
+    }
+
+    /// Loads an official or varlab state dict (key names of models.py with timm sub-modules). Every tensor's shape
+    /// is checked against `config`; a mismatch names the file and key.
+    public convenience init(archive: TensorArchive, config: DiTConfig) throws {
+        do { try self.init(config: config, source: ArchiveParameters(archive)) } catch let e as DiTError {
+            throw DiTError.badConfig("\(archive.path): \(e)")
+        }
+    }
+
+    /// Trainable parameters (the optimizer's list), in the official state-dict order.
+    public var parameters: [Parameter] {
+        patchEmbed.parameters + tMLP1.parameters + tMLP2.parameters + labelTable.parameters
+            + blocks.flatMap(\.parameters) + finalLayer.parameters
+    }
+
+    /// Everything a checkpoint holds: the parameters plus the fixed `pos_embed`.
+    public var stateDict: [Parameter] { [posEmbed] + parameters }
 
     /// Opens a checkpoint file and infers the config from its shapes (heads: `numHeads`, else a
     /// `dit_config.json` / `config.json` beside the file, else the official S/B/L/XL table).
@@ -85,30 +120,10 @@ public struct DiTModel: Sendable {
         return try DiTModel(archive: archive, config: config)
     }
 
-    /// Random weights in the shapes of `config` (for benchmarks): N(0, 1/fan_in) matrices, small biases, the
-    /// official fixed sin-cos positions. Blocks share one set of block weights when `shareBlocks` (saves memory;
-    /// the arithmetic is identical).
-    public static func random(config c: DiTConfig, seed: UInt64 = 0, shareBlocks: Bool = false) -> DiTModel {
-        var rng = PhiloxRandom(seed: seed)
-        func lin(_ out: Int, _ inF: Int) -> Linear {
-            let s = 1 / Float(inF).squareRoot()
-            return Linear(weight: Tensor.randn([out, inF], rng: &rng) * s, bias: Tensor.randn([out], rng: &rng) * 0.02)
-        }
-        let d = c.hiddenSize
-        func block() -> DiTBlock {
-            DiTBlock(qkv: lin(3 * d, d), proj: lin(d, d), fc1: lin(c.mlpHiddenSize, d), fc2: lin(d, c.mlpHiddenSize),
-                     adaLN: lin(6 * d, d), numHeads: c.numHeads)
-        }
-        let blocks: [DiTBlock]
-        if shareBlocks { let b = block(); blocks = Array(repeating: b, count: c.depth) }
-        else { blocks = (0..<c.depth).map { _ in block() } }
-        let pe = Conv2d(weight: Tensor.randn([d, c.inChannels, c.patchSize, c.patchSize], rng: &rng) *
-                        (1 / Float(c.inChannels * c.patchSize * c.patchSize).squareRoot()),
-                        bias: Tensor(zeros: [d]), stride: c.patchSize, padding: 0)
-        return DiTModel(config: c, patchEmbed: pe, posEmbed: DiTEmbeddings.sinCos2D(dim: d, gridSize: c.gridSize),
-                        tMLP1: lin(d, DiTConfig.frequencyEmbeddingSize), tMLP2: lin(d, d),
-                        labelTable: Tensor.randn([c.numClasses + 1, d], rng: &rng), blocks: blocks,
-                        finalLayer: DiTFinalLayer(linear: lin(c.patchSize * c.patchSize * c.outChannels, d), adaLN: lin(2 * d, d)))
+    /// Random weights in the shapes of `config` (for benchmarks, `RandomArchive`). Blocks share one set of block
+    /// weights when `shareBlocks` (saves memory; the arithmetic is identical).
+    public static func random(config c: DiTConfig, shareBlocks: Bool = false) throws -> DiTModel {
+        try DiTModel(archive: RandomArchive(shapes: c.stateDictShapes, shareBlocks: shareBlocks), config: c)
     }
 
     /// Checks x / t / y against the config (user input must not crash).
@@ -131,16 +146,60 @@ public struct DiTModel: Sendable {
         let c = config, n = x.shape[0], d = c.hiddenSize, tokens = c.numPatches
         // Patch embedding: conv p x p stride p -> [N, D, h, w] -> tokens [N, T, D], plus positions.
         var h = patchEmbed(x).reshaped([n, d, tokens]).permuted([0, 2, 1])
-        h.data.withUnsafeMutableBufferPointer { ph in posEmbed.data.withUnsafeBufferPointer { pp in
-            for b in 0..<n { for i in 0..<(tokens * d) { ph[b * tokens * d + i] += pp[i] } }
-        } }
+        addPositions(&h)
         // Conditioning c = MLP(timestep features) + label embedding; every adaLN sees SiLU(c).
         let temb = tMLP2(tMLP1(DiTEmbeddings.timestepFeatures(t)).silu())
-        let yemb = Embedding(weight: labelTable)(y)
-        let siluC = (temb + yemb).silu()
+        let siluC = (temb + labelTable(y)).silu()
         for blk in blocks { h = blk(h, siluC: siluC) }
         return unpatchify(finalLayer(h, siluC: siluC))
     }
+
+    /// h [N, T, D] += pos_embed.
+    func addPositions(_ h: inout Tensor) {
+        let n = h.shape[0], td = config.numPatches * config.hiddenSize
+        h.data.withUnsafeMutableBufferPointer { ph in posEmbed.value.data.withUnsafeBufferPointer { pp in
+            for b in 0..<n { for i in 0..<td { ph[b * td + i] += pp[i] } }
+        } }
+    }
+
+    // MARK: training
+
+    /// Training forward: x [B, C, S, S] (scaled latents x_t), t original timesteps, y labels (numClasses = null) ->
+    /// epsilon [B, C, S, S]; keeps what `backward` needs.
+    public func trainingForward(_ x: Tensor, t: [Float], y: [Int]) -> Tensor {
+        let c = config, n = x.shape[0], d = c.hiddenSize, tokens = c.numPatches
+        batch = n
+        var h = patchEmbed.forward(x).reshaped([n, d, tokens]).permuted([0, 2, 1])
+        addPositions(&h)
+        var cond = tMLP2.forward(tSiLU.forward(tMLP1.forward(DiTEmbeddings.timestepFeatures(t))))
+        cond.addInPlace(labelTable.forward(y))
+        let siluC = cSiLU.forward(cond)
+        for blk in blocks { h = blk.forward(h, siluC: siluC) }
+        return unpatchify(finalLayer.forward(h, siluC: siluC))
+    }
+
+    /// Backward of `trainingForward` for dL/d(output); accumulates every parameter gradient.
+    public func backward(_ dOut: Tensor) {
+        let c = config, n = batch, d = c.hiddenSize
+        var (dh, dSiluC) = finalLayer.backward(patchify(dOut))
+        for blk in blocks.reversed() {
+            let r = blk.backward(dh)
+            dh = r.dx
+            dSiluC.addInPlace(r.dSiluC)
+        }
+        let dCond = cSiLU.backward(dSiluC)
+        labelTable.backward(dCond)
+        _ = tMLP1.backward(tSiLU.backward(tMLP2.backward(dCond)))
+        _ = patchEmbed.backward(dh.permuted([0, 2, 1]).reshaped([n, d, c.gridSize, c.gridSize]))
+    }
+
+    /// The adjoint of `unpatchify` (a permutation, so its inverse).
+    func patchify(_ x: Tensor) -> Tensor {
+        let n = x.shape[0], p = config.patchSize, g = config.gridSize, co = config.outChannels
+        return x.reshaped([n, co, g, p, g, p]).permuted([0, 2, 4, 3, 5, 1]).reshaped([n, g * g, p * p * co])
+    }
+
+    // MARK: inference with guidance
 
     /// (N, T, p*p*C) -> (N, C, S, S): reshape (N, h, w, p, q, C), then `nhwpqc -> nchpwq`.
     public func unpatchify(_ x: Tensor) -> Tensor {

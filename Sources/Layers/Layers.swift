@@ -33,9 +33,23 @@ public final class ConvLayer: TrainableLayer {
         self.stride = stride; pads = asym ?? (p, p, p, p)
     }
 
+    /// `name.weight` [cout, cin, k, k] and `name.bias` [cout] from `source`; new weights come from `initial`.
+    public init(_ name: String, cin: Int, cout: Int, kernel: Int, stride: Int, pads: (Int, Int, Int, Int), source: ParameterSource,
+                initial: () -> (weight: Tensor, bias: Tensor)) throws {
+        var fresh: (weight: Tensor, bias: Tensor)?
+        func value() -> (weight: Tensor, bias: Tensor) { if fresh == nil { fresh = initial() }; return fresh! }
+        weight = try source.parameter(name + ".weight", shape: [cout, cin, kernel, kernel], decay: true) { value().weight }
+        bias = try source.parameter(name + ".bias", shape: [cout], decay: false) { value().bias }
+        self.stride = stride; self.pads = pads
+    }
+
+    /// Inference: nothing kept.
+    public func callAsFunction(_ x: Tensor) -> Tensor { Conv2d(weight: weight.value, bias: bias.value, stride: stride, pads: pads)(x) }
+
+    /// Training: keeps x for `backward`.
     public func forward(_ x: Tensor) -> Tensor {
         input = x
-        return Conv2d(weight: weight.value, bias: bias.value, stride: stride, pads: pads)(x)
+        return self(x)
     }
 
     public func backward(_ dy: Tensor) -> Tensor {

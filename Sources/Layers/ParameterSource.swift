@@ -8,7 +8,7 @@ import Tensor
 public protocol ParameterSource {
     /// The tensor `name` of `shape`; `initial` gives its value when the model is new (never called for a file).
     func tensor(_ name: String, shape: [Int], initial: () -> Tensor) throws -> Tensor
-    /// Whether the source holds `name` (a fresh model holds exactly what its constructor asks for).
+    /// Whether the source holds `name` (models ask only about optional tensors; a fresh model has none).
     func has(_ name: String) -> Bool
 }
 
@@ -27,7 +27,7 @@ public struct FreshParameters: ParameterSource {
         precondition(t.shape == shape, "initial value of \(name): \(t.shape) vs \(shape)")
         return t
     }
-    public func has(_ name: String) -> Bool { true }
+    public func has(_ name: String) -> Bool { false }
 }
 
 /// A checkpoint: a wrong or missing tensor fails with the file, key and shapes.

@@ -99,8 +99,14 @@ public final class EmbeddingLayer {
         weight = Parameter(name + ".weight", Tensor(shape: [count, dim], data: (0..<(count * dim)).map { _ in rng.normal() * std }),
                            decay: false)
     }
-    /// Rows for `ids` as [ids.count, dim]; ids must lie in 0..<count (checked by the caller for user input).
-    public func forward(_ ids: [Int]) -> Tensor { self.ids = ids; return Embedding(weight: weight.value)(ids) }
+    /// The table `name.weight` [count, dim] from `source`; a new one comes from `initial`.
+    public init(_ name: String, count: Int, dim: Int, source: ParameterSource, initial: () -> Tensor) throws {
+        weight = try source.parameter(name + ".weight", shape: [count, dim], decay: false, initial: initial)
+    }
+    /// Inference: rows for `ids` as [ids.count, dim]; ids must lie in 0..<count (checked by the caller for user input).
+    public func callAsFunction(_ ids: [Int]) -> Tensor { Embedding(weight: weight.value)(ids) }
+    /// Training: the same rows, keeping the ids for `backward`.
+    public func forward(_ ids: [Int]) -> Tensor { self.ids = ids; return self(ids) }
     public func backward(_ dy: Tensor) { weight.accumulate(LinearGrad.embeddingBackward(ids: ids, tableShape: weight.value.shape, dy: dy)) }
     public var parameters: [Parameter] { [weight] }
 }
@@ -121,6 +127,21 @@ public final class SelfAttentionLayer: TrainableLayer {
         qkv = LinearLayer(name + ".qkv", inFeatures: dim, outFeatures: 3 * dim, seed: seed, stream: stream)
         proj = LinearLayer(name + ".proj", inFeatures: dim, outFeatures: dim, seed: seed, stream: stream + 2)
         self.heads = heads
+    }
+
+    /// `name.qkv` and `name.proj` from `source`; new weights come from `initial` (qkv, then proj).
+    public init(_ name: String, dim: Int, heads: Int, source: ParameterSource,
+                initial: (_ layer: String, _ out: Int, _ in: Int) -> (weight: Tensor, bias: Tensor)) throws {
+        precondition(dim % heads == 0, "attention width \(dim) not divisible by \(heads) heads")
+        qkv = try LinearLayer(name + ".qkv", inFeatures: dim, outFeatures: 3 * dim, source: source) { initial("qkv", 3 * dim, dim) }
+        proj = try LinearLayer(name + ".proj", inFeatures: dim, outFeatures: dim, source: source) { initial("proj", dim, dim) }
+        self.heads = heads
+    }
+
+    /// Inference (timm `Attention`, no mask): nothing kept.
+    public func callAsFunction(_ x: Tensor) -> Tensor {
+        SelfAttention(qkv: Linear(weight: qkv.weight.value, bias: qkv.bias.value),
+                      proj: Linear(weight: proj.weight.value, bias: proj.bias.value), heads: heads)(x)
     }
 
     public func forward(_ x: Tensor) -> Tensor {

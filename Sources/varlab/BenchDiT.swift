@@ -43,7 +43,7 @@ struct BenchDiT: ParsableCommand {
         print(String(format: "forward FLOPs per image: %.1f GFLOP (x2 for the CFG pair: %.1f GFLOP per step)", gflop / 2, gflop))
 
         var t0 = Date()
-        let model = DiTModel.random(config: cfg, seed: 0, shareBlocks: shareBlocks)
+        let model = try DiTModel.random(config: cfg, shareBlocks: shareBlocks)
         print(String(format: "random weights: %.1f s (%@)", Date().timeIntervalSince(t0), shareBlocks ? "shared blocks" : "distinct blocks"))
 
         let diffusion = try GaussianDiffusion(respacing: "250")

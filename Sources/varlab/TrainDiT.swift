@@ -1,5 +1,6 @@
 import ArgumentParser
 import Autoencoders
+import DiT
 import Foundation
 import ModelIO
 import Tensor
@@ -66,19 +67,19 @@ struct TrainDiT: ParsableCommand {
         let codec = VQLatentCodec(vae: vq, scale: 1)
         let imageSize = vq.imageSize
         let source = try TrainData.source(data, trainSize: trainSize, dataSeed: dataSeed, size: imageSize)
-        func makeConfig(latentShape: [Int]) -> DiTTrainConfig {
-            var config = DiTTrainConfig()
-            config.inputSize = latentShape[1]; config.inChannels = latentShape[0]
-            config.patchSize = patch; config.hiddenSize = hidden; config.depth = depth; config.numHeads = heads
-            config.mlpRatio = mlpRatio; config.numClasses = source.classCount; config.classDropout = classDropout
-            config.minSNRGamma = minSnrGamma
-            return config
+        func makeConfig(latentShape: [Int]) -> DiTRunConfig {
+            var model = DiTConfig(inputSize: latentShape[1], patchSize: patch, inChannels: latentShape[0], hiddenSize: hidden,
+                                  depth: depth, numHeads: heads, mlpRatio: mlpRatio, numClasses: source.classCount, learnSigma: false)
+            model.classDropout = classDropout
+            var objective = DiTObjective()
+            objective.minSNRGamma = minSnrGamma
+            return DiTRunConfig(model: model, objective: objective)
         }
         // A checkpoint of another config is refused now, not after minutes of encoding (one image gives the
         // latent shape the config needs).
         if resume, source.count > 0 {
             let probe = try codec.fhat(source.batch([0]).images)
-            do { try TrainLoop.resumable(output, model: TrainableDiT.modelName, configJSON: try makeConfig(latentShape: Array(probe.shape.dropFirst())).canonicalJSON()) }
+            do { try TrainLoop.resumable(output, model: DiTModel.checkpointName, configJSON: try makeConfig(latentShape: Array(probe.shape.dropFirst())).canonicalJSON()) }
             catch let e as TrainingError { throw ValidationError(e.description) }
         }
         let set = try latentSet(source: source, codec: codec)
@@ -87,7 +88,7 @@ struct TrainDiT: ParsableCommand {
         opts.steps = steps; opts.batchSize = batchSize; opts.lr = lr; opts.warmupSteps = warmup
         opts.weightDecay = weightDecay; opts.clip = clip; opts.seed = seed; opts.saveEvery = saveEvery
         let trainer: DiTTrainer
-        do { trainer = try DiTTrainer(config: config, options: opts, emaDecay: ema) } catch { throw ValidationError("\(error)") }
+        do { trainer = try DiTTrainer(config: config.model, objective: config.objective, options: opts, emaDecay: ema) } catch { throw ValidationError("\(error)") }
         trainer.metadata = [
             MetadataKey.data.rawValue: set.summary,
             ClassNamesMetadata.key: ClassNamesMetadata.encode(source.classNames),
@@ -105,7 +106,7 @@ struct TrainDiT: ParsableCommand {
             if resume { try trainer.resume(from: output); note("resuming from \(output) at step \(trainer.loop.step)") }
         } catch let e as TrainingError { throw ValidationError(e.description) }
         note("data: \(set.summary); latent scale \(set.scale)")
-        note("model: DiT \(config.inference.description); \(trainer.model.parameters.reduce(0) { $0 + $1.value.count }) parameters; " +
+        note("model: DiT \(config.model.description); \(trainer.model.parameters.reduce(0) { $0 + $1.value.count }) parameters; " +
              "\(Parallel.threads) threads")
         let t0 = Date()
         do {

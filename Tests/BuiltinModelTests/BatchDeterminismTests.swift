@@ -77,7 +77,8 @@ final class BatchDeterminismTests: XCTestCase {
         }
     }
 
-    /// The ablation variants sample through the training code's forward; a one-step model is enough to compare bytes.
+    /// The ablation variants sample through the same token sampler (one token per step for ar); a one-step model is
+    /// enough to compare bytes.
     func testVARVariantsDoNotDependOnBatchOrShard() throws {
         for variant in ["ar", "plain-ln"] {
             let ck = path("\(variant).safetensors")

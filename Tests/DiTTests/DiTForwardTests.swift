@@ -38,8 +38,9 @@ final class DiTForwardTests: XCTestCase {
         // The fixture weights went through float16 (README conventions); stored pos_embed is either our
         // float32 table or its float16 rounding.
         let asHalf = ours.map { Float(Float16($0)) }
-        XCTAssertTrue(ours.maxAbsDiff(m.posEmbed) <= 2e-7 || asHalf == m.posEmbed,
-                      "pos_embed differs from the 2-D sin-cos table by \(ours.maxAbsDiff(m.posEmbed))")
+        let stored = m.posEmbed.value.reshaped(ours.shape)
+        XCTAssertTrue(ours.maxAbsDiff(stored) <= 2e-7 || asHalf == stored,
+                      "pos_embed differs from the 2-D sin-cos table by \(ours.maxAbsDiff(stored))")
     }
 
     /// The timestep frequencies are PyTorch's float32 exp values: each within 1 ulp of the correctly rounded

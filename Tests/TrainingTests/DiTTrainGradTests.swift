@@ -1,4 +1,6 @@
+import DiT
 import Foundation
+import Layers
 import Tensor
 import Training
 import XCTest
@@ -51,13 +53,14 @@ final class DiTTrainGradTests: XCTestCase {
         return gatedAdd(x1, linear(hid, rows: b * t, "mlp.fc2", out: d, inF: mlp), gate: 5)
     }
 
-    func testBlockGradientsMatchFloat64FiniteDifferences() {
+    func testBlockGradientsMatchFloat64FiniteDifferences() throws {
         let (b, t, d, heads, mlp) = (2, 3, 8, 2, 16)
-        // A standalone block keeps the constructors' non-zero (PyTorch-default) adaLN weights; scale them up so the
-        // modulation and gates are far from 0 / 1.
-        let blk = TrainableDiTBlock("blk", dim: d, heads: heads, mlpHidden: mlp, seed: 5, stream: 0)
-        blk.adaLN.weight.value = GradCheck.random(blk.adaLN.weight.value.shape, seed: 6, scale: 0.5)
-        blk.adaLN.bias.value = GradCheck.random([6 * d], seed: 7, scale: 0.5)
+        // Random weights everywhere (adaLN included, so the modulation and gates are far from 0 / 1).
+        var stream: UInt64 = 0
+        let blk = try DiTBlock("blk", dim: d, heads: heads, mlpHidden: mlp, source: FreshParameters()) { _, out, inF in
+            stream += 2
+            return (GradCheck.random([out, inF], seed: 5, stream: stream, scale: 0.5), GradCheck.random([out], seed: 5, stream: stream + 1, scale: 0.5))
+        }
         let x = GradCheck.random([b, t, d], seed: 8), c = GradCheck.random([b, d], seed: 9)
         let g = GradCheck.random([b, t, d], seed: 10)
         for p in blk.parameters { p.zeroGrad() }
@@ -83,27 +86,25 @@ final class DiTTrainGradTests: XCTestCase {
     }
 
     /// Whole model with every zero-initialised weight replaced by random values.
-    static func randomised(_ c: DiTTrainConfig, seed: UInt64) throws -> TrainableDiT {
-        let m = try TrainableDiT(config: c, seed: seed)
+    static func randomised(_ c: DiTConfig, seed: UInt64) throws -> DiTModel {
+        let m = try DiTModel(config: c, seed: seed)
         for (i, p) in m.parameters.enumerated() where p.name.contains("adaLN") || p.name.hasPrefix("final_layer") || p.name.hasSuffix("bias") {
             p.value = GradCheck.random(p.value.shape, seed: seed + 100, stream: UInt64(i), scale: 0.3)
         }
         return m
     }
 
-    static var tinyConfig: DiTTrainConfig {
-        var c = DiTTrainConfig()
-        c.inputSize = 4; c.inChannels = 3; c.patchSize = 2; c.hiddenSize = 16; c.depth = 2; c.numHeads = 2; c.numClasses = 3
-        return c
+    static var tinyConfig: DiTConfig {
+        DiTConfig(inputSize: 4, patchSize: 2, inChannels: 3, hiddenSize: 16, depth: 2, numHeads: 2, numClasses: 3, learnSigma: false)
     }
 
     func testWholeModelGradientMatchesFiniteDifferences() throws {
         let m = try DiTTrainGradTests.randomised(DiTTrainGradTests.tinyConfig, seed: 3)
         let x = GradCheck.random([2, 3, 4, 4], seed: 11), ts: [Float] = [17, 640], y = [1, 3]   // 3 = the null class
         let g = GradCheck.random([2, 3, 4, 4], seed: 12)
-        func loss() -> Double { zip(m.forward(x, t: ts, y: y).data, g.data).reduce(0.0) { $0 + Double($1.0) * Double($1.1) } }
+        func loss() -> Double { zip(m.trainingForward(x, t: ts, y: y).data, g.data).reduce(0.0) { $0 + Double($1.0) * Double($1.1) } }
         for p in m.parameters { p.zeroGrad() }
-        _ = m.forward(x, t: ts, y: y)
+        _ = m.trainingForward(x, t: ts, y: y)
         m.backward(g)
         for p in m.parameters {
             // Label rows 0 and 2 get no gradient (labels 1 and 3 only): check rows that are used.

@@ -12,7 +12,8 @@ import Tensor
 /// the seed and resumes bit-identically. Optional EMA of the weights (`emaDecay`, 0 = off), kept in the checkpoint
 /// as `ema.<name>` and exported as the sampling weights.
 public final class DiTTrainer {
-    public let model: TrainableDiT
+    public let model: DiTModel
+    public let objective: DiTObjective
     public let loop: TrainLoop
     public let diffusion: GaussianDiffusion
     public let emaDecay: Float
@@ -20,11 +21,14 @@ public final class DiTTrainer {
     /// Metadata written with every checkpoint (latent scale, latent space, data, ...).
     public var metadata: [String: String] = [:]
 
-    public init(config: DiTTrainConfig, options: TrainOptions, emaDecay: Float = 0) throws {
+    public init(config: DiTConfig, objective: DiTObjective = DiTObjective(), options: TrainOptions, emaDecay: Float = 0) throws {
         guard emaDecay >= 0, emaDecay < 1 else { throw TrainingError.config("EMA decay must be in [0, 1), got \(emaDecay)") }
-        model = try TrainableDiT(config: config, seed: options.seed)
+        guard !config.learnSigma else { throw TrainingError.config("DiT training predicts epsilon only (learn_sigma = False)") }
+        try objective.validate()
+        do { model = try DiTModel(config: config, seed: options.seed) } catch let e as DiTError { throw TrainingError.config("\(e)") }
+        self.objective = objective
         loop = try TrainLoop(params: model.parameters, options: options)
-        diffusion = try GaussianDiffusion(respacing: "", diffusionSteps: config.diffusionSteps, learnSigma: false)
+        diffusion = try GaussianDiffusion(respacing: "", diffusionSteps: objective.diffusionSteps, learnSigma: false)
         self.emaDecay = emaDecay
         ema = emaDecay > 0 ? model.parameters.map(\.value.data) : []
         loop.save = { [unowned self] path in try self.save(to: path) }
@@ -36,14 +40,14 @@ public final class DiTTrainer {
         var rng = PhiloxRandom(seed: loop.options.seed, stream: (1 << 41) + UInt64(step))
         var t = [Int](repeating: 0, count: n), labels = y
         for i in 0..<n {
-            t[i] = Int(rng.nextUInt32() % UInt32(c.diffusionSteps))
+            t[i] = Int(rng.nextUInt32() % UInt32(objective.diffusionSteps))
             if rng.uniform() < c.classDropout { labels[i] = c.numClasses }
         }
         let noise = Tensor(shape: x0.shape, data: (0..<x0.count).map { _ in rng.normal() })
         let xt = diffusion.qSample(x0: x0, t: t, noise: noise)
-        let out = model.forward(xt, t: t.map(Float.init), y: labels)
-        let (loss, grad) = c.minSNRGamma > 0
-            ? Losses.weightedMSE(out, noise, sampleWeights: t.map { minSNRWeight(t: $0, gamma: Double(c.minSNRGamma)) })
+        let out = model.trainingForward(xt, t: t.map(Float.init), y: labels)
+        let (loss, grad) = objective.minSNRGamma > 0
+            ? Losses.weightedMSE(out, noise, sampleWeights: t.map { minSNRWeight(t: $0, gamma: Double(objective.minSNRGamma)) })
             : Losses.mse(out, noise)
         model.backward(grad)
         return loss
@@ -86,6 +90,9 @@ public final class DiTTrainer {
         return [model.posEmbed] + zip(model.parameters, ema).map { Parameter($0.name, Tensor(shape: $0.value.shape, data: $1), decay: false) }
     }
 
+    /// The model config and the objective, as `varlab.config` records them.
+    public var runConfig: DiTRunConfig { DiTRunConfig(model: model.config, objective: objective) }
+
     var checkpointMetadata: [String: String] {
         var m = metadata
         m[.train] = (try? loop.options.canonicalJSON()) ?? ""
@@ -98,7 +105,7 @@ public final class DiTTrainer {
     /// `ema.<name>`, the AdamW state, and the metadata.
     public func save(to path: String) throws {
         let emaParams = zip(model.parameters, ema).map { Parameter("ema." + $0.name, Tensor(shape: $0.value.shape, data: $1), decay: false) }
-        try TrainCheckpoint.write(path: path, model: TrainableDiT.modelName, configJSON: try model.config.canonicalJSON(),
+        try TrainCheckpoint.write(path: path, model: DiTModel.checkpointName, configJSON: try runConfig.canonicalJSON(),
                                   step: loop.step, params: model.stateDict + emaParams, optimizer: loop.optimizer,
                                   extra: checkpointMetadata)
     }
@@ -106,13 +113,13 @@ public final class DiTTrainer {
     /// Inference-only file: the sampling weights (EMA if kept) under the official names and the metadata; no
     /// optimizer state (a third of the size).
     public func export(to path: String) throws {
-        try TrainCheckpoint.write(path: path, model: TrainableDiT.modelName, configJSON: try model.config.canonicalJSON(),
+        try TrainCheckpoint.write(path: path, model: DiTModel.checkpointName, configJSON: try runConfig.canonicalJSON(),
                                   step: loop.step, params: samplingWeights, optimizer: nil,
                                   extra: checkpointMetadata.merging([MetadataKey.weights.rawValue: emaDecay > 0 ? "ema" : "raw"]) { $1 })
     }
 
     public func resume(from path: String) throws {
-        let ck = try loop.resume(from: path, model: TrainableDiT.modelName, configJSON: try model.config.canonicalJSON(),
+        let ck = try loop.resume(from: path, model: DiTModel.checkpointName, configJSON: try runConfig.canonicalJSON(),
                                  params: model.parameters)
         if emaDecay > 0 {
             ema = try model.parameters.map { p in
