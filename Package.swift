@@ -62,7 +62,8 @@ let package = Package(
         .testTarget(name: "DiTTests", dependencies: ["DiT", "Autoencoders", "Samplers", "TestSupport"]),
         .testTarget(name: "SamplersTests", dependencies: ["Samplers", "TestSupport"]),
         .testTarget(name: "MetricsTests", dependencies: ["Metrics", "TestSupport"], exclude: ["Fixtures"]),
-        .testTarget(name: "TrainingTests", dependencies: ["Training", "Layers", "Samplers", "VAR", "DiT", "Autoencoders", "TestSupport"]),
+        .testTarget(name: "TrainingTests", dependencies: ["Training", "Layers", "Samplers", "VAR", "DiT", "Autoencoders", "TestSupport"],
+                    exclude: ["Fixtures"]),
         // Depends on the library modules only (no CLI): varlab used as a library.
         .testTarget(name: "GenerationTests", dependencies: ["Generation", "Editing", "Metrics", "Training", "Samplers", "ImageIO",
                                                             "ModelIO", "TestSupport"]),
