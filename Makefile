@@ -1,7 +1,7 @@
 # The two commands a newcomer types: `make demo` and `make test`.
 SWIFT ?= swift
 
-.PHONY: deps build test fuzz demo demo-fixtures bench install
+.PHONY: deps build test fuzz demo demo-fixtures bench install format format-check
 deps:
 	bash scripts/install-deps.sh
 
@@ -20,6 +20,13 @@ install: build
 	install -m 755 .build/release/varlab "$(PREFIX)/bin/varlab"
 	install -m 644 assets/models/*.safetensors "$(PREFIX)/share/varlab/assets/models/"
 	@echo "installed $(PREFIX)/bin/varlab; built-in models in $(PREFIX)/share/varlab/assets/models"
+
+# swift-format with the repository's .swift-format (the toolchain's `swift format`).
+FORMAT_PATHS = Sources Samplers Tests Fuzz Package.swift
+format:
+	$(SWIFT) format format --in-place --recursive --parallel $(FORMAT_PATHS)
+format-check:
+	$(SWIFT) format lint --strict --recursive --parallel $(FORMAT_PATHS)
 
 # libFuzzer on every parser of untrusted input, FUZZ_SECONDS per target (CI runs 20).
 FUZZ_SECONDS ?= 60

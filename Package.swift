@@ -10,16 +10,21 @@ let package = Package(
     platforms: [.macOS(.v13)],
     products: [
         .executable(name: "varlab", targets: ["varlab"]),
-        .library(name: "VarlabCore", targets: ["Tensor", "Layers", "ModelIO", "ImageIO", "Autoencoders", "VAR", "DiT", "Samplers",
-                                               "Metrics", "Training", "Editing", "Generation"]),
+        .library(
+            name: "VarlabCore",
+            targets: [
+                "Tensor", "Layers", "ModelIO", "ImageIO", "Autoencoders", "VAR", "DiT", "Samplers",
+                "Metrics", "Training", "Editing", "Generation",
+            ]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/weichsel/ZIPFoundation", from: "0.9.19"),
     ],
     targets: [
-        .systemLibrary(name: "CBLAS", path: "Sources/CBLAS", pkgConfig: "openblas",
-                       providers: [.apt(["libopenblas-dev", "liblapacke-dev"])]),
+        .systemLibrary(
+            name: "CBLAS", path: "Sources/CBLAS", pkgConfig: "openblas",
+            providers: [.apt(["libopenblas-dev", "liblapacke-dev"])]),
         .systemLibrary(name: "CPNG", path: "Sources/CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
         .systemLibrary(name: "CJPEG", path: "Sources/CJPEG", pkgConfig: "libjpeg", providers: [.apt(["libjpeg-dev"])]),
         .systemLibrary(name: "CVarlabZlib", path: "Sources/CVarlabZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
@@ -28,30 +33,44 @@ let package = Package(
         .target(name: "Tensor", dependencies: ["CBLAS", "CKernels"], swiftSettings: optimize),
         // Trainable layers: parameters, and each layer's forward and backward side by side (every model's building blocks).
         .target(name: "Layers", dependencies: ["Tensor", "ModelIO"], swiftSettings: optimize),
-        .target(name: "ModelIO", dependencies: ["Tensor", "CVarlabZlib", .product(name: "ZIPFoundation", package: "ZIPFoundation")],
-                swiftSettings: optimize),
+        .target(
+            name: "ModelIO", dependencies: ["Tensor", "CVarlabZlib", .product(name: "ZIPFoundation", package: "ZIPFoundation")],
+            swiftSettings: optimize),
         .target(name: "ImageIO", dependencies: ["Tensor", "ModelIO", "CPNG", "CJPEG"], swiftSettings: optimize),
         .target(name: "Autoencoders", dependencies: ["Tensor", "ModelIO"], swiftSettings: optimize),
         .target(name: "VAR", dependencies: ["Tensor", "Layers", "ModelIO", "Autoencoders"], swiftSettings: optimize),
         .target(name: "DiT", dependencies: ["Tensor", "Layers", "ModelIO"], swiftSettings: optimize),
-        .target(name: "Samplers", dependencies: ["Tensor", "ModelIO", "Autoencoders", "VAR", "DiT"], path: "Samplers",
-                swiftSettings: optimize),
+        .target(
+            name: "Samplers", dependencies: ["Tensor", "ModelIO", "Autoencoders", "VAR", "DiT"], path: "Samplers",
+            swiftSettings: optimize),
         .target(name: "Metrics", dependencies: ["Tensor", "ModelIO", "ImageIO", "CBLAS"], swiftSettings: optimize),
-        .target(name: "Training", dependencies: ["Tensor", "Layers", "ModelIO", "VAR", "ImageIO", "Autoencoders", "DiT", "Metrics", "CBLAS"],
-                exclude: ["README.md"], swiftSettings: optimize),
+        .target(
+            name: "Training", dependencies: ["Tensor", "Layers", "ModelIO", "VAR", "ImageIO", "Autoencoders", "DiT", "Metrics", "CBLAS"],
+            exclude: ["README.md"], swiftSettings: optimize),
         // The application layer: sample plans and sharding, one generator per family, output writers, built-in models.
-        .target(name: "Generation", dependencies: ["Tensor", "ModelIO", "ImageIO", "Autoencoders", "VAR", "DiT", "Samplers",
-                                                   "Metrics", "Training"], swiftSettings: optimize),
+        .target(
+            name: "Generation",
+            dependencies: [
+                "Tensor", "ModelIO", "ImageIO", "Autoencoders", "VAR", "DiT", "Samplers",
+                "Metrics", "Training",
+            ], swiftSettings: optimize),
         // Editing: the jobs-file reader, the edit pipeline and the VAR / DiT edit back ends.
-        .target(name: "Editing", dependencies: ["Tensor", "ModelIO", "ImageIO", "Autoencoders", "VAR", "DiT", "Samplers",
-                                                "Generation"], swiftSettings: optimize),
-        .executableTarget(name: "varlab", dependencies: [
-            "Tensor", "ModelIO", "ImageIO", "Autoencoders", "VAR", "DiT", "Samplers", "Metrics", "Training", "Editing", "Generation",
-            .product(name: "ArgumentParser", package: "swift-argument-parser"),
-        ], swiftSettings: optimize),
+        .target(
+            name: "Editing",
+            dependencies: [
+                "Tensor", "ModelIO", "ImageIO", "Autoencoders", "VAR", "DiT", "Samplers",
+                "Generation",
+            ], swiftSettings: optimize),
+        .executableTarget(
+            name: "varlab",
+            dependencies: [
+                "Tensor", "ModelIO", "ImageIO", "Autoencoders", "VAR", "DiT", "Samplers", "Metrics", "Training", "Editing", "Generation",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ], swiftSettings: optimize),
         // Fuzz targets for every parser of untrusted input (scripts/fuzz.sh builds them with -sanitize=fuzzer).
-        .executableTarget(name: "varlab-fuzz", dependencies: ["ModelIO", "ImageIO", "Editing"], path: "Fuzz",
-                          swiftSettings: optimize),
+        .executableTarget(
+            name: "varlab-fuzz", dependencies: ["ModelIO", "ImageIO", "Editing"], path: "Fuzz",
+            swiftSettings: optimize),
 
         .target(name: "TestSupport", dependencies: ["Tensor", "ModelIO"], path: "Tests/TestSupport"),
         .testTarget(name: "TensorTests", dependencies: ["Tensor", "TestSupport"]),
@@ -62,11 +81,16 @@ let package = Package(
         .testTarget(name: "DiTTests", dependencies: ["DiT", "Autoencoders", "Samplers", "TestSupport"]),
         .testTarget(name: "SamplersTests", dependencies: ["Samplers", "TestSupport"]),
         .testTarget(name: "MetricsTests", dependencies: ["Metrics", "TestSupport"], exclude: ["Fixtures"]),
-        .testTarget(name: "TrainingTests", dependencies: ["Training", "Layers", "Samplers", "VAR", "DiT", "Autoencoders", "TestSupport"],
-                    exclude: ["Fixtures"]),
+        .testTarget(
+            name: "TrainingTests", dependencies: ["Training", "Layers", "Samplers", "VAR", "DiT", "Autoencoders", "TestSupport"],
+            exclude: ["Fixtures"]),
         // Depends on the library modules only (no CLI): varlab used as a library.
-        .testTarget(name: "GenerationTests", dependencies: ["Generation", "Editing", "Metrics", "Training", "Samplers", "ImageIO",
-                                                            "ModelIO", "TestSupport"]),
+        .testTarget(
+            name: "GenerationTests",
+            dependencies: [
+                "Generation", "Editing", "Metrics", "Training", "Samplers", "ImageIO",
+                "ModelIO", "TestSupport",
+            ]),
         .testTarget(name: "BuiltinModelTests", dependencies: ["Training", "Autoencoders", "ModelIO", "Tensor", "TestSupport"]),
     ],
     swiftLanguageModes: [.v5]

@@ -45,7 +45,9 @@ func scratch(_ data: Data, suffix: String) -> String? {
 
 func usage() -> Never {
     let names = targets.keys.sorted().joined(separator: "|")
-    FileHandle.standardError.write("usage: varlab-fuzz \(names) FILE...  |  VARLAB_FUZZ_TARGET=\(names) varlab-fuzz [libFuzzer flags] [CORPUS...]\n".data(using: .utf8)!)
+    FileHandle.standardError.write(
+        "usage: varlab-fuzz \(names) FILE...  |  VARLAB_FUZZ_TARGET=\(names) varlab-fuzz [libFuzzer flags] [CORPUS...]\n".data(
+            using: .utf8)!)
     exit(2)
 }
 
@@ -68,7 +70,9 @@ public func fuzzOne(_ bytes: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
 @_cdecl("varlab_fuzz_main")
 public func fuzzMain(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> CInt {
     typealias Callback = @convention(c) (UnsafePointer<UInt8>?, Int) -> CInt
-    typealias Driver = @convention(c) (UnsafeMutablePointer<CInt>, UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>, Callback) -> CInt
+    typealias Driver =
+        @convention(c) (UnsafeMutablePointer<CInt>, UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>, Callback) ->
+        CInt
     guard let sym = dlsym(dlopen(nil, RTLD_NOW), "LLVMFuzzerRunDriver") else {
         FileHandle.standardError.write("varlab-fuzz: built without libFuzzer (see scripts/fuzz.sh)\n".data(using: .utf8)!)
         return 2

@@ -59,8 +59,10 @@ public struct DiffusionSampler {
     }
 
     /// Runs the whole loop from x_T = noise.initial(shape) and returns x_0.
-    public func sample<N: DiffusionNoise>(shape: [Int], noise: inout N, denoiser: Denoiser,
-                                          onStep: (Step) -> Void = { _ in }) throws -> Tensor {
+    public func sample<N: DiffusionNoise>(
+        shape: [Int], noise: inout N, denoiser: Denoiser,
+        onStep: (Step) -> Void = { _ in }
+    ) throws -> Tensor {
         var x = try noise.initial(shape: shape)
         let steps = diffusion.numSteps
         for k in 0..<steps {
@@ -102,8 +104,10 @@ public struct DiffusionSampler {
     ///   eps = (sqrt(1/abar) x - x0) / sqrt(1/abar - 1)
     ///   sigma = eta sqrt((1 - abar_prev) / (1 - abar)) sqrt(1 - abar / abar_prev)
     ///   x_prev = x0 sqrt(abar_prev) + sqrt(1 - abar_prev - sigma^2) eps + (t != 0) sigma noise
-    public static func ddimStep(_ d: GaussianDiffusion, _ mv: GaussianDiffusion.MeanVariance, x: Tensor, noise: Tensor,
-                                t: Int, eta: Float) -> Tensor {
+    public static func ddimStep(
+        _ d: GaussianDiffusion, _ mv: GaussianDiffusion.MeanVariance, x: Tensor, noise: Tensor,
+        t: Int, eta: Float
+    ) -> Tensor {
         let n = x.shape[0]
         let eps = d.predictEpsFromXstart(x: x, t: [Int](repeating: t, count: n), predXstart: mv.predXstart)
         let ab = Float(d.alphasCumprod[t]), abPrev = Float(d.alphasCumprodPrev[t])

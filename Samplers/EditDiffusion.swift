@@ -53,9 +53,11 @@ public struct DiffusionEditor {
     /// `known`: the encoded input latent [N, C, h, w] (scaled as the denoiser expects); `keep`: per latent cell
     /// (h * w, shared by the batch and the channels), true = keep the known latent, false = regenerate.
     /// Returns the edited latent x_0.
-    public func run<N: DiffusionNoise, E: DiffusionNoise>(known: Tensor, keep: [Bool], noise: inout N, editNoise: inout E,
-                                                          denoiser: DiffusionSampler.Denoiser,
-                                                          onStep: ((_ done: Int, _ total: Int) -> Void)? = nil) throws -> Tensor {
+    public func run<N: DiffusionNoise, E: DiffusionNoise>(
+        known: Tensor, keep: [Bool], noise: inout N, editNoise: inout E,
+        denoiser: DiffusionSampler.Denoiser,
+        onStep: ((_ done: Int, _ total: Int) -> Void)? = nil
+    ) throws -> Tensor {
         guard known.rank == 4 else { throw EditError.invalid("known latent must be [N, C, h, w], got \(known.shape)") }
         let shape = known.shape
         let (n, c, hw) = (shape[0], shape[1], shape[2] * shape[3])
@@ -67,10 +69,12 @@ public struct DiffusionEditor {
 
         /// x where the mask keeps <- value (exact selection, no arithmetic blending).
         func inject(_ x: inout Tensor, _ value: Tensor) {
-            for b in 0..<n { for ch in 0..<c {
-                let base = (b * c + ch) * hw
-                for i in 0..<hw where keep[i] { x.data[base + i] = value.data[base + i] }
-            } }
+            for b in 0..<n {
+                for ch in 0..<c {
+                    let base = (b * c + ch) * hw
+                    for i in 0..<hw where keep[i] { x.data[base + i] = value.data[base + i] }
+                }
+            }
         }
         /// q(x_t | x_0) with float32 coefficients (as `_extract_into_tensor` casts them).
         func qSample(_ t: Int, _ eps: Tensor) -> Tensor {
@@ -83,15 +87,16 @@ public struct DiffusionEditor {
         let ts = schedule()
         let total = RePaintSchedule.denoisingSteps(ts)
         var x = try noise.initial(shape: shape)
-        if case .sdedit = mode { x = qSample(ts[0], x) } // SDEdit: x_{t0} from the known latent and the x_T draw
-        var k = 0 // denoising calls so far (indexes the step noise, as in the plain loop)
+        if case .sdedit = mode { x = qSample(ts[0], x) }  // SDEdit: x_{t0} from the known latent and the x_T draw
+        var k = 0  // denoising calls so far (indexes the step noise, as in the plain loop)
         for (tLast, tCur) in zip(ts, ts.dropFirst()) {
             if tCur < tLast {
                 if anyKept { inject(&x, qSample(tLast, try editNoise.step(k, shape: shape))) }
                 let orig = d.timestepMap[tLast]
                 let out = try denoiser(x, [Float](repeating: Float(orig), count: n))
                 try out.requireFinite("DiT output at timestep \(orig)")
-                let mv = try d.pMeanVariance(modelOutput: out, x: x, t: [Int](repeating: tLast, count: n), clipDenoised: sampler.clipDenoised)
+                let mv = try d.pMeanVariance(
+                    modelOutput: out, x: x, t: [Int](repeating: tLast, count: n), clipDenoised: sampler.clipDenoised)
                 let z = try noise.step(k, shape: shape)
                 switch sampler.method {
                 case .ddpm: x = DiffusionSampler.ddpmStep(mv, noise: z, t: tLast)

@@ -29,8 +29,11 @@ public struct TokenEditMask: Equatable, Sendable {
     /// Token cells of a fractional box on a P x P grid: rows [r0, r1) x cols [c0, c1), each bound
     /// `round(fraction * P)` computed on float64 exactly like `get_edit_mask`, clamped into [0, P] (the fractions
     /// are validated to lie in [0, 1] by the callers, so clamping only guards rounding at the ends).
-    public static func boxCells(gridSize p: Int, y0: Double, x0: Double, y1: Double, x1: Double)
-        -> (r0: Int, c0: Int, r1: Int, c1: Int) {
+    public static func boxCells(
+        gridSize p: Int, y0: Double, x0: Double, y1: Double, x1: Double
+    )
+        -> (r0: Int, c0: Int, r1: Int, c1: Int)
+    {
         let pd = Double(p)
         func b(_ v: Double) -> Int { min(max(pythonRound(v * pd), 0), p) }
         return (b(y0), b(x0), b(y1), b(x1))
@@ -61,7 +64,7 @@ public struct TokenEditMask: Equatable, Sendable {
     /// and accumulated left to right. A separable or exact-arithmetic resize would flip some keep bits.
     public func bilinear(to pn: Int) -> [Float] {
         let p = size
-        if pn == p { return values } // PyTorch copies when the size is unchanged
+        if pn == p { return values }  // PyTorch copies when the size is unchanged
         let ratio = Float(p) / Float(pn)
         func taps(_ d: Int) -> (i0: Int, i1: Int, l0: Float, l1: Float) {
             // Swift's addingProduct is fused: fma(ratio, d+0.5, -0.5) with a single rounding.
@@ -112,6 +115,8 @@ public struct TokenEditMask: Equatable, Sendable {
 public enum EditError: Error, CustomStringConvertible, Equatable {
     case invalid(String)
     public var description: String {
-        switch self { case let .invalid(s): return s }
+        switch self {
+        case let .invalid(s): return s
+        }
     }
 }

@@ -22,7 +22,8 @@ public final class VARTokenEditor {
 
     public init(mask: TokenEditMask, patchNums: [Int], groundTruth: [[[Int]]]) throws {
         guard let last = patchNums.last, last == mask.size else {
-            throw EditError.invalid("edit mask is \(mask.size)x\(mask.size) but the last scale is \(patchNums.last ?? 0)x\(patchNums.last ?? 0)")
+            throw EditError.invalid(
+                "edit mask is \(mask.size)x\(mask.size) but the last scale is \(patchNums.last ?? 0)x\(patchNums.last ?? 0)")
         }
         for (b, g) in groundTruth.enumerated() {
             guard g.count == patchNums.count, zip(g, patchNums).allSatisfy({ $0.count == $1 * $1 }) else {
@@ -83,9 +84,11 @@ public struct VARZeroShotEditor<Model: TokenModel> {
     }
 
     /// `images`: [B, 3, H, W] in [-1, 1] at the VQ-VAE resolution. `mask`: the final-scale keep mask.
-    public func edit(images: Tensor, mask: TokenEditMask, labels: [Int], seed: UInt64, sampleIndices: [Int]? = nil,
-                     decode: Bool = true, recordLogits: Bool = false,
-                     progress: ((_ scale: Int, _ scales: Int) -> Void)? = nil) throws -> Result {
+    public func edit(
+        images: Tensor, mask: TokenEditMask, labels: [Int], seed: UInt64, sampleIndices: [Int]? = nil,
+        decode: Bool = true, recordLogits: Bool = false,
+        progress: ((_ scale: Int, _ scales: Int) -> Void)? = nil
+    ) throws -> Result {
         let vae = sampler.vae
         let pns = vae.patchNums
         let b = images.shape.first ?? 0
@@ -94,7 +97,9 @@ public struct VARZeroShotEditor<Model: TokenModel> {
         // finest map is the single-step one), flat B x pn^2 per scale.
         let flat = try sampler.model.groundTruthTokens(latent: vae.encodeLatent(images), quantizer: vae.quantizer)
         let gt: [[[Int]]] = (0..<b).map { i in
-            pns.indices.map { si in let n = pns[si] * pns[si]; return Array(flat[si][(i * n)..<((i + 1) * n)]) }
+            pns.indices.map { si in
+                let n = pns[si] * pns[si]; return Array(flat[si][(i * n)..<((i + 1) * n)])
+            }
         }
         let editor = try VARTokenEditor(mask: mask, patchNums: pns, groundTruth: gt)
         let q = vae.quantizer
@@ -106,13 +111,16 @@ public struct VARZeroShotEditor<Model: TokenModel> {
             let keep = editor.keep[si]
             guard step.positions.contains(where: { keep[$0] }) else { return }
             let c = step.embedding.shape[1]
-            for i in 0..<b { for (j, p) in step.positions.enumerated() where keep[p] {
-                let id = step.tokens[i * n + j]
-                for ch in 0..<c { step.embedding.data[(i * c + ch) * full + p] = q.embedding.data[id * c + ch] }
-            } }
+            for i in 0..<b {
+                for (j, p) in step.positions.enumerated() where keep[p] {
+                    let id = step.tokens[i * n + j]
+                    for ch in 0..<c { step.embedding.data[(i * c + ch) * full + p] = q.embedding.data[id * c + ch] }
+                }
+            }
         }
-        let r = try sampler.sample(labels: labels, sampleIndices: sampleIndices, seed: seed, decode: decode,
-                                   recordLogits: recordLogits, hook: hook, progress: progress)
+        let r = try sampler.sample(
+            labels: labels, sampleIndices: sampleIndices, seed: seed, decode: decode,
+            recordLogits: recordLogits, hook: hook, progress: progress)
         return Result(sample: r, editor: editor)
     }
 }

@@ -55,9 +55,11 @@ public struct NextScaleSampler<Model: TokenModel> {
 
     /// Generates one image per label. `sampleIndices` (default 0..<B) select each sample's random stream.
     /// `progress` receives (step, steps) before each step and (steps, steps) before decoding.
-    public func sample(labels: [Int], sampleIndices: [Int]? = nil, seed: UInt64, decode: Bool = true,
-                       recordLogits: Bool = false, hook: ScaleHook? = nil,
-                       progress: ((_ step: Int, _ steps: Int) -> Void)? = nil) throws -> Result {
+    public func sample(
+        labels: [Int], sampleIndices: [Int]? = nil, seed: UInt64, decode: Bool = true,
+        recordLogits: Bool = false, hook: ScaleHook? = nil,
+        progress: ((_ step: Int, _ steps: Int) -> Void)? = nil
+    ) throws -> Result {
         let b = labels.count
         let idx = sampleIndices ?? Array(0..<b)
         guard idx.count == b else { throw VARError.badInput("\(idx.count) sample indices for \(b) labels") }
@@ -84,12 +86,15 @@ public struct NextScaleSampler<Model: TokenModel> {
             let si = st.scale, pn = pns[si], full = pn * pn, n = st.positions.count
             progress?(k, steps.count)
             if st.positions.lowerBound == 0 { mapTokens = [Int](repeating: 0, count: b * full) }
-            let raw = model.step(x, state: &state)   // [B or 2B, n, V]
-            try raw.requireFinite("VAR transformer logits at scale \(si + 1)/\(sn) (\(pn)x\(pn))" + (n == full ? "" : ", position \(st.positions.lowerBound + 1)/\(full)"))
-            let sampling = Profiler.begin(.sampling)   // guidance, temperature, top-k / top-p masks, draws
+            let raw = model.step(x, state: &state)  // [B or 2B, n, V]
+            try raw.requireFinite(
+                "VAR transformer logits at scale \(si + 1)/\(sn) (\(pn)x\(pn))"
+                    + (n == full ? "" : ", position \(st.positions.lowerBound + 1)/\(full)"))
+            let sampling = Profiler.begin(.sampling)  // guidance, temperature, top-k / top-p masks, draws
             let t = TokenSampling.guidanceWeight(cfg: cfg, scale: si, scales: sn)
-            let logits = TokenSampling.processLogits(raw, batch: b, positions: 0..<n, guided: guided, t: t, options: options,
-                                                     record: recordLogits ? { recorded.append($0) } : nil)
+            let logits = TokenSampling.processLogits(
+                raw, batch: b, positions: 0..<n, guided: guided, t: t, options: options,
+                record: recordLogits ? { recorded.append($0) } : nil)
             var tokens = [Int](repeating: 0, count: b * n)
             let ratio = Float(sn > 1 ? Double(si) / Double(sn - 1) : 0)
             var soft: [Float] = options.moreSmooth ? [Float](repeating: 0, count: b * n * v) : []
@@ -117,7 +122,8 @@ public struct NextScaleSampler<Model: TokenModel> {
             } else {
                 stepEmbedding = n == full ? q.embed(tokens, batch: b, pn: pn).reshaped([b, q.channels, n]) : embedRows(tokens, q, b, n)
             }
-            mapEmbedding = n == full ? stepEmbedding.reshaped([b, q.channels, pn, pn]) : placed(stepEmbedding, into: mapEmbedding, st, q, b, pn)
+            mapEmbedding =
+                n == full ? stepEmbedding.reshaped([b, q.channels, pn, pn]) : placed(stepEmbedding, into: mapEmbedding, st, q, b, pn)
             var sampled = ScaleSample(scale: si, patchNum: pn, positions: st.positions, tokens: tokens, embedding: mapEmbedding)
             try hook?(&sampled)
             mapEmbedding = sampled.embedding
@@ -151,9 +157,13 @@ public struct NextScaleSampler<Model: TokenModel> {
     private func placed(_ e: Tensor, into map: Tensor, _ st: TokenStep, _ q: MultiScaleQuantizer, _ b: Int, _ pn: Int) -> Tensor {
         let c = q.channels, full = pn * pn, n = st.positions.count
         var out = st.positions.lowerBound == 0 ? Tensor(zeros: [b, c, pn, pn]) : map
-        for s in 0..<b { for ch in 0..<c { for p in 0..<n {
-            out.data[(s * c + ch) * full + st.positions.lowerBound + p] = e.data[(s * c + ch) * n + p]
-        } } }
+        for s in 0..<b {
+            for ch in 0..<c {
+                for p in 0..<n {
+                    out.data[(s * c + ch) * full + st.positions.lowerBound + p] = e.data[(s * c + ch) * n + p]
+                }
+            }
+        }
         return out
     }
 }

@@ -23,7 +23,9 @@ public struct TokenSamplingOptions: Sendable, Equatable {
     public func validate() throws {
         guard topK >= 0 else { throw SamplingError.badOption("--top-k must be >= 0, got \(topK)") }
         guard topP >= 0 && topP <= 1 && !topP.isNaN else { throw SamplingError.badOption("--top-p must be in [0, 1], got \(topP)") }
-        guard temperature > 0 && temperature.isFinite else { throw SamplingError.badOption("--temperature must be > 0, got \(temperature)") }
+        guard temperature > 0 && temperature.isFinite else {
+            throw SamplingError.badOption("--temperature must be > 0, got \(temperature)")
+        }
     }
 }
 
@@ -42,9 +44,10 @@ public struct TokenSamplingOverrides: Sendable, Equatable {
 
     public func resolved(recorded: TokenSamplingOverrides = TokenSamplingOverrides()) -> TokenSamplingOptions {
         let d = TokenSamplingOptions()
-        return TokenSamplingOptions(topK: topK ?? recorded.topK ?? d.topK, topP: topP ?? recorded.topP ?? d.topP,
-                                    temperature: temperature ?? recorded.temperature ?? d.temperature,
-                                    moreSmooth: moreSmooth ?? recorded.moreSmooth ?? d.moreSmooth)
+        return TokenSamplingOptions(
+            topK: topK ?? recorded.topK ?? d.topK, topP: topP ?? recorded.topP ?? d.topP,
+            temperature: temperature ?? recorded.temperature ?? d.temperature,
+            moreSmooth: moreSmooth ?? recorded.moreSmooth ?? d.moreSmooth)
     }
 
     /// Checks the fields that are set (a `SamplingError` naming the flag).
@@ -53,7 +56,11 @@ public struct TokenSamplingOverrides: Sendable, Equatable {
 
 public enum SamplingError: Error, CustomStringConvertible {
     case badOption(String)
-    public var description: String { switch self { case .badOption(let s): return s } }
+    public var description: String {
+        switch self {
+        case .badOption(let s): return s
+        }
+    }
 }
 
 public enum TokenSampling {
@@ -113,8 +120,10 @@ public enum TokenSampling {
         sn > 1 ? cfg * (Double(si) / Double(sn - 1)) : 0
     }
 
-    public static func guide(cond: UnsafePointer<Float>, uncond: UnsafePointer<Float>, count n: Int, t: Double,
-                             into out: UnsafeMutablePointer<Float>) {
+    public static func guide(
+        cond: UnsafePointer<Float>, uncond: UnsafePointer<Float>, count n: Int, t: Double,
+        into out: UnsafeMutablePointer<Float>
+    ) {
         let a = Float(1 + t), b = Float(t)
         for i in 0..<n { out[i] = a * cond[i] - b * uncond[i] }
     }
@@ -123,22 +132,28 @@ public enum TokenSampling {
     /// with weight `t` (when `guided`: rows of sample s at batch s, its unconditional twin at batch s + B), then
     /// the temperature, then the top-k / top-p masks. `raw` is [B or 2B, len, V]; the rows of positions
     /// `positions` come back as [B, positions.count, V]. `record` sees the guided, tempered rows before masking.
-    public static func processLogits(_ raw: Tensor, batch b: Int, positions: Range<Int>, guided: Bool, t: Double,
-                                     options: TokenSamplingOptions, record: ((Tensor) -> Void)? = nil) -> [Float] {
+    public static func processLogits(
+        _ raw: Tensor, batch b: Int, positions: Range<Int>, guided: Bool, t: Double,
+        options: TokenSamplingOptions, record: ((Tensor) -> Void)? = nil
+    ) -> [Float] {
         let len = raw.shape[1], v = raw.shape[2], n = positions.count
-        precondition(raw.shape[0] == (guided ? 2 * b : b) && positions.upperBound <= len, "logits \(raw.shape) for batch \(b), positions \(positions)")
+        precondition(
+            raw.shape[0] == (guided ? 2 * b : b) && positions.upperBound <= len,
+            "logits \(raw.shape) for batch \(b), positions \(positions)")
         var rows = [Float](repeating: 0, count: b * n * v)
-        raw.data.withUnsafeBufferPointer { pr in rows.withUnsafeMutableBufferPointer { pl in
-            for s in 0..<b {
-                let cond = pr.baseAddress! + (s * len + positions.lowerBound) * v
-                let out = pl.baseAddress! + s * n * v
-                if guided {
-                    guide(cond: cond, uncond: cond + b * len * v, count: n * v, t: t, into: out)
-                } else {
-                    out.update(from: cond, count: n * v)
+        raw.data.withUnsafeBufferPointer { pr in
+            rows.withUnsafeMutableBufferPointer { pl in
+                for s in 0..<b {
+                    let cond = pr.baseAddress! + (s * len + positions.lowerBound) * v
+                    let out = pl.baseAddress! + s * n * v
+                    if guided {
+                        guide(cond: cond, uncond: cond + b * len * v, count: n * v, t: t, into: out)
+                    } else {
+                        out.update(from: cond, count: n * v)
+                    }
                 }
             }
-        } }
+        }
         if options.temperature != 1 { let tt = options.temperature; for i in 0..<rows.count { rows[i] /= tt } }
         record?(Tensor(shape: [b, n, v], data: rows))
         // Masks are deterministic and independent per row: computed in parallel; draws stay per sample.

@@ -25,8 +25,10 @@ public struct ResnetBlock: Sendable {
         self.norm1 = norm1; self.conv1 = conv1; self.norm2 = norm2; self.conv2 = conv2; self.shortcut = shortcut
     }
 
-    public init(_ r: WeightReader, inChannels: Int, outChannels: Int? = nil, groups: Int = 32, eps: Float,
-                keys: ResnetKeys = .taming) throws {
+    public init(
+        _ r: WeightReader, inChannels: Int, outChannels: Int? = nil, groups: Int = 32, eps: Float,
+        keys: ResnetKeys = .taming
+    ) throws {
         norm1 = try r.groupNorm(keys.norm1, channels: inChannels, groups: groups, eps: eps)
         conv1 = try r.conv(keys.conv1, inChannels: inChannels, outChannels: outChannels)
         let out = conv1.outChannels
@@ -63,15 +65,18 @@ public struct SpatialAttention: Sendable {
     }
 
     /// VAR / taming layout: `norm`, `qkv` (1x1 conv, 3C outputs), `proj_out` (1x1 conv).
-    public static func fusedQKV(_ r: WeightReader, channels c: Int, groups: Int = 32, eps: Float,
-                                norm: String = "norm", qkv: String = "qkv", proj: String = "proj_out") throws -> SpatialAttention {
+    public static func fusedQKV(
+        _ r: WeightReader, channels c: Int, groups: Int = 32, eps: Float,
+        norm: String = "norm", qkv: String = "qkv", proj: String = "proj_out"
+    ) throws -> SpatialAttention {
         let n = try r.groupNorm(norm, channels: c, groups: groups, eps: eps)
         let w = try r.linear(qkv, inFeatures: c, outFeatures: 3 * c)
         let ws = w.weight.split([c, c, c], dim: 0)
         let bs = w.bias?.split([c, c, c], dim: 0)
-        return SpatialAttention(norm: n, q: Linear(weight: ws[0], bias: bs?[0]), k: Linear(weight: ws[1], bias: bs?[1]),
-                                v: Linear(weight: ws[2], bias: bs?[2]),
-                                proj: try r.linear(proj, inFeatures: c, outFeatures: c))
+        return SpatialAttention(
+            norm: n, q: Linear(weight: ws[0], bias: bs?[0]), k: Linear(weight: ws[1], bias: bs?[1]),
+            v: Linear(weight: ws[2], bias: bs?[2]),
+            proj: try r.linear(proj, inFeatures: c, outFeatures: c))
     }
 
     /// diffusers layout: `group_norm`, `to_q`, `to_k`, `to_v`, `to_out.0` (Linear), or the old
@@ -79,11 +84,12 @@ public struct SpatialAttention: Sendable {
     public static func separate(_ r: WeightReader, channels c: Int, eps: Float) throws -> SpatialAttention {
         let old = !r.has("to_q.weight") && r.has("query.weight")
         let names = old ? ("query", "key", "value", "proj_attn") : ("to_q", "to_k", "to_v", "to_out.0")
-        return SpatialAttention(norm: try r.groupNorm("group_norm", channels: c, eps: eps),
-                                q: try r.linear(names.0, inFeatures: c, outFeatures: c),
-                                k: try r.linear(names.1, inFeatures: c, outFeatures: c),
-                                v: try r.linear(names.2, inFeatures: c, outFeatures: c),
-                                proj: try r.linear(names.3, inFeatures: c, outFeatures: c))
+        return SpatialAttention(
+            norm: try r.groupNorm("group_norm", channels: c, eps: eps),
+            q: try r.linear(names.0, inFeatures: c, outFeatures: c),
+            k: try r.linear(names.1, inFeatures: c, outFeatures: c),
+            v: try r.linear(names.2, inFeatures: c, outFeatures: c),
+            proj: try r.linear(names.3, inFeatures: c, outFeatures: c))
     }
 
     public func callAsFunction(_ x: Tensor) -> Tensor {
@@ -98,39 +104,52 @@ public struct SpatialAttention: Sendable {
         func project(_ l: Linear, _ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>) {
             if let bias = l.bias { for ch in 0..<c { (dst + ch * n).update(repeating: bias.data[ch], count: n) } }
             l.weight.data.withUnsafeBufferPointer { pw in
-                BLAS.sgemm(m: c, n: n, k: c, a: pw.baseAddress!, lda: c, b: src, ldb: n,
-                           beta: l.bias == nil ? 0 : 1, c: dst, ldc: n)
+                BLAS.sgemm(
+                    m: c, n: n, k: c, a: pw.baseAddress!, lda: c, b: src, ldb: n,
+                    beta: l.bias == nil ? 0 : 1, c: dst, ldc: n)
             }
         }
         var qb = [Float](repeating: 0, count: c * n), kb = qb, vb = qb, ab = qb, pb = qb
         var scores = [Float](repeating: 0, count: n * n)
-        hn.data.withUnsafeBufferPointer { ph in out.data.withUnsafeMutableBufferPointer { po in
-            for bi in 0..<b {
-                let src = ph.baseAddress! + bi * c * n
-                qb.withUnsafeMutableBufferPointer { pq in kb.withUnsafeMutableBufferPointer { pk in
-                vb.withUnsafeMutableBufferPointer { pv in ab.withUnsafeMutableBufferPointer { pa in
-                pb.withUnsafeMutableBufferPointer { pp in scores.withUnsafeMutableBufferPointer { ps in
-                    project(q, src, pq.baseAddress!)
-                    project(k, src, pk.baseAddress!)
-                    project(v, src, pv.baseAddress!)
-                    // scores[i, j] = scale * sum_c q[c, i] k[c, j]; softmax over keys j.
-                    BLAS.sgemm(transA: true, m: n, n: n, k: c, alpha: scale, a: pq.baseAddress!, lda: n,
-                               b: pk.baseAddress!, ldb: n, c: ps.baseAddress!, ldc: n)
-                    let sp = UnsafeSendable(UnsafePointer(ps.baseAddress!))
-                    Parallel.forEach((n + 63) / 64) { blk in
-                        for r in (blk * 64)..<min(n, blk * 64 + 64) {
-                            softmaxInPlace(UnsafeMutablePointer(mutating: sp.p) + r * n, n)
+        hn.data.withUnsafeBufferPointer { ph in
+            out.data.withUnsafeMutableBufferPointer { po in
+                for bi in 0..<b {
+                    let src = ph.baseAddress! + bi * c * n
+                    qb.withUnsafeMutableBufferPointer { pq in
+                        kb.withUnsafeMutableBufferPointer { pk in
+                            vb.withUnsafeMutableBufferPointer { pv in
+                                ab.withUnsafeMutableBufferPointer { pa in
+                                    pb.withUnsafeMutableBufferPointer { pp in
+                                        scores.withUnsafeMutableBufferPointer { ps in
+                                            project(q, src, pq.baseAddress!)
+                                            project(k, src, pk.baseAddress!)
+                                            project(v, src, pv.baseAddress!)
+                                            // scores[i, j] = scale * sum_c q[c, i] k[c, j]; softmax over keys j.
+                                            BLAS.sgemm(
+                                                transA: true, m: n, n: n, k: c, alpha: scale, a: pq.baseAddress!, lda: n,
+                                                b: pk.baseAddress!, ldb: n, c: ps.baseAddress!, ldc: n)
+                                            let sp = UnsafeSendable(UnsafePointer(ps.baseAddress!))
+                                            Parallel.forEach((n + 63) / 64) { blk in
+                                                for r in (blk * 64)..<min(n, blk * 64 + 64) {
+                                                    softmaxInPlace(UnsafeMutablePointer(mutating: sp.p) + r * n, n)
+                                                }
+                                            }
+                                            // attended[c, i] = sum_j v[c, j] scores[i, j]
+                                            BLAS.sgemm(
+                                                transB: true, m: c, n: n, k: n, a: pv.baseAddress!, lda: n, b: ps.baseAddress!, ldb: n,
+                                                c: pa.baseAddress!, ldc: n)
+                                            project(proj, pa.baseAddress!, pp.baseAddress!)
+                                            let o = po.baseAddress! + bi * c * n
+                                            for i in 0..<(c * n) { o[i] += pp[i] }
+                                        }
+                                    }
+                                }
+                            }
                         }
                     }
-                    // attended[c, i] = sum_j v[c, j] scores[i, j]
-                    BLAS.sgemm(transB: true, m: c, n: n, k: n, a: pv.baseAddress!, lda: n, b: ps.baseAddress!, ldb: n,
-                               c: pa.baseAddress!, ldc: n)
-                    project(proj, pa.baseAddress!, pp.baseAddress!)
-                    let o = po.baseAddress! + bi * c * n
-                    for i in 0..<(c * n) { o[i] += pp[i] }
-                } } } } } }
+                }
             }
-        } }
+        }
         return out
     }
 }
@@ -154,4 +173,3 @@ public struct Upsample: Sendable {
         conv(x.interpolated(height: 2 * x.dim(-2), width: 2 * x.dim(-1), mode: .nearest))
     }
 }
-

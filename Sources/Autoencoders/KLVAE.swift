@@ -32,7 +32,8 @@ public struct KLVAE: Sendable {
         let l = config.latentChannels
         decoder = try KLDecoder(r["decoder"], config: config)
         encoder = archive.contains("encoder.conv_in.weight") ? try KLEncoder(r["encoder"], config: config) : nil
-        quantConv = config.useQuantConv && encoder != nil
+        quantConv =
+            config.useQuantConv && encoder != nil
             ? try r.conv("quant_conv", inChannels: 2 * l, outChannels: 2 * l) : nil
         postQuantConv = config.usePostQuantConv ? try r.conv("post_quant_conv", inChannels: l, outChannels: l) : nil
     }
@@ -50,7 +51,8 @@ public struct KLVAE: Sendable {
         guard let encoder else { throw AutoencoderError.badInput("this KL-VAE checkpoint has no encoder weights") }
         let f = config.downsampleFactor
         guard x.rank == 4, x.shape[1] == config.inChannels, x.shape[2] % f == 0, x.shape[3] % f == 0 else {
-            throw AutoencoderError.badInput("KL-VAE encode expects images [N, \(config.inChannels), H, W] with H, W multiples of \(f), got \(x.shape)")
+            throw AutoencoderError.badInput(
+                "KL-VAE encode expects images [N, \(config.inChannels), H, W] with H, W multiples of \(f), got \(x.shape)")
         }
         var moments = encoder(x)
         if let quantConv { moments = quantConv(moments) }
@@ -102,14 +104,17 @@ public struct KLVAE: Sendable {
                 if FileManager.default.fileExists(atPath: p) { return p }
             }
         }
-        throw CheckpointError.cannotOpen(path: path, reason: "directory has no diffusion_pytorch_model.safetensors or .bin (nor under vae/)")
+        throw CheckpointError.cannotOpen(
+            path: path, reason: "directory has no diffusion_pytorch_model.safetensors or .bin (nor under vae/)")
     }
 }
 
 public enum AutoencoderError: Error, CustomStringConvertible, Equatable {
     case badInput(String)
     public var description: String {
-        switch self { case let .badInput(s): return s }
+        switch self {
+        case let .badInput(s): return s
+        }
     }
 }
 
@@ -214,10 +219,11 @@ public struct KLDecoder: Sendable {
 /// diffusers ResnetBlock2D (no time embedding, output_scale_factor 1) with `groups` GroupNorm groups.
 func klResnet(_ r: WeightReader, in cin: Int, out cout: Int, groups: Int) throws -> ResnetBlock {
     let conv1 = try r.conv("conv1", inChannels: cin, outChannels: cout)
-    return ResnetBlock(norm1: try r.groupNorm("norm1", channels: cin, groups: groups, eps: KLVAE.eps), conv1: conv1,
-                       norm2: try r.groupNorm("norm2", channels: cout, groups: groups, eps: KLVAE.eps),
-                       conv2: try r.conv("conv2", inChannels: cout, outChannels: cout),
-                       shortcut: cin != cout ? try r.conv("conv_shortcut", inChannels: cin, outChannels: cout) : nil)
+    return ResnetBlock(
+        norm1: try r.groupNorm("norm1", channels: cin, groups: groups, eps: KLVAE.eps), conv1: conv1,
+        norm2: try r.groupNorm("norm2", channels: cout, groups: groups, eps: KLVAE.eps),
+        conv2: try r.conv("conv2", inChannels: cout, outChannels: cout),
+        shortcut: cin != cout ? try r.conv("conv_shortcut", inChannels: cin, outChannels: cout) : nil)
 }
 
 /// The mid-block attention: `group_norm` + `to_q/to_k/to_v/to_out.0` (current diffusers) or
@@ -225,7 +231,8 @@ func klResnet(_ r: WeightReader, in cin: Int, out cout: Int, groups: Int) throws
 func klAttention(_ r: WeightReader, channels c: Int, groups: Int) throws -> SpatialAttention {
     let legacy = !r.has("to_q.weight") && r.has("query.weight")
     let n = legacy ? ("query", "key", "value", "proj_attn") : ("to_q", "to_k", "to_v", "to_out.0")
-    return SpatialAttention(norm: try r.groupNorm("group_norm", channels: c, groups: groups, eps: KLVAE.eps),
-                            q: try r.linear(n.0, inFeatures: c, outFeatures: c), k: try r.linear(n.1, inFeatures: c, outFeatures: c),
-                            v: try r.linear(n.2, inFeatures: c, outFeatures: c), proj: try r.linear(n.3, inFeatures: c, outFeatures: c))
+    return SpatialAttention(
+        norm: try r.groupNorm("group_norm", channels: c, groups: groups, eps: KLVAE.eps),
+        q: try r.linear(n.0, inFeatures: c, outFeatures: c), k: try r.linear(n.1, inFeatures: c, outFeatures: c),
+        v: try r.linear(n.2, inFeatures: c, outFeatures: c), proj: try r.linear(n.3, inFeatures: c, outFeatures: c))
 }

@@ -68,8 +68,10 @@ public struct KLVAEConfig: Equatable, Sendable {
     public static func infer(from a: TensorArchive, groups: Int? = nil) throws -> KLVAEConfig {
         guard a.contains("decoder.conv_in.weight"), a.contains("decoder.up_blocks.0.resnets.0.conv1.weight") else {
             let sample = a.keys.prefix(4).map { "'\($0)'" }.joined(separator: ", ")
-            throw CheckpointError.unsupported(path: a.path, reason: "not a diffusers AutoencoderKL: no 'decoder.conv_in.weight' / " +
-                                              "'decoder.up_blocks.0.resnets.0.conv1.weight' (its first keys are \(sample))")
+            throw CheckpointError.unsupported(
+                path: a.path,
+                reason: "not a diffusers AutoencoderKL: no 'decoder.conv_in.weight' / "
+                    + "'decoder.up_blocks.0.resnets.0.conv1.weight' (its first keys are \(sample))")
         }
         var c = KLVAEConfig()
         let convIn = try a.requireInfo("decoder.conv_in.weight").shape

@@ -59,7 +59,8 @@ public struct VQLatentCodec: LatentCodec {
     public func fhat(_ images: Tensor) throws -> Tensor {
         let side = vae.patchNums.last! * downsampleFactor
         guard images.rank == 4, images.shape[1] == vae.config.inChannels, images.shape[2] == side, images.shape[3] == side else {
-            throw AutoencoderError.badInput("VQ-VAE encode expects images [N, \(vae.config.inChannels), \(side), \(side)], got \(images.shape)")
+            throw AutoencoderError.badInput(
+                "VQ-VAE encode expects images [N, \(vae.config.inChannels), \(side), \(side)], got \(images.shape)")
         }
         return vae.quantizer.fhat(tokens: try vae.tokens(images: images), batch: images.shape[0]).last!
     }

@@ -49,8 +49,9 @@ public struct MultiScaleQuantizer: Sendable {
         let start = k == 4 ? 1.0 / 3.0 / Double(k) : 1.0 / 2.0 / Double(k)
         let stop = k == 4 ? 1.0 - 1.0 / 3.0 / Double(k) : 1.0 - 1.0 / 2.0 / Double(k)
         var ticks: [Double]
-        if k == 1 { ticks = [start] }
-        else {
+        if k == 1 {
+            ticks = [start]
+        } else {
             let step = (stop - start) / Double(k - 1)
             ticks = (0..<k).map { Double($0) * step + start }
             ticks[k - 1] = stop
@@ -76,10 +77,12 @@ public struct MultiScaleQuantizer: Sendable {
         var out = [Float](repeating: 0, count: batch * c * pn * pn)
         let n = pn * pn
         embedding.data.withUnsafeBufferPointer { e in
-            for b in 0..<batch { for p in 0..<n {
-                let id = ids[b * n + p]
-                for ch in 0..<c { out[(b * c + ch) * n + p] = e[id * c + ch] }
-            } }
+            for b in 0..<batch {
+                for p in 0..<n {
+                    let id = ids[b * n + p]
+                    for ch in 0..<c { out[(b * c + ch) * n + p] = e[id * c + ch] }
+                }
+            }
         }
         return Tensor(shape: [batch, c, pn, pn], data: out)
     }
@@ -108,7 +111,7 @@ public struct MultiScaleQuantizer: Sendable {
         var rest = f
         var result: [[Int]] = []
         for (si, pn) in patchNums.enumerated() {
-            let z = downsampledTokens(rest, pn: pn)   // [B, n, C]
+            let z = downsampledTokens(rest, pn: pn)  // [B, n, C]
             let ids = MultiScaleQuantizer.nearestCodes(z, codebook: embedding)
             let h = contribution(ids, batch: b, scale: si)
             rest -= h
@@ -131,7 +134,7 @@ public struct MultiScaleQuantizer: Sendable {
     public static func nearestCodes(_ z: Tensor, codebook e: Tensor) -> [Int] {
         let c = e.shape[1], v = e.shape[0], rows = z.count / c
         let ee: [Float] = (0..<v).map { i in (0..<c).reduce(Float(0)) { $0 + e.data[i * c + $1] * e.data[i * c + $1] } }
-        let ze = (z.rank == 3 ? z : z.reshaped([rows, c])).matmul(e, transposeOther: true)   // [(B,) rows, V]
+        let ze = (z.rank == 3 ? z : z.reshaped([rows, c])).matmul(e, transposeOther: true)  // [(B,) rows, V]
         return (0..<rows).map { r in
             var zz: Float = 0
             for ch in 0..<c { let t = z.data[r * c + ch]; zz += t * t }

@@ -24,13 +24,15 @@ public struct VQVAEConfig: Sendable, Equatable {
 
     /// How the Phi refinement convolutions are stored (official share_quant_resi: 0 -> nonShared, 1 -> shared, K -> partial).
     public enum PhiLayout: Sendable, Equatable {
-        case shared                 // quant_resi.qresi
-        case partiallyShared(Int)   // quant_resi.qresi_ls.0..K-1
-        case nonShared(Int)         // quant_resi.0..K-1
+        case shared  // quant_resi.qresi
+        case partiallyShared(Int)  // quant_resi.qresi_ls.0..K-1
+        case nonShared(Int)  // quant_resi.0..K-1
     }
 
-    public init(ch: Int, chMult: [Int], numResBlocks: Int, zChannels: Int, inChannels: Int = 3, vocabSize: Int,
-                attnAtLowest: Bool = true, midAttn: Bool = true, phiLayout: PhiLayout = .partiallyShared(4)) {
+    public init(
+        ch: Int, chMult: [Int], numResBlocks: Int, zChannels: Int, inChannels: Int = 3, vocabSize: Int,
+        attnAtLowest: Bool = true, midAttn: Bool = true, phiLayout: PhiLayout = .partiallyShared(4)
+    ) {
         self.ch = ch; self.chMult = chMult; self.numResBlocks = numResBlocks; self.zChannels = zChannels
         self.inChannels = inChannels; self.vocabSize = vocabSize; self.attnAtLowest = attnAtLowest; self.midAttn = midAttn
         self.phiLayout = phiLayout
@@ -46,7 +48,8 @@ public struct VQVAEConfig: Sendable, Equatable {
     public static func normGroups(of a: TensorArchive) throws -> Int {
         guard let text = (a as? SafetensorsFile)?.metadata[.normGroups] else { return 32 }
         guard let g = Int(text), (1...4096).contains(g) else {
-            throw AutoencoderError.badInput("\(a.path): metadata 'varlab.norm_groups' must be an integer in 1...4096, got '\(text.prefix(40))'")
+            throw AutoencoderError.badInput(
+                "\(a.path): metadata 'varlab.norm_groups' must be an integer in 1...4096, got '\(text.prefix(40))'")
         }
         return g
     }
@@ -61,7 +64,9 @@ public struct VQVAEConfig: Sendable, Equatable {
         let ch = convIn[0]
         var levels = 0
         while a.contains("encoder.down.\(levels).block.0.conv1.weight") { levels += 1 }
-        guard levels > 0 else { throw CheckpointError.missingKey(path: a.path, key: "encoder.down.0.block.0.conv1.weight", available: a.keys.count) }
+        guard levels > 0 else {
+            throw CheckpointError.missingKey(path: a.path, key: "encoder.down.0.block.0.conv1.weight", available: a.keys.count)
+        }
         var mult: [Int] = []
         for l in 0..<levels {
             let s = try shape("encoder.down.\(l).block.0.conv1.weight")
@@ -81,12 +86,14 @@ public struct VQVAEConfig: Sendable, Equatable {
             throw CheckpointError.wrongShape(path: a.path, key: "quantize.embedding.weight", expected: [emb[0], z], actual: emb)
         }
         var layout: PhiLayout
-        if a.contains("quantize.quant_resi.qresi.weight") { layout = .shared }
-        else {
+        if a.contains("quantize.quant_resi.qresi.weight") {
+            layout = .shared
+        } else {
             var k = 0
             while a.contains("quantize.quant_resi.qresi_ls.\(k).weight") { k += 1 }
-            if k > 0 { layout = .partiallyShared(k) }
-            else {
+            if k > 0 {
+                layout = .partiallyShared(k)
+            } else {
                 while a.contains("quantize.quant_resi.\(k).weight") { k += 1 }
                 guard k > 0 else {
                     throw CheckpointError.missingKey(path: a.path, key: "quantize.quant_resi.qresi_ls.0.weight", available: a.keys.count)
@@ -94,9 +101,10 @@ public struct VQVAEConfig: Sendable, Equatable {
                 layout = .nonShared(k)
             }
         }
-        return VQVAEConfig(ch: ch, chMult: mult, numResBlocks: blocks, zChannels: z, inChannels: convIn[1], vocabSize: emb[0],
-                           attnAtLowest: a.contains("encoder.down.\(levels - 1).attn.0.qkv.weight"),
-                           midAttn: a.contains("encoder.mid.attn_1.qkv.weight"), phiLayout: layout)
+        return VQVAEConfig(
+            ch: ch, chMult: mult, numResBlocks: blocks, zChannels: z, inChannels: convIn[1], vocabSize: emb[0],
+            attnAtLowest: a.contains("encoder.down.\(levels - 1).attn.0.qkv.weight"),
+            midAttn: a.contains("encoder.mid.attn_1.qkv.weight"), phiLayout: layout)
     }
 }
 
@@ -133,7 +141,8 @@ public struct VQEncoder: Sendable {
             let blockOut = c.ch * c.chMult[l]
             var blocks: [ResnetBlock] = [], attns: [SpatialAttention] = []
             for b in 0..<c.numResBlocks {
-                blocks.append(try ResnetBlock(lr["block"][String(b)], inChannels: blockIn, outChannels: blockOut, groups: c.normGroups, eps: c.eps))
+                blocks.append(
+                    try ResnetBlock(lr["block"][String(b)], inChannels: blockIn, outChannels: blockOut, groups: c.normGroups, eps: c.eps))
                 blockIn = blockOut
                 if l == c.chMult.count - 1 && c.attnAtLowest {
                     attns.append(try .fusedQKV(lr["attn"][String(b)], channels: blockIn, groups: c.normGroups, eps: c.eps))
@@ -184,7 +193,8 @@ public struct VQDecoder: Sendable {
             let blockOut = c.ch * c.chMult[l]
             var blocks: [ResnetBlock] = [], attns: [SpatialAttention] = []
             for b in 0...c.numResBlocks {
-                blocks.append(try ResnetBlock(lr["block"][String(b)], inChannels: blockIn, outChannels: blockOut, groups: c.normGroups, eps: c.eps))
+                blocks.append(
+                    try ResnetBlock(lr["block"][String(b)], inChannels: blockIn, outChannels: blockOut, groups: c.normGroups, eps: c.eps))
                 blockIn = blockOut
                 if l == c.chMult.count - 1 && c.attnAtLowest {
                     attns.append(try .fusedQKV(lr["attn"][String(b)], channels: blockIn, groups: c.normGroups, eps: c.eps))
@@ -248,8 +258,12 @@ public struct VQVAE: Sendable {
     public func decode(fhat: Tensor) -> Tensor { decoder(postQuantConv(fhat)).clamped(-1, 1) }
 
     /// `idxBl_to_img(same_shape=True, last_one=True)`.
-    public func decode(tokens: [[Int]]) -> Tensor { decode(fhat: quantizer.fhat(tokens: tokens, batch: tokens[0].count / (patchNums[0] * patchNums[0])).last!) }
+    public func decode(tokens: [[Int]]) -> Tensor {
+        decode(fhat: quantizer.fhat(tokens: tokens, batch: tokens[0].count / (patchNums[0] * patchNums[0])).last!)
+    }
 
     /// `idxBl_to_img(same_shape=True, last_one=False)`: the progressive previews, one image per scale.
-    public func progressiveDecode(tokens: [[Int]]) -> [Tensor] { quantizer.fhat(tokens: tokens, batch: tokens[0].count / (patchNums[0] * patchNums[0])).map { decode(fhat: $0) } }
+    public func progressiveDecode(tokens: [[Int]]) -> [Tensor] {
+        quantizer.fhat(tokens: tokens, batch: tokens[0].count / (patchNums[0] * patchNums[0])).map { decode(fhat: $0) }
+    }
 }

@@ -50,8 +50,12 @@ extension VQVAEConfig {
     public func decoderFLOPs(latent: Int) -> Double {
         let c = self
         func conv(_ cin: Int, _ cout: Int, _ k: Int, _ hw: Int) -> Double { 2 * Double(cin * cout * k * k) * Double(hw * hw) }
-        func res(_ cin: Int, _ cout: Int, _ hw: Int) -> Double { conv(cin, cout, 3, hw) + conv(cout, cout, 3, hw) + (cin != cout ? conv(cin, cout, 1, hw) : 0) }
-        func attn(_ ch: Int, _ hw: Int) -> Double { let n = Double(hw * hw); return 4 * 2 * Double(ch * ch) * n + 2 * 2 * n * n * Double(ch) }
+        func res(_ cin: Int, _ cout: Int, _ hw: Int) -> Double {
+            conv(cin, cout, 3, hw) + conv(cout, cout, 3, hw) + (cin != cout ? conv(cin, cout, 1, hw) : 0)
+        }
+        func attn(_ ch: Int, _ hw: Int) -> Double {
+            let n = Double(hw * hw); return 4 * 2 * Double(ch * ch) * n + 2 * 2 * n * n * Double(ch)
+        }
         var hw = latent
         var blockIn = c.ch * c.chMult.last!
         var f = conv(c.zChannels, c.zChannels, 3, hw) + conv(c.zChannels, blockIn, 3, hw)

@@ -21,8 +21,10 @@ public final class DiTBlock {
     private var n1 = Tensor(zeros: [0]), n2 = Tensor(zeros: [0]), a = Tensor(zeros: [0]), f = Tensor(zeros: [0])
 
     /// `initial(layer, out, in)` gives new weights of "attn.qkv", "attn.proj", "mlp.fc1", "mlp.fc2", "adaLN_modulation.1".
-    public init(_ name: String, dim d: Int, heads: Int, mlpHidden: Int, source src: ParameterSource,
-                initial: (_ layer: String, _ out: Int, _ in: Int) -> (weight: Tensor, bias: Tensor)) throws {
+    public init(
+        _ name: String, dim d: Int, heads: Int, mlpHidden: Int, source src: ParameterSource,
+        initial: (_ layer: String, _ out: Int, _ in: Int) -> (weight: Tensor, bias: Tensor)
+    ) throws {
         attn = try SelfAttentionLayer(name + ".attn", dim: d, heads: heads, source: src) { initial("attn." + $0, $1, $2) }
         fc1 = try LinearLayer(name + ".mlp.fc1", inFeatures: d, outFeatures: mlpHidden, source: src) { initial("mlp.fc1", mlpHidden, d) }
         fc2 = try LinearLayer(name + ".mlp.fc2", inFeatures: mlpHidden, outFeatures: d, source: src) { initial("mlp.fc2", d, mlpHidden) }
@@ -36,7 +38,7 @@ public final class DiTBlock {
     /// x: [N, T, D]; siluC: SiLU(c) as [N, D] (shared by all blocks, so computed once by the caller).
     public func callAsFunction(_ x: Tensor, siluC: Tensor) -> Tensor {
         let d = x.dim(-1)
-        let mod = adaLN(siluC)                    // [N, 6D]
+        let mod = adaLN(siluC)  // [N, 6D]
         var h = x
         let a = attn(DiTBlock.modulate(norm1(h), mod, shift: 0, scale: 1, width: d))
         DiTBlock.addGated(&h, a, mod, gate: 2, width: d)
@@ -85,16 +87,18 @@ public final class DiTBlock {
         let n = x.shape[0], t = x.shape[1]
         let chunks = mod.dim(-1) / d
         var out = x.data
-        out.withUnsafeMutableBufferPointer { po in mod.data.withUnsafeBufferPointer { pm in
-            for b in 0..<n {
-                let sh = pm.baseAddress! + b * chunks * d + shift * d
-                let sc = pm.baseAddress! + b * chunks * d + scale * d
-                for tok in 0..<t {
-                    let row = po.baseAddress! + (b * t + tok) * d
-                    for i in 0..<d { row[i] = row[i] * (1 + sc[i]) + sh[i] }
+        out.withUnsafeMutableBufferPointer { po in
+            mod.data.withUnsafeBufferPointer { pm in
+                for b in 0..<n {
+                    let sh = pm.baseAddress! + b * chunks * d + shift * d
+                    let sc = pm.baseAddress! + b * chunks * d + scale * d
+                    for tok in 0..<t {
+                        let row = po.baseAddress! + (b * t + tok) * d
+                        for i in 0..<d { row[i] = row[i] * (1 + sc[i]) + sh[i] }
+                    }
                 }
             }
-        } }
+        }
         return Tensor(shape: x.shape, data: out)
     }
 
@@ -102,15 +106,19 @@ public final class DiTBlock {
     static func addGated(_ h: inout Tensor, _ y: Tensor, _ mod: Tensor, gate: Int, width d: Int) {
         let n = h.shape[0], t = h.shape[1]
         let chunks = mod.dim(-1) / d
-        h.data.withUnsafeMutableBufferPointer { ph in y.data.withUnsafeBufferPointer { py in mod.data.withUnsafeBufferPointer { pm in
-            for b in 0..<n {
-                let g = pm.baseAddress! + b * chunks * d + gate * d
-                for tok in 0..<t {
-                    let o = (b * t + tok) * d
-                    for i in 0..<d { ph[o + i] += g[i] * py[o + i] }
+        h.data.withUnsafeMutableBufferPointer { ph in
+            y.data.withUnsafeBufferPointer { py in
+                mod.data.withUnsafeBufferPointer { pm in
+                    for b in 0..<n {
+                        let g = pm.baseAddress! + b * chunks * d + gate * d
+                        for tok in 0..<t {
+                            let o = (b * t + tok) * d
+                            for i in 0..<d { ph[o + i] += g[i] * py[o + i] }
+                        }
+                    }
                 }
             }
-        } } }
+        }
     }
 }
 
@@ -121,9 +129,13 @@ public final class DiTFinalLayer {
     private var chunks: [Tensor] = []
     private var n = Tensor(zeros: [0])
 
-    public init(dim d: Int, outFeatures: Int, source src: ParameterSource,
-                initial: (_ layer: String, _ out: Int, _ in: Int) -> (weight: Tensor, bias: Tensor)) throws {
-        linear = try LinearLayer("final_layer.linear", inFeatures: d, outFeatures: outFeatures, source: src) { initial("linear", outFeatures, d) }
+    public init(
+        dim d: Int, outFeatures: Int, source src: ParameterSource,
+        initial: (_ layer: String, _ out: Int, _ in: Int) -> (weight: Tensor, bias: Tensor)
+    ) throws {
+        linear = try LinearLayer("final_layer.linear", inFeatures: d, outFeatures: outFeatures, source: src) {
+            initial("linear", outFeatures, d)
+        }
         adaLN = try LinearLayer("final_layer.adaLN_modulation.1", inFeatures: d, outFeatures: 2 * d, source: src) {
             initial("adaLN_modulation.1", 2 * d, d)
         }

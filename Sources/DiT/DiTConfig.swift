@@ -26,8 +26,10 @@ public struct DiTConfig: Equatable, Sendable, CustomStringConvertible {
         self.init(inputSize: 8, patchSize: 2, inChannels: 16, hiddenSize: 128, depth: 6, numHeads: 4, numClasses: 10, learnSigma: false)
     }
 
-    public init(inputSize: Int, patchSize: Int, inChannels: Int = 4, hiddenSize: Int, depth: Int, numHeads: Int,
-                mlpRatio: Double = 4, numClasses: Int = 1000, learnSigma: Bool = true) {
+    public init(
+        inputSize: Int, patchSize: Int, inChannels: Int = 4, hiddenSize: Int, depth: Int, numHeads: Int,
+        mlpRatio: Double = 4, numClasses: Int = 1000, learnSigma: Bool = true
+    ) {
         self.inputSize = inputSize
         self.patchSize = patchSize
         self.inChannels = inChannels
@@ -78,14 +80,16 @@ public struct DiTConfig: Equatable, Sendable, CustomStringConvertible {
     public static func named(_ name: String, imageSize: Int = 256, numClasses: Int = 1000) throws -> DiTConfig {
         let parts = name.uppercased().replacingOccurrences(of: "DIT-", with: "").split(separator: "/")
         guard parts.count == 2, let fam = families.first(where: { $0.name == parts[0] }), let p = Int(parts[1]),
-              [2, 4, 8].contains(p) else {
+            [2, 4, 8].contains(p)
+        else {
             throw DiTError.badConfig("unknown DiT config '\(name)'; expected S|B|L|XL followed by /2, /4 or /8 (e.g. XL/2)")
         }
         guard imageSize % 8 == 0, (imageSize / 8) % p == 0 else {
             throw DiTError.badConfig("image size \(imageSize) is not a multiple of 8 * patch \(p)")
         }
-        return DiTConfig(inputSize: imageSize / 8, patchSize: p, hiddenSize: fam.hidden, depth: fam.depth,
-                         numHeads: fam.heads, numClasses: numClasses)
+        return DiTConfig(
+            inputSize: imageSize / 8, patchSize: p, hiddenSize: fam.hidden, depth: fam.depth,
+            numHeads: fam.heads, numClasses: numClasses)
     }
 
     /// Official head count for a hidden size, if it is one of S/B/L/XL.
@@ -102,8 +106,8 @@ public struct DiTConfig: Equatable, Sendable, CustomStringConvertible {
     }
 
     public var description: String {
-        "DiT-\(familyName) latent \(inputSize)x\(inputSize)x\(inChannels), \(numPatches) tokens, hidden \(hiddenSize), " +
-        "depth \(depth), heads \(numHeads), mlp \(mlpHiddenSize), classes \(numClasses), learn_sigma \(learnSigma)"
+        "DiT-\(familyName) latent \(inputSize)x\(inputSize)x\(inChannels), \(numPatches) tokens, hidden \(hiddenSize), "
+            + "depth \(depth), heads \(numHeads), mlp \(mlpHiddenSize), classes \(numClasses), learn_sigma \(learnSigma)"
     }
 }
 
@@ -131,11 +135,12 @@ extension DiTConfig: Codable {
 
     public init(from decoder: Decoder) throws {
         let k = try decoder.container(keyedBy: CodingKeys.self)
-        self.init(inputSize: try k.decode(Int.self, forKey: .inputSize), patchSize: try k.decode(Int.self, forKey: .patchSize),
-                  inChannels: try k.decode(Int.self, forKey: .inChannels), hiddenSize: try k.decode(Int.self, forKey: .hiddenSize),
-                  depth: try k.decode(Int.self, forKey: .depth), numHeads: try k.decode(Int.self, forKey: .numHeads),
-                  mlpRatio: try k.decodeIfPresent(Double.self, forKey: .mlpRatio) ?? 4, numClasses: try k.decode(Int.self, forKey: .numClasses),
-                  learnSigma: try k.decodeIfPresent(Bool.self, forKey: .learnSigma) ?? false)
+        self.init(
+            inputSize: try k.decode(Int.self, forKey: .inputSize), patchSize: try k.decode(Int.self, forKey: .patchSize),
+            inChannels: try k.decode(Int.self, forKey: .inChannels), hiddenSize: try k.decode(Int.self, forKey: .hiddenSize),
+            depth: try k.decode(Int.self, forKey: .depth), numHeads: try k.decode(Int.self, forKey: .numHeads),
+            mlpRatio: try k.decodeIfPresent(Double.self, forKey: .mlpRatio) ?? 4, numClasses: try k.decode(Int.self, forKey: .numClasses),
+            learnSigma: try k.decodeIfPresent(Bool.self, forKey: .learnSigma) ?? false)
         classDropout = try k.decodeIfPresent(Float.self, forKey: .classDropout) ?? 0.1
     }
 
@@ -158,20 +163,26 @@ extension DiTConfig: Codable {
     /// The official state dict's names and shapes (random-weight models for benchmarks).
     public var stateDictShapes: [(String, [Int])] {
         let d = hiddenSize, p = patchSize, f = DiTConfig.frequencyEmbeddingSize
-        var s: [(String, [Int])] = [("x_embedder.proj.weight", [d, inChannels, p, p]), ("x_embedder.proj.bias", [d]),
-                                    ("pos_embed", [1, numPatches, d]),
-                                    ("t_embedder.mlp.0.weight", [d, f]), ("t_embedder.mlp.0.bias", [d]),
-                                    ("t_embedder.mlp.2.weight", [d, d]), ("t_embedder.mlp.2.bias", [d]),
-                                    ("y_embedder.embedding_table.weight", [numClasses + 1, d])]
+        var s: [(String, [Int])] = [
+            ("x_embedder.proj.weight", [d, inChannels, p, p]), ("x_embedder.proj.bias", [d]),
+            ("pos_embed", [1, numPatches, d]),
+            ("t_embedder.mlp.0.weight", [d, f]), ("t_embedder.mlp.0.bias", [d]),
+            ("t_embedder.mlp.2.weight", [d, d]), ("t_embedder.mlp.2.bias", [d]),
+            ("y_embedder.embedding_table.weight", [numClasses + 1, d]),
+        ]
         for i in 0..<depth {
             let b = "blocks.\(i)."
-            s += [(b + "attn.qkv.weight", [3 * d, d]), (b + "attn.qkv.bias", [3 * d]), (b + "attn.proj.weight", [d, d]),
-                  (b + "attn.proj.bias", [d]), (b + "mlp.fc1.weight", [mlpHiddenSize, d]), (b + "mlp.fc1.bias", [mlpHiddenSize]),
-                  (b + "mlp.fc2.weight", [d, mlpHiddenSize]), (b + "mlp.fc2.bias", [d]),
-                  (b + "adaLN_modulation.1.weight", [6 * d, d]), (b + "adaLN_modulation.1.bias", [6 * d])]
+            s += [
+                (b + "attn.qkv.weight", [3 * d, d]), (b + "attn.qkv.bias", [3 * d]), (b + "attn.proj.weight", [d, d]),
+                (b + "attn.proj.bias", [d]), (b + "mlp.fc1.weight", [mlpHiddenSize, d]), (b + "mlp.fc1.bias", [mlpHiddenSize]),
+                (b + "mlp.fc2.weight", [d, mlpHiddenSize]), (b + "mlp.fc2.bias", [d]),
+                (b + "adaLN_modulation.1.weight", [6 * d, d]), (b + "adaLN_modulation.1.bias", [6 * d]),
+            ]
         }
-        s += [("final_layer.linear.weight", [p * p * outChannels, d]), ("final_layer.linear.bias", [p * p * outChannels]),
-              ("final_layer.adaLN_modulation.1.weight", [2 * d, d]), ("final_layer.adaLN_modulation.1.bias", [2 * d])]
+        s += [
+            ("final_layer.linear.weight", [p * p * outChannels, d]), ("final_layer.linear.bias", [p * p * outChannels]),
+            ("final_layer.adaLN_modulation.1.weight", [2 * d, d]), ("final_layer.adaLN_modulation.1.bias", [2 * d]),
+        ]
         return s
     }
 }
@@ -186,7 +197,8 @@ extension DiTConfig {
         for key in ["pos_embed", "x_embedder.proj.weight", "y_embedder.embedding_table.weight", "final_layer.linear.weight"] {
             guard archive.contains(key) else {
                 if archive.contains("word_embed.weight") || archive.contains("lvl_1L") || archive.contains("class_emb.weight") {
-                    throw DiTError.notDiT(path: path, reason: "it looks like a VAR checkpoint (keys 'word_embed' / 'class_emb'); use --model var")
+                    throw DiTError.notDiT(
+                        path: path, reason: "it looks like a VAR checkpoint (keys 'word_embed' / 'class_emb'); use --model var")
                 }
                 let sample = archive.keys.prefix(4).map { "'\($0)'" }.joined(separator: ", ")
                 throw DiTError.notDiT(path: path, reason: "missing key '\(key)' (its first keys are \(sample))")
@@ -222,17 +234,20 @@ extension DiTConfig {
         }
         let outC = fin[0] / (p * p)
         guard outC == cin || outC == 2 * cin else {
-            throw DiTError.notDiT(path: path, reason: "final layer gives \(outC) channels for \(cin) input channels (expected \(cin) or \(2 * cin))")
+            throw DiTError.notDiT(
+                path: path, reason: "final layer gives \(outC) channels for \(cin) input channels (expected \(cin) or \(2 * cin))")
         }
         guard let heads = numHeads ?? officialHeads(hiddenSize: hidden) else {
-            throw DiTError.badConfig("\(path): hidden size \(hidden) is not an official DiT size (384/768/1024/1152), so the " +
-                                     "number of attention heads cannot be inferred; give it (--dit-heads, or a dit_config.json beside the checkpoint)")
+            throw DiTError.badConfig(
+                "\(path): hidden size \(hidden) is not an official DiT size (384/768/1024/1152), so the "
+                    + "number of attention heads cannot be inferred; give it (--dit-heads, or a dit_config.json beside the checkpoint)")
         }
         guard heads > 0, hidden % heads == 0 else {
             throw DiTError.badConfig("\(path): \(heads) heads do not divide the hidden size \(hidden)")
         }
-        var c = DiTConfig(inputSize: grid * p, patchSize: p, inChannels: cin, hiddenSize: hidden, depth: depth,
-                          numHeads: heads, numClasses: table[0] - 1, learnSigma: outC == 2 * cin)
+        var c = DiTConfig(
+            inputSize: grid * p, patchSize: p, inChannels: cin, hiddenSize: hidden, depth: depth,
+            numHeads: heads, numClasses: table[0] - 1, learnSigma: outC == 2 * cin)
         c.mlpHiddenSize = fc1[0]
         return c
     }
@@ -251,11 +266,14 @@ extension DiTConfig {
     /// Checks a config against the sizes given in a JSON config file, naming the field that disagrees.
     public func validate(againstJSON path: String) throws {
         guard let data = FileManager.default.contents(atPath: path),
-              let obj = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else { return }
+            let obj = try? JSONSerialization.jsonObject(with: data) as? [String: Any]
+        else { return }
         let kw = (obj["kwargs"] as? [String: Any]) ?? obj
-        let checks: [(String, Int)] = [("input_size", inputSize), ("patch_size", patchSize), ("in_channels", inChannels),
-                                       ("hidden_size", hiddenSize), ("depth", depth), ("num_heads", numHeads),
-                                       ("num_classes", numClasses)]
+        let checks: [(String, Int)] = [
+            ("input_size", inputSize), ("patch_size", patchSize), ("in_channels", inChannels),
+            ("hidden_size", hiddenSize), ("depth", depth), ("num_heads", numHeads),
+            ("num_classes", numClasses),
+        ]
         for (k, v) in checks {
             if let j = (kw[k] as? NSNumber)?.intValue, j != v {
                 throw DiTError.badConfig("\(path): \(k) = \(j), but the checkpoint's shapes give \(v)")

@@ -10,8 +10,10 @@ public enum DiTEmbeddings {
     /// so a 1-ulp difference in f_i moves the argument by up to ~3e-5 and the feature by as much, which the model
     /// carries into epsilon and sqrt(1/abar_t - 1) (~157 at t = 999) into pred_xstart. For the official size
     /// (256, max period 10000) the table below holds them bit for bit.
-    public static func timestepFeatures(_ t: [Float], dim: Int = DiTConfig.frequencyEmbeddingSize,
-                                        maxPeriod: Double = 10000) -> Tensor {
+    public static func timestepFeatures(
+        _ t: [Float], dim: Int = DiTConfig.frequencyEmbeddingSize,
+        maxPeriod: Double = 10000
+    ) -> Tensor {
         let half = dim / 2
         let freqs = timestepFrequencies(half: half, maxPeriod: maxPeriod)
         var out = [Float](repeating: 0, count: t.count * dim)
@@ -54,7 +56,7 @@ public enum DiTEmbeddings {
         0x3A83126E, 0x3A73F1A2, 0x3A6301E3, 0x3A533F24, 0x3A44948A, 0x3A36EE9D, 0x3A2A3B44, 0x3A1E69A2,
         0x3A136A14, 0x3A092E01, 0x39FF4FAD, 0x39ED95E4, 0x39DD1721, 0x39CDBD93, 0x39BF74D6, 0x39B229FB,
         0x39A5CB61, 0x399A48A0, 0x398F9275, 0x39859AA4, 0x3978A80D, 0x3967648C, 0x395753E2, 0x394860BF,
-        0x393A7753, 0x392D852A, 0x39217919, 0x39164326, 0x390BD46D, 0x39021F28, 0x38F22CDD, 0x38E15C8E
+        0x393A7753, 0x392D852A, 0x39217919, 0x39164326, 0x390BD46D, 0x39021F28, 0x38F22CDD, 0x38E15C8E,
     ]
 
     /// 2-D sin-cos position table [gridSize * gridSize, dim] (MAE's get_2d_sincos_pos_embed, as DiT uses it).

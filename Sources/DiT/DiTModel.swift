@@ -64,15 +64,19 @@ public final class DiTModel: @unchecked Sendable {
             DiTEmbeddings.sinCos2D(dim: d, gridSize: c.gridSize).reshaped([1, c.numPatches, d])
         }
         let f = DiTConfig.frequencyEmbeddingSize
-        tMLP1 = try LinearLayer("t_embedder.mlp.0", inFeatures: f, outFeatures: d, source: src) { (normal([d, f], tail + 7), Tensor(zeros: [d])) }
-        tMLP2 = try LinearLayer("t_embedder.mlp.2", inFeatures: d, outFeatures: d, source: src) { (normal([d, d], tail + 8), Tensor(zeros: [d])) }
+        tMLP1 = try LinearLayer("t_embedder.mlp.0", inFeatures: f, outFeatures: d, source: src) {
+            (normal([d, f], tail + 7), Tensor(zeros: [d]))
+        }
+        tMLP2 = try LinearLayer("t_embedder.mlp.2", inFeatures: d, outFeatures: d, source: src) {
+            (normal([d, d], tail + 8), Tensor(zeros: [d]))
+        }
         labelTable = try EmbeddingLayer("y_embedder.embedding_table", count: c.numClasses + 1, dim: d, source: src) {
             normal([c.numClasses + 1, d], tail + 6)
         }
         let order = ["attn.qkv", "attn.proj", "mlp.fc1", "mlp.fc2"]
         blocks = try (0..<c.depth).map { i in
             try DiTBlock("blocks.\(i)", dim: d, heads: c.numHeads, mlpHidden: c.mlpHiddenSize, source: src) { layer, out, inF in
-                guard let k = order.firstIndex(of: layer) else { return zeros(out, inF) }   // adaLN_modulation: zero
+                guard let k = order.firstIndex(of: layer) else { return zeros(out, inF) }  // adaLN_modulation: zero
                 return (xavier([out, inF], fanIn: inF, fanOut: out, base + 5 * UInt64(i) + UInt64(k) + 1), Tensor(zeros: [out]))
             }
         }
@@ -157,9 +161,11 @@ public final class DiTModel: @unchecked Sendable {
     /// h [N, T, D] += pos_embed.
     func addPositions(_ h: inout Tensor) {
         let n = h.shape[0], td = config.numPatches * config.hiddenSize
-        h.data.withUnsafeMutableBufferPointer { ph in posEmbed.value.data.withUnsafeBufferPointer { pp in
-            for b in 0..<n { for i in 0..<td { ph[b * td + i] += pp[i] } }
-        } }
+        h.data.withUnsafeMutableBufferPointer { ph in
+            posEmbed.value.data.withUnsafeBufferPointer { pp in
+                for b in 0..<n { for i in 0..<td { ph[b * td + i] += pp[i] } }
+            }
+        }
     }
 
     // MARK: training

@@ -44,8 +44,9 @@ public struct GaussianDiffusion: Sendable {
     public init(respacing: String, diffusionSteps: Int = 1000, learnSigma: Bool = true) throws {
         guard diffusionSteps >= 1 else { throw DiTError.badConfig("diffusion needs at least 1 step") }
         let keep = respacing.isEmpty ? Array(0..<diffusionSteps) : try Respacing.spaceTimesteps(diffusionSteps, respacing)
-        self.init(useTimesteps: keep, baseBetas: GaussianDiffusion.linearBetas(diffusionSteps),
-                  varianceType: learnSigma ? .learnedRange : .fixedLarge)
+        self.init(
+            useTimesteps: keep, baseBetas: GaussianDiffusion.linearBetas(diffusionSteps),
+            varianceType: learnSigma ? .learnedRange : .fixedLarge)
     }
 
     /// SpacedDiffusion: keeps `useTimesteps` of the base process; respaced beta_i = 1 - abar[i] / abar[previous kept].
@@ -56,7 +57,7 @@ public struct GaussianDiffusion: Sendable {
         var newBetas: [Double] = []
         var map: [Int] = []
         for (i, b) in baseBetas.enumerated() {
-            ac *= 1.0 - b                      // np.cumprod of alphas, sequential
+            ac *= 1.0 - b  // np.cumprod of alphas, sequential
             if keep.contains(i) {
                 newBetas.append(1 - ac / last)
                 last = ac
@@ -155,8 +156,9 @@ public struct GaussianDiffusion: Sendable {
                 }
             }
         }
-        return MeanVariance(mean: Tensor(shape: x.shape, data: mean), variance: Tensor(shape: x.shape, data: variance),
-                            logVariance: Tensor(shape: x.shape, data: logVar), predXstart: Tensor(shape: x.shape, data: x0))
+        return MeanVariance(
+            mean: Tensor(shape: x.shape, data: mean), variance: Tensor(shape: x.shape, data: variance),
+            logVariance: Tensor(shape: x.shape, data: logVar), predXstart: Tensor(shape: x.shape, data: x0))
     }
 
     /// `q_sample`: x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) noise (t respaced, one per row; float32 coefficients).

@@ -33,8 +33,12 @@ final class VAREditBackend: EditBackend {
     init(model: VARModel, vae: VQVAE, defaults: VARSampleDefaults? = nil) { self.model = model; self.vae = vae; self.defaults = defaults }
 
     static func load(_ o: EditOptions) throws -> VAREditBackend {
-        guard let ck = o.checkpoint else { throw EditFieldError(field: "checkpoint", message: "missing: the VAR checkpoint (e.g. var_d16.pth)") }
-        guard let vp = o.vae else { throw EditFieldError(field: "vae", message: "missing: the VQ-VAE checkpoint (e.g. vae_ch160v4096z32.pth)") }
+        guard let ck = o.checkpoint else {
+            throw EditFieldError(field: "checkpoint", message: "missing: the VAR checkpoint (e.g. var_d16.pth)")
+        }
+        guard let vp = o.vae else {
+            throw EditFieldError(field: "vae", message: "missing: the VQ-VAE checkpoint (e.g. vae_ch160v4096z32.pth)")
+        }
         let pns = try o.patchNums.map { try editIntList($0, field: "patch-nums") }
         let model: VARModel
         do { model = try VARModel(archive: try CheckpointLoader.open(path: ck, keyPath: o.key), patchNums: pns) } catch {
@@ -48,7 +52,9 @@ final class VAREditBackend: EditBackend {
             throw EditFieldError(field: "vae", message: "\(error)")
         }
         let vae: VQVAE
-        do { vae = try VQVAE(archive: va, patchNums: model.config.patchNums) } catch { throw EditFieldError(field: "vae", message: "\(error)") }
+        do { vae = try VQVAE(archive: va, patchNums: model.config.patchNums) } catch {
+            throw EditFieldError(field: "vae", message: "\(error)")
+        }
         return VAREditBackend(model: model, vae: vae, defaults: VARSampleDefaults(path: ck))
     }
 
@@ -61,10 +67,13 @@ final class VAREditBackend: EditBackend {
         } else {
             mask = try TokenEditMask(size: p, keep: try request.region.pixels.cellsRegenerated(p).map { !$0 })
         }
-        if mask.keptCount == p * p { throw EditFieldError(field: "mask", message: "every token is kept at the \(p)x\(p) token grid: nothing to regenerate") }
+        if mask.keptCount == p * p {
+            throw EditFieldError(field: "mask", message: "every token is kept at the \(p)x\(p) token grid: nothing to regenerate")
+        }
         let label = request.classLabel ?? numClasses
-        let options = TokenSamplingOptions(topK: o.topK ?? defaults?.topK ?? 900, topP: o.topP ?? defaults?.topP ?? 0.96,
-                                           moreSmooth: o.moreSmooth)
+        let options = TokenSamplingOptions(
+            topK: o.topK ?? defaults?.topK ?? 900, topP: o.topP ?? defaults?.topP ?? 0.96,
+            moreSmooth: o.moreSmooth)
         let sampler: NextScaleSampler<VARModel>
         do { sampler = try NextScaleSampler(model: model, vae: vae, cfg: o.cfg ?? defaults?.cfg ?? 1.5, options: options) } catch {
             let text = "\(error)"
@@ -72,7 +81,8 @@ final class VAREditBackend: EditBackend {
         }
         let sn = vae.patchNums.count
         let r = try withoutActuallyEscaping(progress) { report in
-            try VARZeroShotEditor(sampler: sampler).edit(images: request.image.signedCHW(), mask: mask, labels: [label], seed: o.seed) { si, n in
+            try VARZeroShotEditor(sampler: sampler).edit(images: request.image.signedCHW(), mask: mask, labels: [label], seed: o.seed) {
+                si, n in
                 if si < n { report("scale \(si + 1)/\(n)") } else { report("decode") }
             }
         }
@@ -82,8 +92,11 @@ final class VAREditBackend: EditBackend {
         var regen = [Bool](repeating: false, count: s * s)
         for y in 0..<s { for x in 0..<s { regen[y * s + x] = mask.values[(y / cell) * p + min(x / cell, p - 1)] < 0.5 } }
         let kept = (0..<sn).map { si in mask.keep(at: vae.patchNums[si]).filter { $0 }.count }
-        return EditResult(image: img, regenerated: try PixelMask(width: s, height: s, regenerate: regen),
-                          details: "var: \(label == numClasses ? "null class" : "class \(label)"), kept tokens per scale \(kept.map(String.init).joined(separator: "/")) of \(vae.patchNums.map { String($0 * $0) }.joined(separator: "/"))")
+        return EditResult(
+            image: img, regenerated: try PixelMask(width: s, height: s, regenerate: regen),
+            details:
+                "var: \(label == numClasses ? "null class" : "class \(label)"), kept tokens per scale \(kept.map(String.init).joined(separator: "/")) of \(vae.patchNums.map { String($0 * $0) }.joined(separator: "/"))"
+        )
     }
 
     private func unwrapImages(_ t: Tensor?) throws -> Tensor {
@@ -113,16 +126,25 @@ final class DiTEditBackend: EditBackend {
     }
 
     static func load(_ o: EditOptions) throws -> DiTEditBackend {
-        guard let ck = o.checkpoint else { throw EditFieldError(field: "checkpoint", message: "missing: the DiT checkpoint (e.g. DiT-XL-2-256x256.pt)") }
-        guard let vp = o.vae else { throw EditFieldError(field: "vae", message: "missing: the KL-VAE (a diffusers AutoencoderKL folder or file) or the tiny VQ-VAE") }
+        guard let ck = o.checkpoint else {
+            throw EditFieldError(field: "checkpoint", message: "missing: the DiT checkpoint (e.g. DiT-XL-2-256x256.pt)")
+        }
+        guard let vp = o.vae else {
+            throw EditFieldError(field: "vae", message: "missing: the KL-VAE (a diffusers AutoencoderKL folder or file) or the tiny VQ-VAE")
+        }
         let info = DiTCheckpointInfo(path: ck)
         let model: DiTModel
-        do { model = try DiTModel.load(path: ck, numHeads: info.heads) } catch { throw EditFieldError(field: "checkpoint", message: "\(error)") }
+        do { model = try DiTModel.load(path: ck, numHeads: info.heads) } catch {
+            throw EditFieldError(field: "checkpoint", message: "\(error)")
+        }
         let codec: LatentCodec
         if let g = o.vaeGroups, g < 1 { throw EditFieldError(field: "vae-groups", message: "must be positive, got \(g)") }
-        do { codec = try info.codec(vae: vp, groups: o.vaeGroups, checkpoint: ck) } catch { throw EditFieldError(field: "vae", message: "\(error)") }
+        do { codec = try info.codec(vae: vp, groups: o.vaeGroups, checkpoint: ck) } catch {
+            throw EditFieldError(field: "vae", message: "\(error)")
+        }
         guard codec.latentChannels == model.config.inChannels else {
-            throw EditFieldError(field: "vae", message: "the VAE has \(codec.latentChannels) latent channels, the DiT expects \(model.config.inChannels)")
+            throw EditFieldError(
+                field: "vae", message: "the VAE has \(codec.latentChannels) latent channels, the DiT expects \(model.config.inChannels)")
         }
         if let kl = codec as? KLLatentCodec, kl.vae.encoder == nil {
             throw EditFieldError(field: "vae", message: "this KL-VAE has no encoder weights (editing must encode the input)")
@@ -130,7 +152,9 @@ final class DiTEditBackend: EditBackend {
         let channels: CFGChannels
         if let asked = o.cfgChannels {
             guard let c = CFGChannels(rawValue: asked) else {
-                throw EditFieldError(field: "cfg-channels", message: "must be \(CFGChannels.allCases.map(\.rawValue).joined(separator: " or ")), got '\(asked)'")
+                throw EditFieldError(
+                    field: "cfg-channels",
+                    message: "must be \(CFGChannels.allCases.map(\.rawValue).joined(separator: " or ")), got '\(asked)'")
             }
             channels = c
         } else {
@@ -154,19 +178,22 @@ final class DiTEditBackend: EditBackend {
         // Known latent, scaled as the denoiser was trained (KL-VAE: posterior MEAN x 0.18215; VQ-VAE: f-hat x scale).
         let known = try codec.encode(request.image.signedCHW())
         guard known.shape == [1, c.inChannels, c.inputSize, c.inputSize] else {
-            throw EditFieldError(field: "vae", message: "latent \(known.shape) does not fit the DiT input \([1, c.inChannels, c.inputSize, c.inputSize])")
+            throw EditFieldError(
+                field: "vae", message: "latent \(known.shape) does not fit the DiT input \([1, c.inChannels, c.inputSize, c.inputSize])")
         }
         // The mask at latent resolution (a latent cell is regenerated when at least half of its pixels are).
         let regen = try request.region.pixels.cellsRegenerated(c.inputSize)
         let keep = regen.map { !$0 }
         let mode: DiffusionEditor.Mode = o.strength.map { .sdedit(strength: $0) } ?? .inpaint
-        let editor = DiffusionEditor(sampler: DiffusionSampler(diffusion: diffusion, method: method), mode: mode,
-                                     resample: o.resample ? (jumpLength: o.jumpLength, jumpNSample: o.jumpNSample) : nil)
+        let editor = DiffusionEditor(
+            sampler: DiffusionSampler(diffusion: diffusion, method: method), mode: mode,
+            resample: o.resample ? (jumpLength: o.jumpLength, jumpNSample: o.jumpNSample) : nil)
         let label = request.classLabel ?? c.nullClass
         let cfg = o.cfg.map(Float.init) ?? defaultCFG
         guard cfg >= 0 && cfg.isFinite else { throw EditFieldError(field: "cfg", message: "must be >= 0") }
         // Guidance needs a real class; the null class (plain in-painting) runs the model unguided.
-        let denoiser = label != c.nullClass && cfg != 1
+        let denoiser =
+            label != c.nullClass && cfg != 1
             ? DiTDenoisers.guided(model, labels: [label], scale: cfg, channels: channels) : DiTDenoisers.plain(model, labels: [label])
         var noise = PerSampleNoise(seed: o.seed, sampleIndices: [0])
         // The editing noise (known-region noising, jumps) has its own streams so the sampler's draws are unchanged.
@@ -185,7 +212,10 @@ final class DiTEditBackend: EditBackend {
         case .inpaint: what = "RePaint in-painting" + (o.resample ? " with resampling (jump \(o.jumpLength) x \(o.jumpNSample))" : "")
         case let .sdedit(st): what = "SDEdit strength \(st)" + (keep.contains(true) ? " (masked)" : "")
         }
-        return EditResult(image: Image8(signedCHW: img), regenerated: try PixelMask(width: s, height: s, regenerate: px),
-                          details: "dit: \(what), \(label == c.nullClass ? "null class" : "class \(label)"), \(regen.filter { $0 }.count)/\(regen.count) latent cells regenerated, \(RePaintSchedule.denoisingSteps(editor.schedule())) model steps")
+        return EditResult(
+            image: Image8(signedCHW: img), regenerated: try PixelMask(width: s, height: s, regenerate: px),
+            details:
+                "dit: \(what), \(label == c.nullClass ? "null class" : "class \(label)"), \(regen.filter { $0 }.count)/\(regen.count) latent cells regenerated, \(RePaintSchedule.denoisingSteps(editor.schedule())) model steps"
+        )
     }
 }

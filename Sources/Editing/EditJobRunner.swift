@@ -25,7 +25,7 @@ extension EditOptions {
             throw EditFieldError(field: "job", message: "is not a JSON object (\(job.fields[0].value.scalarText ?? "array item"))")
         }
         for (key, value) in job.fields {
-            if key == "name" { continue } // a label for messages only
+            if key == "name" { continue }  // a label for messages only
             let option = key.replacingOccurrences(of: "_", with: "-")
             guard let kind = EditJobField.kinds.first(where: { $0.name == option })?.kind else {
                 throw EditFieldError(field: key, message: "unknown field (known: name, \(EditJobField.known))")
@@ -45,7 +45,9 @@ extension EditOptions {
             switch value {
             case let .array(items):
                 let parts = items.map(\.scalarText)
-                guard !parts.contains(where: { $0 == nil }) else { throw EditFieldError(field: key, message: "list items must be numbers or strings") }
+                guard !parts.contains(where: { $0 == nil }) else {
+                    throw EditFieldError(field: key, message: "list items must be numbers or strings")
+                }
                 text = parts.map { $0! }.joined(separator: ",")
             case .object:
                 throw EditFieldError(field: key, message: "expected a number, a string or a list, got an object")
@@ -124,8 +126,11 @@ public struct EditJobRunner {
         var collisions: [Int: String] = [:]
         for job in jobs {
             for f in Self.plannedOutputs(job, base: base) ?? [] {
-                if let first = claimedBy[f] { collisions[job.index] = collisions[job.index] ?? "writes \(f), which job \(first) also writes" }
-                else { claimedBy[f] = job.index }
+                if let first = claimedBy[f] {
+                    collisions[job.index] = collisions[job.index] ?? "writes \(f), which job \(first) also writes"
+                } else {
+                    claimedBy[f] = job.index
+                }
             }
         }
         var outcomes: [Outcome] = []
@@ -170,8 +175,9 @@ public struct EditJobRunner {
             let st = o.status == .done ? "ok" : o.status == .skipped ? "skipped" : "FAILED"
             var name = o.job.name
             if name.count > nameWidth { name = "…" + name.suffix(nameWidth - 1) }
-            lines.append(String(format: "%-4d ", o.job.index) + name.padding(toLength: nameWidth, withPad: " ", startingAt: 0) +
-                         "  " + st.padding(toLength: 7, withPad: " ", startingAt: 0) + String(format: "  %7.1f  ", o.seconds) + o.message)
+            lines.append(
+                String(format: "%-4d ", o.job.index) + name.padding(toLength: nameWidth, withPad: " ", startingAt: 0) + "  "
+                    + st.padding(toLength: 7, withPad: " ", startingAt: 0) + String(format: "  %7.1f  ", o.seconds) + o.message)
         }
         let ok = outcomes.filter { $0.status == .done }.count, sk = outcomes.filter { $0.status == .skipped }.count
         let bad = outcomes.count - ok - sk

@@ -12,14 +12,14 @@ public struct EditRegion {
 }
 
 public struct EditRequest {
-    public var image: Image8            // model frame, RGB
+    public var image: Image8  // model frame, RGB
     public var region: EditRegion
-    public var classLabel: Int?         // nil = null class
+    public var classLabel: Int?  // nil = null class
     public var options: EditOptions
 }
 
 public struct EditResult {
-    public var image: Image8            // model frame, RGB
+    public var image: Image8  // model frame, RGB
     /// What was actually regenerated (token / latent cells), model frame; shown by --compare.
     public var regenerated: PixelMask
     public var details: String
@@ -88,14 +88,19 @@ public enum EditRunner {
         guard let imagePath = try requireFile(o.image, field: "image") else {
             throw EditFieldError(field: "image", message: "missing: the image to edit")
         }
-        guard let outputPath = o.output else { throw EditFieldError(field: "output", message: "missing: where to write the result (-o out.png)") }
-        guard outputPath.lowercased().hasSuffix(".png") else { throw EditFieldError(field: "output", message: "must be a .png file, got \(outputPath)") }
+        guard let outputPath = o.output else {
+            throw EditFieldError(field: "output", message: "missing: where to write the result (-o out.png)")
+        }
+        guard outputPath.lowercased().hasSuffix(".png") else {
+            throw EditFieldError(field: "output", message: "must be a .png file, got \(outputPath)")
+        }
         _ = try requireFile(o.mask, field: "mask")
         _ = try requireFile(o.checkpoint, field: "checkpoint")
-        _ = try requireFile(o.vae, field: "vae", directoryOK: true) // a diffusers AutoencoderKL folder
+        _ = try requireFile(o.vae, field: "vae", directoryOK: true)  // a diffusers AutoencoderKL folder
         let regions = [("mask", o.mask), ("box", o.box), ("outpaint", o.outpaint)].filter { $0.1 != nil }
         if regions.count > 1 {
-            throw EditFieldError(field: regions[1].0, message: "give only one of mask, box, outpaint (got \(regions.map(\.0).joined(separator: " and ")))")
+            throw EditFieldError(
+                field: regions[1].0, message: "give only one of mask, box, outpaint (got \(regions.map(\.0).joined(separator: " and ")))")
         }
         let sdedit = o.strength != nil
         if let s = o.strength {
@@ -103,11 +108,15 @@ public enum EditRunner {
             guard s > 0 && s <= 1 else { throw EditFieldError(field: "strength", message: "must be in (0, 1], got \(s)") }
         }
         if regions.isEmpty && !sdedit {
-            throw EditFieldError(field: "mask", message: "missing: say what to regenerate with --mask, --box or --outpaint" +
-                                 (family == DiTFamily.name ? " (or use --strength for SDEdit of the whole image)" : ""))
+            throw EditFieldError(
+                field: "mask",
+                message: "missing: say what to regenerate with --mask, --box or --outpaint"
+                    + (family == DiTFamily.name ? " (or use --strength for SDEdit of the whole image)" : ""))
         }
         if o.resample && family != DiTFamily.name { throw EditFieldError(field: "resample", message: "only applies to --model dit") }
-        if o.resample && sdedit { throw EditFieldError(field: "resample", message: "RePaint resampling is for in-painting; not with --strength") }
+        if o.resample && sdedit {
+            throw EditFieldError(field: "resample", message: "RePaint resampling is for in-painting; not with --strength")
+        }
         if o.jumpLength < 1 { throw EditFieldError(field: "jump-length", message: "must be at least 1") }
         if o.jumpNSample < 1 { throw EditFieldError(field: "jump-n-sample", message: "must be at least 1") }
 
@@ -120,17 +129,21 @@ public enum EditRunner {
         let backend = try backend(for: o, family: family)
         let s = backend.imageSize
         if let c = o.classLabel, c < 0 || c >= backend.numClasses {
-            throw EditFieldError(field: "class", message: "\(c) is not a class of this model (0..<\(backend.numClasses); omit it for the null class)")
+            throw EditFieldError(
+                field: "class", message: "\(c) is not a class of this model (0..<\(backend.numClasses); omit it for the null class)")
         }
 
         // Out-painting by growing the canvas: the canvas becomes the image, its margins the region.
-        var frameMask: PixelMask? = nil   // a region given in the (possibly grown) original frame
+        var frameMask: PixelMask? = nil  // a region given in the (possibly grown) original frame
         if let text = o.outpaint, let grown = try parseOutpaint(text).grownCanvas(original, square: true) {
             original = grown.image
             frameMask = grown.mask
         }
         let geometry: CenterCropGeometry
-        do { geometry = try CenterCropGeometry(sourceWidth: original.width, sourceHeight: original.height, size: s, pipeline: backend.pipeline) } catch {
+        do {
+            geometry = try CenterCropGeometry(
+                sourceWidth: original.width, sourceHeight: original.height, size: s, pipeline: backend.pipeline)
+        } catch {
             throw EditFieldError(field: "image", message: "\(error)")
         }
         let modelImage: Image8
@@ -144,7 +157,9 @@ public enum EditRunner {
             region = EditRegion(pixels: try frameMask.toModel(geometry), tokenBox: nil)
         } else if let maskPath = o.mask {
             let img: Image8
-            do { img = try ImageFile.read(path: maskPath) } catch { throw EditFieldError(field: "mask", message: "cannot read \(maskPath): \(error)") }
+            do { img = try ImageFile.read(path: maskPath) } catch {
+                throw EditFieldError(field: "mask", message: "cannot read \(maskPath): \(error)")
+            }
             var (m, binary) = PixelMask.fromImage(img)
             if !binary { progress("note: the mask is not binary; thresholded at 0.5 (values >= 128 are regenerated)") }
             if m.width != original.width || m.height != original.height {
@@ -169,22 +184,26 @@ public enum EditRunner {
                 px = try spec.pixels(width: original.width, height: original.height)
                 f = try spec.modelFractions(geometry)
             } catch { throw EditFieldError(field: field, message: "\(error)") }
-            frameMask = try PixelMask.rectangle(width: original.width, height: original.height, x0: px.x0, y0: px.y0,
-                                                x1: px.x1, y1: px.y1, regenerateInside: inpainting)
+            frameMask = try PixelMask.rectangle(
+                width: original.width, height: original.height, x0: px.x0, y0: px.y0,
+                x1: px.x1, y1: px.y1, regenerateInside: inpainting)
             let sd = Double(s)
-            let pm = try PixelMask.rectangle(width: s, height: s, x0: f.x0 * sd, y0: f.y0 * sd, x1: f.x1 * sd, y1: f.y1 * sd,
-                                             regenerateInside: inpainting)
+            let pm = try PixelMask.rectangle(
+                width: s, height: s, x0: f.x0 * sd, y0: f.y0 * sd, x1: f.x1 * sd, y1: f.y1 * sd,
+                regenerateInside: inpainting)
             region = EditRegion(pixels: pm, tokenBox: (f.y0, f.x0, f.y1, f.x1, inpainting))
         } else {
             // SDEdit of the whole image.
             region = EditRegion(pixels: try PixelMask.filled(width: s, height: s, regenerate: true), tokenBox: nil)
         }
         if region.pixels.regeneratedCount == 0 && !sdedit {
-            throw EditFieldError(field: regions.first?.0 ?? "mask", message: "the region to regenerate is empty inside the \(s)x\(s) model frame")
+            throw EditFieldError(
+                field: regions.first?.0 ?? "mask", message: "the region to regenerate is empty inside the \(s)x\(s) model frame")
         }
 
         let t0 = Date()
-        let result = try backend.edit(EditRequest(image: modelImage, region: region, classLabel: o.classLabel, options: o), progress: progress)
+        let result = try backend.edit(
+            EditRequest(image: modelImage, region: region, classLabel: o.classLabel, options: o), progress: progress)
         let secs = Date().timeIntervalSince(t0)
 
         var final = result.image
@@ -202,7 +221,9 @@ public enum EditRunner {
         if o.compare {
             let strip = compareStrip([modelImage, result.regenerated.image.converted(channels: 3), result.image])
             let path = comparePath(outputPath)
-            do { try ImageFile.write(strip, to: path) } catch { throw EditFieldError(field: "output", message: "cannot write \(path): \(error)") }
+            do { try ImageFile.write(strip, to: path) } catch {
+                throw EditFieldError(field: "output", message: "cannot write \(path): \(error)")
+            }
             written.append(path)
         }
         return Summary(summary: "\(result.details); \(String(format: "%.1f", secs)) s; wrote \(written.joined(separator: ", "))")

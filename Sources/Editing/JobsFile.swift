@@ -6,12 +6,19 @@ public enum EditJSON: Decodable, Equatable, Sendable {
 
     public init(from decoder: Decoder) throws {
         let c = try decoder.singleValueContainer()
-        if c.decodeNil() { self = .null }
-        else if let b = try? c.decode(Bool.self) { self = .bool(b) }
-        else if let d = try? c.decode(Double.self) { self = .number(d) }
-        else if let s = try? c.decode(String.self) { self = .string(s) }
-        else if let a = try? c.decode([EditJSON].self) { self = .array(a) }
-        else { self = .object(try c.decode([String: EditJSON].self)) }
+        if c.decodeNil() {
+            self = .null
+        } else if let b = try? c.decode(Bool.self) {
+            self = .bool(b)
+        } else if let d = try? c.decode(Double.self) {
+            self = .number(d)
+        } else if let s = try? c.decode(String.self) {
+            self = .string(s)
+        } else if let a = try? c.decode([EditJSON].self) {
+            self = .array(a)
+        } else {
+            self = .object(try c.decode([String: EditJSON].self))
+        }
     }
 
     /// The command-line text of a scalar (integers without a decimal point); nil for arrays/objects.
@@ -30,7 +37,7 @@ public enum EditJSON: Decodable, Equatable, Sendable {
 /// One job: its position in the file, its fields (sorted by name), and a name for messages. A job that is not a JSON
 /// object carries the single field `_not_an_object` (it fails alone; the others still run).
 public struct EditJob: Sendable {
-    public var index: Int          // 1-based
+    public var index: Int  // 1-based
     public var fields: [(key: String, value: EditJSON)]
     public init(index: Int, fields: [(key: String, value: EditJSON)]) { self.index = index; self.fields = fields }
     public var name: String {

@@ -38,12 +38,16 @@ public enum BuiltinModels {
             let p = (d as NSString).appendingPathComponent("models/" + file)
             if FileManager.default.fileExists(atPath: p) { return p }
         }
-        throw GenerationError("the built-in model models/\(file) was not found (looked in \(searchDirectories.joined(separator: ", ")); set VARLAB_ASSETS to the assets/ folder or pass \(flag)")
+        throw GenerationError(
+            "the built-in model models/\(file) was not found (looked in \(searchDirectories.joined(separator: ", ")); set VARLAB_ASSETS to the assets/ folder or pass \(flag)"
+        )
     }
 
     /// (checkpoint, autoencoder) for a family: the user's files when given, else the built-in pair. Giving only one
     /// of the two is an error, since a built-in transformer only fits the built-in autoencoder.
-    public static func resolve(family: ModelFamily.Type, checkpoint: String?, vae: String?) throws -> (checkpoint: String, vae: String, builtin: Bool) {
+    public static func resolve(
+        family: ModelFamily.Type, checkpoint: String?, vae: String?
+    ) throws -> (checkpoint: String, vae: String, builtin: Bool) {
         switch (checkpoint, vae) {
         case let (c?, v?): return (c, v, false)
         case (nil, nil):

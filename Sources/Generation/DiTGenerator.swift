@@ -56,10 +56,11 @@ public struct DiTSettings: Sendable {
         let model = try DiTGenerator.loadDiT(path: checkpoint, key: key, heads: heads ?? info.heads, log: log)
         let codec = try info.codec(vae: vae, groups: vaeGroups, checkpoint: checkpoint)
         let defaults = info.sampleDefaults
-        return try DiTGenerator(model: model, codec: codec, vaePath: vae, checkpointPath: checkpoint,
-                                steps: steps ?? defaults.steps ?? 250,
-                                method: try method(default: defaults.sampler ?? "ddpm"), cfgScale: cfg ?? defaults.cfg ?? 1.5,
-                                channels: try channels(default: defaults.cfgChannels ?? "first3"))
+        return try DiTGenerator(
+            model: model, codec: codec, vaePath: vae, checkpointPath: checkpoint,
+            steps: steps ?? defaults.steps ?? 250,
+            method: try method(default: defaults.sampler ?? "ddpm"), cfgScale: cfg ?? defaults.cfg ?? 1.5,
+            channels: try channels(default: defaults.cfgChannels ?? "first3"))
     }
 }
 
@@ -84,11 +85,13 @@ public struct DiTCheckpointInfo {
     public func codec(vae: String, groups: Int?, checkpoint: String) throws -> LatentCodec {
         if VQLatentCodec.isVQVAE(path: vae) {
             guard let scale = latentScale else {
-                throw GenerationError("--vae \(vae) is a VAR VQ-VAE, but the DiT \(checkpoint) has no varlab.latent_scale " +
-                                      "(it was not trained on VQ-VAE latents; use its KL-VAE)")
+                throw GenerationError(
+                    "--vae \(vae) is a VAR VQ-VAE, but the DiT \(checkpoint) has no varlab.latent_scale "
+                        + "(it was not trained on VQ-VAE latents; use its KL-VAE)")
             }
             guard scale.isFinite, scale > 0 else {
-                throw GenerationError("\(checkpoint): metadata varlab.latent_scale = \(metadata[.latentScale] ?? "") must be a positive number")
+                throw GenerationError(
+                    "\(checkpoint): metadata varlab.latent_scale = \(metadata[.latentScale] ?? "") must be a positive number")
             }
             let pns = metadata[.vaePatchNums].map { $0.split(separator: ",").compactMap { Int($0) } }
             return VQLatentCodec(vae: try VQLatentCodec.loadVQVAE(path: vae, patchNums: pns), scale: scale)
@@ -116,11 +119,14 @@ public struct DiTGenerator: SampleGenerator {
     public var imageSize: Int { model.config.inputSize * codec.downsampleFactor }
     public var numClasses: Int { model.config.numClasses }
 
-    public init(model: DiTModel, codec: LatentCodec, vaePath: String = "<vae>", checkpointPath: String = "<dit>", steps: Int,
-         method: DiffusionSampler.Method, cfgScale: Float, channels: CFGChannels) throws {
+    public init(
+        model: DiTModel, codec: LatentCodec, vaePath: String = "<vae>", checkpointPath: String = "<dit>", steps: Int,
+        method: DiffusionSampler.Method, cfgScale: Float, channels: CFGChannels
+    ) throws {
         guard codec.latentChannels == model.config.inChannels else {
-            throw GenerationError("--vae \(vaePath): the VAE has \(codec.latentChannels) latent channels but the DiT " +
-                                  "\(checkpointPath) denoises \(model.config.inChannels)-channel latents")
+            throw GenerationError(
+                "--vae \(vaePath): the VAE has \(codec.latentChannels) latent channels but the DiT "
+                    + "\(checkpointPath) denoises \(model.config.inChannels)-channel latents")
         }
         guard (1...1000).contains(steps) else { throw GenerationError("--steps must be between 1 and 1000, got \(steps)") }
         guard cfgScale.isFinite, cfgScale >= 0 else { throw GenerationError("--cfg must be a finite number >= 0, got \(cfgScale)") }
@@ -158,13 +164,16 @@ public struct DiTGenerator: SampleGenerator {
         }
         let shape = [requests.count, c.inChannels, c.inputSize, c.inputSize]
         var noise = PerSampleNoise(seed: seed, sampleIndices: requests.map(\.index))
-        let denoiser = cfgScale > 1
+        let denoiser =
+            cfgScale > 1
             ? DiTDenoisers.guided(model, labels: labels, scale: cfgScale, channels: channels)
             : DiTDenoisers.plain(model, labels: labels)
         let latents = try sampler.sample(shape: shape, noise: &noise, denoiser: denoiser) { st in
             // Step st.step is done: the next one (or the decode) begins.
-            progress(SampleProgress(stage: st.step + 1, stages: st.steps,
-                                    label: st.step + 1 < st.steps ? "step \(st.step + 2)/\(st.steps)" : "decode"))
+            progress(
+                SampleProgress(
+                    stage: st.step + 1, stages: st.steps,
+                    label: st.step + 1 < st.steps ? "step \(st.step + 2)/\(st.steps)" : "decode"))
         }
         // vae.decode(samples / 0.18215), one image at a time to bound the decoder's memory.
         var images: [Image8] = []

@@ -45,8 +45,10 @@ public struct EvaluationResult {
 public enum EvaluationRun {
     /// Runs the request. `log` gets notes for the user (which network, statistics written); `progress` makes a
     /// progress handler for a labelled pass over a set. Returns nil when only statistics were asked for.
-    public static func run(_ q: EvaluationRequest, log: (String) -> Void,
-                           progress: ((String) -> ProgressHandler)? = nil) throws -> EvaluationResult? {
+    public static func run(
+        _ q: EvaluationRequest, log: (String) -> Void,
+        progress: ((String) -> ProgressHandler)? = nil
+    ) throws -> EvaluationResult? {
         guard q.batchSize >= 1 else { throw GenerationError("--batch-size must be at least 1") }
         guard !q.paths.isEmpty else { throw GenerationError("give SAMPLES... REFERENCE") }
         guard q.paths.count >= 2 || q.saveStats != nil else {
@@ -68,7 +70,8 @@ public enum EvaluationRun {
                 k == .fdDINOv2 ? representations.dinov2 != nil : k == .cmmd ? representations.clip != nil : true
             }
         }
-        let statsNote = [representations.dinov2.map { "; \($0.name)" }, representations.clip.map { "; \($0.name)" }].compactMap { $0 }.joined()
+        let statsNote = [representations.dinov2.map { "; \($0.name)" }, representations.clip.map { "; \($0.name)" }].compactMap { $0 }
+            .joined()
         let referencePath = q.paths.last!
         let reference = try ImageSet(paths: [referencePath])
         func requireReferenceImages() throws {
@@ -80,12 +83,14 @@ public enum EvaluationRun {
             return samples
         }
         func result(_ report: EvalReport, _ samples: ImageSet, inception: String, classifier: String?) -> EvaluationResult {
-            EvaluationResult(report: report, samples: samples.paths, reference: reference.paths[0], inception: inception, classifier: classifier)
+            EvaluationResult(
+                report: report, samples: samples.paths, reference: reference.paths[0], inception: inception, classifier: classifier)
         }
 
         // Only FD-DINOv2 / CMMD asked for, or only statistics to save without an Inception: no Inception, no toy classifier.
         if !kinds.contains(where: \.usesInceptionOrClassifier)
-            || (q.inception == nil && q.paths.count == 1 && (representations.dinov2 != nil || representations.clip != nil)) {
+            || (q.inception == nil && q.paths.count == 1 && (representations.dinov2 != nil || representations.clip != nil))
+        {
             if let s = q.saveStats {
                 try requireReferenceImages()
                 try ReferenceStatistics.write(try representations.statisticsArrays(of: reference), notes: reference.notes, to: s)
@@ -101,9 +106,15 @@ public enum EvaluationRun {
 
         guard let inceptionPath = q.inception else {
             // No Inception network: the toy classifier is the network (toy-FID etc., for toy samples).
-            guard q.classifier == nil else { throw GenerationError("--classifier is an ImageNet ResNet: give --inception too, or neither for toy metrics") }
-            let path = try q.toyClassifier ?? BuiltinModels.path(BuiltinModels.classifier, instead: "--inception (Inception FID) or --toy-classifier")
-            log("no --inception (nor VARLAB_INCEPTION): using the toy classifier \(path) as the network; toy-FID and the other toy metrics are only comparable with toy metrics, not with Inception FID")
+            guard q.classifier == nil else {
+                throw GenerationError("--classifier is an ImageNet ResNet: give --inception too, or neither for toy metrics")
+            }
+            let path =
+                try q.toyClassifier
+                ?? BuiltinModels.path(BuiltinModels.classifier, instead: "--inception (Inception FID) or --toy-classifier")
+            log(
+                "no --inception (nor VARLAB_INCEPTION): using the toy classifier \(path) as the network; toy-FID and the other toy metrics are only comparable with toy metrics, not with Inception FID"
+            )
             let toy = try ToyEvaluation(path: path)
             if let s = q.saveStats {
                 // Toy-classifier statistics are not saved (they are only ever compared within one run).
@@ -124,7 +135,8 @@ public enum EvaluationRun {
             return result(report, samples, inception: "none (toy classifier \(path))", classifier: path)
         }
 
-        let extractor = FeatureExtractor(network: try InceptionV3(path: inceptionPath), preprocessing: q.preprocessing, cacheDir: q.cacheDir)
+        let extractor = FeatureExtractor(
+            network: try InceptionV3(path: inceptionPath), preprocessing: q.preprocessing, cacheDir: q.cacheDir)
         extractor.batchSize = q.batchSize
         let evaluator = Evaluator(extractor: extractor, classifier: try q.classifier.map { try ResNet(path: $0) })
         evaluator.isSplits = q.isSplits

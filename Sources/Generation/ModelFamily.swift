@@ -14,8 +14,10 @@ public protocol ModelFamily {
     static var builtinCheckpoint: String { get }
     /// True when the archive holds this family's transformer (its characteristic keys).
     static func recognises(_ archive: TensorArchive) -> Bool
-    static func makeGenerator(_ settings: GenerationSettings, checkpoint: String, vae: String,
-                              log: (String) -> Void) throws -> SampleGenerator
+    static func makeGenerator(
+        _ settings: GenerationSettings, checkpoint: String, vae: String,
+        log: (String) -> Void
+    ) throws -> SampleGenerator
 }
 
 /// VAR (next-scale prediction) and its varlab ablation variants on the multi-scale VQ-VAE.
@@ -24,13 +26,16 @@ public enum VARFamily: ModelFamily {
     public static let summary = "VAR next-scale prediction (FoundationVision/VAR) on a multi-scale VQ-VAE"
     public static let builtinCheckpoint = BuiltinModels.varTransformer
     public static func recognises(_ archive: TensorArchive) -> Bool { archive.contains("pos_1LC") || archive.contains("lvl_embed.weight") }
-    public static func makeGenerator(_ s: GenerationSettings, checkpoint: String, vae: String,
-                                     log: (String) -> Void) throws -> SampleGenerator {
+    public static func makeGenerator(
+        _ s: GenerationSettings, checkpoint: String, vae: String,
+        log: (String) -> Void
+    ) throws -> SampleGenerator {
         let d = VARSampleDefaults(path: checkpoint)
         let options = s.tokens.resolved(recorded: d.tokens)
         let guidance = s.cfg ?? d.cfg ?? 1.5
-        return try TokenModelGenerator.load(checkpoint: checkpoint, vae: vae, key: s.key, patchNums: s.patchNums, cfg: guidance, options: options,
-                                     log: log)
+        return try TokenModelGenerator.load(
+            checkpoint: checkpoint, vae: vae, key: s.key, patchNums: s.patchNums, cfg: guidance, options: options,
+            log: log)
     }
 }
 
@@ -39,9 +44,13 @@ public enum DiTFamily: ModelFamily {
     public static let name = "dit"
     public static let summary = "DiT diffusion transformer (facebookresearch/DiT) over VAE latents"
     public static let builtinCheckpoint = BuiltinModels.dit
-    public static func recognises(_ archive: TensorArchive) -> Bool { archive.contains("x_embedder.proj.weight") && archive.contains("t_embedder.mlp.0.weight") }
-    public static func makeGenerator(_ s: GenerationSettings, checkpoint: String, vae: String,
-                                     log: (String) -> Void) throws -> SampleGenerator {
+    public static func recognises(_ archive: TensorArchive) -> Bool {
+        archive.contains("x_embedder.proj.weight") && archive.contains("t_embedder.mlp.0.weight")
+    }
+    public static func makeGenerator(
+        _ s: GenerationSettings, checkpoint: String, vae: String,
+        log: (String) -> Void
+    ) throws -> SampleGenerator {
         try s.dit.makeGenerator(checkpoint: checkpoint, vae: vae, cfg: s.cfg.map { Float($0) }, log: log)
     }
 }

@@ -33,7 +33,8 @@ public enum SampleOutput {
             let dir = URL(fileURLWithPath: p).deletingLastPathComponent().path
             var isDir: ObjCBool = false
             guard FileManager.default.fileExists(atPath: dir, isDirectory: &isDir), isDir.boolValue,
-                  FileManager.default.isWritableFile(atPath: dir) else {
+                FileManager.default.isWritableFile(atPath: dir)
+            else {
                 throw GenerationError("-o \(p): directory \(dir) does not exist or is not writable")
             }
         }
@@ -81,10 +82,10 @@ public enum SampleOutput {
 public struct ClassNames {
     public let names: [String]
     public init(checkpoint: String) {
-        let meta = ((try? CheckpointLoader.detectFormat(path: checkpoint)) == .safetensors
-                    ? (try? SafetensorsFile(path: checkpoint))?.metadata : nil) ?? [:]
+        let meta =
+            ((try? CheckpointLoader.detectFormat(path: checkpoint)) == .safetensors
+                ? (try? SafetensorsFile(path: checkpoint))?.metadata : nil) ?? [:]
         names = ClassNamesMetadata.names(metadata: meta)
     }
     public func name(_ c: Int) -> String { names.indices.contains(c) && !names[c].isEmpty ? "\(c) \(names[c])" : "class \(c)" }
 }
-

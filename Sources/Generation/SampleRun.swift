@@ -44,9 +44,12 @@ public struct SampleRun {
         try output.prepare()
         // A grid or an .npz is assembled in memory; refuse what could never fit instead of failing hours later.
         let bytes = Double(range.count) * Double(generator.imageSize * generator.imageSize * 3)
-        if case .directory = output {} else if bytes > Double(SampleRun.maxInMemoryBytes) {
-            throw GenerationError("\(range.count) images of \(generator.imageSize)x\(generator.imageSize) need " + String(format: "%.1f", bytes / 1e9)
-                                  + " GB in memory for -o \(outputPath) (limit \(SampleRun.maxInMemoryBytes / 1_000_000_000) GB): write a folder (-o dir/) or use --shard")
+        if case .directory = output {
+        } else if bytes > Double(SampleRun.maxInMemoryBytes) {
+            throw GenerationError(
+                "\(range.count) images of \(generator.imageSize)x\(generator.imageSize) need " + String(format: "%.1f", bytes / 1e9)
+                    + " GB in memory for -o \(outputPath) (limit \(SampleRun.maxInMemoryBytes / 1_000_000_000) GB): write a folder (-o dir/) or use --shard"
+            )
         }
         var images: [Image8] = []
         for b in stride(from: 0, to: range.count, by: batchSize) {
@@ -55,8 +58,10 @@ public struct SampleRun {
             let imgs = try generator.generate(batch, seed: seed) { events(.stage(first: first, last: last, progress: $0)) }
             if case .directory(let dir) = output {
                 for (r, im) in zip(batch, imgs) {
-                    try SampleOutput.writePNG(im, to: (dir as NSString).appendingPathComponent(
-                        SampleOutput.fileName(classLabel: r.classLabel, index: r.index, seed: seed)))
+                    try SampleOutput.writePNG(
+                        im,
+                        to: (dir as NSString).appendingPathComponent(
+                            SampleOutput.fileName(classLabel: r.classLabel, index: r.index, seed: seed)))
                 }
             } else {
                 images += imgs
@@ -66,8 +71,10 @@ public struct SampleRun {
         switch output {
         case .grid(let p):
             let labels = plan.requests(range).map(\.classLabel)
-            let grid = Set(labels).count > 1 ? try SampleOutput.classGrid(images, labels: labels, names: names)
-                                             : try SampleOutput.grid(images)
+            let grid =
+                Set(labels).count > 1
+                ? try SampleOutput.classGrid(images, labels: labels, names: names)
+                : try SampleOutput.grid(images)
             try SampleOutput.writePNG(grid, to: p)
         case .npz(let p): try SampleOutput.writeNPZ(images, labels: plan.requests(range).map(\.classLabel), to: p)
         case .directory: break

@@ -24,9 +24,11 @@ public struct TokenModelGenerator<Model: TokenModel>: SampleGenerator {
 
     public func generate(_ requests: [SampleRequest], seed: UInt64, progress: (SampleProgress) -> Void) throws -> [Image8] {
         let r = try withoutActuallyEscaping(progress) { report in
-            try sampler.sample(labels: requests.map(\.classLabel), sampleIndices: requests.map(\.index), seed: seed, progress: { k, n in
-                report(SampleProgress(stage: k, stages: n, label: k < n ? "\(unit) \(k + 1)/\(n)" : "decode"))
-            })
+            try sampler.sample(
+                labels: requests.map(\.classLabel), sampleIndices: requests.map(\.index), seed: seed,
+                progress: { k, n in
+                    report(SampleProgress(stage: k, stages: n, label: k < n ? "\(unit) \(k + 1)/\(n)" : "decode"))
+                })
         }
         let img = r.images!
         return (0..<requests.count).map { Image8(signedCHW: img.slice0($0, $0 + 1)) }
@@ -35,8 +37,10 @@ public struct TokenModelGenerator<Model: TokenModel>: SampleGenerator {
 
 extension TokenModelGenerator where Model == VARModel {
     /// Loads and cross-checks the two files. `patchNums` overrides the schedule inferred from the VAR weights.
-    public static func load(checkpoint: String, vae vaePath: String, key: String?, patchNums: [Int]?, cfg: Double,
-                     options: TokenSamplingOptions, log: (String) -> Void = { _ in }) throws -> TokenModelGenerator<VARModel> {
+    public static func load(
+        checkpoint: String, vae vaePath: String, key: String?, patchNums: [Int]?, cfg: Double,
+        options: TokenSamplingOptions, log: (String) -> Void = { _ in }
+    ) throws -> TokenModelGenerator<VARModel> {
         let archive = try CheckpointLoader.open(path: checkpoint, keyPath: key)
         let model = try VARModel(archive: archive, patchNums: patchNums)
         if model.config.variant != .next { log("\(checkpoint): varlab '\(model.config.variant.rawValue)' ablation variant") }
@@ -47,7 +51,8 @@ extension TokenModelGenerator where Model == VARModel {
         }
         try model.checkCompatible(vocabSize: vaeConfig.vocabSize, cvae: vaeConfig.zChannels, varPath: checkpoint, vaePath: vaePath)
         let vae = try VQVAE(archive: vaeArchive, patchNums: model.config.patchNums)
-        return TokenModelGenerator(sampler: try NextScaleSampler(model: model, vae: vae, cfg: cfg, options: options), family: VARFamily.name)
+        return TokenModelGenerator(
+            sampler: try NextScaleSampler(model: model, vae: vae, cfg: cfg, options: options), family: VARFamily.name)
     }
 }
 
@@ -60,7 +65,9 @@ public struct VARSampleDefaults {
     public var topP: Double? { tokens.topP }
 
     public init(path: String) {
-        guard (try? CheckpointLoader.detectFormat(path: path)) == .safetensors, let m = try? SafetensorsFile(path: path).metadata else { return }
+        guard (try? CheckpointLoader.detectFormat(path: path)) == .safetensors, let m = try? SafetensorsFile(path: path).metadata else {
+            return
+        }
         cfg = m.double(.sampleCFG)
         tokens = TokenSamplingOverrides(topK: m.int(.sampleTopK), topP: m.double(.sampleTopP), moreSmooth: m.bool(.sampleMoreSmooth))
     }

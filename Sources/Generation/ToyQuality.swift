@@ -41,7 +41,8 @@ public struct ToyQuality {
 
     /// Accuracy and toy-FID of `images` asked to be of classes `labels`.
     public func row(_ name: String, images: [Image8], labels: [Int], seconds: Double) throws -> Row {
-        let r = try toy.report(samples: try toy.features(images), labels: labels, reference: reference, metrics: [.acc, .fid], explicit: true)
+        let r = try toy.report(
+            samples: try toy.features(images), labels: labels, reference: reference, metrics: [.acc, .fid], explicit: true)
         let acc = r.values.first { $0.name == "toy classifier accuracy" }!.value
         let fid = r.values.first { $0.name == "toy-FID" }!.value
         return Row(name: name, accuracy: acc, toyFID: fid, seconds: seconds, perClass: r.perClass)
@@ -63,8 +64,10 @@ public struct ToyQuality {
 
     /// n samples of a generator at its settings, sample i of class i mod C with index i (as `varlab sample
     /// --class 0,...,C-1 --n n`); `progress` gets the number done.
-    public func samples(_ name: String, generator: SampleGenerator, seed: UInt64, batchSize: Int,
-                        progress: (Int) -> Void = { _ in }) throws -> (row: Row, images: [Image8]) {
+    public func samples(
+        _ name: String, generator: SampleGenerator, seed: UInt64, batchSize: Int,
+        progress: (Int) -> Void = { _ in }
+    ) throws -> (row: Row, images: [Image8]) {
         let plan = try SamplePlan(classes: .list(Array(0..<toy.classifier.config.classes)), count: n)
         try plan.validate(numClasses: generator.numClasses)
         let requests = plan.requests(0..<plan.total)

@@ -38,19 +38,23 @@ public enum BitmapFont {
     }
 
     /// Draws `text` into an RGB image with its top-left corner at (x, y); pixels outside the image are skipped.
-    public static func draw(_ text: String, into image: inout Image8, x: Int, y: Int, scale: Int = 1,
-                            colour: [UInt8] = [255, 255, 255]) {
+    public static func draw(
+        _ text: String, into image: inout Image8, x: Int, y: Int, scale: Int = 1,
+        colour: [UInt8] = [255, 255, 255]
+    ) {
         precondition(image.channels == 3 && colour.count == 3 && scale >= 1)
         for (k, ch) in text.uppercased().enumerated() {
             let rows = glyphs[ch] ?? glyphs["?"]!
             for (r, bits) in rows.enumerated() {
                 for c in 0..<glyphWidth where bits & (0x10 >> UInt8(c)) != 0 {
-                    for dy in 0..<scale { for dx in 0..<scale {
-                        let px = x + (k * advance + c) * scale + dx, py = y + r * scale + dy
-                        guard px >= 0, py >= 0, px < image.width, py < image.height else { continue }
-                        let o = (py * image.width + px) * 3
-                        image.pixels[o] = colour[0]; image.pixels[o + 1] = colour[1]; image.pixels[o + 2] = colour[2]
-                    }}
+                    for dy in 0..<scale {
+                        for dx in 0..<scale {
+                            let px = x + (k * advance + c) * scale + dx, py = y + r * scale + dy
+                            guard px >= 0, py >= 0, px < image.width, py < image.height else { continue }
+                            let o = (py * image.width + px) * 3
+                            image.pixels[o] = colour[0]; image.pixels[o + 1] = colour[1]; image.pixels[o + 2] = colour[2]
+                        }
+                    }
                 }
             }
         }
@@ -95,8 +99,9 @@ public enum CaptionedLayout {
         var k = 0
         for (r, row) in rows.enumerated() {
             let y0 = padding + r * cellH
-            BitmapFont.draw(row.label, into: &out, x: 2 * scale, y: y0 + (first.height - BitmapFont.glyphHeight * scale) / 2,
-                            scale: scale)
+            BitmapFont.draw(
+                row.label, into: &out, x: 2 * scale, y: y0 + (first.height - BitmapFont.glyphHeight * scale) / 2,
+                scale: scale)
             for c in 0..<row.images.count {
                 paste(all[k], into: &out, x: labelW + padding + c * cellW, y: y0)
                 k += 1
@@ -128,7 +133,7 @@ public enum CaptionedLayout {
         let rowLen = im.width * 3
         for r in 0..<im.height {
             let d = ((y + r) * out.width + x) * 3
-            out.pixels.replaceSubrange(d ..< d + rowLen, with: im.pixels[r * rowLen ..< (r + 1) * rowLen])
+            out.pixels.replaceSubrange(d..<d + rowLen, with: im.pixels[r * rowLen..<(r + 1) * rowLen])
         }
     }
 }

@@ -82,16 +82,21 @@ public struct CenterCropGeometry: Equatable, Sendable {
     /// Integer source-pixel rectangle covered by the model frame (for pasting back).
     public var sourcePixelRect: (x0: Int, y0: Int, x1: Int, y1: Int) {
         let r = sourceRect
-        return (Int(r.x.rounded()), Int(r.y.rounded()), min(sourceWidth, Int((r.x + r.w).rounded())),
-                min(sourceHeight, Int((r.y + r.h).rounded())))
+        return (
+            Int(r.x.rounded()), Int(r.y.rounded()), min(sourceWidth, Int((r.x + r.w).rounded())),
+            min(sourceHeight, Int((r.y + r.h).rounded()))
+        )
     }
 
     /// Puts a model-frame result back into the original image: the result is resized to the region of the original
     /// it came from, and copied where `regenerate` (a mask in the ORIGINAL frame, true = regenerated) says so, or
     /// over the whole region when `regenerate` is nil. Outside the region the original pixels stay untouched.
-    public func pasteBack(_ result: Image8, into original: Image8, regenerate: PixelMask? = nil, filter: ResampleFilter = .bicubic) throws -> Image8 {
+    public func pasteBack(
+        _ result: Image8, into original: Image8, regenerate: PixelMask? = nil, filter: ResampleFilter = .bicubic
+    ) throws -> Image8 {
         guard original.width == sourceWidth, original.height == sourceHeight else {
-            throw GeometryError.invalid("paste-back: original is \(original.width)x\(original.height), expected \(sourceWidth)x\(sourceHeight)")
+            throw GeometryError.invalid(
+                "paste-back: original is \(original.width)x\(original.height), expected \(sourceWidth)x\(sourceHeight)")
         }
         guard result.width == size, result.height == size else {
             throw GeometryError.invalid("paste-back: result is \(result.width)x\(result.height), expected \(size)x\(size)")
@@ -118,7 +123,11 @@ public struct CenterCropGeometry: Equatable, Sendable {
 
 public enum GeometryError: Error, CustomStringConvertible, Equatable {
     case invalid(String)
-    public var description: String { switch self { case let .invalid(s): return s } }
+    public var description: String {
+        switch self {
+        case let .invalid(s): return s
+        }
+    }
 }
 
 extension Image8 {
@@ -130,7 +139,9 @@ extension Image8 {
             let r: UInt8, g: UInt8, b: UInt8
             if channels >= 3 {
                 r = pixels[i * channels]; g = pixels[i * channels + 1]; b = pixels[i * channels + 2]
-            } else { r = pixels[i * channels]; g = r; b = r }
+            } else {
+                r = pixels[i * channels]; g = r; b = r
+            }
             switch target {
             case 1:
                 let luma: Double = 0.299 * Double(r) + 0.587 * Double(g) + 0.114 * Double(b)

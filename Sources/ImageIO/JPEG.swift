@@ -2,7 +2,6 @@ import CJPEG
 import Foundation
 import ModelIO
 
-
 /// JPEG through libjpeg(-turbo) with its default decoder settings (islow DCT, fancy upsampling), which is what
 /// PIL uses, so decoded pixels match PIL's for the same library version. Gray JPEGs decode to 1 channel,
 /// everything else to RGB; CMYK is refused. libjpeg errors (and a truncated file, which libjpeg itself would
@@ -16,8 +15,9 @@ public enum JPEG {
         var w: Int32 = 0, h: Int32 = 0, c: Int32 = 0
         var msg = [CChar](repeating: 0, count: 512)
         let rc = data.withUnsafeBytes { raw -> Int32 in
-            varlab_jpeg_decode(raw.bindMemory(to: UInt8.self).baseAddress!, UInt(raw.count), UInt64(ImageLimits.maxPixels),
-                               &px, &w, &h, &c, &msg, Int32(msg.count))
+            varlab_jpeg_decode(
+                raw.bindMemory(to: UInt8.self).baseAddress!, UInt(raw.count), UInt64(ImageLimits.maxPixels),
+                &px, &w, &h, &c, &msg, Int32(msg.count))
         }
         guard rc == 0, let px else { throw ImageError.decode(source: source, format: "JPEG", reason: String(cString: msg)) }
         defer { free(px) }
@@ -44,8 +44,9 @@ public enum JPEG {
         var size: UInt = 0
         var msg = [CChar](repeating: 0, count: 512)
         let rc = img.pixels.withUnsafeBufferPointer { p in
-            varlab_jpeg_encode(p.baseAddress, Int32(img.width), Int32(img.height), Int32(img.channels), Int32(quality),
-                               subsample420 ? 1 : 0, &out, &size, &msg, Int32(msg.count))
+            varlab_jpeg_encode(
+                p.baseAddress, Int32(img.width), Int32(img.height), Int32(img.channels), Int32(quality),
+                subsample420 ? 1 : 0, &out, &size, &msg, Int32(msg.count))
         }
         guard rc == 0, let out else { throw ImageError.encode(path: "memory", format: "JPEG", reason: String(cString: msg)) }
         defer { free(out) }
@@ -66,7 +67,8 @@ public enum ImageFile {
         let b = [UInt8](d.prefix(8))
         if b.starts(with: [0x89, 0x50, 0x4E, 0x47]) { return try PNG.decode(d, source: path) }
         if b.starts(with: [0xFF, 0xD8]) { return try JPEG.decode(d, source: path) }
-        throw ImageError.unsupported(source: path, reason: "neither PNG nor JPEG (first bytes \(b.map { String(format: "%02x", $0) }.joined()))")
+        throw ImageError.unsupported(
+            source: path, reason: "neither PNG nor JPEG (first bytes \(b.map { String(format: "%02x", $0) }.joined()))")
     }
 
     /// Writes PNG for .png, JPEG for .jpg/.jpeg (quality 95), atomically.

@@ -52,7 +52,9 @@ public struct PixelMask: Equatable, Sendable {
     }
 
     /// A rectangle [x0, x1) x [y0, y1) in (continuous) pixel coordinates: a pixel belongs to it when its centre does.
-    public static func rectangle(width: Int, height: Int, x0: Double, y0: Double, x1: Double, y1: Double, regenerateInside inside: Bool) throws -> PixelMask {
+    public static func rectangle(
+        width: Int, height: Int, x0: Double, y0: Double, x1: Double, y1: Double, regenerateInside inside: Bool
+    ) throws -> PixelMask {
         var m = [Bool](repeating: !inside, count: width * height)
         for y in 0..<height where Double(y) + 0.5 > y0 && Double(y) + 0.5 < y1 {
             for x in 0..<width where Double(x) + 0.5 > x0 && Double(x) + 0.5 < x1 { m[y * width + x] = inside }
@@ -101,12 +103,14 @@ public struct BoxSpec: Equatable, Sendable {
     /// In pixels of a `width` x `height` image; errors when the box is empty or leaves the image.
     public func pixels(width: Int, height: Int) throws -> (x0: Double, y0: Double, x1: Double, y1: Double) {
         let f = isFraction
-        let (x0, y0, x1, y1) = f ? (values[0] * Double(width), values[1] * Double(height), values[2] * Double(width), values[3] * Double(height))
-                                 : (values[0], values[1], values[2], values[3])
+        let (x0, y0, x1, y1) =
+            f
+            ? (values[0] * Double(width), values[1] * Double(height), values[2] * Double(width), values[3] * Double(height))
+            : (values[0], values[1], values[2], values[3])
         let desc = values.map { String(format: "%g", $0) }.joined(separator: ",")
         guard x0 >= 0, y0 >= 0, x1 <= Double(width), y1 <= Double(height) else {
-            throw GeometryError.invalid("box \(desc) lies outside the \(width)x\(height) image" +
-                                        (f ? " (read as fractions)" : " (read as pixels)"))
+            throw GeometryError.invalid(
+                "box \(desc) lies outside the \(width)x\(height) image" + (f ? " (read as fractions)" : " (read as pixels)"))
         }
         guard x1 > x0, y1 > y0 else { throw GeometryError.invalid("box \(desc) is empty: need x0 < x1 and y0 < y1") }
         return (x0, y0, x1, y1)
@@ -123,7 +127,8 @@ public struct BoxSpec: Equatable, Sendable {
         func c(_ v: Double) -> Double { min(max(v / s, 0), 1) }
         let r = (y0: c(a.y), x0: c(a.x), y1: c(b.y), x1: c(b.x))
         guard r.x1 > r.x0, r.y1 > r.y0 else {
-            throw GeometryError.invalid("box \(values.map { String(format: "%g", $0) }.joined(separator: ",")) falls outside the centre crop the model sees")
+            throw GeometryError.invalid(
+                "box \(values.map { String(format: "%g", $0) }.joined(separator: ",")) falls outside the centre crop the model sees")
         }
         return r
     }
@@ -139,7 +144,9 @@ public enum OutpaintSpec: Equatable, Sendable {
     public init(parsing text: String) throws {
         let t = text.trimmingCharacters(in: .whitespaces)
         if t.lowercased().hasPrefix("grow:") {
-            let parts = t.dropFirst(5).split(separator: ",", omittingEmptySubsequences: false).map { Double($0.trimmingCharacters(in: .whitespaces)) }
+            let parts = t.dropFirst(5).split(separator: ",", omittingEmptySubsequences: false).map {
+                Double($0.trimmingCharacters(in: .whitespaces))
+            }
             guard parts.count == 4, parts.allSatisfy({ $0 != nil && $0! >= 0 && $0!.isFinite }) else {
                 throw GeometryError.invalid("outpaint '\(text)': expected grow:l,t,r,b with 4 non-negative numbers")
             }
@@ -167,8 +174,9 @@ public enum OutpaintSpec: Equatable, Sendable {
         let w = image.width + li + ri, h = image.height + ti + bi
         guard w <= 16384, h <= 16384 else { throw GeometryError.invalid("outpaint: canvas \(w)x\(h) is too large") }
         let canvas = image.onCanvas(width: w, height: h, x: li, y: ti)
-        let mask = try PixelMask.rectangle(width: w, height: h, x0: Double(li), y0: Double(ti),
-                                           x1: Double(li + image.width), y1: Double(ti + image.height), regenerateInside: false)
+        let mask = try PixelMask.rectangle(
+            width: w, height: h, x0: Double(li), y0: Double(ti),
+            x1: Double(li + image.width), y1: Double(ti + image.height), regenerateInside: false)
         return (canvas, mask)
     }
 }

@@ -2,7 +2,6 @@ import CPNG
 import Foundation
 import ModelIO
 
-
 /// PNG through libpng. Decoding (Sources/CPNG/shim.h) returns the stored pixels without gamma conversion:
 /// 8-bit gray -> 1 channel, RGB / palette -> 3, anything with alpha (incl. tRNS, gray+alpha) -> 4 (RGBA);
 /// 16-bit samples keep their high byte. Encoding writes 8-bit gray / RGB / RGBA as stored.

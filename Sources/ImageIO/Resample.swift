@@ -73,7 +73,7 @@ enum Resampler {
     struct Coefficients {
         var bounds: [(start: Int, count: Int)]
         var ksize: Int
-        var weights: [Int32] // outSize x ksize, fixed point
+        var weights: [Int32]  // outSize x ksize, fixed point
     }
 
     /// Pillow's precompute_coeffs + normalize_coeffs_8bpc.

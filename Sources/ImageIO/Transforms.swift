@@ -26,7 +26,7 @@ extension Image8 {
         let rowLen = w * channels
         for r in 0..<h {
             let s = ((y + r) * width + x) * channels
-            px.replaceSubrange(r * rowLen ..< (r + 1) * rowLen, with: pixels[s ..< s + rowLen])
+            px.replaceSubrange(r * rowLen..<(r + 1) * rowLen, with: pixels[s..<s + rowLen])
         }
         return Image8(width: w, height: h, channels: channels, pixels: px)
     }
@@ -42,7 +42,9 @@ extension Image8 {
     /// torchvision `Resize(size)` with an int size on a PIL image: the shorter side becomes `size`, the longer
     /// `int(size * long / short)` (truncated), resampled with PIL's `filter`.
     public func resizedShorterSide(to size: Int, filter: ResampleFilter) throws -> Image8 {
-        guard size > 0, width > 0, height > 0 else { throw ImageError.invalidArgument("cannot resize \(width)x\(height) to shorter side \(size)") }
+        guard size > 0, width > 0, height > 0 else {
+            throw ImageError.invalidArgument("cannot resize \(width)x\(height) to shorter side \(size)")
+        }
         let short = min(width, height), long = max(width, height)
         let newLong = Int(Double(size * long) / Double(short))
         let (w, h) = width <= height ? (size, newLong) : (newLong, size)
@@ -84,7 +86,8 @@ public enum ImageGrid {
         guard let first = images.first else { throw ImageError.invalidArgument("make_grid needs at least one image") }
         guard nrow > 0, padding >= 0 else { throw ImageError.invalidArgument("nrow \(nrow), padding \(padding)") }
         for im in images where im.width != first.width || im.height != first.height || im.channels != first.channels {
-            throw ImageError.invalidArgument("grid images differ in size: \(im.width)x\(im.height)x\(im.channels) vs \(first.width)x\(first.height)x\(first.channels)")
+            throw ImageError.invalidArgument(
+                "grid images differ in size: \(im.width)x\(im.height)x\(im.channels) vs \(first.width)x\(first.height)x\(first.channels)")
         }
         let xmaps = min(nrow, images.count)
         let ymaps = (images.count + xmaps - 1) / xmaps
@@ -97,7 +100,7 @@ public enum ImageGrid {
             let rowLen = im.width * c
             for r in 0..<im.height {
                 let d = ((gy + r) * W + gx) * c
-                px.replaceSubrange(d ..< d + rowLen, with: im.pixels[r * rowLen ..< (r + 1) * rowLen])
+                px.replaceSubrange(d..<d + rowLen, with: im.pixels[r * rowLen..<(r + 1) * rowLen])
             }
         }
         return Image8(width: W, height: H, channels: c, pixels: px)

@@ -22,21 +22,23 @@ public enum AdaLNGrad {
         let (b, l, d) = dims(x)
         var dx = Tensor.unfilled(x.count)
         var dShift = [Float](repeating: 0, count: b * d), dScale = [Float](repeating: 0, count: b * d)
-        dShift.withUnsafeMutableBufferPointer { qs in dScale.withUnsafeMutableBufferPointer { qc in
-            let s1 = UnsafeMutableSendable(qs.baseAddress!), s2 = UnsafeMutableSendable(qc.baseAddress!)
-            perSample(b, [x, scale, dy], &dx) { bi, p, out in
-                let (xs, sc, g) = (p[0] + bi * l * d, p[1] + bi * d, p[2] + bi * l * d)
-                let dsh = s1.p + bi * d, dsc = s2.p + bi * d
-                for t in 0..<l {
-                    let o = t * d
-                    for j in 0..<d {
-                        out[bi * l * d + o + j] = g[o + j] * (1 + sc[j])
-                        dsh[j] += g[o + j]
-                        dsc[j] += g[o + j] * xs[o + j]
+        dShift.withUnsafeMutableBufferPointer { qs in
+            dScale.withUnsafeMutableBufferPointer { qc in
+                let s1 = UnsafeMutableSendable(qs.baseAddress!), s2 = UnsafeMutableSendable(qc.baseAddress!)
+                perSample(b, [x, scale, dy], &dx) { bi, p, out in
+                    let (xs, sc, g) = (p[0] + bi * l * d, p[1] + bi * d, p[2] + bi * l * d)
+                    let dsh = s1.p + bi * d, dsc = s2.p + bi * d
+                    for t in 0..<l {
+                        let o = t * d
+                        for j in 0..<d {
+                            out[bi * l * d + o + j] = g[o + j] * (1 + sc[j])
+                            dsh[j] += g[o + j]
+                            dsc[j] += g[o + j] * xs[o + j]
+                        }
                     }
                 }
             }
-        } }
+        }
         return (Tensor(shape: x.shape, data: dx), Tensor(shape: [b, d], data: dShift), Tensor(shape: [b, d], data: dScale))
     }
 
@@ -74,8 +76,10 @@ public enum AdaLNGrad {
 
     /// Runs `body(bi, inputs, out)` for every batch element in parallel. Each sample's sums run over its own tokens
     /// in token order, so the result is the same for any thread count.
-    private static func perSample(_ b: Int, _ inputs: [Tensor], _ out: inout [Float],
-                                  _ body: (Int, [UnsafePointer<Float>], UnsafeMutablePointer<Float>) -> Void) {
+    private static func perSample(
+        _ b: Int, _ inputs: [Tensor], _ out: inout [Float],
+        _ body: (Int, [UnsafePointer<Float>], UnsafeMutablePointer<Float>) -> Void
+    ) {
         guard b > 0, !out.isEmpty, inputs.allSatisfy({ $0.count > 0 }) else { return }
         withPointers(inputs) { ptrs in
             out.withUnsafeMutableBufferPointer { q in
@@ -87,8 +91,10 @@ public enum AdaLNGrad {
     }
 
     /// Stable base pointers of several tensors' storage for the duration of `body`.
-    private static func withPointers<R>(_ ts: [Tensor], _ acc: [UnsafePointer<Float>] = [],
-                                        _ body: ([UnsafePointer<Float>]) -> R) -> R {
+    private static func withPointers<R>(
+        _ ts: [Tensor], _ acc: [UnsafePointer<Float>] = [],
+        _ body: ([UnsafePointer<Float>]) -> R
+    ) -> R {
         guard let first = ts.first else { return body(acc) }
         return first.data.withUnsafeBufferPointer { p in withPointers(Array(ts.dropFirst()), acc + [p.baseAddress!], body) }
     }

@@ -11,38 +11,42 @@ public enum InterpolateGrad {
         let oh = dy.dim(-2), ow = dy.dim(-1)
         let planes = inputShape.reduce(1, *) / max(h * w, 1)
         var dx = [Float](repeating: 0, count: planes * h * w)
-        dy.data.withUnsafeBufferPointer { pg in dx.withUnsafeMutableBufferPointer { qx in
-            let sg = UnsafeSendable(pg.baseAddress!), sx = UnsafeSendable(UnsafePointer(qx.baseAddress!))
-            if mode == .area {
-                func start(_ i: Int, _ inp: Int, _ outp: Int) -> Int { (i * inp) / outp }
-                func end(_ i: Int, _ inp: Int, _ outp: Int) -> Int { ((i + 1) * inp + outp - 1) / outp }
+        dy.data.withUnsafeBufferPointer { pg in
+            dx.withUnsafeMutableBufferPointer { qx in
+                let sg = UnsafeSendable(pg.baseAddress!), sx = UnsafeSendable(UnsafePointer(qx.baseAddress!))
+                if mode == .area {
+                    func start(_ i: Int, _ inp: Int, _ outp: Int) -> Int { (i * inp) / outp }
+                    func end(_ i: Int, _ inp: Int, _ outp: Int) -> Int { ((i + 1) * inp + outp - 1) / outp }
+                    Parallel.forEach(planes) { p in
+                        let g = sg.p + p * oh * ow, d = UnsafeMutablePointer(mutating: sx.p) + p * h * w
+                        for oy in 0..<oh {
+                            let y0 = start(oy, h, oh), y1 = end(oy, h, oh)
+                            for ox in 0..<ow {
+                                let x0 = start(ox, w, ow), x1 = end(ox, w, ow)
+                                let v = g[oy * ow + ox] / Float(y1 - y0) / Float(x1 - x0)
+                                for y in y0..<y1 { for x in x0..<x1 { d[y * w + x] += v } }
+                            }
+                        }
+                    }
+                    return
+                }
+                let ty = Taps(mode, input: h, output: oh), tx = Taps(mode, input: w, output: ow)
                 Parallel.forEach(planes) { p in
                     let g = sg.p + p * oh * ow, d = UnsafeMutablePointer(mutating: sx.p) + p * h * w
                     for oy in 0..<oh {
-                        let y0 = start(oy, h, oh), y1 = end(oy, h, oh)
-                        for ox in 0..<ow {
-                            let x0 = start(ox, w, ow), x1 = end(ox, w, ow)
-                            let v = g[oy * ow + ox] / Float(y1 - y0) / Float(x1 - x0)
-                            for y in y0..<y1 { for x in x0..<x1 { d[y * w + x] += v } }
+                        for j in 0..<ty.taps {
+                            let iy = ty.index[oy * ty.taps + j], wy = ty.weight[oy * ty.taps + j]
+                            for ox in 0..<ow {
+                                let gv = g[oy * ow + ox] * wy
+                                for i in 0..<tx.taps {
+                                    d[iy * w + tx.index[ox * tx.taps + i]] += gv * tx.weight[ox * tx.taps + i]
+                                }
+                            }
                         }
                     }
                 }
-                return
             }
-            let ty = Taps(mode, input: h, output: oh), tx = Taps(mode, input: w, output: ow)
-            Parallel.forEach(planes) { p in
-                let g = sg.p + p * oh * ow, d = UnsafeMutablePointer(mutating: sx.p) + p * h * w
-                for oy in 0..<oh { for j in 0..<ty.taps {
-                    let iy = ty.index[oy * ty.taps + j], wy = ty.weight[oy * ty.taps + j]
-                    for ox in 0..<ow {
-                        let gv = g[oy * ow + ox] * wy
-                        for i in 0..<tx.taps {
-                            d[iy * w + tx.index[ox * tx.taps + i]] += gv * tx.weight[ox * tx.taps + i]
-                        }
-                    }
-                } }
-            }
-        } }
+        }
         return Tensor(shape: inputShape, data: dx)
     }
 
@@ -55,9 +59,13 @@ public enum InterpolateGrad {
             case .nearest:
                 taps = 1
                 for o in 0..<output {
-                    if output == input { index.append(o) }
-                    else if output == 2 * input { index.append(o >> 1) }
-                    else { index.append(min(Int(floorf(Float(o) * scale)), input - 1)) }
+                    if output == input {
+                        index.append(o)
+                    } else if output == 2 * input {
+                        index.append(o >> 1)
+                    } else {
+                        index.append(min(Int(floorf(Float(o) * scale)), input - 1))
+                    }
                     weight.append(1)
                 }
             case .bilinear, .bilinearNoHalfPixel:
@@ -101,7 +109,7 @@ public enum StraightThrough {
 
     /// VQ loss β·mse(sg(f̂), f) + mse(f̂, sg(f)) with gradients to f (encoder, commitment) and f̂ (codebook path).
     public static func vqLoss(f: Tensor, fHat: Tensor, beta: Float) -> (loss: Double, dF: Tensor, dFHat: Tensor) {
-        let (l, gHat) = Losses.mse(fHat, f)          // gHat = 2 (f̂ - f) / M
+        let (l, gHat) = Losses.mse(fHat, f)  // gHat = 2 (f̂ - f) / M
         return (Double(1 + beta) * l, gHat * (-beta), gHat)
     }
 }

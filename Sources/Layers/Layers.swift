@@ -24,18 +24,23 @@ public final class ConvLayer: TrainableLayer {
     private var input: Tensor?
 
     /// `pads` (left, right, top, bottom) overrides `padding` (e.g. the VQ-VAE downsample's (0, 1, 0, 1)).
-    public init(_ name: String, cin: Int, cout: Int, kernel: Int, stride: Int = 1, padding: Int? = nil,
-                pads asym: (Int, Int, Int, Int)? = nil, seed: UInt64, stream: UInt64) {
+    public init(
+        _ name: String, cin: Int, cout: Int, kernel: Int, stride: Int = 1, padding: Int? = nil,
+        pads asym: (Int, Int, Int, Int)? = nil, seed: UInt64, stream: UInt64
+    ) {
         let p = padding ?? kernel / 2
         let bound = 1 / Float(cin * kernel * kernel).squareRoot()
-        weight = Parameter(name + ".weight", Init.uniform([cout, cin, kernel, kernel], bound: bound, seed: seed, stream: stream), decay: true)
+        weight = Parameter(
+            name + ".weight", Init.uniform([cout, cin, kernel, kernel], bound: bound, seed: seed, stream: stream), decay: true)
         bias = Parameter(name + ".bias", Init.uniform([cout], bound: bound, seed: seed, stream: stream + 1), decay: false)
         self.stride = stride; pads = asym ?? (p, p, p, p)
     }
 
     /// `name.weight` [cout, cin, k, k] and `name.bias` [cout] from `source`; new weights come from `initial`.
-    public init(_ name: String, cin: Int, cout: Int, kernel: Int, stride: Int, pads: (Int, Int, Int, Int), source: ParameterSource,
-                initial: () -> (weight: Tensor, bias: Tensor)) throws {
+    public init(
+        _ name: String, cin: Int, cout: Int, kernel: Int, stride: Int, pads: (Int, Int, Int, Int), source: ParameterSource,
+        initial: () -> (weight: Tensor, bias: Tensor)
+    ) throws {
         var fresh: (weight: Tensor, bias: Tensor)?
         func value() -> (weight: Tensor, bias: Tensor) { if fresh == nil { fresh = initial() }; return fresh! }
         weight = try source.parameter(name + ".weight", shape: [cout, cin, kernel, kernel], decay: true) { value().weight }
@@ -66,7 +71,8 @@ public final class LinearLayer: TrainableLayer {
 
     public init(_ name: String, inFeatures: Int, outFeatures: Int, seed: UInt64, stream: UInt64) {
         let bound = 1 / Float(inFeatures).squareRoot()
-        weight = Parameter(name + ".weight", Init.uniform([outFeatures, inFeatures], bound: bound, seed: seed, stream: stream), decay: true)
+        weight = Parameter(
+            name + ".weight", Init.uniform([outFeatures, inFeatures], bound: bound, seed: seed, stream: stream), decay: true)
         bias = Parameter(name + ".bias", Init.uniform([outFeatures], bound: bound, seed: seed, stream: stream + 1), decay: false)
     }
 
@@ -78,8 +84,10 @@ public final class LinearLayer: TrainableLayer {
     }
 
     /// `name.weight` [out, in] and `name.bias` [out] from `source`; new weights come from `initial`.
-    public convenience init(_ name: String, inFeatures: Int, outFeatures: Int, source: ParameterSource,
-                            initial: () -> (weight: Tensor, bias: Tensor)) throws {
+    public convenience init(
+        _ name: String, inFeatures: Int, outFeatures: Int, source: ParameterSource,
+        initial: () -> (weight: Tensor, bias: Tensor)
+    ) throws {
         var fresh: (weight: Tensor, bias: Tensor)?
         func value() -> (weight: Tensor, bias: Tensor) { if fresh == nil { fresh = initial() }; return fresh! }
         let w = try source.tensor(name + ".weight", shape: [outFeatures, inFeatures]) { value().weight }
@@ -139,21 +147,30 @@ public final class SiLULayer: TrainableLayer {
         input = x.data
         sigma = [Float](repeating: 0, count: n)
         var out = [Float](repeating: 0, count: n)
-        x.data.withUnsafeBufferPointer { px in sigma.withUnsafeMutableBufferPointer { ps in out.withUnsafeMutableBufferPointer { po in
-            for i in 0..<n {
-                let d = 1 + expf(-px[i])
-                ps[i] = 1 / d
-                po[i] = px[i] / d
+        x.data.withUnsafeBufferPointer { px in
+            sigma.withUnsafeMutableBufferPointer { ps in
+                out.withUnsafeMutableBufferPointer { po in
+                    for i in 0..<n {
+                        let d = 1 + expf(-px[i])
+                        ps[i] = 1 / d
+                        po[i] = px[i] / d
+                    }
+                }
             }
-        } } }
+        }
         return Tensor(shape: x.shape, data: out)
     }
     public func backward(_ dy: Tensor) -> Tensor {
         var dx = [Float](repeating: 0, count: dy.count)
-        input.withUnsafeBufferPointer { px in sigma.withUnsafeBufferPointer { ps in dy.data.withUnsafeBufferPointer { pg in
-        dx.withUnsafeMutableBufferPointer { pd in
-            for i in 0..<pd.count { let s = ps[i]; pd[i] = pg[i] * s * (1 + px[i] * (1 - s)) }
-        } } } }
+        input.withUnsafeBufferPointer { px in
+            sigma.withUnsafeBufferPointer { ps in
+                dy.data.withUnsafeBufferPointer { pg in
+                    dx.withUnsafeMutableBufferPointer { pd in
+                        for i in 0..<pd.count { let s = ps[i]; pd[i] = pg[i] * s * (1 + px[i] * (1 - s)) }
+                    }
+                }
+            }
+        }
         return Tensor(shape: dy.shape, data: dx)
     }
     public var parameters: [Parameter] { [] }

@@ -36,9 +36,11 @@ public final class Parameter {
     public func accumulate(_ g: Tensor) {
         if storedGrad == nil { storedGrad = Tensor(zeros: gradShape) }
         precondition(g.count == storedGrad!.count, "gradient for \(name): \(g.shape) vs \(value.shape)")
-        storedGrad!.data.withUnsafeMutableBufferPointer { d in g.data.withUnsafeBufferPointer { s in
-            for i in 0..<d.count { d[i] += s[i] }
-        } }
+        storedGrad!.data.withUnsafeMutableBufferPointer { d in
+            g.data.withUnsafeBufferPointer { s in
+                for i in 0..<d.count { d[i] += s[i] }
+            }
+        }
     }
 }
 

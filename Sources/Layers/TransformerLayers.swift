@@ -49,20 +49,24 @@ public final class GELUTanhLayer: TrainableLayer {
         let n = x.count, chunk = Self.chunk
         guard n > 0 else { input = x; tanhU = []; return x }
         var y = Tensor.unfilled(n), t = Tensor.unfilled(n)
-        x.data.withUnsafeBufferPointer { px in y.withUnsafeMutableBufferPointer { py in t.withUnsafeMutableBufferPointer { pt in
-            let sx = UnsafeSendable(px.baseAddress!)
-            let sy = UnsafeSendable(UnsafePointer(py.baseAddress!)), st = UnsafeSendable(UnsafePointer(pt.baseAddress!))
-            Parallel.forEach((n + chunk - 1) / chunk) { ci in
-                let yo = UnsafeMutablePointer(mutating: sy.p), to = UnsafeMutablePointer(mutating: st.p)
-                for i in (ci * chunk)..<min(n, (ci + 1) * chunk) {
-                    let v = sx.p[i]
-                    let u = 0.79788456080286536 * (v + 0.044715 * v * v * v)
-                    let e = expf(-2 * u)
-                    yo[i] = v / (1 + e)
-                    to[i] = 2 / (1 + e) - 1
+        x.data.withUnsafeBufferPointer { px in
+            y.withUnsafeMutableBufferPointer { py in
+                t.withUnsafeMutableBufferPointer { pt in
+                    let sx = UnsafeSendable(px.baseAddress!)
+                    let sy = UnsafeSendable(UnsafePointer(py.baseAddress!)), st = UnsafeSendable(UnsafePointer(pt.baseAddress!))
+                    Parallel.forEach((n + chunk - 1) / chunk) { ci in
+                        let yo = UnsafeMutablePointer(mutating: sy.p), to = UnsafeMutablePointer(mutating: st.p)
+                        for i in (ci * chunk)..<min(n, (ci + 1) * chunk) {
+                            let v = sx.p[i]
+                            let u = 0.79788456080286536 * (v + 0.044715 * v * v * v)
+                            let e = expf(-2 * u)
+                            yo[i] = v / (1 + e)
+                            to[i] = 2 / (1 + e) - 1
+                        }
+                    }
                 }
             }
-        } } }
+        }
         input = x; tanhU = t
         return Tensor(shape: x.shape, data: y)
     }
@@ -72,19 +76,24 @@ public final class GELUTanhLayer: TrainableLayer {
         precondition(n == tanhU.count, "GELU backward before forward")
         guard n > 0 else { return dy }
         var dx = Tensor.unfilled(n)
-        input.data.withUnsafeBufferPointer { px in dy.data.withUnsafeBufferPointer { pg in
-        tanhU.withUnsafeBufferPointer { pt in dx.withUnsafeMutableBufferPointer { pd in
-            let sx = UnsafeSendable(px.baseAddress!), sg = UnsafeSendable(pg.baseAddress!), st = UnsafeSendable(pt.baseAddress!)
-            let sd = UnsafeSendable(UnsafePointer(pd.baseAddress!))
-            Parallel.forEach((n + chunk - 1) / chunk) { ci in
-                let c: Float = 0.7978845608028654
-                let out = UnsafeMutablePointer(mutating: sd.p)
-                for i in (ci * chunk)..<min(n, (ci + 1) * chunk) {
-                    let v = sx.p[i], t = st.p[i]
-                    out[i] = sg.p[i] * (0.5 * (1 + t) + 0.5 * v * (1 - t * t) * c * (1 + 3 * 0.044715 * v * v))
+        input.data.withUnsafeBufferPointer { px in
+            dy.data.withUnsafeBufferPointer { pg in
+                tanhU.withUnsafeBufferPointer { pt in
+                    dx.withUnsafeMutableBufferPointer { pd in
+                        let sx = UnsafeSendable(px.baseAddress!), sg = UnsafeSendable(pg.baseAddress!), st = UnsafeSendable(pt.baseAddress!)
+                        let sd = UnsafeSendable(UnsafePointer(pd.baseAddress!))
+                        Parallel.forEach((n + chunk - 1) / chunk) { ci in
+                            let c: Float = 0.7978845608028654
+                            let out = UnsafeMutablePointer(mutating: sd.p)
+                            for i in (ci * chunk)..<min(n, (ci + 1) * chunk) {
+                                let v = sx.p[i], t = st.p[i]
+                                out[i] = sg.p[i] * (0.5 * (1 + t) + 0.5 * v * (1 - t * t) * c * (1 + 3 * 0.044715 * v * v))
+                            }
+                        }
+                    }
                 }
             }
-        } } } }
+        }
         return Tensor(shape: dy.shape, data: dx)
     }
     public var parameters: [Parameter] { [] }
@@ -96,8 +105,9 @@ public final class EmbeddingLayer {
     private var ids: [Int] = []
     public init(_ name: String, count: Int, dim: Int, std: Float = 0.02, seed: UInt64, stream: UInt64) {
         var rng = PhiloxRandom(seed: seed, stream: stream)
-        weight = Parameter(name + ".weight", Tensor(shape: [count, dim], data: (0..<(count * dim)).map { _ in rng.normal() * std }),
-                           decay: false)
+        weight = Parameter(
+            name + ".weight", Tensor(shape: [count, dim], data: (0..<(count * dim)).map { _ in rng.normal() * std }),
+            decay: false)
     }
     /// The table `name.weight` [count, dim] from `source`; a new one comes from `initial`.
     public init(_ name: String, count: Int, dim: Int, source: ParameterSource, initial: () -> Tensor) throws {
@@ -130,8 +140,10 @@ public final class SelfAttentionLayer: TrainableLayer {
     }
 
     /// `name.qkv` and `name.proj` from `source`; new weights come from `initial` (qkv, then proj).
-    public init(_ name: String, dim: Int, heads: Int, source: ParameterSource,
-                initial: (_ layer: String, _ out: Int, _ in: Int) -> (weight: Tensor, bias: Tensor)) throws {
+    public init(
+        _ name: String, dim: Int, heads: Int, source: ParameterSource,
+        initial: (_ layer: String, _ out: Int, _ in: Int) -> (weight: Tensor, bias: Tensor)
+    ) throws {
         precondition(dim % heads == 0, "attention width \(dim) not divisible by \(heads) heads")
         qkv = try LinearLayer(name + ".qkv", inFeatures: dim, outFeatures: 3 * dim, source: source) { initial("qkv", 3 * dim, dim) }
         proj = try LinearLayer(name + ".proj", inFeatures: dim, outFeatures: dim, source: source) { initial("proj", dim, dim) }
@@ -140,8 +152,9 @@ public final class SelfAttentionLayer: TrainableLayer {
 
     /// Inference (timm `Attention`, no mask): nothing kept.
     public func callAsFunction(_ x: Tensor) -> Tensor {
-        SelfAttention(qkv: Linear(weight: qkv.weight.value, bias: qkv.bias.value),
-                      proj: Linear(weight: proj.weight.value, bias: proj.bias.value), heads: heads)(x)
+        SelfAttention(
+            qkv: Linear(weight: qkv.weight.value, bias: qkv.bias.value),
+            proj: Linear(weight: proj.weight.value, bias: proj.bias.value), heads: heads)(x)
     }
 
     public func forward(_ x: Tensor) -> Tensor {

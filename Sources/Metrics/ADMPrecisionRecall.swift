@@ -13,7 +13,8 @@ public enum ADMPrecisionRecall {
 
     public static func compute(reference: Tensor, samples: Tensor, k: Int = 3) throws -> (precision: Double, recall: Double) {
         guard reference.rank == 2, samples.rank == 2 else {
-            throw MetricsError.badShape(what: "precision/recall features", shape: reference.rank == 2 ? samples.shape : reference.shape, expected: "[N, D]")
+            throw MetricsError.badShape(
+                what: "precision/recall features", shape: reference.rank == 2 ? samples.shape : reference.shape, expected: "[N, D]")
         }
         guard reference.shape[1] == samples.shape[1] else {
             throw MetricsError.widthMismatch(what: "precision/recall", a: reference.shape[1], b: samples.shape[1])
@@ -56,7 +57,7 @@ public enum ADMPrecisionRecall {
                 for j in 0..<d {
                     let v = f32[i * d + j], h = f16[i * d + j]
                     s32 += v * v
-                    s16 += Float(Float16(h * h))   // tf.square in float16, reduce_sum accumulating in float32
+                    s16 += Float(Float16(h * h))  // tf.square in float16, reduce_sum accumulating in float32
                 }
                 a[i] = s32; b[i] = Float(Float16(s16))
             }
@@ -102,10 +103,15 @@ public enum ADMPrecisionRecall {
     static func block(_ x: Side, _ y: Side, _ r0: Int, _ c0: Int, _ rows: Int, _ cols: Int, half: Bool) -> [Float] {
         var g = [Float](repeating: 0, count: rows * cols)
         let (a, b) = half ? (x.f16, y.f16) : (x.f32, y.f32)
-        a.withUnsafeBufferPointer { pa in b.withUnsafeBufferPointer { pb in g.withUnsafeMutableBufferPointer { pg in
-            BLAS.sgemm(transB: true, m: rows, n: cols, k: x.d, a: pa.baseAddress! + r0 * x.d, lda: x.d,
-                       b: pb.baseAddress! + c0 * y.d, ldb: y.d, c: pg.baseAddress!, ldc: cols)
-        } } }
+        a.withUnsafeBufferPointer { pa in
+            b.withUnsafeBufferPointer { pb in
+                g.withUnsafeMutableBufferPointer { pg in
+                    BLAS.sgemm(
+                        transB: true, m: rows, n: cols, k: x.d, a: pa.baseAddress! + r0 * x.d, lda: x.d,
+                        b: pb.baseAddress! + c0 * y.d, ldb: y.d, c: pg.baseAddress!, ldc: cols)
+                }
+            }
+        }
         let nx = half ? x.norm16 : x.norm32, ny = half ? y.norm16 : y.norm32
         for i in 0..<rows {
             for j in 0..<cols {

@@ -19,23 +19,33 @@ public struct CLIPVisionConfig: Codable, Sendable, Equatable {
     public var activation: ViTFeedForward.Activation
 
     /// openai/clip-vit-large-patch14-336's vision tower.
-    public static let vitL14_336 = CLIPVisionConfig(width: 1024, depth: 24, heads: 16, patchSize: 14, imageSize: 336, mlpHidden: 4096,
-                                                    projectionDim: 768, eps: 1e-5, activation: .quickGELU)
+    public static let vitL14_336 = CLIPVisionConfig(
+        width: 1024, depth: 24, heads: 16, patchSize: 14, imageSize: 336, mlpHidden: 4096,
+        projectionDim: 768, eps: 1e-5, activation: .quickGELU)
 
     /// Key names and shapes of the vision tower and projection in the transformers layout (random-weight benchmarks).
     public var stateDictShapes: [(String, [Int])] {
         let d = width, g = imageSize / patchSize, v = "vision_model."
-        var s: [(String, [Int])] = [(v + "embeddings.class_embedding", [d]), (v + "embeddings.patch_embedding.weight", [d, 3, patchSize, patchSize]),
-                                    (v + "embeddings.position_embedding.weight", [1 + g * g, d]),
-                                    (v + "pre_layrnorm.weight", [d]), (v + "pre_layrnorm.bias", [d])]
+        var s: [(String, [Int])] = [
+            (v + "embeddings.class_embedding", [d]), (v + "embeddings.patch_embedding.weight", [d, 3, patchSize, patchSize]),
+            (v + "embeddings.position_embedding.weight", [1 + g * g, d]),
+            (v + "pre_layrnorm.weight", [d]), (v + "pre_layrnorm.bias", [d]),
+        ]
         for i in 0..<depth {
             let l = v + "encoder.layers.\(i)."
             s += [(l + "layer_norm1.weight", [d]), (l + "layer_norm1.bias", [d])]
-            for p in ["q_proj", "k_proj", "v_proj", "out_proj"] { s += [(l + "self_attn.\(p).weight", [d, d]), (l + "self_attn.\(p).bias", [d])] }
-            s += [(l + "layer_norm2.weight", [d]), (l + "layer_norm2.bias", [d]), (l + "mlp.fc1.weight", [mlpHidden, d]), (l + "mlp.fc1.bias", [mlpHidden]),
-                  (l + "mlp.fc2.weight", [d, mlpHidden]), (l + "mlp.fc2.bias", [d])]
+            for p in ["q_proj", "k_proj", "v_proj", "out_proj"] {
+                s += [(l + "self_attn.\(p).weight", [d, d]), (l + "self_attn.\(p).bias", [d])]
+            }
+            s += [
+                (l + "layer_norm2.weight", [d]), (l + "layer_norm2.bias", [d]), (l + "mlp.fc1.weight", [mlpHidden, d]),
+                (l + "mlp.fc1.bias", [mlpHidden]),
+                (l + "mlp.fc2.weight", [d, mlpHidden]), (l + "mlp.fc2.bias", [d]),
+            ]
         }
-        return s + [(v + "post_layernorm.weight", [d]), (v + "post_layernorm.bias", [d]), ("visual_projection.weight", [projectionDim, d])]
+        return s + [
+            (v + "post_layernorm.weight", [d]), (v + "post_layernorm.bias", [d]), ("visual_projection.weight", [projectionDim, d]),
+        ]
     }
 
     /// Multiply-adds x 2 of one image's forward pass (linear layers, attention, patch conv, projection).
@@ -61,8 +71,10 @@ public struct CLIPVisionConfig: Codable, Sendable, Equatable {
         let path = a.path
         func fail(_ why: String) -> Error { CheckpointError.malformed(path: path, reason: why) }
         let v = "vision_model."
-        for k in ["embeddings.class_embedding", "embeddings.patch_embedding.weight", "embeddings.position_embedding.weight",
-                  "encoder.layers.0.mlp.fc1.weight"] where !a.contains(v + k) {
+        for k in [
+            "embeddings.class_embedding", "embeddings.patch_embedding.weight", "embeddings.position_embedding.weight",
+            "encoder.layers.0.mlp.fc1.weight",
+        ] where !a.contains(v + k) {
             throw fail("not a transformers CLIP vision tower: no '\(v)\(k)'")
         }
         guard a.contains("visual_projection.weight") else {
@@ -75,9 +87,13 @@ public struct CLIPVisionConfig: Codable, Sendable, Equatable {
         }
         let width = try shape(v + "embeddings.class_embedding", rank: 1)[0]
         let pw = try shape(v + "embeddings.patch_embedding.weight", rank: 4)
-        guard pw[0] == width, pw[1] == 3, pw[2] == pw[3] else { throw fail("\(v)embeddings.patch_embedding.weight \(pw): expected [\(width), 3, p, p]") }
+        guard pw[0] == width, pw[1] == 3, pw[2] == pw[3] else {
+            throw fail("\(v)embeddings.patch_embedding.weight \(pw): expected [\(width), 3, p, p]")
+        }
         let pos = try shape(v + "embeddings.position_embedding.weight", rank: 2)
-        guard pos[1] == width, pos[0] >= 2 else { throw fail("\(v)embeddings.position_embedding.weight \(pos): expected [1 + grid^2, \(width)]") }
+        guard pos[1] == width, pos[0] >= 2 else {
+            throw fail("\(v)embeddings.position_embedding.weight \(pos): expected [1 + grid^2, \(width)]")
+        }
         let grid = try ViTShapes.gridSide(pos[0] - 1, path: path, key: v + "embeddings.position_embedding.weight", shape: pos)
         var depth = 0
         while a.contains("\(v)encoder.layers.\(depth).layer_norm1.weight") { depth += 1 }
@@ -85,16 +101,19 @@ public struct CLIPVisionConfig: Codable, Sendable, Equatable {
         let hidden = try shape(v + "encoder.layers.0.mlp.fc1.weight", rank: 2)[0]
         let proj = try shape("visual_projection.weight", rank: 2)
         guard proj[1] == width else { throw fail("visual_projection.weight \(proj): expected [P, \(width)]") }
-        return CLIPVisionConfig(width: width, depth: depth, heads: max(width / 64, 1), patchSize: pw[2], imageSize: grid * pw[2],
-                                mlpHidden: hidden, projectionDim: proj[0], eps: 1e-5, activation: .quickGELU)
+        return CLIPVisionConfig(
+            width: width, depth: depth, heads: max(width / 64, 1), patchSize: pw[2], imageSize: grid * pw[2],
+            mlpHidden: hidden, projectionDim: proj[0], eps: 1e-5, activation: .quickGELU)
     }
 
     /// This config (from config.json) if it describes the weights: a config.json of another model would
     /// silently mis-shape them.
     func checked(against w: CLIPVisionConfig, config: String, weights: String) throws -> CLIPVisionConfig {
-        for (what, a, b) in [("hidden_size", width, w.width), ("num_hidden_layers", depth, w.depth),
-                             ("patch_size", patchSize, w.patchSize), ("image_size", imageSize, w.imageSize),
-                             ("intermediate_size", mlpHidden, w.mlpHidden), ("projection_dim", projectionDim, w.projectionDim)] where a != b {
+        for (what, a, b) in [
+            ("hidden_size", width, w.width), ("num_hidden_layers", depth, w.depth),
+            ("patch_size", patchSize, w.patchSize), ("image_size", imageSize, w.imageSize),
+            ("intermediate_size", mlpHidden, w.mlpHidden), ("projection_dim", projectionDim, w.projectionDim),
+        ] where a != b {
             throw CheckpointError.malformed(path: config, reason: "\(what) \(a) does not match the weights in \(weights) (\(b))")
         }
         guard heads > 0, width % heads == 0 else {
@@ -109,7 +128,7 @@ public struct CLIPVisionConfig: Codable, Sendable, Equatable {
         guard let root = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
             throw fail("not a JSON object (expected transformers' CLIP config.json)")
         }
-        let vision = root["vision_config"] as? [String: Any] ?? root   // a CLIPVisionConfig file has the keys at the top
+        let vision = root["vision_config"] as? [String: Any] ?? root  // a CLIPVisionConfig file has the keys at the top
         func int(_ k: String, in d: [String: Any]) throws -> Int {
             guard let v = d[k] as? NSNumber, let i = Int(exactly: v.doubleValue), i > 0, i < 1 << 20 else {
                 throw fail("vision_config.\(k) missing or not a positive integer")
@@ -122,12 +141,14 @@ public struct CLIPVisionConfig: Codable, Sendable, Equatable {
         }
         let eps = (vision["layer_norm_eps"] as? NSNumber)?.floatValue ?? 1e-5
         guard eps.isFinite, eps > 0, eps < 1 else { throw fail("vision_config.layer_norm_eps \(eps) is not a small positive number") }
-        let proj = try (root["projection_dim"] as? NSNumber).flatMap { Int(exactly: $0.doubleValue) }
+        let proj =
+            try (root["projection_dim"] as? NSNumber).flatMap { Int(exactly: $0.doubleValue) }
             ?? int("projection_dim", in: vision)
-        return CLIPVisionConfig(width: try int("hidden_size", in: vision), depth: try int("num_hidden_layers", in: vision),
-                                heads: try int("num_attention_heads", in: vision), patchSize: try int("patch_size", in: vision),
-                                imageSize: try int("image_size", in: vision), mlpHidden: try int("intermediate_size", in: vision),
-                                projectionDim: proj, eps: eps, activation: activation)
+        return CLIPVisionConfig(
+            width: try int("hidden_size", in: vision), depth: try int("num_hidden_layers", in: vision),
+            heads: try int("num_attention_heads", in: vision), patchSize: try int("patch_size", in: vision),
+            imageSize: try int("image_size", in: vision), mlpHidden: try int("intermediate_size", in: vision),
+            projectionDim: proj, eps: eps, activation: activation)
     }
 }
 
@@ -136,13 +157,13 @@ public final class CLIPVision: @unchecked Sendable {
     /// The weights file and the config it was read with (nil: inferred from the weights).
     public let path: String, configPath: String?
     let patchEmbed: Conv2d
-    let classEmbedding: Tensor     // [D]
-    let positions: Tensor          // [1 + grid^2, D]
+    let classEmbedding: Tensor  // [D]
+    let positions: Tensor  // [1 + grid^2, D]
     let preNorm: LayerNorm, postNorm: LayerNorm
     public let blocks: [ViTBlock]
     /// The last block, for the CLS row only.
     let lastBlock: FirstTokenBlock
-    let projection: Linear         // no bias
+    let projection: Linear  // no bias
 
     /// scenic's IMAGE_MEAN / IMAGE_STD (= the released preprocessor_config.json).
     static let mean: [Float] = [0.48145466, 0.4578275, 0.40821073]
@@ -160,7 +181,8 @@ public final class CLIPVision: @unchecked Sendable {
         if isDir.boolValue {
             let candidates = ["model.safetensors", "pytorch_model.bin"].map { URL(fileURLWithPath: dir).appendingPathComponent($0).path }
             guard let found = candidates.first(where: { FileManager.default.fileExists(atPath: $0) }) else {
-                throw CheckpointError.cannotOpen(path: location, reason: "holds neither model.safetensors nor pytorch_model.bin (a transformers CLIP repository)")
+                throw CheckpointError.cannotOpen(
+                    path: location, reason: "holds neither model.safetensors nor pytorch_model.bin (a transformers CLIP repository)")
             }
             weights = found
         }
@@ -196,7 +218,7 @@ public final class CLIPVision: @unchecked Sendable {
         patchEmbed = Conv2d(weight: pw, bias: nil, stride: c.patchSize, padding: 0)
         classEmbedding = cls
         positions = pos
-        preNorm = try r.layerNorm("pre_layrnorm", width: width, eps: c.eps)   // sic, transformers' key name
+        preNorm = try r.layerNorm("pre_layrnorm", width: width, eps: c.eps)  // sic, transformers' key name
         postNorm = try r.layerNorm("post_layernorm", width: width, eps: c.eps)
         blocks = try (0..<depth).map { i in
             let l = r["encoder"]["layers"]["\(i)"]
@@ -207,12 +229,14 @@ public final class CLIPVision: @unchecked Sendable {
             let v = try a.linear("v_proj", inFeatures: width, outFeatures: width)
             let bias = [q, k, v].allSatisfy { $0.bias != nil } ? Tensor.cat0([q.bias!, k.bias!, v.bias!]) : nil
             let qkv = Linear(weight: Tensor.cat0([q.weight, k.weight, v.weight]), bias: bias)
-            return ViTBlock(norm1: try l.layerNorm("layer_norm1", width: width, eps: c.eps),
-                            attention: SelfAttention(qkv: qkv, proj: try a.linear("out_proj", inFeatures: width, outFeatures: width), heads: c.heads),
-                            norm2: try l.layerNorm("layer_norm2", width: width, eps: c.eps),
-                            feedForward: .mlp(fc1: try l["mlp"].linear("fc1", inFeatures: width, outFeatures: hidden),
-                                              fc2: try l["mlp"].linear("fc2", inFeatures: hidden, outFeatures: width),
-                                              activation: c.activation))
+            return ViTBlock(
+                norm1: try l.layerNorm("layer_norm1", width: width, eps: c.eps),
+                attention: SelfAttention(qkv: qkv, proj: try a.linear("out_proj", inFeatures: width, outFeatures: width), heads: c.heads),
+                norm2: try l.layerNorm("layer_norm2", width: width, eps: c.eps),
+                feedForward: .mlp(
+                    fc1: try l["mlp"].linear("fc1", inFeatures: width, outFeatures: hidden),
+                    fc2: try l["mlp"].linear("fc2", inFeatures: hidden, outFeatures: width),
+                    activation: c.activation))
         }
         projection = Linear(weight: proj, bias: nil)
         lastBlock = FirstTokenBlock(blocks[blocks.count - 1])
@@ -230,9 +254,11 @@ public final class CLIPVision: @unchecked Sendable {
         let plane = s * s
         let invStd = CLIPVision.std.map { 1 / $0 }
         var chw = [Float](repeating: 0, count: 3 * plane)
-        for i in 0..<plane { for c in 0..<3 {
-            chw[c * plane + i] = (Float(resized.pixels[i * 3 + c]) / 255 - CLIPVision.mean[c]) * invStd[c]
-        } }
+        for i in 0..<plane {
+            for c in 0..<3 {
+                chw[c * plane + i] = (Float(resized.pixels[i * 3 + c]) / 255 - CLIPVision.mean[c]) * invStd[c]
+            }
+        }
         return (resized, Tensor(shape: [1, 3, s, s], data: chw))
     }
 
@@ -284,8 +310,14 @@ public final class CLIPFeatures: FeatureNetwork {
         "clip-v1|\(ImageSet.stamp(model.path))|\(model.configPath.map(ImageSet.stamp) ?? "inferred")|centre crop, PIL bicubic \(model.config.imageSize)"
     }
     public var outputs: [FeatureOutput] { [FeatureOutput(name: "embedding", width: model.config.projectionDim)] }
-    public var preprocessing: String { "centre square crop, PIL bicubic \(model.config.imageSize)x\(model.config.imageSize), CLIP mean/std (cmmd)" }
+    public var preprocessing: String {
+        "centre square crop, PIL bicubic \(model.config.imageSize)x\(model.config.imageSize), CLIP mean/std (cmmd)"
+    }
     public func features(_ images: [Image8]) throws -> [String: Tensor] {
-        ["embedding": try featuresOneByOne(images, width: model.config.projectionDim) { model.embedding(pixels: try model.preprocess($0).pixels) }]
+        [
+            "embedding": try featuresOneByOne(images, width: model.config.projectionDim) {
+                model.embedding(pixels: try model.preprocess($0).pixels)
+            }
+        ]
     }
 }

@@ -20,7 +20,9 @@ public enum CMMD {
 
     /// x: [N1, D], y: [N2, D] (float32 embeddings; each set needs at least one row).
     public static func compute(_ x: Tensor, _ y: Tensor) throws -> Result {
-        guard x.rank == 2, y.rank == 2 else { throw MetricsError.badShape(what: "CMMD embeddings", shape: x.rank == 2 ? y.shape : x.shape, expected: "[N, D]") }
+        guard x.rank == 2, y.rank == 2 else {
+            throw MetricsError.badShape(what: "CMMD embeddings", shape: x.rank == 2 ? y.shape : x.shape, expected: "[N, D]")
+        }
         guard x.shape[1] == y.shape[1] else { throw MetricsError.widthMismatch(what: "CMMD embeddings", a: x.shape[1], b: y.shape[1]) }
         for (t, what) in [(x, "first"), (y, "second")] {
             guard t.shape[0] >= 1 else { throw MetricsError.tooFewSamples(what: "CMMD \(what) embedding set", count: 0, needed: 1) }
@@ -39,7 +41,9 @@ public enum CMMD {
     static func meanKernel(_ p: [Double], _ n: Int, _ q: [Double], _ m: Int, _ d: Int) -> Double {
         let gamma = 1 / (2 * sigma * sigma)
         func norms(_ v: [Double], _ rows: Int) -> [Double] {
-            (0..<rows).map { r in var s = 0.0; for k in 0..<d { s += v[r * d + k] * v[r * d + k] }; return s }
+            (0..<rows).map { r in
+                var s = 0.0; for k in 0..<d { s += v[r * d + k] * v[r * d + k] }; return s
+            }
         }
         let np = norms(p, n), nq = norms(q, m)
         let block = 1024
@@ -48,10 +52,15 @@ public enum CMMD {
         var r0 = 0
         while r0 < n {
             let rows = min(block, n - r0)
-            p.withUnsafeBufferPointer { pp in q.withUnsafeBufferPointer { pq in dots.withUnsafeMutableBufferPointer { pd in
-                LA64.gemm(transB: true, m: rows, n: m, k: d, a: pp.baseAddress! + r0 * d, lda: d, b: pq.baseAddress!, ldb: d,
-                          c: pd.baseAddress!, ldc: m)
-            } } }
+            p.withUnsafeBufferPointer { pp in
+                q.withUnsafeBufferPointer { pq in
+                    dots.withUnsafeMutableBufferPointer { pd in
+                        LA64.gemm(
+                            transB: true, m: rows, n: m, k: d, a: pp.baseAddress! + r0 * d, lda: d, b: pq.baseAddress!, ldb: d,
+                            c: pd.baseAddress!, ldc: m)
+                    }
+                }
+            }
             var partial = 0.0
             for i in 0..<rows {
                 for j in 0..<m { partial += exp(-gamma * (np[r0 + i] + nq[j] - 2 * dots[i * m + j])) }

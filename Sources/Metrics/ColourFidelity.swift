@@ -7,12 +7,15 @@ import ImageIO
 public enum ColourFidelity {
     public static func meanColourError(originals: [Image8], reconstructions: [Image8]) throws -> [Double] {
         guard originals.count == reconstructions.count, !originals.isEmpty else {
-            throw MetricsError.input("mean-colour error needs pairs: \(originals.count) originals, \(reconstructions.count) reconstructions")
+            throw MetricsError.input(
+                "mean-colour error needs pairs: \(originals.count) originals, \(reconstructions.count) reconstructions")
         }
         var err = [0.0, 0.0, 0.0]
         for (a, b) in zip(originals, reconstructions) {
             guard a.channels == 3, b.channels == 3, a.width == b.width, a.height == b.height else {
-                throw MetricsError.input("mean-colour error needs RGB pairs of one size: \(a.width)x\(a.height)x\(a.channels) vs \(b.width)x\(b.height)x\(b.channels)")
+                throw MetricsError.input(
+                    "mean-colour error needs RGB pairs of one size: \(a.width)x\(a.height)x\(a.channels) vs \(b.width)x\(b.height)x\(b.channels)"
+                )
             }
             let ma = meanColour(a), mb = meanColour(b)
             for c in 0..<3 { err[c] += abs(ma[c] - mb[c]) }

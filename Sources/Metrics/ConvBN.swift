@@ -13,8 +13,10 @@ struct ConvBN: Sendable {
     /// Reads `<conv>.weight` and `<bn>.{weight,bias,running_mean,running_var}` (`num_batches_tracked` ignored).
     /// Padding: `same == true` pads (k - 1) / 2 on each side of each axis (read from the weight's own kernel
     /// shape, so 1x7 / 7x1 / 1x3 / 3x1 kernels get the right orientation); otherwise no padding.
-    static func load(_ a: TensorArchive, conv: String, bn: String, eps: Float, stride: Int = 1, same: Bool,
-                     relu: Bool = true) throws -> ConvBN {
+    static func load(
+        _ a: TensorArchive, conv: String, bn: String, eps: Float, stride: Int = 1, same: Bool,
+        relu: Bool = true
+    ) throws -> ConvBN {
         let w = try a.floatTensor(conv + ".weight", shape: [-1, -1, -1, -1])
         let cout = w.shape[0]
         let gamma = try a.floatTensor(bn + ".weight", shape: [cout])
@@ -34,8 +36,9 @@ struct ConvBN: Sendable {
         }
         let (kh, kw) = (w.shape[2], w.shape[3])
         let ph = same ? (kh - 1) / 2 : 0, pw = same ? (kw - 1) / 2 : 0
-        let c = Conv2d(weight: Tensor(shape: w.shape, data: folded), bias: Tensor(shape: [cout], data: bias),
-                       stride: stride, pads: (pw, pw, ph, ph))
+        let c = Conv2d(
+            weight: Tensor(shape: w.shape, data: folded), bias: Tensor(shape: [cout], data: bias),
+            stride: stride, pads: (pw, pw, ph, ph))
         return ConvBN(conv: c, relu: relu)
     }
 
@@ -49,8 +52,9 @@ struct ConvBN: Sendable {
     func callAsFunction(_ x: Tensor) -> Tensor {
         precondition(x.rank == 4 && x.shape[1] == inChannels, "conv expects [N, \(inChannels), H, W], got \(x.shape)")
         let p = conv.padding
-        let geometry = ConvGeometry(x: x.shape, weight: conv.weight.shape, stride: conv.stride,
-                                    pads: (p.left, p.right, p.top, p.bottom))
+        let geometry = ConvGeometry(
+            x: x.shape, weight: conv.weight.shape, stride: conv.stride,
+            pads: (p.left, p.right, p.top, p.bottom))
         let (n, cin, h, w, ho, wo) = (geometry.n, geometry.cin, geometry.h, geometry.w, geometry.ho, geometry.wo)
         let plane = geometry.plane, cout = outChannels, kdim = geometry.kdim
         let perChunk = max(1, min(n, (8 << 20) / max(kdim * plane, 1)))
@@ -70,28 +74,39 @@ struct ConvBN: Sendable {
         while b0 < n {
             let nb = min(perChunk, n - b0)
             let ld = nb * plane
-            x.data.withUnsafeBufferPointer { px in scratch.col.withUnsafeMutableBufferPointer { pc in
-                for b in 0..<nb {
-                    geometry.im2col(px.baseAddress! + (b0 + b) * cin * h * w, into: pc.baseAddress! + b * plane, ld: ld)
-                }
-            } }
-            conv.weight.data.withUnsafeBufferPointer { pw in scratch.col.withUnsafeBufferPointer { pc in scratch.res.withUnsafeMutableBufferPointer { pr in
-                BLAS.sgemm(m: cout, n: ld, k: kdim, a: pw.baseAddress!, lda: kdim, b: pc.baseAddress!, ldb: ld,
-                           c: pr.baseAddress!, ldc: ld)
-            } } }
-            // [cout, nb, plane] -> [nb, cout, plane], + bias, ReLU
-            scratch.res.withUnsafeBufferPointer { pr in out.withUnsafeMutableBufferPointer { po in
-                for b in 0..<nb { for o in 0..<cout {
-                    let s = pr.baseAddress! + o * ld + b * plane
-                    let d = po.baseAddress! + ((b0 + b) * cout + o) * plane
-                    let bo = bias[o]
-                    if relu {
-                        for i in 0..<plane { let v = s[i] + bo; d[i] = v > 0 ? v : (v.isNaN ? v : 0) }
-                    } else {
-                        for i in 0..<plane { d[i] = s[i] + bo }
+            x.data.withUnsafeBufferPointer { px in
+                scratch.col.withUnsafeMutableBufferPointer { pc in
+                    for b in 0..<nb {
+                        geometry.im2col(px.baseAddress! + (b0 + b) * cin * h * w, into: pc.baseAddress! + b * plane, ld: ld)
                     }
-                } }
-            } }
+                }
+            }
+            conv.weight.data.withUnsafeBufferPointer { pw in
+                scratch.col.withUnsafeBufferPointer { pc in
+                    scratch.res.withUnsafeMutableBufferPointer { pr in
+                        BLAS.sgemm(
+                            m: cout, n: ld, k: kdim, a: pw.baseAddress!, lda: kdim, b: pc.baseAddress!, ldb: ld,
+                            c: pr.baseAddress!, ldc: ld)
+                    }
+                }
+            }
+            // [cout, nb, plane] -> [nb, cout, plane], + bias, ReLU
+            scratch.res.withUnsafeBufferPointer { pr in
+                out.withUnsafeMutableBufferPointer { po in
+                    for b in 0..<nb {
+                        for o in 0..<cout {
+                            let s = pr.baseAddress! + o * ld + b * plane
+                            let d = po.baseAddress! + ((b0 + b) * cout + o) * plane
+                            let bo = bias[o]
+                            if relu {
+                                for i in 0..<plane { let v = s[i] + bo; d[i] = v > 0 ? v : (v.isNaN ? v : 0) }
+                            } else {
+                                for i in 0..<plane { d[i] = s[i] + bo }
+                            }
+                        }
+                    }
+                }
+            }
             b0 += nb
         }
         return Tensor(shape: [n, cout, ho, wo], data: out)

@@ -65,18 +65,20 @@ public struct DINOv2Config: Codable, Sendable, Equatable {
         }
         let swiglu = a.contains("blocks.0.mlp.w12.weight")
         let hidden = try shape(swiglu ? "blocks.0.mlp.w3.weight" : "blocks.0.mlp.fc1.weight", rank: 2)[swiglu ? 1 : 0]
-        return DINOv2Config(width: width, depth: depth, heads: nHeads, patchSize: pw[2], trainGrid: grid,
-                            registers: registers, swiglu: swiglu, mlpHidden: hidden,
-                            interpolateOffset: registers > 0 ? 0 : 0.1, interpolateAntialias: registers > 0)
+        return DINOv2Config(
+            width: width, depth: depth, heads: nHeads, patchSize: pw[2], trainGrid: grid,
+            registers: registers, swiglu: swiglu, mlpHidden: hidden,
+            interpolateOffset: registers > 0 ? 0 : 0.1, interpolateAntialias: registers > 0)
     }
 
     /// The torch-hub models: `dinov2_vit{s,b,l,g}14` and their `_reg` (4 registers) versions.
     public static func hub(_ size: String, registers: Bool = false) -> DINOv2Config? {
         guard let (w, d) = ["s": (384, 12), "b": (768, 12), "l": (1024, 24), "g": (1536, 40)][size.lowercased()] else { return nil }
         let swiglu = size.lowercased() == "g"
-        return DINOv2Config(width: w, depth: d, heads: w / 64, patchSize: 14, trainGrid: 37, registers: registers ? 4 : 0,
-                            swiglu: swiglu, mlpHidden: swiglu ? (Int(Double(4 * w) * 2 / 3) + 7) / 8 * 8 : 4 * w,
-                            interpolateOffset: registers ? 0 : 0.1, interpolateAntialias: registers)
+        return DINOv2Config(
+            width: w, depth: d, heads: w / 64, patchSize: 14, trainGrid: 37, registers: registers ? 4 : 0,
+            swiglu: swiglu, mlpHidden: swiglu ? (Int(Double(4 * w) * 2 / 3) + 7) / 8 * 8 : 4 * w,
+            interpolateOffset: registers ? 0 : 0.1, interpolateAntialias: registers)
     }
 
     /// Key names and shapes of the released state dict (for random-weight benchmarks).
@@ -87,13 +89,21 @@ public struct DINOv2Config: Codable, Sendable, Equatable {
         s += [("mask_token", [1, d]), ("patch_embed.proj.weight", [d, 3, patchSize, patchSize]), ("patch_embed.proj.bias", [d])]
         for i in 0..<depth {
             let b = "blocks.\(i)."
-            s += [(b + "norm1.weight", [d]), (b + "norm1.bias", [d]), (b + "attn.qkv.weight", [3 * d, d]), (b + "attn.qkv.bias", [3 * d]),
-                  (b + "attn.proj.weight", [d, d]), (b + "attn.proj.bias", [d]), (b + "ls1.gamma", [d]),
-                  (b + "norm2.weight", [d]), (b + "norm2.bias", [d])]
-            s += swiglu ? [(b + "mlp.w12.weight", [2 * mlpHidden, d]), (b + "mlp.w12.bias", [2 * mlpHidden]),
-                           (b + "mlp.w3.weight", [d, mlpHidden]), (b + "mlp.w3.bias", [d])]
-                : [(b + "mlp.fc1.weight", [mlpHidden, d]), (b + "mlp.fc1.bias", [mlpHidden]),
-                   (b + "mlp.fc2.weight", [d, mlpHidden]), (b + "mlp.fc2.bias", [d])]
+            s += [
+                (b + "norm1.weight", [d]), (b + "norm1.bias", [d]), (b + "attn.qkv.weight", [3 * d, d]), (b + "attn.qkv.bias", [3 * d]),
+                (b + "attn.proj.weight", [d, d]), (b + "attn.proj.bias", [d]), (b + "ls1.gamma", [d]),
+                (b + "norm2.weight", [d]), (b + "norm2.bias", [d]),
+            ]
+            s +=
+                swiglu
+                ? [
+                    (b + "mlp.w12.weight", [2 * mlpHidden, d]), (b + "mlp.w12.bias", [2 * mlpHidden]),
+                    (b + "mlp.w3.weight", [d, mlpHidden]), (b + "mlp.w3.bias", [d]),
+                ]
+                : [
+                    (b + "mlp.fc1.weight", [mlpHidden, d]), (b + "mlp.fc1.bias", [mlpHidden]),
+                    (b + "mlp.fc2.weight", [d, mlpHidden]), (b + "mlp.fc2.bias", [d]),
+                ]
             s.append((b + "ls2.gamma", [d]))
         }
         return s + [("norm.weight", [d]), ("norm.bias", [d])]
@@ -121,8 +131,8 @@ public final class DINOv2: @unchecked Sendable {
     public let config: DINOv2Config
     public let path: String
     let patchEmbed: Conv2d
-    let clsToken: Tensor        // [D]
-    let registerTokens: Tensor? // [R, D]
+    let clsToken: Tensor  // [D]
+    let registerTokens: Tensor?  // [R, D]
     /// The position embedding added at `inputSize`: [1 + grid^2, D] (interpolated once, at load).
     public let positionEmbedding: Tensor
     public let blocks: [ViTBlock]
@@ -155,18 +165,23 @@ public final class DINOv2: @unchecked Sendable {
         positionEmbedding = DINOv2.interpolatedPositions(pos.reshaped([1 + grid * grid, width]), config: c)
         blocks = try (0..<c.depth).map { i in
             let b = r["blocks"]["\(i)"]
-            let ffn: ViTFeedForward = c.swiglu
-                ? .swiglu(w12: try b["mlp"].linear("w12", inFeatures: width, outFeatures: 2 * hidden),
-                          w3: try b["mlp"].linear("w3", inFeatures: hidden, outFeatures: width))
-                : .mlp(fc1: try b["mlp"].linear("fc1", inFeatures: width, outFeatures: hidden),
-                       fc2: try b["mlp"].linear("fc2", inFeatures: hidden, outFeatures: width), activation: .gelu)
-            return ViTBlock(norm1: try b.layerNorm("norm1", width: width, eps: c.eps),
-                            attention: SelfAttention(qkv: try b["attn"].linear("qkv", inFeatures: width, outFeatures: 3 * width),
-                                                     proj: try b["attn"].linear("proj", inFeatures: width, outFeatures: width),
-                                                     heads: c.heads),
-                            norm2: try b.layerNorm("norm2", width: width, eps: c.eps), feedForward: ffn,
-                            layerScale1: b.has("ls1.gamma") ? try b.tensor("ls1.gamma", shape: [width]) : nil,
-                            layerScale2: b.has("ls2.gamma") ? try b.tensor("ls2.gamma", shape: [width]) : nil)
+            let ffn: ViTFeedForward =
+                c.swiglu
+                ? .swiglu(
+                    w12: try b["mlp"].linear("w12", inFeatures: width, outFeatures: 2 * hidden),
+                    w3: try b["mlp"].linear("w3", inFeatures: hidden, outFeatures: width))
+                : .mlp(
+                    fc1: try b["mlp"].linear("fc1", inFeatures: width, outFeatures: hidden),
+                    fc2: try b["mlp"].linear("fc2", inFeatures: hidden, outFeatures: width), activation: .gelu)
+            return ViTBlock(
+                norm1: try b.layerNorm("norm1", width: width, eps: c.eps),
+                attention: SelfAttention(
+                    qkv: try b["attn"].linear("qkv", inFeatures: width, outFeatures: 3 * width),
+                    proj: try b["attn"].linear("proj", inFeatures: width, outFeatures: width),
+                    heads: c.heads),
+                norm2: try b.layerNorm("norm2", width: width, eps: c.eps), feedForward: ffn,
+                layerScale1: b.has("ls1.gamma") ? try b.tensor("ls1.gamma", shape: [width]) : nil,
+                layerScale2: b.has("ls2.gamma") ? try b.tensor("ls2.gamma", shape: [width]) : nil)
         }
         norm = try r.layerNorm("norm", width: width, eps: c.eps)
         lastBlock = FirstTokenBlock(blocks[blocks.count - 1])
@@ -178,17 +193,19 @@ public final class DINOv2: @unchecked Sendable {
     static func interpolatedPositions(_ pos: Tensor, config c: DINOv2Config) -> Tensor {
         let g = c.inputSize / c.patchSize, m = c.trainGrid, d = c.width
         if g == m { return pos }
-        let patches = Tensor(shape: [1, m, m, d], data: Array(pos.data[d...])).permuted([0, 3, 1, 2])   // [1, D, m, m]
+        let patches = Tensor(shape: [1, m, m, d], data: Array(pos.data[d...])).permuted([0, 3, 1, 2])  // [1, D, m, m]
         let resized: Tensor
         if c.interpolateOffset != 0 {
             let factor = (Double(g) + c.interpolateOffset) / Double(m)
             let out = Int((Double(m) * factor).rounded(.down))
             precondition(out == g, "DINOv2 position grid \(m) -> \(out), expected \(g)")
-            resized = c.interpolateAntialias
+            resized =
+                c.interpolateAntialias
                 ? patches.interpolatedBicubicAntialiased(height: out, width: out)
                 : patches.interpolated(height: out, width: out, mode: .bicubic, scaleFactor: (factor, factor))
         } else {
-            resized = c.interpolateAntialias
+            resized =
+                c.interpolateAntialias
                 ? patches.interpolatedBicubicAntialiased(height: g, width: g)
                 : patches.interpolated(height: g, width: g, mode: .bicubic)
         }
@@ -204,9 +221,11 @@ public final class DINOv2: @unchecked Sendable {
         let resized = try rgb.resized(width: s, height: s, filter: .bicubic)
         let plane = s * s
         var chw = [Float](repeating: 0, count: 3 * plane)
-        for i in 0..<plane { for c in 0..<3 {
-            chw[c * plane + i] = (Float(resized.pixels[i * 3 + c]) / 255 - DINOv2.mean[c]) / DINOv2.std[c]
-        } }
+        for i in 0..<plane {
+            for c in 0..<3 {
+                chw[c * plane + i] = (Float(resized.pixels[i * 3 + c]) / 255 - DINOv2.mean[c]) / DINOv2.std[c]
+            }
+        }
         return (resized, Tensor(shape: [1, 3, s, s], data: chw))
     }
 
@@ -244,7 +263,9 @@ public final class DINOv2Features: FeatureNetwork {
         return "dinov2-v1|\(ImageSet.stamp(model.path))|heads \(c.heads)|input \(c.inputSize) squash, PIL bicubic"
     }
     public var outputs: [FeatureOutput] { [FeatureOutput(name: "cls", width: model.config.width)] }
-    public var preprocessing: String { "PIL bicubic \(model.config.inputSize)x\(model.config.inputSize) (squashed), ImageNet mean/std (dgm-eval)" }
+    public var preprocessing: String {
+        "PIL bicubic \(model.config.inputSize)x\(model.config.inputSize) (squashed), ImageNet mean/std (dgm-eval)"
+    }
     public func features(_ images: [Image8]) throws -> [String: Tensor] {
         ["cls": try featuresOneByOne(images, width: model.config.width) { model.feature(pixels: try model.preprocess($0).pixels) }]
     }

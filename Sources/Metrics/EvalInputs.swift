@@ -69,9 +69,13 @@ public final class ImageSet {
                 if keys.contains("arr_0") {
                     let h = try npz.header("arr_0")
                     guard h.dtype == .uint8, h.shape.count == 4, [1, 3, 4].contains(h.shape[3]) else {
-                        throw MetricsError.input("\(p): arr_0 must be uint8 N x H x W x C (C = 1, 3 or 4) as ADM writes it, got \(h.dtype.rawValue) \(h.shape)")
+                        throw MetricsError.input(
+                            "\(p): arr_0 must be uint8 N x H x W x C (C = 1, 3 or 4) as ADM writes it, got \(h.dtype.rawValue) \(h.shape)")
                     }
-                    if h.shape[3] != 3 { notes.append("\(p): \(h.shape[3]) channel(s) converted to RGB (\(h.shape[3] == 1 ? "replicated" : "alpha dropped"))") }
+                    if h.shape[3] != 3 {
+                        notes.append(
+                            "\(p): \(h.shape[3]) channel(s) converted to RGB (\(h.shape[3] == 1 ? "replicated" : "alpha dropped"))")
+                    }
                     parts.append(.npz(path: p, count: h.shape[0]))
                     count += h.shape[0]
                     if keys.contains("arr_1") {
@@ -84,7 +88,9 @@ public final class ImageSet {
                         allLabels = nil
                     }
                 } else if !hasStatistics {
-                    throw MetricsError.input("\(p): neither images (arr_0) nor statistics (mu, sigma / mu_dinov2, sigma_dinov2 / clip_embeddings) found; keys: \(npz.keys.joined(separator: ", "))")
+                    throw MetricsError.input(
+                        "\(p): neither images (arr_0) nor statistics (mu, sigma / mu_dinov2, sigma_dinov2 / clip_embeddings) found; keys: \(npz.keys.joined(separator: ", "))"
+                    )
                 } else {
                     allLabels = nil
                 }
@@ -134,8 +140,12 @@ public final class ImageSet {
         if let t = try text("notes"), !t.isEmpty {
             for line in t.split(separator: "\n") { note("\(p) was computed from images where: \(line)") }
         }
-        if keys.contains("mu") || keys.contains("sigma") { poolStats = try stats("mu", "sigma"); poolStats?.count = try count("n_inception") }
-        if keys.contains("mu_s") || keys.contains("sigma_s") { spatialStats = try stats("mu_s", "sigma_s"); spatialStats?.count = try count("n_inception") }
+        if keys.contains("mu") || keys.contains("sigma") {
+            poolStats = try stats("mu", "sigma"); poolStats?.count = try count("n_inception")
+        }
+        if keys.contains("mu_s") || keys.contains("sigma_s") {
+            spatialStats = try stats("mu_s", "sigma_s"); spatialStats?.count = try count("n_inception")
+        }
         if keys.contains("mu_dinov2") || keys.contains("sigma_dinov2") {
             dinov2Stats = try stats("mu_dinov2", "sigma_dinov2")
             dinov2Stats?.count = try count("n_dinov2")
@@ -176,7 +186,9 @@ public final class ImageSet {
         // Other image formats are not read; say so rather than evaluate a silently smaller set.
         let skipped = all.filter { otherImageExtensions.contains(URL(fileURLWithPath: $0).pathExtension.lowercased()) }
         if !skipped.isEmpty {
-            notes.append("\(dir): \(skipped.count) image(s) in formats varlab does not read were skipped (e.g. \(skipped.sorted()[0]); convert them to PNG)")
+            notes.append(
+                "\(dir): \(skipped.count) image(s) in formats varlab does not read were skipped (e.g. \(skipped.sorted()[0]); convert them to PNG)"
+            )
         }
         let files = names.map { URL(fileURLWithPath: dir).appendingPathComponent($0).path }
         let labels = try LabelFile.labels(folder: dir, names: names)
@@ -221,15 +233,18 @@ public final class ImageSet {
                     let (n, h, w, c) = (chunk.shape[0], chunk.shape[1], chunk.shape[2], chunk.shape[3])
                     let bytes = [UInt8](chunk.data)
                     let per = h * w * c
-                    try body((0..<n).map { i in
-                        try rgb(Image8(width: w, height: h, channels: c, pixels: Array(bytes[(i * per)..<((i + 1) * per)])), path)
-                    })
+                    try body(
+                        (0..<n).map { i in
+                            try rgb(Image8(width: w, height: h, channels: c, pixels: Array(bytes[(i * per)..<((i + 1) * per)])), path)
+                        })
                 }
             }
         }
         if sizes.count > 1 {
             let list = sizes.sorted { $0.lexicographicallyPrecedes($1) }.prefix(4).map { "\($0[0])x\($0[1])" }.joined(separator: ", ")
-            note("images of \(sizes.count) different sizes (\(list)\(sizes.count > 4 ? ", ..." : "")): each is resized on its own by the network's preprocessing")
+            note(
+                "images of \(sizes.count) different sizes (\(list)\(sizes.count > 4 ? ", ..." : "")): each is resized on its own by the network's preprocessing"
+            )
         }
     }
 }

@@ -7,12 +7,18 @@ extension EvalReport {
         let header = ["metric", "value", "N samples", "N ref", "network", "preprocessing"]
         let rows = r.values.map { v -> [String] in
             let pre = v.preprocessing ?? (v.network.hasPrefix("ResNet") ? "resize 256, crop 224" : r.preprocessing)
-            return [v.name, String(format: "%.4f", v.value), "\(v.samples)", v.referenceCountUnknown ? "unknown" : v.reference.map { "\($0)" } ?? "-", v.network, pre]
+            return [
+                v.name, String(format: "%.4f", v.value), "\(v.samples)",
+                v.referenceCountUnknown ? "unknown" : v.reference.map { "\($0)" } ?? "-", v.network, pre,
+            ]
         }
         let widths = header.indices.map { c in ([header] + rows).map { $0[c].count }.max()! }
         func line(_ cells: [String]) -> String {
-            cells.enumerated().map { c, s in c == 1 || c == 2 || c == 3 ? String(repeating: " ", count: widths[c] - s.count) + s
-                : s + String(repeating: " ", count: widths[c] - s.count) }.joined(separator: "  ")
+            cells.enumerated().map { c, s in
+                c == 1 || c == 2 || c == 3
+                    ? String(repeating: " ", count: widths[c] - s.count) + s
+                    : s + String(repeating: " ", count: widths[c] - s.count)
+            }.joined(separator: "  ")
         }
         return ([line(header), widths.map { String(repeating: "-", count: $0) }.joined(separator: "  ")] + rows.map(line))
             .joined(separator: "\n")
@@ -34,8 +40,10 @@ extension EvalReport {
         if let classifier { obj["classifier"] = classifier }
         if !r.perClass.isEmpty {
             obj["per_class_top1"] = r.perClass.map { c -> [String: Any] in
-                ["class": c.label, "n": c.total, "correct": c.correct, "accuracy": c.accuracy,
-                 "predicted_instead": Dictionary(uniqueKeysWithValues: c.mistakes.map { (String($0.key), $0.value) })]
+                [
+                    "class": c.label, "n": c.total, "correct": c.correct, "accuracy": c.accuracy,
+                    "predicted_instead": Dictionary(uniqueKeysWithValues: c.mistakes.map { (String($0.key), $0.value) }),
+                ]
             }
         }
         return try JSONSerialization.data(withJSONObject: obj, options: [.prettyPrinted, .sortedKeys])

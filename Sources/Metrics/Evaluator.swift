@@ -76,7 +76,9 @@ public final class Evaluator {
         func refFeats() throws -> InceptionFeatures {
             if let refFeatures { return refFeatures }
             guard reference.count > 0 else {
-                throw MetricsError.input("\(reference.paths.joined(separator: ", ")): holds statistics only, no images; the requested metric needs reference images")
+                throw MetricsError.input(
+                    "\(reference.paths.joined(separator: ", ")): holds statistics only, no images; the requested metric needs reference images"
+                )
             }
             let f = try extractor.features(of: reference, progress: progress?("reference"))
             if extractor.lastFromCache { report.notes.append("reference features read from the cache") }
@@ -91,7 +93,9 @@ public final class Evaluator {
                 return s
             }
             if set.count > 0 {
-                report.notes.append("\(what): \(set.paths[0]) holds \(s.dim)-dim statistics but this network gives \(expected); recomputed from its \(set.count) images")
+                report.notes.append(
+                    "\(what): \(set.paths[0]) holds \(s.dim)-dim statistics but this network gives \(expected); recomputed from its \(set.count) images"
+                )
                 return nil
             }
             throw MetricsError.widthMismatch(what: "\(what) statistics of \(set.paths[0]) vs the network's features", a: s.dim, b: expected)
@@ -105,41 +109,60 @@ public final class Evaluator {
                 let feats = spatial ? f.spatial : f.pool3
                 let dim = feats.shape[1]
                 let name = spatial ? "sFID" : "FID"
-                let sStats = try precomputed(samples, spatial ? samples.spatialStats : samples.poolStats, expected: dim, "\(name) samples")
+                let sStats =
+                    try precomputed(samples, spatial ? samples.spatialStats : samples.poolStats, expected: dim, "\(name) samples")
                     ?? GaussianStats(features: feats, what: "sample \(spatial ? "spatial " : "")features")
-                var rStats = try precomputed(reference, spatial ? reference.spatialStats : reference.poolStats, expected: dim, "\(name) reference")
+                var rStats = try precomputed(
+                    reference, spatial ? reference.spatialStats : reference.poolStats, expected: dim, "\(name) reference")
                 if rStats == nil {
                     if reference.count == 0 && !explicit {
                         report.notes.append("\(name) skipped: the reference has neither matching statistics nor images"); continue
                     }
                     let rf = try refFeats()
-                    rStats = try GaussianStats(features: spatial ? rf.spatial : rf.pool3, what: "reference \(spatial ? "spatial " : "")features")
+                    rStats = try GaussianStats(
+                        features: spatial ? rf.spatial : rf.pool3, what: "reference \(spatial ? "spatial " : "")features")
                 }
-                var v = MetricValue(name: name, value: try FID.distance(sStats, rStats!), samples: sStats.count ?? samples.count,
-                                    reference: rStats!.count, network: networkName)
+                var v = MetricValue(
+                    name: name, value: try FID.distance(sStats, rStats!), samples: sStats.count ?? samples.count,
+                    reference: rStats!.count, network: networkName)
                 v.referenceCountUnknown = rStats!.count == nil
                 report.values.append(v)
             case .is:
                 let v = try InceptionScore.compute(logits: sampleFeatures!.logits, splits: isSplits)
-                report.values.append(MetricValue(name: "Inception Score", value: v, samples: samples.count, reference: nil, network: networkName))
+                report.values.append(
+                    MetricValue(name: "Inception Score", value: v, samples: samples.count, reference: nil, network: networkName))
             case .pr, .prdc:
                 if reference.count == 0 && !explicit {
-                    report.notes.append("\(m == .pr ? "precision/recall" : "density/coverage") skipped: the reference holds statistics only (no images)")
+                    report.notes.append(
+                        "\(m == .pr ? "precision/recall" : "density/coverage") skipped: the reference holds statistics only (no images)")
                     continue
                 }
                 let rf = try refFeats()
-                guard rf.pool3.shape[1] == width else { throw MetricsError.widthMismatch(what: "reference features", a: rf.pool3.shape[1], b: width) }
+                guard rf.pool3.shape[1] == width else {
+                    throw MetricsError.widthMismatch(what: "reference features", a: rf.pool3.shape[1], b: width)
+                }
                 if m == .pr {
-                    let r = admFloat16PrecisionRecall
+                    let r =
+                        admFloat16PrecisionRecall
                         ? try ADMPrecisionRecall.compute(reference: rf.pool3, samples: sampleFeatures!.pool3)
                         : try PrecisionRecall.compute(reference: rf.pool3, samples: sampleFeatures!.pool3)
                     let tag = admFloat16PrecisionRecall ? "k=3, ADM float16" : "k=3"
-                    report.values.append(MetricValue(name: "Precision (\(tag))", value: r.precision, samples: samples.count, reference: reference.count, network: networkName))
-                    report.values.append(MetricValue(name: "Recall (\(tag))", value: r.recall, samples: samples.count, reference: reference.count, network: networkName))
+                    report.values.append(
+                        MetricValue(
+                            name: "Precision (\(tag))", value: r.precision, samples: samples.count, reference: reference.count,
+                            network: networkName))
+                    report.values.append(
+                        MetricValue(
+                            name: "Recall (\(tag))", value: r.recall, samples: samples.count, reference: reference.count,
+                            network: networkName))
                 } else {
                     let r = try PRDC.compute(real: rf.pool3, fake: sampleFeatures!.pool3)
-                    for (n, v) in [("Precision (prdc k=5)", r.precision), ("Recall (prdc k=5)", r.recall), ("Density (k=5)", r.density), ("Coverage (k=5)", r.coverage)] {
-                        report.values.append(MetricValue(name: n, value: v, samples: samples.count, reference: reference.count, network: networkName))
+                    for (n, v) in [
+                        ("Precision (prdc k=5)", r.precision), ("Recall (prdc k=5)", r.recall), ("Density (k=5)", r.density),
+                        ("Coverage (k=5)", r.coverage),
+                    ] {
+                        report.values.append(
+                            MetricValue(name: n, value: v, samples: samples.count, reference: reference.count, network: networkName))
                     }
                 }
             case .acc:
@@ -158,7 +181,7 @@ public final class Evaluator {
                 report.values.append(MetricValue(name: "Top-5 accuracy", value: acc.top5, samples: acc.count, reference: nil, network: net))
                 report.perClass = acc.perClass
             case .fdDINOv2, .cmmd:
-                break   // RepresentationMetrics
+                break  // RepresentationMetrics
             }
         }
         if let representations {

@@ -44,16 +44,21 @@ public struct GaussianStats: Sendable, Equatable {
             x.data.withUnsafeBufferPointer { p in
                 for i in 0..<rows { for j in 0..<d { centred[i * d + j] = Double(p[(r0 + i) * d + j]) - mu[j] } }
             }
-            centred.withUnsafeBufferPointer { pc in sigma.withUnsafeMutableBufferPointer { ps in
-                LA64.gemm(transA: true, m: d, n: d, k: rows, a: pc.baseAddress!, lda: d, b: pc.baseAddress!, ldb: d,
-                          accumulate: r0 > 0, c: ps.baseAddress!, ldc: d)
-            } }
+            centred.withUnsafeBufferPointer { pc in
+                sigma.withUnsafeMutableBufferPointer { ps in
+                    LA64.gemm(
+                        transA: true, m: d, n: d, k: rows, a: pc.baseAddress!, lda: d, b: pc.baseAddress!, ldb: d,
+                        accumulate: r0 > 0, c: ps.baseAddress!, ldc: d)
+                }
+            }
             r0 += rows
         }
         let scale = 1 / Double(n - 1)
         for i in 0..<(d * d) { sigma[i] *= scale }
         // Exactly symmetric (the column blocks of the product round independently).
-        for i in 0..<d { for j in (i + 1)..<d { let v = 0.5 * (sigma[i * d + j] + sigma[j * d + i]); sigma[i * d + j] = v; sigma[j * d + i] = v } }
+        for i in 0..<d {
+            for j in (i + 1)..<d { let v = 0.5 * (sigma[i * d + j] + sigma[j * d + i]); sigma[i * d + j] = v; sigma[j * d + i] = v }
+        }
         try self.init(mu: mu, sigma: sigma, count: n)
     }
 }
@@ -66,13 +71,17 @@ extension GaussianStats {
         let d = dim
         var scale = 0.0
         for v in sigma { scale = max(scale, abs(v)) }
-        for i in 0..<d { for j in (i + 1)..<d where abs(sigma[i * d + j] - sigma[j * d + i]) > 1e-9 * max(scale, 1e-300) {
-            throw MetricsError.input("\(what): the covariance is not symmetric (entry [\(i), \(j)] \(sigma[i * d + j]) vs [\(j), \(i)] \(sigma[j * d + i]))")
-        } }
+        for i in 0..<d {
+            for j in (i + 1)..<d where abs(sigma[i * d + j] - sigma[j * d + i]) > 1e-9 * max(scale, 1e-300) {
+                throw MetricsError.input(
+                    "\(what): the covariance is not symmetric (entry [\(i), \(j)] \(sigma[i * d + j]) vs [\(j), \(i)] \(sigma[j * d + i]))")
+            }
+        }
         let (lam, _) = try LA64.symmetricEigen(sigma, n: d, vectors: false)
         let top = max(lam.last ?? 0, 0)
         if let low = lam.first, low < -1e-9 * max(top, scale) {
-            throw MetricsError.input("\(what): the covariance is not positive semidefinite (eigenvalue \(low), largest \(top)); not statistics of real features")
+            throw MetricsError.input(
+                "\(what): the covariance is not positive semidefinite (eigenvalue \(low), largest \(top)); not statistics of real features")
         }
     }
 }
@@ -114,18 +123,29 @@ public enum FID {
         var r = [Double](repeating: 0, count: n * n)
         var t = [Double](repeating: 0, count: n * n)
         var m = [Double](repeating: 0, count: n * n)
-        us.withUnsafeBufferPointer { pus in r.withUnsafeMutableBufferPointer { pr in
-            u.withUnsafeBufferPointer { pu in
-                LA64.gemm(transB: true, m: n, n: n, k: n, a: pus.baseAddress!, lda: n, b: pu.baseAddress!, ldb: n,
-                          c: pr.baseAddress!, ldc: n)
+        us.withUnsafeBufferPointer { pus in
+            r.withUnsafeMutableBufferPointer { pr in
+                u.withUnsafeBufferPointer { pu in
+                    LA64.gemm(
+                        transB: true, m: n, n: n, k: n, a: pus.baseAddress!, lda: n, b: pu.baseAddress!, ldb: n,
+                        c: pr.baseAddress!, ldc: n)
+                }
             }
-        } }
-        r.withUnsafeBufferPointer { pr in s2.withUnsafeBufferPointer { ps in t.withUnsafeMutableBufferPointer { pt in
-            LA64.gemm(m: n, n: n, k: n, a: pr.baseAddress!, lda: n, b: ps.baseAddress!, ldb: n, c: pt.baseAddress!, ldc: n)
-        } } }
-        t.withUnsafeBufferPointer { pt in r.withUnsafeBufferPointer { pr in m.withUnsafeMutableBufferPointer { pm in
-            LA64.gemm(m: n, n: n, k: n, a: pt.baseAddress!, lda: n, b: pr.baseAddress!, ldb: n, c: pm.baseAddress!, ldc: n)
-        } } }
+        }
+        r.withUnsafeBufferPointer { pr in
+            s2.withUnsafeBufferPointer { ps in
+                t.withUnsafeMutableBufferPointer { pt in
+                    LA64.gemm(m: n, n: n, k: n, a: pr.baseAddress!, lda: n, b: ps.baseAddress!, ldb: n, c: pt.baseAddress!, ldc: n)
+                }
+            }
+        }
+        t.withUnsafeBufferPointer { pt in
+            r.withUnsafeBufferPointer { pr in
+                m.withUnsafeMutableBufferPointer { pm in
+                    LA64.gemm(m: n, n: n, k: n, a: pt.baseAddress!, lda: n, b: pr.baseAddress!, ldb: n, c: pm.baseAddress!, ldc: n)
+                }
+            }
+        }
         for i in 0..<n { for j in (i + 1)..<n { let v = 0.5 * (m[i * n + j] + m[j * n + i]); m[i * n + j] = v; m[j * n + i] = v } }
         let (mu, _) = try LA64.symmetricEigen(m, n: n, vectors: false)
         let tol2 = Double(n) * Double.ulpOfOne * max(mu.last ?? 0, 0)

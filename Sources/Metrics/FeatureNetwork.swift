@@ -71,8 +71,9 @@ public final class FeatureCache {
             let out = try network.features(imgs)
             for o in network.outputs {
                 guard let t = out[o.name], t.shape == [imgs.count, o.width] else {
-                    throw MetricsError.badShape(what: "\(network.name) output '\(o.name)'", shape: out[o.name]?.shape ?? [],
-                                                expected: "[\(imgs.count), \(o.width)]")
+                    throw MetricsError.badShape(
+                        what: "\(network.name) output '\(o.name)'", shape: out[o.name]?.shape ?? [],
+                        expected: "[\(imgs.count), \(o.width)]")
                 }
                 data[o.name, default: []] += t.data
             }
@@ -82,7 +83,8 @@ public final class FeatureCache {
         var sets: [String: Tensor] = [:]
         for o in network.outputs {
             let t = Tensor(shape: [done, o.width], data: data[o.name] ?? [])
-            try requireFinite(t.data, columns: o.width, what: "\(network.name) '\(o.name)' features of \(set.paths.joined(separator: ", "))")
+            try requireFinite(
+                t.data, columns: o.width, what: "\(network.name) '\(o.name)' features of \(set.paths.joined(separator: ", "))")
             sets[o.name] = t
         }
         let f = FeatureSets(sets: sets, count: done)
@@ -102,14 +104,17 @@ public final class FeatureCache {
             guard a.shape == [count, o.width] else { return nil }
             sets[o.name] = Tensor(shape: a.shape, data: a.asFloat())
         }
-        let notes = npz.keys.contains("notes") ? String(decoding: try npz.array("notes").asUInt8(), as: UTF8.self)
-            .split(separator: "\n").map(String.init) : []
+        let notes =
+            npz.keys.contains("notes")
+            ? String(decoding: try npz.array("notes").asUInt8(), as: UTF8.self)
+                .split(separator: "\n").map(String.init) : []
         return (FeatureSets(sets: sets, count: count), notes)
     }
 
     private func write(_ path: String, key: String, _ f: FeatureSets, outputs: [FeatureOutput], notes: [String]) throws {
-        try FileManager.default.createDirectory(atPath: URL(fileURLWithPath: path).deletingLastPathComponent().path,
-                                                withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(
+            atPath: URL(fileURLWithPath: path).deletingLastPathComponent().path,
+            withIntermediateDirectories: true)
         var w = NPZWriter()
         for o in outputs { let t = f.sets[o.name]!; w.add(o.name, try NPYArray(float32: t.data, shape: t.shape)) }
         w.add("key", try NPYArray(uint8: Array(key.utf8), shape: [key.utf8.count]))

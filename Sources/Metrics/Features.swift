@@ -27,14 +27,18 @@ public final class InceptionFeatureNetwork: FeatureNetwork {
     public var cacheName: String { "inception" }
     public var cacheIdentity: String { "inception-v1|\(mode.rawValue)|\(ImageSet.stamp(network.path))" }
     public var outputs: [FeatureOutput] {
-        [FeatureOutput(name: "pool3", width: network.featureWidth),
-         FeatureOutput(name: "spatial", width: InceptionV3.spatialChannels * 17 * 17),
-         FeatureOutput(name: "logits", width: network.classes)]
+        [
+            FeatureOutput(name: "pool3", width: network.featureWidth),
+            FeatureOutput(name: "spatial", width: InceptionV3.spatialChannels * 17 * 17),
+            FeatureOutput(name: "logits", width: network.classes),
+        ]
     }
     public func features(_ images: [Image8]) throws -> [String: Tensor] {
         let out = network(try mode.input(images))
-        return ["pool3": out.pool3, "spatial": out.spatial.reshaped([images.count, out.spatial.count / max(images.count, 1)]),
-                "logits": network.logits(out.pool3)]
+        return [
+            "pool3": out.pool3, "spatial": out.spatial.reshaped([images.count, out.spatial.count / max(images.count, 1)]),
+            "logits": network.logits(out.pool3),
+        ]
     }
 }
 
@@ -43,7 +47,10 @@ public final class FeatureExtractor {
     public let network: InceptionV3
     public let preprocessing: InceptionPreprocessing
     public let cache: FeatureCache
-    public var batchSize: Int { get { cache.batchSize } set { cache.batchSize = newValue } }
+    public var batchSize: Int {
+        get { cache.batchSize }
+        set { cache.batchSize = newValue }
+    }
     /// Whether the last `features(of:)` call came from the cache.
     public var lastFromCache: Bool { cache.lastFromCache }
 

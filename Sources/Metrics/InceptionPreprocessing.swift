@@ -25,10 +25,12 @@ public enum InceptionPreprocessing: String, Sendable, CaseIterable {
             }
             let plane = img.width * img.height
             var chw = [Float](repeating: 0, count: 3 * plane)
-            for i in 0..<plane { for c in 0..<3 {
-                let v = Float(img.pixels[i * 3 + c])
-                chw[c * plane + i] = self == .tf ? v : v / 255
-            } }
+            for i in 0..<plane {
+                for c in 0..<3 {
+                    let v = Float(img.pixels[i * 3 + c])
+                    chw[c * plane + i] = self == .tf ? v : v / 255
+                }
+            }
             let x = Tensor(shape: [1, 3, img.height, img.width], data: chw)
             let r = x.interpolated(height: s, width: s, mode: self == .tf ? .bilinearNoHalfPixel : .bilinear)
             switch self {

@@ -25,7 +25,7 @@ public enum InceptionScore {
         guard n >= 1 else { throw MetricsError.tooFewSamples(what: "Inception Score", count: n, needed: 1) }
         try requireFinite(logits.data, columns: c, what: "IS logits")
         var ranges: [Range<Int>] = []
-        var order = Array(0..<n)   // row of the i-th sample after any shuffle
+        var order = Array(0..<n)  // row of the i-th sample after any shuffle
         switch splits {
         case .size(let s):
             guard s >= 1 else { throw MetricsError.input("IS split size must be at least 1, got \(s)") }
@@ -90,11 +90,15 @@ public struct Accuracy: Sendable, Equatable {
     /// `logits` [N, classes]; correct at k if the label is among the k largest logits (PyTorch `topk`;
     /// ties, which have probability ~0 with real logits, go to the lower index).
     public init(logits: Tensor, labels: [Int], k: Int = 5) throws {
-        guard logits.rank == 2 else { throw MetricsError.badShape(what: "classifier logits", shape: logits.shape, expected: "[N, classes]") }
+        guard logits.rank == 2 else {
+            throw MetricsError.badShape(what: "classifier logits", shape: logits.shape, expected: "[N, classes]")
+        }
         let (n, c) = (logits.shape[0], logits.shape[1])
         guard n >= 1 else { throw MetricsError.tooFewSamples(what: "accuracy", count: n, needed: 1) }
         guard labels.count == n else { throw MetricsError.labelCount(what: "accuracy", labels: labels.count, samples: n) }
-        if let bad = labels.first(where: { $0 < 0 || $0 >= c }) { throw MetricsError.labelOutOfRange(what: "accuracy", label: bad, classes: c) }
+        if let bad = labels.first(where: { $0 < 0 || $0 >= c }) {
+            throw MetricsError.labelOutOfRange(what: "accuracy", label: bad, classes: c)
+        }
         try requireFinite(logits.data, columns: c, what: "classifier logits")
         let top = logits.topKLastAxis(min(k, c))
         var c1 = 0, c5 = 0

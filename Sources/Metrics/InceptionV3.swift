@@ -33,15 +33,15 @@ public final class InceptionV3: @unchecked Sendable {
     /// sFID: the first 7 channels of `mixed_6/conv` (17 x 17 spatial) -> 2023 values.
     public static let spatialChannels = 7
 
-    let stem: [ConvBN]              // 1a, 2a, 2b, 3b, 4a
+    let stem: [ConvBN]  // 1a, 2a, 2b, 3b, 4a
     let mixed5: [BlockA]
     let mixed6a: BlockB
     let mixed6: [BlockC]
     let mixed7a: BlockD
     let mixed7b: BlockE
     let mixed7c: BlockE
-    public let fcWeight: Tensor     // [classes, 2048]
-    public let fcBias: Tensor?      // [classes]
+    public let fcWeight: Tensor  // [classes, 2048]
+    public let fcBias: Tensor?  // [classes]
     public let path: String
 
     public var featureWidth: Int { mixed7c.outChannels }
@@ -62,9 +62,11 @@ public final class InceptionV3: @unchecked Sendable {
             try ConvBN.load(a, conv: name + ".conv", bn: name + ".bn", eps: InceptionV3.bnEps, stride: stride, same: same)
         }
         var chain = ShapeChain(path: a.path, channels: 3)
-        stem = [try cbn("Conv2d_1a_3x3", stride: 2, same: false), try cbn("Conv2d_2a_3x3", same: false),
-                try cbn("Conv2d_2b_3x3", same: true), try cbn("Conv2d_3b_1x1", same: false),
-                try cbn("Conv2d_4a_3x3", same: false)]
+        stem = [
+            try cbn("Conv2d_1a_3x3", stride: 2, same: false), try cbn("Conv2d_2a_3x3", same: false),
+            try cbn("Conv2d_2b_3x3", same: true), try cbn("Conv2d_3b_1x1", same: false),
+            try cbn("Conv2d_4a_3x3", same: false),
+        ]
         for (i, c) in stem.enumerated() { try chain.feed(c, "stem conv \(i)"); chain.channels = c.outChannels }
         mixed5 = try ["Mixed_5b", "Mixed_5c", "Mixed_5d"].map { try BlockA(prefix: $0, load: cbn) }
         for b in mixed5 { try chain.block(b.inputs, b.links, b.outChannels, b.prefix) }
@@ -121,9 +123,13 @@ public final class InceptionV3: @unchecked Sendable {
         let (n, c, h, w) = (m.shape[0], m.shape[1], m.shape[2], m.shape[3])
         let k = spatialChannels
         var out = [Float](repeating: 0, count: n * h * w * k)
-        for b in 0..<n { for ch in 0..<k { for p in 0..<(h * w) {
-            out[(b * h * w + p) * k + ch] = m.data[(b * c + ch) * h * w + p]
-        } } }
+        for b in 0..<n {
+            for ch in 0..<k {
+                for p in 0..<(h * w) {
+                    out[(b * h * w + p) * k + ch] = m.data[(b * c + ch) * h * w + p]
+                }
+            }
+        }
         return Tensor(shape: [n, h * w * k], data: out)
     }
 
@@ -141,13 +147,15 @@ struct ShapeChain {
     var channels: Int
     mutating func feed(_ c: ConvBN, _ what: String) throws {
         guard c.inChannels == channels else {
-            throw CheckpointError.malformed(path: path, reason: "\(what) expects \(c.inChannels) input channels, previous layer gives \(channels)")
+            throw CheckpointError.malformed(
+                path: path, reason: "\(what) expects \(c.inChannels) input channels, previous layer gives \(channels)")
         }
     }
     mutating func block(_ inputs: [ConvBN], _ links: [(ConvBN, ConvBN)], _ out: Int, _ what: String) throws {
         for c in inputs { try feed(c, what) }
         for (a, b) in links where a.outChannels != b.inChannels {
-            throw CheckpointError.malformed(path: path, reason: "\(what): a conv expects \(b.inChannels) input channels, the one before it gives \(a.outChannels)")
+            throw CheckpointError.malformed(
+                path: path, reason: "\(what): a conv expects \(b.inChannels) input channels, the one before it gives \(a.outChannels)")
         }
         channels = out
     }
@@ -171,8 +179,10 @@ struct BlockA {
     var links: [(ConvBN, ConvBN)] { [(b5x5_1, b5x5_2), (dbl1, dbl2), (dbl2, dbl3)] }
     var outChannels: Int { b1x1.outChannels + b5x5_2.outChannels + dbl3.outChannels + pool.outChannels }
     func callAsFunction(_ x: Tensor) -> Tensor {
-        cat1([b1x1(x), b5x5_2(b5x5_1(x)), dbl3(dbl2(dbl1(x))),
-              pool(x.avgPool2d(kernel: 3, stride: 1, padding: 1, countIncludePad: false))])
+        cat1([
+            b1x1(x), b5x5_2(b5x5_1(x)), dbl3(dbl2(dbl1(x))),
+            pool(x.avgPool2d(kernel: 3, stride: 1, padding: 1, countIncludePad: false)),
+        ])
     }
 }
 
@@ -212,8 +222,12 @@ struct BlockC {
     /// Returns the block output and the branch1x1 output (the sFID tap for Mixed_6d).
     func forward(_ x: Tensor) -> (Tensor, Tensor) {
         let a = b1x1(x)
-        return (cat1([a, b7_3(b7_2(b7_1(x))), d5(d4(d3(d2(d1(x))))),
-                      pool(x.avgPool2d(kernel: 3, stride: 1, padding: 1, countIncludePad: false))]), a)
+        return (
+            cat1([
+                a, b7_3(b7_2(b7_1(x))), d5(d4(d3(d2(d1(x))))),
+                pool(x.avgPool2d(kernel: 3, stride: 1, padding: 1, countIncludePad: false)),
+            ]), a
+        )
     }
 }
 
@@ -254,8 +268,10 @@ struct BlockE {
     func callAsFunction(_ x: Tensor) -> Tensor {
         let t = b3_1(x)
         let d = d2(d1(x))
-        let pooled = maxPool ? x.maxPool2d(kernel: 3, stride: 1, padding: 1)
-                             : x.avgPool2d(kernel: 3, stride: 1, padding: 1, countIncludePad: false)
+        let pooled =
+            maxPool
+            ? x.maxPool2d(kernel: 3, stride: 1, padding: 1)
+            : x.avgPool2d(kernel: 3, stride: 1, padding: 1, countIncludePad: false)
         return cat1([b1x1(x), b3_2a(t), b3_2b(t), d3a(d), d3b(d), pool(pooled)])
     }
 }

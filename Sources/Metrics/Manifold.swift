@@ -30,12 +30,14 @@ public struct FeatureMatrix: Sendable {
     /// sum_k (a_k - b_k)^2 in float64 (exact up to float64 rounding).
     @inline(__always)
     func exactSq(_ i: Int, _ other: FeatureMatrix, _ j: Int) -> Double {
-        data.withUnsafeBufferPointer { a in other.data.withUnsafeBufferPointer { b in
-            var s = 0.0
-            let pa = a.baseAddress! + i * d, pb = b.baseAddress! + j * d
-            for k in 0..<d { let t = Double(pa[k]) - Double(pb[k]); s += t * t }
-            return s
-        } }
+        data.withUnsafeBufferPointer { a in
+            other.data.withUnsafeBufferPointer { b in
+                var s = 0.0
+                let pa = a.baseAddress! + i * d, pb = b.baseAddress! + j * d
+                for k in 0..<d { let t = Double(pa[k]) - Double(pb[k]); s += t * t }
+                return s
+            }
+        }
     }
 
     /// Error bound factor of the float32 dot product for this width.
@@ -52,10 +54,15 @@ enum Manifold {
         var r0 = 0
         while r0 < x.n {
             let rows = min(rowBlock, x.n - r0)
-            x.data.withUnsafeBufferPointer { px in y.data.withUnsafeBufferPointer { py in g.withUnsafeMutableBufferPointer { pg in
-                BLAS.sgemm(transB: true, m: rows, n: y.n, k: x.d, a: px.baseAddress! + r0 * x.d, lda: x.d,
-                           b: py.baseAddress!, ldb: y.d, c: pg.baseAddress!, ldc: y.n)
-            } } }
+            x.data.withUnsafeBufferPointer { px in
+                y.data.withUnsafeBufferPointer { py in
+                    g.withUnsafeMutableBufferPointer { pg in
+                        BLAS.sgemm(
+                            transB: true, m: rows, n: y.n, k: x.d, a: px.baseAddress! + r0 * x.d, lda: x.d,
+                            b: py.baseAddress!, ldb: y.d, c: pg.baseAddress!, ldc: y.n)
+                    }
+                }
+            }
             g.withUnsafeBufferPointer { body(r0, rows, $0.baseAddress!) }
             r0 += rows
         }
@@ -115,8 +122,10 @@ enum Manifold {
     /// `strict == false`: ADM's `d <= r` on float32-rounded squared distances and radii (what its DistanceBlock
     /// compares). `strict == true`: prdc's `d < r` (Euclidean; compared here as squares in float64).
     /// `fullCounts == false` stops counting a Y point once it is inside one ball (enough for precision).
-    static func membership(x: FeatureMatrix, radiiX: [Double], y: FeatureMatrix, radiiY: [Double], strict: Bool,
-                           fullCounts: Bool) -> Membership {
+    static func membership(
+        x: FeatureMatrix, radiiX: [Double], y: FeatureMatrix, radiiY: [Double], strict: Bool,
+        fullCounts: Bool
+    ) -> Membership {
         var countY = [Int](repeating: 0, count: y.n)
         var xInY = [Bool](repeating: false, count: x.n)
         var xCovers = [Bool](repeating: false, count: x.n)
@@ -133,47 +142,49 @@ enum Manifold {
                 return Float(x.exactSq(i, y, j)) <= Float(r)
             }
         }
-        countY.withUnsafeMutableBufferPointer { pc in xInY.withUnsafeMutableBufferPointer { pin in
-            xCovers.withUnsafeMutableBufferPointer { pcov in
-                let oc = UnsafeSendable(UnsafePointer(pc.baseAddress!))
-                let oin = UnsafeSendable(UnsafePointer(pin.baseAddress!)), ocov = UnsafeSendable(UnsafePointer(pcov.baseAddress!))
-                blocks(x, y) { r0, rows, g in
-                    let pg = UnsafeSendable(g)
-                    // Per X row: inside some Y ball? does its ball hold some Y point?
-                    Parallel.forEach(rows) { li in
-                        let i = r0 + li, row = pg.p + li * y.n, ni = x.norms[i]
-                        var inY = false, covers = false
-                        for j in 0..<y.n {
-                            let a = ni + y.norms[j] - 2 * Double(row[j])
-                            let m = f * (ni + y.norms[j]) + 1e-300
-                            if !inY && inside(a, m, radiiY[j], i, j) { inY = true }
-                            if !covers && inside(a, m, radiiX[i], i, j) { covers = true }
-                            if inY && covers { break }
+        countY.withUnsafeMutableBufferPointer { pc in
+            xInY.withUnsafeMutableBufferPointer { pin in
+                xCovers.withUnsafeMutableBufferPointer { pcov in
+                    let oc = UnsafeSendable(UnsafePointer(pc.baseAddress!))
+                    let oin = UnsafeSendable(UnsafePointer(pin.baseAddress!)), ocov = UnsafeSendable(UnsafePointer(pcov.baseAddress!))
+                    blocks(x, y) { r0, rows, g in
+                        let pg = UnsafeSendable(g)
+                        // Per X row: inside some Y ball? does its ball hold some Y point?
+                        Parallel.forEach(rows) { li in
+                            let i = r0 + li, row = pg.p + li * y.n, ni = x.norms[i]
+                            var inY = false, covers = false
+                            for j in 0..<y.n {
+                                let a = ni + y.norms[j] - 2 * Double(row[j])
+                                let m = f * (ni + y.norms[j]) + 1e-300
+                                if !inY && inside(a, m, radiiY[j], i, j) { inY = true }
+                                if !covers && inside(a, m, radiiX[i], i, j) { covers = true }
+                                if inY && covers { break }
+                            }
+                            UnsafeMutablePointer(mutating: oin.p)[i] = inY
+                            UnsafeMutablePointer(mutating: ocov.p)[i] = covers
                         }
-                        UnsafeMutablePointer(mutating: oin.p)[i] = inY
-                        UnsafeMutablePointer(mutating: ocov.p)[i] = covers
-                    }
-                    // Per Y column (fixed chunks): how many X balls of this block hold it.
-                    let chunk = 512
-                    Parallel.forEach((y.n + chunk - 1) / chunk) { blk in
-                        let counts = UnsafeMutablePointer(mutating: oc.p)
-                        for j in (blk * chunk)..<min(y.n, (blk + 1) * chunk) {
-                            if !fullCounts && counts[j] > 0 { continue }
-                            let nj = y.norms[j]
-                            for li in 0..<rows {
-                                let i = r0 + li
-                                let a = x.norms[i] + nj - 2 * Double(pg.p[li * y.n + j])
-                                let m = f * (x.norms[i] + nj) + 1e-300
-                                if inside(a, m, radiiX[i], i, j) {
-                                    counts[j] += 1
-                                    if !fullCounts { break }
+                        // Per Y column (fixed chunks): how many X balls of this block hold it.
+                        let chunk = 512
+                        Parallel.forEach((y.n + chunk - 1) / chunk) { blk in
+                            let counts = UnsafeMutablePointer(mutating: oc.p)
+                            for j in (blk * chunk)..<min(y.n, (blk + 1) * chunk) {
+                                if !fullCounts && counts[j] > 0 { continue }
+                                let nj = y.norms[j]
+                                for li in 0..<rows {
+                                    let i = r0 + li
+                                    let a = x.norms[i] + nj - 2 * Double(pg.p[li * y.n + j])
+                                    let m = f * (x.norms[i] + nj) + 1e-300
+                                    if inside(a, m, radiiX[i], i, j) {
+                                        counts[j] += 1
+                                        if !fullCounts { break }
+                                    }
                                 }
                             }
                         }
                     }
                 }
             }
-        } }
+        }
         return Membership(countY: countY, xInY: xInY, xCovers: xCovers)
     }
 }
@@ -186,7 +197,8 @@ enum Manifold {
 public enum PrecisionRecall {
     public static func compute(reference: Tensor, samples: Tensor, k: Int = 3) throws -> (precision: Double, recall: Double) {
         guard reference.rank == 2, samples.rank == 2 else {
-            throw MetricsError.badShape(what: "precision/recall features", shape: reference.rank == 2 ? samples.shape : reference.shape, expected: "[N, D]")
+            throw MetricsError.badShape(
+                what: "precision/recall features", shape: reference.rank == 2 ? samples.shape : reference.shape, expected: "[N, D]")
         }
         guard reference.shape[1] == samples.shape[1] else {
             throw MetricsError.widthMismatch(what: "precision/recall", a: reference.shape[1], b: samples.shape[1])

@@ -31,34 +31,46 @@ public final class RepresentationMetrics {
                     if explicit { throw MetricsError.input("fd-dinov2 needs the DINOv2 weights: give --dinov2 dinov2_vitl14_pretrain.pth") }
                     continue
                 }
-                let s = try GaussianStats(features: try features(samples, dinov2, "samples", &report)["cls"]!, what: "sample DINOv2 features")
+                let s = try GaussianStats(
+                    features: try features(samples, dinov2, "samples", &report)["cls"]!, what: "sample DINOv2 features")
                 var r: GaussianStats
-                if let pre = reference.dinov2Stats, usable(reference, pre.dim, s.dim, reference.dinov2Network, dinov2Identity!, "FD-DINOv2", &report) {
+                if let pre = reference.dinov2Stats,
+                    usable(reference, pre.dim, s.dim, reference.dinov2Network, dinov2Identity!, "FD-DINOv2", &report)
+                {
                     r = pre
                 } else {
                     guard reference.count > 0 else { throw noImages(reference, "FD-DINOv2", report) }
-                    r = try GaussianStats(features: try features(reference, dinov2, "reference", &report)["cls"]!, what: "reference DINOv2 features")
+                    r = try GaussianStats(
+                        features: try features(reference, dinov2, "reference", &report)["cls"]!, what: "reference DINOv2 features")
                 }
-                var v = MetricValue(name: "FD-DINOv2", value: try FID.distance(s, r), samples: s.count ?? samples.count,
-                                    reference: r.count, network: dinov2.name, preprocessing: dinov2.preprocessing)
+                var v = MetricValue(
+                    name: "FD-DINOv2", value: try FID.distance(s, r), samples: s.count ?? samples.count,
+                    reference: r.count, network: dinov2.name, preprocessing: dinov2.preprocessing)
                 v.referenceCountUnknown = r.count == nil
                 report.values.append(v)
             case .cmmd:
                 guard let clip else {
-                    if explicit { throw MetricsError.input("cmmd needs the CLIP weights: give --clip DIR (openai/clip-vit-large-patch14-336 with config.json)") }
+                    if explicit {
+                        throw MetricsError.input(
+                            "cmmd needs the CLIP weights: give --clip DIR (openai/clip-vit-large-patch14-336 with config.json)")
+                    }
                     continue
                 }
                 let x = try features(samples, clip, "samples", &report)["embedding"]!
                 var y: Tensor
-                if let pre = reference.clipEmbeddings, usable(reference, pre.shape[1], x.shape[1], reference.clipNetwork, clipIdentity!, "CMMD", &report) {
+                if let pre = reference.clipEmbeddings,
+                    usable(reference, pre.shape[1], x.shape[1], reference.clipNetwork, clipIdentity!, "CMMD", &report)
+                {
                     y = pre
                 } else {
                     guard reference.count > 0 else { throw noImages(reference, "CMMD", report) }
                     y = try features(reference, clip, "reference", &report)["embedding"]!
                 }
                 let v = try CMMD.compute(x, y)
-                report.values.append(MetricValue(name: "CMMD", value: v.value, samples: x.shape[0], reference: y.shape[0],
-                                                 network: clip.name, preprocessing: clip.preprocessing))
+                report.values.append(
+                    MetricValue(
+                        name: "CMMD", value: v.value, samples: x.shape[0], reference: y.shape[0],
+                        network: clip.name, preprocessing: clip.preprocessing))
             default: break
             }
         }
@@ -91,20 +103,26 @@ public final class RepresentationMetrics {
     }
 
     /// Precomputed reference statistics are used only when the same architecture made them.
-    private func usable(_ set: ImageSet, _ dim: Int, _ expected: Int, _ madeBy: String?, _ network: String, _ what: String,
-                        _ report: inout EvalReport) -> Bool {
+    private func usable(
+        _ set: ImageSet, _ dim: Int, _ expected: Int, _ madeBy: String?, _ network: String, _ what: String,
+        _ report: inout EvalReport
+    ) -> Bool {
         let file = set.paths[0]
         if dim == expected, madeBy == nil || madeBy == network {
-            report.notes.append("\(what) reference: precomputed statistics of \(file) used\(madeBy == nil ? " (the file does not name its network)" : "")")
+            report.notes.append(
+                "\(what) reference: precomputed statistics of \(file) used\(madeBy == nil ? " (the file does not name its network)" : "")")
             return true
         }
-        report.notes.append("\(what) reference: \(file) holds statistics of \(madeBy ?? "\(dim)-dim features"), not of \(network); \(set.count > 0 ? "recomputed from its images" : "it has no images to recompute from")")
+        report.notes.append(
+            "\(what) reference: \(file) holds statistics of \(madeBy ?? "\(dim)-dim features"), not of \(network); \(set.count > 0 ? "recomputed from its images" : "it has no images to recompute from")"
+        )
         return false
     }
 
     /// The reference has nothing to compute `what` from; the last note says why its statistics did not fit.
     private func noImages(_ set: ImageSet, _ what: String, _ report: EvalReport) -> Error {
         let why = report.notes.last(where: { $0.hasPrefix("\(what) reference:") }).map { " (\($0))" } ?? ""
-        return MetricsError.input("\(set.paths.joined(separator: ", ")): no images and no usable \(what) statistics for the reference\(why)")
+        return MetricsError.input(
+            "\(set.paths.joined(separator: ", ")): no images and no usable \(what) statistics for the reference\(why)")
     }
 }

@@ -17,9 +17,11 @@ public final class ResNet: @unchecked Sendable {
         func callAsFunction(_ x: Tensor) -> Tensor {
             var y = conv3(conv2(conv1(x)))
             let identity = downsample.map { $0(x) } ?? x
-            y.data.withUnsafeMutableBufferPointer { p in identity.data.withUnsafeBufferPointer { q in
-                for i in 0..<p.count { let v = p[i] + q[i]; p[i] = v > 0 ? v : (v.isNaN ? v : 0) }
-            } }
+            y.data.withUnsafeMutableBufferPointer { p in
+                identity.data.withUnsafeBufferPointer { q in
+                    for i in 0..<p.count { let v = p[i] + q[i]; p[i] = v > 0 ? v : (v.isNaN ? v : 0) }
+                }
+            }
             return y
         }
     }
@@ -63,13 +65,16 @@ public final class ResNet: @unchecked Sendable {
                 let c1 = try cbn(p + ".conv1", p + ".bn1", pad: 0)
                 let c2 = try cbn(p + ".conv2", p + ".bn2", stride: stride, pad: 1)
                 let c3 = try cbn(p + ".conv3", p + ".bn3", pad: 0, relu: false)
-                let ds = a.contains(p + ".downsample.0.weight")
+                let ds =
+                    a.contains(p + ".downsample.0.weight")
                     ? try cbn(p + ".downsample.0", p + ".downsample.1", stride: stride, pad: 0, relu: false) : nil
                 try chain.feed(c1, p + ".conv1")
                 if let ds { try chain.feed(ds, p + ".downsample") }
                 guard c1.outChannels == c2.inChannels, c2.outChannels == c3.inChannels,
-                      c3.outChannels == (ds?.outChannels ?? chain.channels), ds != nil || stride == 1 else {
-                    throw CheckpointError.malformed(path: a.path, reason: "\(p): channel counts do not chain (or a strided block lacks its downsample)")
+                    c3.outChannels == (ds?.outChannels ?? chain.channels), ds != nil || stride == 1
+                else {
+                    throw CheckpointError.malformed(
+                        path: a.path, reason: "\(p): channel counts do not chain (or a strided block lacks its downsample)")
                 }
                 chain.channels = c3.outChannels
                 blocks.append(Bottleneck(conv1: c1, conv2: c2, conv3: c3, downsample: ds))
@@ -111,9 +116,11 @@ public enum ResNetPreprocessing {
             guard img.channels == 3, img.width == w, img.height == h else {
                 throw MetricsError.input("classifier input: images must be RGB and of one size")
             }
-            for i in 0..<(h * w) { for c in 0..<3 {
-                out[(n * 3 + c) * h * w + i] = (Float(img.pixels[i * 3 + c]) / 255 - mean[c]) / std[c]
-            } }
+            for i in 0..<(h * w) {
+                for c in 0..<3 {
+                    out[(n * 3 + c) * h * w + i] = (Float(img.pixels[i * 3 + c]) / 255 - mean[c]) / std[c]
+                }
+            }
         }
         return Tensor(shape: [images.count, 3, h, w], data: out)
     }

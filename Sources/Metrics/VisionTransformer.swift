@@ -49,8 +49,10 @@ public struct ViTBlock: Sendable {
     /// DINOv2's LayerScale gammas (nil in CLIP).
     public var layerScale1: Tensor?, layerScale2: Tensor?
 
-    public init(norm1: LayerNorm, attention: SelfAttention, norm2: LayerNorm, feedForward: ViTFeedForward,
-                layerScale1: Tensor? = nil, layerScale2: Tensor? = nil) {
+    public init(
+        norm1: LayerNorm, attention: SelfAttention, norm2: LayerNorm, feedForward: ViTFeedForward,
+        layerScale1: Tensor? = nil, layerScale2: Tensor? = nil
+    ) {
         self.norm1 = norm1; self.attention = attention; self.norm2 = norm2; self.feedForward = feedForward
         self.layerScale1 = layerScale1; self.layerScale2 = layerScale2
     }
@@ -72,9 +74,11 @@ public struct ViTBlock: Sendable {
         guard let gamma else { return y }
         let d = gamma.count
         var out = y
-        out.data.withUnsafeMutableBufferPointer { p in gamma.data.withUnsafeBufferPointer { g in
-            for r in 0..<(p.count / d) { for i in 0..<d { p[r * d + i] *= g[i] } }
-        } }
+        out.data.withUnsafeMutableBufferPointer { p in
+            gamma.data.withUnsafeBufferPointer { g in
+                for r in 0..<(p.count / d) { for i in 0..<d { p[r * d + i] *= g[i] } }
+            }
+        }
         return out
     }
 }
@@ -90,9 +94,11 @@ public struct FirstTokenBlock: Sendable {
         self.block = block
         let qkv = block.attention.qkv, d = qkv.inFeatures
         let w = qkv.weight.data, b = qkv.bias?.data
-        query = Linear(weight: Tensor(shape: [d, d], data: Array(w[0..<(d * d)])), bias: b.map { Tensor(shape: [d], data: Array($0[0..<d])) })
-        keyValue = Linear(weight: Tensor(shape: [2 * d, d], data: Array(w[(d * d)...])),
-                          bias: b.map { Tensor(shape: [2 * d], data: Array($0[d...])) })
+        query = Linear(
+            weight: Tensor(shape: [d, d], data: Array(w[0..<(d * d)])), bias: b.map { Tensor(shape: [d], data: Array($0[0..<d])) })
+        keyValue = Linear(
+            weight: Tensor(shape: [2 * d, d], data: Array(w[(d * d)...])),
+            bias: b.map { Tensor(shape: [2 * d], data: Array($0[d...])) })
     }
 
     public func callAsFunction(_ x: Tensor) -> Tensor {
@@ -102,8 +108,9 @@ public struct FirstTokenBlock: Sendable {
         let normed = block.norm1(x)
         let q = query(tokenRow(normed, 0)).reshaped([1, heads, 1, hd])
         let kv = keyValue(normed).reshaped([1, t, 2, heads, hd]).permuted([2, 0, 3, 1, 4]).split([1, 1], dim: 0)
-        let o = scaledDotProductAttention(q: q, k: kv[0].reshaped([1, heads, t, hd]), v: kv[1].reshaped([1, heads, t, hd]),
-                                          scale: 1 / Float(hd).squareRoot())
+        let o = scaledDotProductAttention(
+            q: q, k: kv[0].reshaped([1, heads, t, hd]), v: kv[1].reshaped([1, heads, t, hd]),
+            scale: 1 / Float(hd).squareRoot())
         var h = tokenRow(x, 0).reshaped([1, 1, d])
         h.addInPlace(ViTBlock.scaled(block.attention.proj(o.reshaped([1, 1, d])), block.layerScale1))
         h.addInPlace(ViTBlock.scaled(block.feedForward(block.norm2(h)), block.layerScale2))

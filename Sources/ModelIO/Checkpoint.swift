@@ -4,7 +4,7 @@ import Tensor
 /// Element types found in checkpoints.
 public enum DType: String, Sendable, CaseIterable {
     case f64 = "F64", f32 = "F32", f16 = "F16", bf16 = "BF16", i64 = "I64", i32 = "I32", i16 = "I16", i8 = "I8",
-         u8 = "U8", bool = "BOOL"
+        u8 = "U8", bool = "BOOL"
 
     public var byteSize: Int {
         switch self {
@@ -43,7 +43,8 @@ public enum CheckpointError: Error, CustomStringConvertible, Equatable {
         case let .missingKey(path, key, available): return "\(path): missing key '\(key)' (the file has \(available) tensors)"
         case let .wrongShape(path, key, expected, actual): return "\(path): key '\(key)' has shape \(actual), expected \(expected)"
         case let .wrongDType(path, key, dtype, wanted): return "\(path): key '\(key)' has dtype \(dtype), expected \(wanted)"
-        case let .forbiddenGlobal(path, name): return "\(path): pickle refers to global '\(name)', which is not on the allow-list (nothing was executed)"
+        case let .forbiddenGlobal(path, name):
+            return "\(path): pickle refers to global '\(name)', which is not on the allow-list (nothing was executed)"
         case let .unsupported(path, reason): return "\(path): unsupported: \(reason)"
         case let .keyPathNotFound(path, keyPath, candidates):
             let list = candidates.isEmpty ? "none" : candidates.joined(separator: ", ")

@@ -21,7 +21,7 @@ public enum CheckpointLoader {
         let b = [UInt8](head)
         if b.count >= 4 && b[0] == 0x50 && b[1] == 0x4B { return .torchZip }
         if b.count >= 2 && b[0] == 0x80 && b[1] <= 5 { return .torchLegacy }
-        if b.count == 8 && b[7] == 0 && b[6] == 0 { return .safetensors } // little-endian header length < 2^48
+        if b.count == 8 && b[7] == 0 && b[6] == 0 { return .safetensors }  // little-endian header length < 2^48
         throw CheckpointError.malformed(path: path, reason: "not a safetensors, PyTorch zip or legacy torch.save file")
     }
 

@@ -70,7 +70,8 @@ public struct NPYArray: Sendable, Equatable {
     public init(dtype: NPYDType, shape: [Int], data: Data) throws {
         let n = try NPY.checkedCount(shape, source: "array")
         guard n * dtype.itemSize == data.count else {
-            throw NPYError.malformed(source: "array", reason: "shape \(shape) x \(dtype.rawValue) needs \(n * dtype.itemSize) bytes, got \(data.count)")
+            throw NPYError.malformed(
+                source: "array", reason: "shape \(shape) x \(dtype.rawValue) needs \(n * dtype.itemSize) bytes, got \(data.count)")
         }
         self.dtype = dtype; self.shape = shape; self.data = data
     }
@@ -146,7 +147,7 @@ public struct NPYArray: Sendable, Equatable {
 }
 
 public enum NPY {
-    static let magic: [UInt8] = [0x93, 0x4E, 0x55, 0x4D, 0x50, 0x59] // \x93NUMPY
+    static let magic: [UInt8] = [0x93, 0x4E, 0x55, 0x4D, 0x50, 0x59]  // \x93NUMPY
 
     static func checkedCount(_ shape: [Int], source: String) throws -> Int {
         var n = 1
@@ -183,21 +184,30 @@ public enum NPY {
         }
         guard headerLen <= 1 << 20 else { throw NPYError.malformed(source: source, reason: "header length \(headerLen) is implausible") }
         guard prefix.count >= start + headerLen else { return nil }
-        let hb = prefix.subdata(in: prefix.startIndex + start ..< prefix.startIndex + start + headerLen)
+        let hb = prefix.subdata(in: prefix.startIndex + start..<prefix.startIndex + start + headerLen)
         guard let text = String(data: hb, encoding: major == 3 ? .utf8 : .isoLatin1) else {
             throw NPYError.malformed(source: source, reason: "header is not text")
         }
         var parser = HeaderParser(text: text, source: source)
         let dict = try parser.parseDict()
         guard case let .string(descr)? = dict["descr"] else {
-            if dict["descr"] != nil { throw NPYError.unsupported(source: source, reason: "structured dtype (descr is not a simple type string)") }
+            if dict["descr"] != nil {
+                throw NPYError.unsupported(source: source, reason: "structured dtype (descr is not a simple type string)")
+            }
             throw NPYError.malformed(source: source, reason: "header has no 'descr'")
         }
-        guard case let .bool(fortran)? = dict["fortran_order"] else { throw NPYError.malformed(source: source, reason: "header has no 'fortran_order'") }
-        guard case let .tuple(shape)? = dict["shape"] else { throw NPYError.malformed(source: source, reason: "header has no 'shape' tuple") }
-        if descr.contains("O") { throw NPYError.unsupported(source: source, reason: "object arrays (descr '\(descr)') are not supported: they need pickle") }
+        guard case let .bool(fortran)? = dict["fortran_order"] else {
+            throw NPYError.malformed(source: source, reason: "header has no 'fortran_order'")
+        }
+        guard case let .tuple(shape)? = dict["shape"] else {
+            throw NPYError.malformed(source: source, reason: "header has no 'shape' tuple")
+        }
+        if descr.contains("O") {
+            throw NPYError.unsupported(source: source, reason: "object arrays (descr '\(descr)') are not supported: they need pickle")
+        }
         guard let dtype = NPYDType.parse(descr) else {
-            throw NPYError.unsupported(source: source, reason: "dtype '\(descr)' (supported: " + NPYDType.allCases.map(\.rawValue).joined(separator: ", ") + ")")
+            throw NPYError.unsupported(
+                source: source, reason: "dtype '\(descr)' (supported: " + NPYDType.allCases.map(\.rawValue).joined(separator: ", ") + ")")
         }
         if fortran {
             throw NPYError.unsupported(source: source, reason: "Fortran-order arrays are not supported (save with np.ascontiguousarray)")
@@ -213,10 +223,15 @@ public enum NPY {
         }
         let available = bytes.count - h.dataOffset
         guard available == h.byteCount else {
-            throw NPYError.malformed(source: source, reason: "header claims shape \(h.shape) x \(h.dtype.rawValue) = \(h.byteCount) bytes, but the file holds \(available) data bytes")
+            throw NPYError.malformed(
+                source: source,
+                reason:
+                    "header claims shape \(h.shape) x \(h.dtype.rawValue) = \(h.byteCount) bytes, but the file holds \(available) data bytes"
+            )
         }
-        return try NPYArray(dtype: h.dtype, shape: h.shape,
-                            data: bytes.subdata(in: bytes.startIndex + h.dataOffset ..< bytes.endIndex))
+        return try NPYArray(
+            dtype: h.dtype, shape: h.shape,
+            data: bytes.subdata(in: bytes.startIndex + h.dataOffset..<bytes.endIndex))
     }
 
     public static func read(path: String) throws -> NPYArray {
@@ -290,7 +305,7 @@ private struct HeaderParser {
                 if d == ")" { i += 1; break }
                 var num = ""
                 while i < chars.count, chars[i].isNumber || chars[i] == "-" { num.append(chars[i]); i += 1 }
-                if i < chars.count, chars[i] == "L" { i += 1 } // Python 2 longs
+                if i < chars.count, chars[i] == "L" { i += 1 }  // Python 2 longs
                 guard let v = Int(num) else { throw fail("shape entry '\(num)' is not an integer") }
                 dims.append(v)
                 if peek() == "," { i += 1 }

@@ -15,7 +15,8 @@ public final class NPZFile {
         self.path = path
         try requireRegularFile(path)
         guard FileManager.default.isReadableFile(atPath: path) else {
-            throw CheckpointError.cannotOpen(path: path, reason: FileManager.default.fileExists(atPath: path) ? "permission denied" : "no such file")
+            throw CheckpointError.cannotOpen(
+                path: path, reason: FileManager.default.fileExists(atPath: path) ? "permission denied" : "no such file")
         }
         do {
             archive = try Archive(url: URL(fileURLWithPath: path), accessMode: .read)
@@ -61,10 +62,16 @@ public final class NPZFile {
         } catch let err as NPYError { throw err } catch {
             throw CheckpointError.malformed(path: path, reason: "member '\(key)': \(error)")
         }
-        guard let h = found else { throw NPYError.malformed(source: source, reason: "member is truncated inside the .npy header (\(buf.count) bytes)") }
+        guard let h = found else {
+            throw NPYError.malformed(source: source, reason: "member is truncated inside the .npy header (\(buf.count) bytes)")
+        }
         let expected = UInt64(h.dataOffset + h.byteCount)
         guard e.uncompressedSize == expected else {
-            throw NPYError.malformed(source: source, reason: "header claims shape \(h.shape) x \(h.dtype.rawValue) = \(h.byteCount) bytes, but the member holds \(Int64(e.uncompressedSize) - Int64(h.dataOffset)) data bytes")
+            throw NPYError.malformed(
+                source: source,
+                reason:
+                    "header claims shape \(h.shape) x \(h.dtype.rawValue) = \(h.byteCount) bytes, but the member holds \(Int64(e.uncompressedSize) - Int64(h.dataOffset)) data bytes"
+            )
         }
         return h
     }
@@ -91,14 +98,14 @@ public final class NPZFile {
                 var c = chunk
                 if skip > 0 {
                     let k = min(skip, c.count)
-                    c = c.subdata(in: c.startIndex + k ..< c.endIndex); skip -= k
+                    c = c.subdata(in: c.startIndex + k..<c.endIndex); skip -= k
                 }
                 seen += c.count
                 if seen > h.byteCount { throw NPYError.malformed(source: source, reason: "member holds more data than its header says") }
                 pending.append(c)
                 while chunkBytes > 0 && pending.count >= chunkBytes {
                     try emit(pending.prefix(chunkBytes))
-                    pending = pending.subdata(in: pending.startIndex + chunkBytes ..< pending.endIndex)
+                    pending = pending.subdata(in: pending.startIndex + chunkBytes..<pending.endIndex)
                 }
             }
             // A streaming consumer has seen the rows by now; the error still keeps any result from being used.
@@ -173,17 +180,23 @@ public struct NPZWriter {
 
     /// Adds `key.npy` to a zip being written, its data bytes served in windows by `data(offset, count)`
     /// (offsets into the data section; called with increasing offsets), so no member is ever built whole.
-    static func addMember(to archive: Archive, key: String, dtype: NPYDType, shape: [Int], compressed: Bool,
-                          data: @escaping (Int, Int) throws -> Data) throws {
+    static func addMember(
+        to archive: Archive, key: String, dtype: NPYDType, shape: [Int], compressed: Bool,
+        data: @escaping (Int, Int) throws -> Data
+    ) throws {
         let header = NPY.encodeHeader(dtype: dtype, shape: shape)
         let total = header.count + shape.reduce(dtype.itemSize, *)
         // A fixed timestamp (the zip epoch, 1980-01-01, local time as zip stores it): the same arrays give the same
         // bytes, so shards, merged sets and reruns compare with cmp.
         var calendar = Calendar(identifier: .gregorian)
         calendar.timeZone = .current
-        let epoch = calendar.date(from: DateComponents(year: 1980, month: 1, day: 1, hour: 0, minute: 0, second: 0)) ?? Date(timeIntervalSince1970: 315_532_800)
-        try archive.addEntry(with: key + ".npy", type: .file, uncompressedSize: Int64(total), modificationDate: epoch,
-                             permissions: 0o644, compressionMethod: compressed ? .deflate : .none, bufferSize: 1 << 20) { pos, size in
+        let epoch =
+            calendar.date(from: DateComponents(year: 1980, month: 1, day: 1, hour: 0, minute: 0, second: 0))
+            ?? Date(timeIntervalSince1970: 315_532_800)
+        try archive.addEntry(
+            with: key + ".npy", type: .file, uncompressedSize: Int64(total), modificationDate: epoch,
+            permissions: 0o644, compressionMethod: compressed ? .deflate : .none, bufferSize: 1 << 20
+        ) { pos, size in
             var out = Data(capacity: size)
             var p = Int(pos)
             let end = p + size

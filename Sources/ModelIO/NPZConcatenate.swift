@@ -18,8 +18,9 @@ public enum NPZConcatenate {
                 let h = try f.header(key)
                 let h0 = hs.first ?? h
                 guard h.dtype == h0.dtype, !h.shape.isEmpty, Array(h.shape.dropFirst()) == Array(h0.shape.dropFirst()) else {
-                    throw NPYError.malformed(source: "\(f.path)[\(key)]",
-                                             reason: "shape \(h.shape) \(h.dtype.rawValue) does not stack with \(h0.shape) \(h0.dtype.rawValue) of \(first)")
+                    throw NPYError.malformed(
+                        source: "\(f.path)[\(key)]",
+                        reason: "shape \(h.shape) \(h.dtype.rawValue) does not stack with \(h0.shape) \(h0.dtype.rawValue) of \(first)")
                 }
                 hs.append(h)
             }
@@ -34,8 +35,9 @@ public enum NPZConcatenate {
         }
         try AtomicFile.produce(path) { tmp in
             let archive: Archive
-            do { archive = try Archive(url: URL(fileURLWithPath: tmp), accessMode: .create) }
-            catch { throw CheckpointError.cannotOpen(path: path, reason: "cannot create zip: \(error)") }
+            do { archive = try Archive(url: URL(fileURLWithPath: tmp), accessMode: .create) } catch {
+                throw CheckpointError.cannotOpen(path: path, reason: "cannot create zip: \(error)")
+            }
             for (ki, key) in keys.enumerated() {
                 let hs = headers[ki]
                 let shape = [hs.reduce(0) { $0 + $1.shape[0] }] + Array(hs[0].shape.dropFirst())

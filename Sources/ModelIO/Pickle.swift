@@ -192,7 +192,9 @@ struct Unpickler {
     func isAllowed(_ module: String, _ name: String) -> Bool {
         let full = module + "." + name
         if Self.functions.contains(full) || Self.inertClasses.contains(full) { return true }
-        if module == "torch" && (Self.storageTypes[name] != nil || Self.torchDTypes.contains(name) || name == "UntypedStorage") { return true }
+        if module == "torch" && (Self.storageTypes[name] != nil || Self.torchDTypes.contains(name) || name == "UntypedStorage") {
+            return true
+        }
         return false
     }
 
@@ -212,7 +214,7 @@ struct Unpickler {
     mutating func take(_ n: Int) throws -> UnsafeRawBufferPointer {
         try need(n)
         defer { pos += n }
-        return UnsafeRawBufferPointer(rebasing: bytes[pos ..< pos + n])
+        return UnsafeRawBufferPointer(rebasing: bytes[pos..<pos + n])
     }
     mutating func line() throws -> String {
         var e = pos
@@ -257,7 +259,7 @@ struct Unpickler {
         if b.count <= 8 {
             var v: UInt64 = 0
             for (i, x) in b.enumerated() { v |= UInt64(x) << (8 * UInt64(i)) }
-            if b.count < 8 && (b.last! & 0x80) != 0 { v |= ~UInt64(0) << (8 * UInt64(b.count)) } // sign extend
+            if b.count < 8 && (b.last! & 0x80) != 0 { v |= ~UInt64(0) << (8 * UInt64(b.count)) }  // sign extend
             return .int(Int(Int64(bitPattern: v)))
         }
         return .bigInt(b)
@@ -269,7 +271,9 @@ struct Unpickler {
     private func checkBudget() throws {
         let m = PickleLimits.maxObjects
         if containers.count > m || memo.count > m || stack.count > m || marks.count > m {
-            throw fail("more than \(m) pickle objects (containers \(containers.count), memo \(memo.count), stack \(stack.count)): not a plausible checkpoint; set VARLAB_PICKLE_MAX_OBJECTS to raise the limit")
+            throw fail(
+                "more than \(m) pickle objects (containers \(containers.count), memo \(memo.count), stack \(stack.count)): not a plausible checkpoint; set VARLAB_PICKLE_MAX_OBJECTS to raise the limit"
+            )
         }
     }
 
@@ -280,117 +284,125 @@ struct Unpickler {
             if ops & 0xfff == 0 { try checkBudget() }
             let op = try u8()
             switch op {
-            case 0x80: // PROTO
+            case 0x80:  // PROTO
                 let p = try u8()
                 guard p <= 5 else { throw fail("unsupported pickle protocol \(p)") }
-            case 0x95: _ = try le(UInt64.self) // FRAME (length only; frames are contiguous here)
-            case 0x2E: // STOP
+            case 0x95: _ = try le(UInt64.self)  // FRAME (length only; frames are contiguous here)
+            case 0x2E:  // STOP
                 let v = try pop()
                 return v
-            case 0x28: marks.append(stack.count) // MARK
-            case 0x30: _ = try pop() // POP
-            case 0x31: _ = try popMark() // POP_MARK
-            case 0x32: stack.append(try top()) // DUP
+            case 0x28: marks.append(stack.count)  // MARK
+            case 0x30: _ = try pop()  // POP
+            case 0x31: _ = try popMark()  // POP_MARK
+            case 0x32: stack.append(try top())  // DUP
 
             // constants and numbers
             case 0x4E: stack.append(.none)
             case 0x88: stack.append(.bool(true))
             case 0x89: stack.append(.bool(false))
-            case 0x4A: stack.append(.int(Int(try le(Int32.self)))) // BININT
-            case 0x4B: stack.append(.int(Int(try u8()))) // BININT1
-            case 0x4D: stack.append(.int(Int(try le(UInt16.self)))) // BININT2
-            case 0x8A: // LONG1
+            case 0x4A: stack.append(.int(Int(try le(Int32.self))))  // BININT
+            case 0x4B: stack.append(.int(Int(try u8())))  // BININT1
+            case 0x4D: stack.append(.int(Int(try le(UInt16.self))))  // BININT2
+            case 0x8A:  // LONG1
                 let n = Int(try u8())
                 stack.append(Self.bigInt(Array(try take(n))))
-            case 0x8B: // LONG4
+            case 0x8B:  // LONG4
                 let n = Int(try le(Int32.self))
                 guard n >= 0 else { throw fail("negative LONG4 length") }
                 stack.append(Self.bigInt(Array(try take(n))))
-            case 0x47: // BINFLOAT (big-endian double)
+            case 0x47:  // BINFLOAT (big-endian double)
                 stack.append(.float(Double(bitPattern: try le(UInt64.self).byteSwapped)))
-            case 0x49: // INT (text); "I01\n" / "I00\n" are booleans
+            case 0x49:  // INT (text); "I01\n" / "I00\n" are booleans
                 let s = try line()
-                if s == "01" { stack.append(.bool(true)) } else if s == "00" { stack.append(.bool(false)) } else {
+                if s == "01" {
+                    stack.append(.bool(true))
+                } else if s == "00" {
+                    stack.append(.bool(false))
+                } else {
                     guard let v = Int(s) else { throw fail("bad INT '\(s)'") }
                     stack.append(.int(v))
                 }
-            case 0x4C: // LONG (text)
+            case 0x4C:  // LONG (text)
                 var s = try line()
                 if s.hasSuffix("L") { s.removeLast() }
                 guard let v = Int(s) else { throw fail("LONG '\(s.prefix(40))' out of range") }
                 stack.append(.int(v))
-            case 0x46: // FLOAT (text)
+            case 0x46:  // FLOAT (text)
                 let s = try line()
                 guard let v = Double(s) else { throw fail("bad FLOAT '\(s)'") }
                 stack.append(.float(v))
 
             // strings and bytes
-            case 0x58: // BINUNICODE
+            case 0x58:  // BINUNICODE
                 let n = Int(try le(UInt32.self)); stack.append(.string(try utf8(n)))
-            case 0x8C: // SHORT_BINUNICODE
+            case 0x8C:  // SHORT_BINUNICODE
                 let n = Int(try u8()); stack.append(.string(try utf8(n)))
-            case 0x8D: // BINUNICODE8
+            case 0x8D:  // BINUNICODE8
                 let n = try le(UInt64.self)
                 guard n <= UInt64(bytes.count) else { throw fail("string length \(n) exceeds the data") }
                 stack.append(.string(try utf8(Int(n))))
-            case 0x54: // BINSTRING (python 2 str)
+            case 0x54:  // BINSTRING (python 2 str)
                 let n = Int(try le(Int32.self)); stack.append(.string(try utf8(n)))
-            case 0x55: // SHORT_BINSTRING
+            case 0x55:  // SHORT_BINSTRING
                 let n = Int(try u8()); stack.append(.string(try utf8(n)))
-            case 0x42: // BINBYTES
+            case 0x42:  // BINBYTES
                 let n = Int(try le(UInt32.self)); stack.append(.bytes(Data(try take(n))))
-            case 0x43: // SHORT_BINBYTES
+            case 0x43:  // SHORT_BINBYTES
                 let n = Int(try u8()); stack.append(.bytes(Data(try take(n))))
-            case 0x8E, 0x96: // BINBYTES8, BYTEARRAY8
+            case 0x8E, 0x96:  // BINBYTES8, BYTEARRAY8
                 let n = try le(UInt64.self)
                 guard n <= UInt64(bytes.count) else { throw fail("bytes length \(n) exceeds the data") }
                 stack.append(.bytes(Data(try take(Int(n)))))
 
             // containers
-            case 0x29: stack.append(newTuple([])) // EMPTY_TUPLE
-            case 0x74: let items = try popMark(); stack.append(newTuple(items)) // TUPLE
-            case 0x85: let a = try pop(); stack.append(newTuple([a])) // TUPLE1
-            case 0x86: let b = try pop(); let a = try pop(); stack.append(newTuple([a, b])) // TUPLE2
-            case 0x87: let c = try pop(); let b = try pop(); let a = try pop(); stack.append(newTuple([a, b, c])) // TUPLE3
-            case 0x5D: stack.append(newList()) // EMPTY_LIST
-            case 0x6C: let items = try popMark(); stack.append(newList(items)) // LIST
-            case 0x7D: stack.append(.dict(newDict())) // EMPTY_DICT
-            case 0x64: // DICT
+            case 0x29: stack.append(newTuple([]))  // EMPTY_TUPLE
+            case 0x74: let items = try popMark(); stack.append(newTuple(items))  // TUPLE
+            case 0x85: let a = try pop(); stack.append(newTuple([a]))  // TUPLE1
+            case 0x86: let b = try pop(); let a = try pop(); stack.append(newTuple([a, b]))  // TUPLE2
+            case 0x87: let c = try pop(); let b = try pop(); let a = try pop(); stack.append(newTuple([a, b, c]))  // TUPLE3
+            case 0x5D: stack.append(newList())  // EMPTY_LIST
+            case 0x6C: let items = try popMark(); stack.append(newList(items))  // LIST
+            case 0x7D: stack.append(.dict(newDict()))  // EMPTY_DICT
+            case 0x64:  // DICT
                 let items = try popMark()
                 guard items.count % 2 == 0 else { throw fail("DICT with an odd number of items") }
                 let d = newDict()
                 for i in stride(from: 0, to: items.count, by: 2) { d.set(items[i], items[i + 1]) }
                 stack.append(.dict(d))
-            case 0x8F: stack.append(newList()) // EMPTY_SET (kept as a list)
-            case 0x91: let items = try popMark(); stack.append(newList(items)) // FROZENSET
-            case 0x61: // APPEND
+            case 0x8F: stack.append(newList())  // EMPTY_SET (kept as a list)
+            case 0x91: let items = try popMark(); stack.append(newList(items))  // FROZENSET
+            case 0x61:  // APPEND
                 let v = try pop()
                 guard case let .list(l) = try top() else { throw fail("APPEND to a non-list") }
                 l.items.append(v)
-            case 0x65, 0x90: // APPENDS, ADDITEMS
+            case 0x65, 0x90:  // APPENDS, ADDITEMS
                 let items = try popMark()
                 guard case let .list(l) = try top() else { throw fail("APPENDS to a non-list") }
                 l.items.append(contentsOf: items)
-            case 0x73: // SETITEM
+            case 0x73:  // SETITEM
                 let v = try pop(); let k = try pop()
                 guard case let .dict(d) = try top() else { throw fail("SETITEM on a non-dict") }
                 d.set(k, v)
-            case 0x75: // SETITEMS
+            case 0x75:  // SETITEMS
                 let items = try popMark()
                 guard items.count % 2 == 0 else { throw fail("SETITEMS with an odd number of items") }
                 guard case let .dict(d) = try top() else { throw fail("SETITEMS on a non-dict") }
                 for i in stride(from: 0, to: items.count, by: 2) { d.set(items[i], items[i + 1]) }
 
             // memo
-            case 0x71: memo[Int(try u8())] = try top() // BINPUT
-            case 0x72: memo[Int(try le(UInt32.self))] = try top() // LONG_BINPUT
-            case 0x94: memo[memo.count] = try top() // MEMOIZE
-            case 0x70: // PUT (text)
+            case 0x71: memo[Int(try u8())] = try top()  // BINPUT
+            case 0x72: memo[Int(try le(UInt32.self))] = try top()  // LONG_BINPUT
+            case 0x94: memo[memo.count] = try top()  // MEMOIZE
+            case 0x70:  // PUT (text)
                 guard let i = Int(try line()) else { throw fail("bad PUT index") }
                 memo[i] = try top()
-            case 0x68, 0x6A, 0x67: // BINGET, LONG_BINGET, GET
+            case 0x68, 0x6A, 0x67:  // BINGET, LONG_BINGET, GET
                 let i: Int
-                if op == 0x68 { i = Int(try u8()) } else if op == 0x6A { i = Int(try le(UInt32.self)) } else {
+                if op == 0x68 {
+                    i = Int(try u8())
+                } else if op == 0x6A {
+                    i = Int(try le(UInt32.self))
+                } else {
                     guard let v = Int(try line()) else { throw fail("bad GET index") }
                     i = v
                 }
@@ -398,32 +410,32 @@ struct Unpickler {
                 stack.append(v)
 
             // globals and calls
-            case 0x63: // GLOBAL "module\nname\n"
+            case 0x63:  // GLOBAL "module\nname\n"
                 let module = try line(), name = try line()
                 try pushGlobal(module, name)
-            case 0x93: // STACK_GLOBAL
+            case 0x93:  // STACK_GLOBAL
                 let n = try pop(), m = try pop()
                 guard let name = n.asString, let module = m.asString else { throw fail("STACK_GLOBAL needs two strings") }
                 try pushGlobal(module, name)
-            case 0x52: // REDUCE
+            case 0x52:  // REDUCE
                 let args = try pop(), callable = try pop()
                 stack.append(try call(callable, args))
-            case 0x81: // NEWOBJ
+            case 0x81:  // NEWOBJ
                 let args = try pop(), cls = try pop()
                 stack.append(try newObject(cls, args))
-            case 0x92: // NEWOBJ_EX
+            case 0x92:  // NEWOBJ_EX
                 _ = try pop(); let args = try pop(), cls = try pop()
                 stack.append(try newObject(cls, args))
-            case 0x62: // BUILD
+            case 0x62:  // BUILD
                 let state = try pop()
                 try build(try top(), state)
-            case 0x51: // BINPERSID
+            case 0x51:  // BINPERSID
                 let pid = try pop()
                 stack.append(try persistentLoad(pid))
-            case 0x50: // PERSID (text id)
+            case 0x50:  // PERSID (text id)
                 let pid = try line()
                 stack.append(try persistentLoad(.string(pid)))
-            case 0x69, 0x6F: // INST, OBJ: old-style instance creation
+            case 0x69, 0x6F:  // INST, OBJ: old-style instance creation
                 throw fail("opcode \(op == 0x69 ? "INST" : "OBJ") (old-style class instances) is not supported")
             case 0x82, 0x83, 0x84: throw fail("extension-registry opcodes (EXT1/2/4) are not supported")
             case 0x97, 0x98: throw fail("out-of-band buffers (protocol 5) are not supported")
@@ -456,8 +468,9 @@ struct Unpickler {
             return .dict(d)
         case "torch._utils._rebuild_tensor_v2", "torch._utils._rebuild_tensor":
             guard args.count >= 4, case let .storage(s) = args[0], let offset = args[1].asInt,
-                  let size = args[2].tupleItems?.map(\.asInt), let stride = args[3].tupleItems?.map(\.asInt),
-                  size.allSatisfy({ $0 != nil }), stride.allSatisfy({ $0 != nil }) else {
+                let size = args[2].tupleItems?.map(\.asInt), let stride = args[3].tupleItems?.map(\.asInt),
+                size.allSatisfy({ $0 != nil }), stride.allSatisfy({ $0 != nil })
+            else {
                 throw fail("\(full) called with unexpected arguments \(argsValue.summary(maxLength: 120))")
             }
             let shape = size.map { $0! }, strides = stride.map { $0! }
@@ -513,7 +526,7 @@ struct Unpickler {
             // argparse.Namespace & co: __dict__ update, or (dict, slots) pair
             if case let .tuple(t) = state, t.items.count == 2 { o.state = t.items[0] } else { o.state = state }
         case .dict, .tensor, .list:
-            break // OrderedDict._metadata, tensor hooks / python attributes: irrelevant to the weights
+            break  // OrderedDict._metadata, tensor hooks / python attributes: irrelevant to the weights
         default:
             throw fail("BUILD on \(target.summary(maxLength: 40))")
         }

@@ -30,7 +30,9 @@ public final class RandomArchive: TensorArchive {
         }
         let n = shape.reduce(1, *)
         let t: Tensor
-        if key.hasSuffix("norm1.weight") || key.hasSuffix("norm2.weight") || key.hasSuffix("norm.weight") || key.hasSuffix("norm_out.weight") {
+        if key.hasSuffix("norm1.weight") || key.hasSuffix("norm2.weight") || key.hasSuffix("norm.weight")
+            || key.hasSuffix("norm_out.weight")
+        {
             t = Tensor(repeating: 1, shape: shape)
         } else if key.hasSuffix("scale_mul_1H11") {
             t = Tensor(repeating: logf(4), shape: shape)

@@ -51,14 +51,16 @@ public final class SafetensorsFile: TensorArchive {
                 shape.append(v)
             }
             guard let offs = e["data_offsets"] as? [Any], offs.count == 2,
-                  let b = (offs[0] as? NSNumber)?.intValue, let en = (offs[1] as? NSNumber)?.intValue else {
+                let b = (offs[0] as? NSNumber)?.intValue, let en = (offs[1] as? NSNumber)?.intValue
+            else {
                 throw bad("entry '\(name)' has invalid data_offsets")
             }
             guard b >= 0, en >= b, en <= dataSize else {
                 throw bad("entry '\(name)' offsets [\(b), \(en)] lie outside the \(dataSize)-byte data section")
             }
             guard en - b == numel * dtype.byteSize else {
-                throw bad("entry '\(name)' shape \(shape) x \(dtype.rawValue) needs \(numel * dtype.byteSize) bytes but offsets span \(en - b)")
+                throw bad(
+                    "entry '\(name)' shape \(shape) x \(dtype.rawValue) needs \(numel * dtype.byteSize) bytes but offsets span \(en - b)")
             }
             parsed.append((name, TensorInfo(dtype: dtype, shape: shape), b, en))
         }
@@ -104,7 +106,7 @@ public final class SafetensorsFile: TensorArchive {
 /// Writes safetensors files (F32 or F16 floats, I64 integers), atomically.
 public struct SafetensorsWriter {
     public enum Entry {
-        case float(Tensor, DType)      // .f32 or .f16
+        case float(Tensor, DType)  // .f32 or .f16
         case int64(shape: [Int], values: [Int64])
     }
     public var entries: [(String, Entry)] = []

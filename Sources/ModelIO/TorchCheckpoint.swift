@@ -51,7 +51,7 @@ public final class TorchCheckpoint {
     /// Stored zip entries whose CRC-32 has been checked (each is checked once, on first use).
     private var crcVerified = Set<String>()
 
-    static let legacyMagic: [UInt8] = [0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19] // 0x1950a86a20f9469cfc6c LE
+    static let legacyMagic: [UInt8] = [0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19]  // 0x1950a86a20f9469cfc6c LE
     /// Longest key path followed when listing tensors; state dicts are never this deep.
     static let maxDepth = 32
 
@@ -75,7 +75,8 @@ public final class TorchCheckpoint {
     private func persistent(_ pid: PickleValue) throws -> PickleValue {
         guard let t = pid.tupleItems, t.count >= 5, t[0].asString == "storage" else {
             if let t = pid.tupleItems, let kind = t.first?.asString, kind == "module" {
-                throw CheckpointError.unsupported(path: path, reason: "whole-module pickles (torch.save(model)) are not supported; save model.state_dict()")
+                throw CheckpointError.unsupported(
+                    path: path, reason: "whole-module pickles (torch.save(model)) are not supported; save model.state_dict()")
             }
             throw bad("unexpected persistent id \(pid.summary(maxLength: 100))")
         }
@@ -98,13 +99,16 @@ public final class TorchCheckpoint {
         if t.count >= 6, let view = t[5].tupleItems {
             // legacy storage view: (view_key, offset, view_size) into the root storage
             guard view.count == 3, let o = view[1].asInt, let n = view[2].asInt, o >= 0, n >= 0,
-                  o <= Self.maxStorageElements, n <= Self.maxStorageElements else {
+                o <= Self.maxStorageElements, n <= Self.maxStorageElements
+            else {
                 throw bad("bad storage view metadata \(t[5].summary(maxLength: 80))")
             }
             offset = o; viewNumel = n
         }
         if let existing = storages[key] {
-            guard existing.dtype == dtype else { throw bad("storage '\(key)' is used with dtypes \(existing.dtype.rawValue) and \(dtype.rawValue)") }
+            guard existing.dtype == dtype else {
+                throw bad("storage '\(key)' is used with dtypes \(existing.dtype.rawValue) and \(dtype.rawValue)")
+            }
             rootNumel = existing.numel
         } else {
             storages[key] = (dtype, rootNumel)
@@ -162,7 +166,9 @@ public final class TorchCheckpoint {
         for (key, s) in storages {
             guard let e = zipEntries[zipPrefix + "data/" + key] else { throw bad("storage '\(key)' has no entry \(zipPrefix)data/\(key)") }
             guard e.uncompressedSize == UInt64(s.numel) * UInt64(s.dtype.byteSize) else {
-                throw bad("storage '\(key)' should hold \(s.numel) x \(s.dtype.rawValue) = \(s.numel * s.dtype.byteSize) bytes, its entry has \(e.uncompressedSize)")
+                throw bad(
+                    "storage '\(key)' should hold \(s.numel) x \(s.dtype.rawValue) = \(s.numel * s.dtype.byteSize) bytes, its entry has \(e.uncompressedSize)"
+                )
             }
             if let file, let off = Self.storedDataOffset(e, in: file) { zipDataOffsets[key] = off }
         }
@@ -176,7 +182,8 @@ public final class TorchCheckpoint {
     /// and the entry is extracted through ZIPFoundation instead.
     static func storedDataOffset(_ e: ZIPFoundation.Entry, in file: MappedFile) -> Int? {
         guard !e.isCompressed, let cds = Mirror(reflecting: e).descendant("centralDirectoryStructure"),
-              let rel32 = Mirror(reflecting: cds).descendant("relativeOffsetOfLocalHeader") as? UInt32 else { return nil }
+            let rel32 = Mirror(reflecting: cds).descendant("relativeOffsetOfLocalHeader") as? UInt32
+        else { return nil }
         var rel = UInt64(rel32)
         if rel32 == 0xFFFF_FFFF {
             guard let fields = Mirror(reflecting: cds).descendant("extraFields") else { return nil }
@@ -193,13 +200,15 @@ public final class TorchCheckpoint {
         guard rel < UInt64(file.size), Int(rel) + 30 <= file.size else { return nil }
         let h = file.bytes(Int(rel), 30)
         guard h.loadUnaligned(fromByteOffset: 0, as: UInt32.self) == 0x0403_4b50,
-              h.loadUnaligned(fromByteOffset: 8, as: UInt16.self) == 0 else { return nil }
+            h.loadUnaligned(fromByteOffset: 8, as: UInt16.self) == 0
+        else { return nil }
         let nameLen = Int(h.loadUnaligned(fromByteOffset: 26, as: UInt16.self))
         let extraLen = Int(h.loadUnaligned(fromByteOffset: 28, as: UInt16.self))
         let start = Int(rel) + 30 + nameLen + extraLen
         guard start <= file.size, Int(rel) + 30 + nameLen <= file.size,
-              String(decoding: file.bytes(Int(rel) + 30, nameLen), as: UTF8.self) == e.path,
-              e.uncompressedSize <= UInt64(file.size - start) else { return nil }
+            String(decoding: file.bytes(Int(rel) + 30, nameLen), as: UTF8.self) == e.path,
+            e.uncompressedSize <= UInt64(file.size - start)
+        else { return nil }
         return start
     }
 
@@ -219,7 +228,9 @@ public final class TorchCheckpoint {
         } catch {
             throw bad("entry \(e.path) cannot be read (truncated or damaged?): \(error)")
         }
-        guard out.count == Int(e.uncompressedSize) else { throw bad("entry \(e.path) is truncated (\(out.count) of \(e.uncompressedSize) bytes)") }
+        guard out.count == Int(e.uncompressedSize) else {
+            throw bad("entry \(e.path) is truncated (\(out.count) of \(e.uncompressedSize) bytes)")
+        }
         return out
     }
 
@@ -260,7 +271,9 @@ public final class TorchCheckpoint {
             let count = Int(Int64(littleEndian: file.bytes(pos, 8).loadUnaligned(as: Int64.self)))
             guard count == s.numel else { throw bad("storage '\(key)' holds \(count) elements, the pickle says \(s.numel)") }
             let n = count * s.dtype.byteSize
-            guard n <= file.size - pos - 8 else { throw bad("storage '\(key)' needs \(n) bytes but the file ends \(file.size - pos - 8) bytes later (truncated)") }
+            guard n <= file.size - pos - 8 else {
+                throw bad("storage '\(key)' needs \(n) bytes but the file ends \(file.size - pos - 8) bytes later (truncated)")
+            }
             legacyOffsets[key] = pos + 8
             pos += 8 + n
         }
@@ -295,7 +308,9 @@ public final class TorchCheckpoint {
             guard comps.count < Self.maxDepth else { continue }
             let joined = comps.joined(separator: ".")
             if containers[joined] == nil { containers[joined] = comps; containerOrder.append(joined) }
-            let direct = children.reduce(0) { n, c in if case .tensor = c.1 { return n + 1 }; return n }
+            let direct = children.reduce(0) { n, c in
+                if case .tensor = c.1 { return n + 1 }; return n
+            }
             if direct > 0 { stateDicts.append((joined, direct)) }
             if comps.isEmpty {
                 for (k, c) in children {
@@ -418,7 +433,9 @@ public final class TorchCheckpoint {
                 last = q
             }
             guard last < s.numel else {
-                throw bad("tensor '\(name)' (shape \(t.shape), offset \(t.offset), stride \(t.stride)) reaches element \(last) of a \(s.numel)-element storage")
+                throw bad(
+                    "tensor '\(name)' (shape \(t.shape), offset \(t.offset), stride \(t.stride)) reaches element \(last) of a \(s.numel)-element storage"
+                )
             }
             // An expanded view (stride 0) may be larger than its storage; keep it sane.
             guard numel <= max(s.numel, 1 << 31) else { throw bad("tensor '\(name)' expands to an absurd \(numel) elements") }
@@ -434,7 +451,7 @@ public final class TorchCheckpoint {
             let base = s.elementOffset + t.offset
             if numel == 0 { return try body(UnsafeRawBufferPointer(start: nil, count: 0), 0) }
             if contiguous {
-                return try body(UnsafeRawBufferPointer(rebasing: raw[(base * es) ..< ((base + numel) * es)]), numel)
+                return try body(UnsafeRawBufferPointer(rebasing: raw[(base * es)..<((base + numel) * es)]), numel)
             }
             var out = [UInt8](repeating: 0, count: numel * es)
             let rank = t.shape.count

@@ -20,8 +20,10 @@ public struct WeightReader {
     public func shape(_ key: String) throws -> [Int] { try archive.requireInfo(prefix + key).shape }
 
     /// Conv2d `name.weight` [out, in, k, k] (+ `name.bias` if present); `inChannels` checked when given.
-    public func conv(_ name: String, inChannels: Int? = nil, outChannels: Int? = nil, stride: Int = 1,
-                     pads: (Int, Int, Int, Int)? = nil) throws -> Conv2d {
+    public func conv(
+        _ name: String, inChannels: Int? = nil, outChannels: Int? = nil, stride: Int = 1,
+        pads: (Int, Int, Int, Int)? = nil
+    ) throws -> Conv2d {
         let w = try tensor(name + ".weight", shape: [outChannels ?? -1, inChannels ?? -1, -1, -1])
         let b = has(name + ".bias") ? try tensor(name + ".bias", shape: [w.shape[0]]) : nil
         let k = w.shape[2]
@@ -58,4 +60,3 @@ public struct WeightReader {
         return GroupNorm(groups: groups, eps: eps, weight: w, bias: b)
     }
 }
-

@@ -16,7 +16,9 @@ enum ZipSizes {
             guard u == c else { throw fail("is stored but claims \(u) bytes for \(c) stored bytes") }
         } else {
             let (bound, o) = c.multipliedReportingOverflow(by: maxDeflateRatio)
-            guard !o, u <= max(bound, 1 << 16) else { throw fail("claims \(u) bytes from \(c) deflated bytes (more than deflate can expand)") }
+            guard !o, u <= max(bound, 1 << 16) else {
+                throw fail("claims \(u) bytes from \(c) deflated bytes (more than deflate can expand)")
+            }
         }
         guard u <= UInt64(Int.max / 2) else { throw fail("claims an absurd size (\(u) bytes)") }
     }
@@ -41,8 +43,11 @@ enum ZipCRC {
     /// Throws unless `computed` is the CRC-32 the zip header records for `entry`.
     static func check(_ computed: UInt32, _ entry: Entry, path: String) throws {
         guard computed == entry.checksum else {
-            throw CheckpointError.malformed(path: path, reason: String(format: "zip entry %@ fails its CRC-32 check (stored %08x, computed %08x): the file is corrupted",
-                                                                           entry.path, entry.checksum, computed))
+            throw CheckpointError.malformed(
+                path: path,
+                reason: String(
+                    format: "zip entry %@ fails its CRC-32 check (stored %08x, computed %08x): the file is corrupted",
+                    entry.path, entry.checksum, computed))
         }
     }
 }

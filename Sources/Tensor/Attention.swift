@@ -12,24 +12,30 @@ public func scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, scale: Fl
     if let mask { precondition(mask.shape == [lq, lk], "attention mask \(mask.shape) vs [\(lq), \(lk)]") }
     var out = [Float](repeating: 0, count: b * h * lq * dv)
     out.withUnsafeMutableBufferPointer { pout in
-    let po = UnsafeSendable(UnsafePointer(pout.baseAddress!))
-    q.data.withUnsafeBufferPointer { pq in k.data.withUnsafeBufferPointer { pk in v.data.withUnsafeBufferPointer { pv in
-        let sq = UnsafeSendable(pq.baseAddress!), sk = UnsafeSendable(pk.baseAddress!), sv = UnsafeSendable(pv.baseAddress!)
-        Parallel.forEach(b * h) { bh in
-            var scores = [Float](repeating: 0, count: lq * lk)
-            scores.withUnsafeMutableBufferPointer { ps in
-                let s = ps.baseAddress!
-                BLAS.sgemm(transB: true, m: lq, n: lk, k: d, alpha: scale, a: sq.p + bh * lq * d, lda: d,
-                           b: sk.p + bh * lk * d, ldb: d, c: s, ldc: lk)
-                if let mask {
-                    mask.data.withUnsafeBufferPointer { pm in for i in 0..<(lq * lk) { s[i] += pm[i] } }
+        let po = UnsafeSendable(UnsafePointer(pout.baseAddress!))
+        q.data.withUnsafeBufferPointer { pq in
+            k.data.withUnsafeBufferPointer { pk in
+                v.data.withUnsafeBufferPointer { pv in
+                    let sq = UnsafeSendable(pq.baseAddress!), sk = UnsafeSendable(pk.baseAddress!), sv = UnsafeSendable(pv.baseAddress!)
+                    Parallel.forEach(b * h) { bh in
+                        var scores = [Float](repeating: 0, count: lq * lk)
+                        scores.withUnsafeMutableBufferPointer { ps in
+                            let s = ps.baseAddress!
+                            BLAS.sgemm(
+                                transB: true, m: lq, n: lk, k: d, alpha: scale, a: sq.p + bh * lq * d, lda: d,
+                                b: sk.p + bh * lk * d, ldb: d, c: s, ldc: lk)
+                            if let mask {
+                                mask.data.withUnsafeBufferPointer { pm in for i in 0..<(lq * lk) { s[i] += pm[i] } }
+                            }
+                            for r in 0..<lq { softmaxInPlace(s + r * lk, lk) }
+                            BLAS.sgemm(
+                                m: lq, n: dv, k: lk, a: UnsafePointer(s), lda: lk, b: sv.p + bh * lk * dv, ldb: dv,
+                                c: UnsafeMutablePointer(mutating: po.p) + bh * lq * dv, ldc: dv)
+                        }
+                    }
                 }
-                for r in 0..<lq { softmaxInPlace(s + r * lk, lk) }
-                BLAS.sgemm(m: lq, n: dv, k: lk, a: UnsafePointer(s), lda: lk, b: sv.p + bh * lk * dv, ldb: dv,
-                           c: UnsafeMutablePointer(mutating: po.p) + bh * lq * dv, ldc: dv)
             }
         }
-    } } }
     }
     return Tensor(shape: [b, h, lq, dv], data: out)
 }
@@ -65,8 +71,9 @@ public struct SelfAttention: Sendable {
     public var heads: Int
 
     public init(qkv: Linear, proj: Linear, heads: Int) {
-        precondition(heads > 0 && qkv.outFeatures == 3 * qkv.inFeatures && qkv.inFeatures % heads == 0,
-                     "self-attention qkv \(qkv.weight.shape) with \(heads) heads")
+        precondition(
+            heads > 0 && qkv.outFeatures == 3 * qkv.inFeatures && qkv.inFeatures % heads == 0,
+            "self-attention qkv \(qkv.weight.shape) with \(heads) heads")
         self.qkv = qkv; self.proj = proj; self.heads = heads
     }
 
@@ -74,7 +81,7 @@ public struct SelfAttention: Sendable {
     public func callAsFunction(_ x: Tensor) -> Tensor {
         let (n, t, d) = (x.shape[0], x.shape[1], x.shape[2])
         let hd = d / heads
-        let qkvOut = qkv(x).reshaped([n, t, 3, heads, hd]).permuted([2, 0, 3, 1, 4])   // [3, B, H, T, hd]
+        let qkvOut = qkv(x).reshaped([n, t, 3, heads, hd]).permuted([2, 0, 3, 1, 4])  // [3, B, H, T, hd]
         let parts = qkvOut.split([1, 1, 1], dim: 0).map { $0.reshaped([n, heads, t, hd]) }
         let o = scaledDotProductAttention(q: parts[0], k: parts[1], v: parts[2], scale: 1 / Float(hd).squareRoot())
         return proj(o.permuted([0, 2, 1, 3]).reshaped([n, t, d]))

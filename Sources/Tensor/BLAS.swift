@@ -59,8 +59,9 @@ public enum BLAS {
         setenv("OPENBLAS_CORETYPE", name, 1)
         guard reinitialise() else { return false }
         openblas_set_num_threads(1)
-        cachedReport = KernelReport(kernel: corename(), source: "OPENBLAS_CORETYPE=\(name) selected in process",
-                                    cpu: CPUInfo.current.summary)
+        cachedReport = KernelReport(
+            kernel: corename(), source: "OPENBLAS_CORETYPE=\(name) selected in process",
+            cpu: CPUInfo.current.summary)
         return corename().lowercased() == name.lowercased()
     }
 
@@ -71,16 +72,19 @@ public enum BLAS {
 
     /// Rough capability order of OpenBLAS x86_64 kernels; unknown names rank lowest.
     static func rank(of core: String) -> Int {
-        let order = ["prescott", "core2", "penryn", "dunnington", "nehalem", "sandybridge", "haswell", "zen",
-                     "skylakex", "cooperlake", "sapphirerapids"]
+        let order = [
+            "prescott", "core2", "penryn", "dunnington", "nehalem", "sandybridge", "haswell", "zen",
+            "skylakex", "cooperlake", "sapphirerapids",
+        ]
         return order.firstIndex(of: core.lowercased()) ?? -1
     }
 
     private static func reinitialise() -> Bool {
         typealias Fn = @convention(c) () -> Void
         guard let handle = dlopen(nil, RTLD_NOW),
-              let quit = dlsym(handle, "gotoblas_dynamic_quit"),
-              let initF = dlsym(handle, "gotoblas_dynamic_init") else { return false }
+            let quit = dlsym(handle, "gotoblas_dynamic_quit"),
+            let initF = dlsym(handle, "gotoblas_dynamic_init")
+        else { return false }
         unsafeBitCast(quit, to: Fn.self)()
         unsafeBitCast(initF, to: Fn.self)()
         return true
@@ -95,10 +99,12 @@ public enum BLAS {
     /// (M / groups, N, K), each computed by a single-threaded sgemm, so every element is summed in the same order
     /// whatever the thread count or batch size. Up to `smallRows` rows per group in the A Bᵀ layout go to the
     /// fixed-order kernel of `fewRowsNT` instead.
-    public static func sgemm(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int,
-                             alpha: Float = 1, a: UnsafePointer<Float>, lda: Int,
-                             b: UnsafePointer<Float>, ldb: Int,
-                             beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int, groups: Int = 1) {
+    public static func sgemm(
+        transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int,
+        alpha: Float = 1, a: UnsafePointer<Float>, lda: Int,
+        b: UnsafePointer<Float>, ldb: Int,
+        beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int, groups: Int = 1
+    ) {
         setUp()
         let profile = Profiler.begin(.matmul)
         defer { Profiler.end(profile) }
@@ -118,7 +124,9 @@ public enum BLAS {
         let tiles = GEMMTiling(rows: rows, n: n, k: k)
         // Samples are spread over tasks freely (a sample's calls are the same in any task); consecutive samples
         // share a task so the tile's slice of B stays in cache between them.
-        let perTask = tiles.count >= 2 * Parallel.threads ? groups
+        let perTask =
+            tiles.count >= 2 * Parallel.threads
+            ? groups
             : max(1, groups / max(1, (4 * Parallel.threads + tiles.count - 1) / tiles.count))
         let chunks = (groups + perTask - 1) / perTask
         let pa = UnsafeSendable(a), pb = UnsafeSendable(b), pc = UnsafeSendable(UnsafePointer(c))
@@ -129,9 +137,10 @@ public enum BLAS {
                 let r0 = g * rows + tile.rows.lowerBound, c0 = tile.cols.lowerBound
                 let aOff = transA ? r0 : r0 * lda
                 let bOff = transB ? c0 * ldb : c0
-                cblas_sgemm(CblasRowMajor, ta, tb, Int32(tile.rows.count), Int32(tile.cols.count), Int32(k), alpha,
-                            pa.p + aOff, Int32(lda), pb.p + bOff, Int32(ldb), beta,
-                            UnsafeMutablePointer(mutating: pc.p) + r0 * ldc + c0, Int32(ldc))
+                cblas_sgemm(
+                    CblasRowMajor, ta, tb, Int32(tile.rows.count), Int32(tile.cols.count), Int32(k), alpha,
+                    pa.p + aOff, Int32(lda), pb.p + bOff, Int32(ldb), beta,
+                    UnsafeMutablePointer(mutating: pc.p) + r0 * ldc + c0, Int32(ldc))
             }
         }
     }
@@ -146,16 +155,20 @@ extension BLAS {
     /// C = A Bᵀ (+ beta C) with B stored [n, k], by the fixed-order kernel of CKernels: every element depends only on
     /// its row of A and of B, so all rows of all samples go through together and the weights stream through once.
     /// Cut over B's rows into slices of about 256 KB (scheduling only: the split never changes a sum).
-    static func fewRowsNT(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
-                          beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
-        precondition(m <= Int(Int32.max) && n <= Int(Int32.max) && k <= Int(Int32.max) && lda <= Int(Int32.max)
-                     && ldb <= Int(Int32.max) && ldc <= Int(Int32.max), "sgemm dimensions beyond 32 bits")
+    static func fewRowsNT(
+        m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+        beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int
+    ) {
+        precondition(
+            m <= Int(Int32.max) && n <= Int(Int32.max) && k <= Int(Int32.max) && lda <= Int(Int32.max)
+                && ldb <= Int(Int32.max) && ldc <= Int(Int32.max), "sgemm dimensions beyond 32 bits")
         let cols = max(8, (1 << 16) / max(k, 1))
         let pa = UnsafeSendable(a), pb = UnsafeSendable(b), pc = UnsafeSendable(UnsafePointer(c))
         Parallel.forEach((n + cols - 1) / cols) { blk in
             let j0 = blk * cols, j1 = min(n, j0 + cols)
-            varlab_sgemm_nt_rows(Int32(m), Int32(j0), Int32(j1), Int32(k), pa.p, Int32(lda), pb.p, Int32(ldb), beta,
-                                 UnsafeMutablePointer(mutating: pc.p), Int32(ldc))
+            varlab_sgemm_nt_rows(
+                Int32(m), Int32(j0), Int32(j1), Int32(k), pa.p, Int32(lda), pb.p, Int32(ldb), beta,
+                UnsafeMutablePointer(mutating: pc.p), Int32(ldc))
         }
     }
 }

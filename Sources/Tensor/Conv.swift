@@ -28,8 +28,9 @@ public struct Conv2d: Sendable {
         let profile = Profiler.begin(.conv)
         defer { Profiler.end(profile) }
         precondition(x.rank == 4 && x.shape[1] == inChannels, "Conv2d expects [N, \(inChannels), H, W], got \(x.shape)")
-        let geometry = ConvGeometry(x: x.shape, weight: weight.shape, stride: stride,
-                                    pads: (padding.left, padding.right, padding.top, padding.bottom))
+        let geometry = ConvGeometry(
+            x: x.shape, weight: weight.shape, stride: stride,
+            pads: (padding.left, padding.right, padding.top, padding.bottom))
         let (n, cin, h, w) = (geometry.n, geometry.cin, geometry.h, geometry.w)
         let (ho, wo, cout, kdim, plane) = (geometry.ho, geometry.wo, outChannels, geometry.kdim, geometry.plane)
         // Neither buffer is zero-filled first: every output element is written (the bias fill, or sgemm with
@@ -38,25 +39,31 @@ public struct Conv2d: Sendable {
         var out = Tensor.unfilled(n * cout * plane)
         let pointwise = geometry.isPointwise
         var col = pointwise ? [] : Tensor.unfilled(kdim * plane)
-        x.data.withUnsafeBufferPointer { px in weight.data.withUnsafeBufferPointer { pw in out.withUnsafeMutableBufferPointer { po in
-            for b in 0..<n {
-                let src = px.baseAddress! + b * cin * h * w
-                let dst = po.baseAddress! + b * cout * plane
-                if let bias {
-                    for c in 0..<cout { (dst + c * plane).update(repeating: bias.data[c], count: plane) }
-                }
-                if pointwise {
-                    BLAS.sgemm(m: cout, n: plane, k: kdim, a: pw.baseAddress!, lda: kdim, b: src, ldb: plane,
-                               beta: bias == nil ? 0 : 1, c: dst, ldc: plane)
-                    continue
-                }
-                col.withUnsafeMutableBufferPointer { pc in
-                    geometry.im2col(src, into: pc.baseAddress!, ld: plane)
-                    BLAS.sgemm(m: cout, n: plane, k: kdim, a: pw.baseAddress!, lda: kdim, b: pc.baseAddress!, ldb: plane,
-                               beta: bias == nil ? 0 : 1, c: dst, ldc: plane)
+        x.data.withUnsafeBufferPointer { px in
+            weight.data.withUnsafeBufferPointer { pw in
+                out.withUnsafeMutableBufferPointer { po in
+                    for b in 0..<n {
+                        let src = px.baseAddress! + b * cin * h * w
+                        let dst = po.baseAddress! + b * cout * plane
+                        if let bias {
+                            for c in 0..<cout { (dst + c * plane).update(repeating: bias.data[c], count: plane) }
+                        }
+                        if pointwise {
+                            BLAS.sgemm(
+                                m: cout, n: plane, k: kdim, a: pw.baseAddress!, lda: kdim, b: src, ldb: plane,
+                                beta: bias == nil ? 0 : 1, c: dst, ldc: plane)
+                            continue
+                        }
+                        col.withUnsafeMutableBufferPointer { pc in
+                            geometry.im2col(src, into: pc.baseAddress!, ld: plane)
+                            BLAS.sgemm(
+                                m: cout, n: plane, k: kdim, a: pw.baseAddress!, lda: kdim, b: pc.baseAddress!, ldb: plane,
+                                beta: bias == nil ? 0 : 1, c: dst, ldc: plane)
+                        }
+                    }
                 }
             }
-        } } }
+        }
         return Tensor(shape: [n, cout, ho, wo], data: out)
     }
 }
@@ -89,7 +96,7 @@ public struct ConvGeometry: Sendable, Equatable {
     /// Output columns whose tap (kernel column kx) falls inside the input row: ox in the returned range.
     func insideColumns(kx: Int) -> Range<Int> {
         let x0 = min(wo, max(0, (left - kx + stride - 1) / stride))
-        let last = w - 1 + left - kx   // largest ox * stride with ix <= w - 1
+        let last = w - 1 + left - kx  // largest ox * stride with ix <= w - 1
         let x1 = last < 0 ? x0 : max(x0, min(wo, last / stride + 1))
         return x0..<x1
     }
@@ -133,16 +140,18 @@ public struct ConvGeometry: Sendable, Equatable {
         let out = UnsafeSendable(UnsafePointer(dst)), src = UnsafeSendable(col)
         Parallel.forEach(cin) { c in
             let d = UnsafeMutablePointer(mutating: out.p) + c * h * w
-            for ky in 0..<kh { for kx in 0..<kw {
-                let o = src.p + ((c * kh + ky) * kw + kx) * plane
-                let inside = insideColumns(kx: kx)
-                for oy in 0..<ho {
-                    let iy = oy * stride + ky - top
-                    if iy < 0 || iy >= h { continue }
-                    let drow = d + iy * w + kx - left, orow = o + oy * wo
-                    for ox in inside { drow[ox * stride] += orow[ox] }
+            for ky in 0..<kh {
+                for kx in 0..<kw {
+                    let o = src.p + ((c * kh + ky) * kw + kx) * plane
+                    let inside = insideColumns(kx: kx)
+                    for oy in 0..<ho {
+                        let iy = oy * stride + ky - top
+                        if iy < 0 || iy >= h { continue }
+                        let drow = d + iy * w + kx - left, orow = o + oy * wo
+                        for ox in inside { drow[ox * stride] += orow[ox] }
+                    }
                 }
-            } }
+            }
         }
     }
 }

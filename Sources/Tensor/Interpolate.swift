@@ -21,7 +21,7 @@ public enum InterpolationMode: String, Sendable, CaseIterable {
 
 /// One output coordinate's taps along an axis: input indices and weights (summed in order).
 struct InterpolationTaps {
-    var index: [Int]   // count = out * taps
+    var index: [Int]  // count = out * taps
     var weight: [Float]
     var taps: Int
 
@@ -35,9 +35,13 @@ struct InterpolationTaps {
         case .nearest:
             var idx = [Int](repeating: 0, count: output)
             for o in 0..<output {
-                if output == input { idx[o] = o }
-                else if output == 2 * input { idx[o] = o >> 1 }
-                else { idx[o] = min(Int(floorf(Float(o) * scale)), input - 1) }
+                if output == input {
+                    idx[o] = o
+                } else if output == 2 * input {
+                    idx[o] = o >> 1
+                } else {
+                    idx[o] = min(Int(floorf(Float(o) * scale)), input - 1)
+                }
             }
             return InterpolationTaps(index: idx, weight: [Float](repeating: 1, count: output), taps: 1)
         case .bilinear, .bilinearNoHalfPixel:
@@ -45,7 +49,7 @@ struct InterpolationTaps {
             for o in 0..<output {
                 let real: Float
                 if mode == .bilinear {
-                    real = max(scale * (Float(o) + 0.5) - 0.5, 0)   // area_pixel_compute_source_index, clamped at 0
+                    real = max(scale * (Float(o) + 0.5) - 0.5, 0)  // area_pixel_compute_source_index, clamped at 0
                 } else {
                     real = Float(o) * scale
                 }
@@ -64,7 +68,7 @@ struct InterpolationTaps {
             func conv1(_ x: Float) -> Float { ((a + 2) * x - (a + 3)) * x * x + 1 }
             func conv2(_ x: Float) -> Float { ((a * x - 5 * a) * x + 8 * a) * x - 4 * a }
             for o in 0..<output {
-                let real = scale * (Float(o) + 0.5) - 0.5   // no clamp for cubic
+                let real = scale * (Float(o) + 0.5) - 0.5  // no clamp for cubic
                 let i0 = Int(floorf(real))
                 let t = real - Float(i0)
                 let c: [Float] = [conv2(t + 1), conv1(t), conv1(1 - t), conv2(2 - t)]
@@ -84,8 +88,10 @@ extension Tensor {
     /// Resize the last two axes of an NCHW (or [..., H, W]) tensor to `height` x `width`. `scaleFactor`:
     /// the (h, w) `scale_factor` PyTorch was called with, when it was (the output size is then
     /// floor(input * factor), which the caller passes as height / width).
-    public func interpolated(height: Int, width: Int, mode: InterpolationMode,
-                             scaleFactor: (h: Double, w: Double)? = nil) -> Tensor {
+    public func interpolated(
+        height: Int, width: Int, mode: InterpolationMode,
+        scaleFactor: (h: Double, w: Double)? = nil
+    ) -> Tensor {
         let profile = Profiler.begin(.interpolation)
         defer { Profiler.end(profile) }
         precondition(rank >= 2 && height > 0 && width > 0, "interpolate \(shape) to \(height)x\(width)")
@@ -95,44 +101,46 @@ extension Tensor {
         let ty = InterpolationTaps.make(mode, input: h, output: height, sourceScale: scaleFactor.map { Float(1 / $0.h) })
         let tx = InterpolationTaps.make(mode, input: w, output: width, sourceScale: scaleFactor.map { Float(1 / $0.w) })
         var out = [Float](repeating: 0, count: planes * height * width)
-        data.withUnsafeBufferPointer { src in out.withUnsafeMutableBufferPointer { dst in
-            let s = UnsafeSendable(src.baseAddress!), d = UnsafeSendable(UnsafePointer(dst.baseAddress!))
-            Parallel.forEach(planes) { p in
-                let sp = s.p + p * h * w
-                let dp = UnsafeMutablePointer(mutating: d.p) + p * height * width
-                // out = sum_j wy_j * (sum_i wx_i * src[y_j, x_i]), both sums left to right, as PyTorch's
-                // generic separable kernel (the outer interpolated dim is H).
-                if mode == .bilinearNoHalfPixel {
-                    // TF1 resize_bilinear's own arithmetic: lerp rows, then lerp between them.
-                    for oy in 0..<height {
-                        let r0 = sp + ty.index[2 * oy] * w, r1 = sp + ty.index[2 * oy + 1] * w
-                        let ly = ty.weight[2 * oy + 1]
-                        for ox in 0..<width {
-                            let x0 = tx.index[2 * ox], x1 = tx.index[2 * ox + 1], lx = tx.weight[2 * ox + 1]
-                            let top = r0[x0] + (r0[x1] - r0[x0]) * lx
-                            let bottom = r1[x0] + (r1[x1] - r1[x0]) * lx
-                            dp[oy * width + ox] = top + (bottom - top) * ly
-                        }
-                    }
-                    return
-                }
-                for oy in 0..<height {
-                    for ox in 0..<width {
-                        var acc: Float = 0
-                        for j in 0..<ty.taps {
-                            let row = sp + ty.index[oy * ty.taps + j] * w
-                            var inner: Float = row[tx.index[ox * tx.taps]] * tx.weight[ox * tx.taps]
-                            for i in 1..<tx.taps {
-                                inner += row[tx.index[ox * tx.taps + i]] * tx.weight[ox * tx.taps + i]
+        data.withUnsafeBufferPointer { src in
+            out.withUnsafeMutableBufferPointer { dst in
+                let s = UnsafeSendable(src.baseAddress!), d = UnsafeSendable(UnsafePointer(dst.baseAddress!))
+                Parallel.forEach(planes) { p in
+                    let sp = s.p + p * h * w
+                    let dp = UnsafeMutablePointer(mutating: d.p) + p * height * width
+                    // out = sum_j wy_j * (sum_i wx_i * src[y_j, x_i]), both sums left to right, as PyTorch's
+                    // generic separable kernel (the outer interpolated dim is H).
+                    if mode == .bilinearNoHalfPixel {
+                        // TF1 resize_bilinear's own arithmetic: lerp rows, then lerp between them.
+                        for oy in 0..<height {
+                            let r0 = sp + ty.index[2 * oy] * w, r1 = sp + ty.index[2 * oy + 1] * w
+                            let ly = ty.weight[2 * oy + 1]
+                            for ox in 0..<width {
+                                let x0 = tx.index[2 * ox], x1 = tx.index[2 * ox + 1], lx = tx.weight[2 * ox + 1]
+                                let top = r0[x0] + (r0[x1] - r0[x0]) * lx
+                                let bottom = r1[x0] + (r1[x1] - r1[x0]) * lx
+                                dp[oy * width + ox] = top + (bottom - top) * ly
                             }
-                            let term = inner * ty.weight[oy * ty.taps + j]
-                            acc = j == 0 ? term : acc + term
                         }
-                        dp[oy * width + ox] = acc
+                        return
+                    }
+                    for oy in 0..<height {
+                        for ox in 0..<width {
+                            var acc: Float = 0
+                            for j in 0..<ty.taps {
+                                let row = sp + ty.index[oy * ty.taps + j] * w
+                                var inner: Float = row[tx.index[ox * tx.taps]] * tx.weight[ox * tx.taps]
+                                for i in 1..<tx.taps {
+                                    inner += row[tx.index[ox * tx.taps + i]] * tx.weight[ox * tx.taps + i]
+                                }
+                                let term = inner * ty.weight[oy * ty.taps + j]
+                                acc = j == 0 ? term : acc + term
+                            }
+                            dp[oy * width + ox] = acc
+                        }
                     }
                 }
             }
-        } }
+        }
         var s = shape
         s[rank - 2] = height
         s[rank - 1] = width
@@ -150,21 +158,23 @@ extension Tensor {
         func start(_ i: Int, _ inp: Int, _ outp: Int) -> Int { (i * inp) / outp }
         func end(_ i: Int, _ inp: Int, _ outp: Int) -> Int { ((i + 1) * inp + outp - 1) / outp }
         var out = [Float](repeating: 0, count: planes * height * width)
-        data.withUnsafeBufferPointer { src in out.withUnsafeMutableBufferPointer { dst in
-            for p in 0..<planes {
-                let sp = src.baseAddress! + p * h * w
-                let dp = dst.baseAddress! + p * height * width
-                for oy in 0..<height {
-                    let y0 = start(oy, h, height), y1 = end(oy, h, height)
-                    for ox in 0..<width {
-                        let x0 = start(ox, w, width), x1 = end(ox, w, width)
-                        var sum: Float = 0
-                        for y in y0..<y1 { for x in x0..<x1 { sum += sp[y * w + x] } }
-                        dp[oy * width + ox] = sum / Float(y1 - y0) / Float(x1 - x0)
+        data.withUnsafeBufferPointer { src in
+            out.withUnsafeMutableBufferPointer { dst in
+                for p in 0..<planes {
+                    let sp = src.baseAddress! + p * h * w
+                    let dp = dst.baseAddress! + p * height * width
+                    for oy in 0..<height {
+                        let y0 = start(oy, h, height), y1 = end(oy, h, height)
+                        for ox in 0..<width {
+                            let x0 = start(ox, w, width), x1 = end(ox, w, width)
+                            var sum: Float = 0
+                            for y in y0..<y1 { for x in x0..<x1 { sum += sp[y * w + x] } }
+                            dp[oy * width + ox] = sum / Float(y1 - y0) / Float(x1 - x0)
+                        }
                     }
                 }
             }
-        } }
+        }
         var s = shape
         s[rank - 2] = height
         s[rank - 1] = width

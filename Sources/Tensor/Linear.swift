@@ -9,21 +9,27 @@ extension Tensor {
         let (br, bc) = (other.dim(-2), other.dim(-1))
         let m = transposeSelf ? ac : ar, k = transposeSelf ? ar : ac
         let k2 = transposeOther ? bc : br, n = transposeOther ? br : bc
-        precondition(k == k2, "matmul inner dimensions differ: \(shape)\(transposeSelf ? "ᵀ" : "") x \(other.shape)\(transposeOther ? "ᵀ" : "")")
+        precondition(
+            k == k2, "matmul inner dimensions differ: \(shape)\(transposeSelf ? "ᵀ" : "") x \(other.shape)\(transposeOther ? "ᵀ" : "")")
         let batchA = count / max(ar * ac, 1)
         let batchB = other.count / max(br * bc, 1)
         precondition(batchB == 1 || batchB == batchA, "matmul batch mismatch \(shape) x \(other.shape)")
         var outShape = Array(shape.dropLast(2)) + [m, n]
         if other.rank > rank { outShape = Array(other.shape.dropLast(2)) + [m, n] }
-        var out = Tensor.unfilled(batchA * m * n)   // every block written by sgemm with beta = 0
-        data.withUnsafeBufferPointer { pa in other.data.withUnsafeBufferPointer { pb in out.withUnsafeMutableBufferPointer { pc in
-            for bi in 0..<batchA {
-                BLAS.sgemm(transA: transposeSelf, transB: transposeOther, m: m, n: n, k: k,
-                           a: pa.baseAddress! + bi * ar * ac, lda: ac,
-                           b: pb.baseAddress! + (batchB == 1 ? 0 : bi * br * bc), ldb: bc,
-                           c: pc.baseAddress! + bi * m * n, ldc: n)
+        var out = Tensor.unfilled(batchA * m * n)  // every block written by sgemm with beta = 0
+        data.withUnsafeBufferPointer { pa in
+            other.data.withUnsafeBufferPointer { pb in
+                out.withUnsafeMutableBufferPointer { pc in
+                    for bi in 0..<batchA {
+                        BLAS.sgemm(
+                            transA: transposeSelf, transB: transposeOther, m: m, n: n, k: k,
+                            a: pa.baseAddress! + bi * ar * ac, lda: ac,
+                            b: pb.baseAddress! + (batchB == 1 ? 0 : bi * br * bc), ldb: bc,
+                            c: pc.baseAddress! + bi * m * n, ldc: n)
+                    }
+                }
             }
-        } } }
+        }
         return Tensor(shape: outShape, data: out)
     }
 }
@@ -49,16 +55,24 @@ public struct Linear: Sendable {
         precondition(x.dim(-1) == inFeatures, "Linear expects last dim \(inFeatures), got \(x.shape)")
         let rows = x.count / inFeatures
         let samples = x.rank >= 2 && x.shape[0] > 0 ? x.shape[0] : 1
-        var out = Tensor.unfilled(rows * outFeatures)   // bias rows copied in, or sgemm with beta = 0
+        var out = Tensor.unfilled(rows * outFeatures)  // bias rows copied in, or sgemm with beta = 0
         if let bias {
-            out.withUnsafeMutableBufferPointer { o in bias.data.withUnsafeBufferPointer { b in
-                for r in 0..<rows { (o.baseAddress! + r * outFeatures).update(from: b.baseAddress!, count: outFeatures) }
-            } }
+            out.withUnsafeMutableBufferPointer { o in
+                bias.data.withUnsafeBufferPointer { b in
+                    for r in 0..<rows { (o.baseAddress! + r * outFeatures).update(from: b.baseAddress!, count: outFeatures) }
+                }
+            }
         }
-        x.data.withUnsafeBufferPointer { px in weight.data.withUnsafeBufferPointer { pw in out.withUnsafeMutableBufferPointer { po in
-            BLAS.sgemm(transB: true, m: rows, n: outFeatures, k: inFeatures, a: px.baseAddress!, lda: inFeatures,
-                       b: pw.baseAddress!, ldb: inFeatures, beta: bias == nil ? 0 : 1, c: po.baseAddress!, ldc: outFeatures, groups: samples)
-        } } }
+        x.data.withUnsafeBufferPointer { px in
+            weight.data.withUnsafeBufferPointer { pw in
+                out.withUnsafeMutableBufferPointer { po in
+                    BLAS.sgemm(
+                        transB: true, m: rows, n: outFeatures, k: inFeatures, a: px.baseAddress!, lda: inFeatures,
+                        b: pw.baseAddress!, ldb: inFeatures, beta: bias == nil ? 0 : 1, c: po.baseAddress!, ldc: outFeatures,
+                        groups: samples)
+                }
+            }
+        }
         return Tensor(shape: Array(x.shape.dropLast()) + [outFeatures], data: out)
     }
 }

@@ -10,7 +10,7 @@ public enum MallocPolicy {
         typealias Mallopt = @convention(c) (Int32, Int32) -> Int32
         guard let h = dlopen(nil, RTLD_NOW), let f = dlsym(h, "mallopt") else { return }
         let mallopt = unsafeBitCast(f, to: Mallopt.self)
-        let M_TRIM_THRESHOLD: Int32 = -1, M_MMAP_MAX: Int32 = -4   // glibc's values
+        let M_TRIM_THRESHOLD: Int32 = -1, M_MMAP_MAX: Int32 = -4  // glibc's values
         _ = mallopt(M_MMAP_MAX, 0)
         _ = mallopt(M_TRIM_THRESHOLD, Int32.max)
     }

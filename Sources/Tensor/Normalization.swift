@@ -64,19 +64,25 @@ public struct LayerNorm: Sendable {
         out.withUnsafeMutableBufferPointer { po in
             let base = UnsafeMutableSendable(po.baseAddress!)
             // Rows are independent: the same bits for any split.
-            Parallel.forRanges(rows, grain: Parallel.grain(rowWidth: d)) { range in for r in range {
-                let p = base.p + r * d
-                var s = 0.0
-                for i in 0..<d { s += Double(p[i]) }
-                let mean = s / Double(d)
-                var v = 0.0
-                for i in 0..<d { let t = Double(p[i]) - mean; v += t * t }
-                let inv = Float(1 / (v / Double(d) + Double(eps)).squareRoot())
-                let m = Float(mean)
-                if let w, let b { for i in 0..<d { p[i] = (p[i] - m) * inv * w[i] + b[i] } }
-                else if let w { for i in 0..<d { p[i] = (p[i] - m) * inv * w[i] } }
-                else { for i in 0..<d { p[i] = (p[i] - m) * inv } }
-            } }
+            Parallel.forRanges(rows, grain: Parallel.grain(rowWidth: d)) { range in
+                for r in range {
+                    let p = base.p + r * d
+                    var s = 0.0
+                    for i in 0..<d { s += Double(p[i]) }
+                    let mean = s / Double(d)
+                    var v = 0.0
+                    for i in 0..<d { let t = Double(p[i]) - mean; v += t * t }
+                    let inv = Float(1 / (v / Double(d) + Double(eps)).squareRoot())
+                    let m = Float(mean)
+                    if let w, let b {
+                        for i in 0..<d { p[i] = (p[i] - m) * inv * w[i] + b[i] }
+                    } else if let w {
+                        for i in 0..<d { p[i] = (p[i] - m) * inv * w[i] }
+                    } else {
+                        for i in 0..<d { p[i] = (p[i] - m) * inv }
+                    }
+                }
+            }
         }
         return Tensor(shape: x.shape, data: out)
     }
@@ -100,11 +106,13 @@ public struct BatchNorm: Sendable {
         let scale = (0..<c).map { weight.data[$0] / (runningVar.data[$0] + eps).squareRoot() }
         let shift = (0..<c).map { bias.data[$0] - runningMean.data[$0] * scale[$0] }
         out.withUnsafeMutableBufferPointer { p in
-            for b in 0..<n { for ch in 0..<c {
-                let q = p.baseAddress! + (b * c + ch) * spatial
-                let s = scale[ch], t = shift[ch]
-                for i in 0..<spatial { q[i] = q[i] * s + t }
-            } }
+            for b in 0..<n {
+                for ch in 0..<c {
+                    let q = p.baseAddress! + (b * c + ch) * spatial
+                    let s = scale[ch], t = shift[ch]
+                    for i in 0..<spatial { q[i] = q[i] * s + t }
+                }
+            }
         }
         return Tensor(shape: x.shape, data: out)
     }

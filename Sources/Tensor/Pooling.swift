@@ -11,8 +11,9 @@ extension Tensor {
     /// FID Inception's pool branches use); with `true` it is always kernel * kernel (PyTorch's default).
     public func avgPool2d(kernel: Int, stride: Int, padding: Int = 0, countIncludePad: Bool = true) -> Tensor {
         precondition(rank == 4, "avgPool2d expects [N, C, H, W], got \(shape)")
-        precondition(kernel >= 1 && stride >= 1 && padding >= 0 && 2 * padding <= kernel,
-                     "avgPool2d: bad kernel \(kernel) / stride \(stride) / padding \(padding)")
+        precondition(
+            kernel >= 1 && stride >= 1 && padding >= 0 && 2 * padding <= kernel,
+            "avgPool2d: bad kernel \(kernel) / stride \(stride) / padding \(padding)")
         let (n, c, h, w) = (shape[0], shape[1], shape[2], shape[3])
         let ho = (h + 2 * padding - kernel) / stride + 1, wo = (w + 2 * padding - kernel) / stride + 1
         precondition(ho >= 1 && wo >= 1, "avgPool2d: input \(shape) smaller than kernel \(kernel)")
@@ -31,7 +32,8 @@ extension Tensor {
                             let xa = Swift.max(x0, 0)
                             var acc: Float = 0
                             for y in ya..<y1 { let r = s + y * w; for x in xa..<x1 { acc += r[x] } }
-                            let divisor = countIncludePad
+                            let divisor =
+                                countIncludePad
                                 ? Float(Swift.min(y0 + kernel, h + padding) - y0) * Float(Swift.min(x0 + kernel, w + padding) - x0)
                                 : Float((y1 - ya) * (x1 - xa))
                             d[oy * wo + ox] = acc / divisor
@@ -47,8 +49,9 @@ extension Tensor {
     /// A NaN in a window propagates, as in PyTorch.
     public func maxPool2d(kernel: Int, stride: Int, padding: Int = 0) -> Tensor {
         precondition(rank == 4, "maxPool2d expects [N, C, H, W], got \(shape)")
-        precondition(kernel >= 1 && stride >= 1 && padding >= 0 && 2 * padding <= kernel,
-                     "maxPool2d: bad kernel \(kernel) / stride \(stride) / padding \(padding)")
+        precondition(
+            kernel >= 1 && stride >= 1 && padding >= 0 && 2 * padding <= kernel,
+            "maxPool2d: bad kernel \(kernel) / stride \(stride) / padding \(padding)")
         let (n, c, h, w) = (shape[0], shape[1], shape[2], shape[3])
         let ho = (h + 2 * padding - kernel) / stride + 1, wo = (w + 2 * padding - kernel) / stride + 1
         precondition(ho >= 1 && wo >= 1, "maxPool2d: input \(shape) smaller than kernel \(kernel)")

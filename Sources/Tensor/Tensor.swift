@@ -84,8 +84,9 @@ public struct Tensor: Equatable, Sendable {
         let inner = parts[0].shape[(d + 1)...].reduce(1, *)
         var total = 0
         for p in parts {
-            precondition(p.rank == r && Array(p.shape[0..<d]) == Array(parts[0].shape[0..<d])
-                         && Array(p.shape[(d + 1)...]) == Array(parts[0].shape[(d + 1)...]), "cat shape mismatch")
+            precondition(
+                p.rank == r && Array(p.shape[0..<d]) == Array(parts[0].shape[0..<d])
+                    && Array(p.shape[(d + 1)...]) == Array(parts[0].shape[(d + 1)...]), "cat shape mismatch")
             total += p.shape[d]
         }
         var out = Tensor.unfilled(outer * total * inner)
@@ -121,8 +122,9 @@ public struct Tensor: Equatable, Sendable {
             data.withUnsafeBufferPointer { src in
                 out.withUnsafeMutableBufferPointer { dst in
                     for o in 0..<outer {
-                        (dst.baseAddress! + o * sz * inner).update(from: src.baseAddress! + (o * shape[d] + start) * inner,
-                                                                     count: sz * inner)
+                        (dst.baseAddress! + o * sz * inner).update(
+                            from: src.baseAddress! + (o * shape[d] + start) * inner,
+                            count: sz * inner)
                     }
                 }
             }
@@ -226,20 +228,27 @@ extension Tensor {
         if b.count == count {
             precondition(shape == b.shape || b.count == count, "shape mismatch \(shape) vs \(b.shape)")
             var out = [Float](repeating: 0, count: count)
-            data.withUnsafeBufferPointer { x in b.data.withUnsafeBufferPointer { y in
-                for i in 0..<count { out[i] = f(x[i], y[i]) } } }
+            data.withUnsafeBufferPointer { x in
+                b.data.withUnsafeBufferPointer { y in
+                    for i in 0..<count { out[i] = f(x[i], y[i]) }
+                }
+            }
             return Tensor(shape: shape, data: out)
         }
         if b.count == 1 {
             let v = b.data[0]
             return map { f($0, v) }
         }
-        precondition(b.count > 0 && count % b.count == 0 && Array(shape.suffix(b.rank)) == b.shape,
-                     "cannot broadcast \(b.shape) against \(shape)")
+        precondition(
+            b.count > 0 && count % b.count == 0 && Array(shape.suffix(b.rank)) == b.shape,
+            "cannot broadcast \(b.shape) against \(shape)")
         var out = [Float](repeating: 0, count: count)
         let n = b.count
-        data.withUnsafeBufferPointer { x in b.data.withUnsafeBufferPointer { y in
-            for i in 0..<count { out[i] = f(x[i], y[i % n]) } } }
+        data.withUnsafeBufferPointer { x in
+            b.data.withUnsafeBufferPointer { y in
+                for i in 0..<count { out[i] = f(x[i], y[i % n]) }
+            }
+        }
         return Tensor(shape: shape, data: out)
     }
 

@@ -1,6 +1,6 @@
 import Foundation
-import ModelIO
 import Layers
+import ModelIO
 import Tensor
 
 /// varlab training checkpoints: safetensors with the parameters under their names, the AdamW moments under
@@ -50,8 +50,10 @@ public struct TrainCheckpoint {
         try opt.restore(step: Int(file.metadata[.optimizerStep] ?? "") ?? 0, m: m, v: v)
     }
 
-    public static func write(path: String, model: String, configJSON: String, step: Int, params: [Parameter],
-                             optimizer: AdamW?, extra: [String: String] = [:]) throws {
+    public static func write(
+        path: String, model: String, configJSON: String, step: Int, params: [Parameter],
+        optimizer: AdamW?, extra: [String: String] = [:]
+    ) throws {
         var w = SafetensorsWriter()
         for p in params { w.add(p.name, p.value) }
         if let optimizer {

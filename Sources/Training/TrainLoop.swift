@@ -30,11 +30,11 @@ public struct TrainOptions: Codable, Equatable, Sendable {
 
 /// One progress report.
 public struct TrainProgress: Sendable {
-    public let step: Int          // steps done (1-based)
+    public let step: Int  // steps done (1-based)
     public let totalSteps: Int
-    public let loss: Double       // this step's loss
+    public let loss: Double  // this step's loss
     public let smoothedLoss: Double
-    public let accuracy: Double   // this step's batch accuracy (NaN where it has no meaning)
+    public let accuracy: Double  // this step's batch accuracy (NaN where it has no meaning)
     public let lr: Float
     public let gradNorm: Double
     public let samplesPerSecond: Double
@@ -69,16 +69,24 @@ public final class TrainLoop {
         return (0..<options.batchSize).map { _ in Int(rng.nextUInt32()) % count }
     }
 
-    public func run(source: LabeledImageSource, step body: (Tensor, [Int]) -> (loss: Double, accuracy: Double),
-                    progress: (TrainProgress) -> Void = { _ in }) throws {
-        try run(count: source.count, step: { indices in let (x, y) = source.batch(indices); return body(x, y) },
-                progress: progress)
+    public func run(
+        source: LabeledImageSource, step body: (Tensor, [Int]) -> (loss: Double, accuracy: Double),
+        progress: (TrainProgress) -> Void = { _ in }
+    ) throws {
+        try run(
+            count: source.count,
+            step: { indices in
+                let (x, y) = source.batch(indices); return body(x, y)
+            },
+            progress: progress)
     }
 
     /// The same loop over any indexed training set of `count` items (e.g. precomputed token maps): `body` gets
     /// the step's batch indices (`batchIndices(step:count:)`); `step` is still the 0-based step being run.
-    public func run(count: Int, step body: ([Int]) -> (loss: Double, accuracy: Double),
-                    progress: (TrainProgress) -> Void = { _ in }) throws {
+    public func run(
+        count: Int, step body: ([Int]) -> (loss: Double, accuracy: Double),
+        progress: (TrainProgress) -> Void = { _ in }
+    ) throws {
         let t0 = Date()
         let first = step
         var smoothed = Double.nan
@@ -95,10 +103,12 @@ public final class TrainLoop {
             step += 1
             smoothed = smoothed.isNaN ? loss : 0.95 * smoothed + 0.05 * loss
             let elapsed = Date().timeIntervalSince(t0)
-            progress(TrainProgress(step: step, totalSteps: options.steps, loss: loss, smoothedLoss: smoothed, accuracy: accuracy,
-                                   lr: lr, gradNorm: norm,
-                                   samplesPerSecond: Double((step - first) * options.batchSize) / max(elapsed, 1e-9),
-                                   etaSeconds: Double(options.steps - step) * elapsed / Double(step - first)))
+            progress(
+                TrainProgress(
+                    step: step, totalSteps: options.steps, loss: loss, smoothedLoss: smoothed, accuracy: accuracy,
+                    lr: lr, gradNorm: norm,
+                    samplesPerSecond: Double((step - first) * options.batchSize) / max(elapsed, 1e-9),
+                    etaSeconds: Double(options.steps - step) * elapsed / Double(step - first)))
             if let path = checkpointPath, step % options.saveEvery == 0 || step == options.steps {
                 try save(path)
                 lastSaved = path

@@ -8,7 +8,7 @@ import Tensor
 /// models) q and k are L2-normalised and q is multiplied by the per-head temperature exp(min(scale_mul_1H11, ln 100)).
 /// `callAsFunction` is inference (optionally with a KV cache); `forward` / `backward` are training (plain attention).
 public final class VARAttention {
-    public let matQKV: Parameter        // [3C, C]
+    public let matQKV: Parameter  // [3C, C]
     public let qBias: Parameter, vBias: Parameter
     /// The official zero_k_bias buffer (zeros; the stored one is used when a file has it).
     let kBias: Tensor
@@ -21,16 +21,22 @@ public final class VARAttention {
     private var saved: AttentionGrad.Saved?
 
     /// New weights: mat_qkv ~ trunc_normal(std) on stream `stream`, biases 0, proj on `stream + 1` scaled by `projScale`.
-    init(_ name: String, config c: VARConfig, std: Float, projScale: Float, source src: ParameterSource, seed: UInt64, stream: UInt64) throws {
+    init(
+        _ name: String, config c: VARConfig, std: Float, projScale: Float, source src: ParameterSource, seed: UInt64, stream: UInt64
+    ) throws {
         let w = c.width
         matQKV = try src.parameter(name + ".mat_qkv.weight", shape: [3 * w, w], decay: true) {
             VARInit.truncNormal([3 * w, w], std: std, seed: seed, stream: stream)
         }
         qBias = try src.parameter(name + ".q_bias", shape: [w], decay: false) { Tensor(zeros: [w]) }
         vBias = try src.parameter(name + ".v_bias", shape: [w], decay: false) { Tensor(zeros: [w]) }
-        kBias = src.has(name + ".zero_k_bias") ? try src.tensor(name + ".zero_k_bias", shape: [w]) { Tensor(zeros: [w]) } : Tensor(zeros: [w])
-        scaleMul = c.attnL2Norm
-            ? try src.parameter(name + ".scale_mul_1H11", shape: [1, c.heads, 1, 1], decay: false) { Tensor(repeating: logf(4), shape: [1, c.heads, 1, 1]) }
+        kBias =
+            src.has(name + ".zero_k_bias") ? try src.tensor(name + ".zero_k_bias", shape: [w]) { Tensor(zeros: [w]) } : Tensor(zeros: [w])
+        scaleMul =
+            c.attnL2Norm
+            ? try src.parameter(name + ".scale_mul_1H11", shape: [1, c.heads, 1, 1], decay: false) {
+                Tensor(repeating: logf(4), shape: [1, c.heads, 1, 1])
+            }
             : nil
         proj = try LinearLayer(name + ".proj", inFeatures: w, outFeatures: w, source: src) {
             (VARInit.truncNormal([w, w], std: std, seed: seed, stream: stream + 1) * projScale, Tensor(zeros: [w]))
@@ -58,7 +64,7 @@ public final class VARAttention {
         var scale = self.scale
         if let scaleMul {
             // F.normalize(., dim=-1) = x / max(|x|, 1e-12); q additionally times the per-head temperature.
-            let maxLog = logf(100)   // torch.log(torch.tensor(100)).item(), float32
+            let maxLog = logf(100)  // torch.log(torch.tensor(100)).item(), float32
             let temperature = scaleMul.value.data.map { expf(min($0, maxLog)) }
             l2normalise(&q, headScale: temperature, heads: heads, length: l, dim: w / heads)
             l2normalise(&k, headScale: nil, heads: heads, length: l, dim: w / heads)
@@ -121,8 +127,10 @@ public final class VARBlock {
     /// New weights (official init_weights): trunc_normal(std) everywhere, biases 0; ada_lin's rows ×`initAdaLNGamma`
     /// (the two gammas) and ×`initAdaLN` (scales / shifts), so every block starts close to the identity; attn.proj and
     /// ffn.fc2 ÷ √(2·depth). Streams: ada_lin `stream`, attention `stream + 10`, fc1 `stream + 20`, fc2 `stream + 22`.
-    public init(_ name: String, config c: VARConfig, std: Float, initAdaLN: Float = 0.5, initAdaLNGamma: Float = 1e-5,
-                source src: ParameterSource, seed: UInt64, stream: UInt64) throws {
+    public init(
+        _ name: String, config c: VARConfig, std: Float, initAdaLN: Float = 0.5, initAdaLNGamma: Float = 1e-5,
+        source src: ParameterSource, seed: UInt64, stream: UInt64
+    ) throws {
         let w = c.width
         width = w
         adaLN = c.adaLN
@@ -137,7 +145,8 @@ public final class VARBlock {
         } else {
             adaLin = nil
         }
-        adaGss = c.sharedAdaLN ? try src.parameter(name + ".ada_gss", shape: [1, 1, 6, w], decay: false) { Tensor(zeros: [1, 1, 6, w]) } : nil
+        adaGss =
+            c.sharedAdaLN ? try src.parameter(name + ".ada_gss", shape: [1, 1, 6, w], decay: false) { Tensor(zeros: [1, 1, 6, w]) } : nil
         let residualScale = 1 / Float(2 * c.depth).squareRoot()
         attn = try VARAttention(name + ".attn", config: c, std: std, projScale: residualScale, source: src, seed: seed, stream: stream + 10)
         fc1 = try LinearLayer(name + ".ffn.fc1", inFeatures: w, outFeatures: c.mlpHidden, source: src) {
@@ -197,7 +206,8 @@ public final class VARBlock {
         var h = x
         h.addInPlace(AdaLNGrad.gate(a, gate: adaChunk(ada, 0, width: w)))
         n2 = ln2.forward(h)
-        f = fc2.forward(gelu.forward(fc1.forward(AdaLNGrad.modulate(n2, shift: adaChunk(ada, 5, width: w), scale: adaChunk(ada, 3, width: w)))))
+        f = fc2.forward(
+            gelu.forward(fc1.forward(AdaLNGrad.modulate(n2, shift: adaChunk(ada, 5, width: w), scale: adaChunk(ada, 3, width: w)))))
         h.addInPlace(AdaLNGrad.gate(f, gate: adaChunk(ada, 1, width: w)))
         return h
     }
@@ -254,30 +264,36 @@ func modulate(_ x: Tensor, _ ada: Tensor, scale si: Int, shift hi: Int) -> Tenso
     let (b, l, w) = (x.shape[0], x.shape[1], x.shape[2])
     let chunks = ada.shape[1] / w
     var out = x.data
-    ada.data.withUnsafeBufferPointer { pa in out.withUnsafeMutableBufferPointer { po in
-        for bi in 0..<b {
-            let sc = pa.baseAddress! + (bi * chunks + si) * w, sh = pa.baseAddress! + (bi * chunks + hi) * w
-            for t in 0..<l {
-                let p = po.baseAddress! + (bi * l + t) * w
-                for c in 0..<w { p[c] = p[c] * (sc[c] + 1) + sh[c] }
+    ada.data.withUnsafeBufferPointer { pa in
+        out.withUnsafeMutableBufferPointer { po in
+            for bi in 0..<b {
+                let sc = pa.baseAddress! + (bi * chunks + si) * w, sh = pa.baseAddress! + (bi * chunks + hi) * w
+                for t in 0..<l {
+                    let p = po.baseAddress! + (bi * l + t) * w
+                    for c in 0..<w { p[c] = p[c] * (sc[c] + 1) + sh[c] }
+                }
             }
         }
-    } }
+    }
     return Tensor(shape: x.shape, data: out)
 }
 
 /// h += y * ada[gamma chunk] (per batch row).
 func addScaled(_ h: inout Tensor, _ y: Tensor, _ ada: Tensor, gamma gi: Int, b: Int, l: Int, w: Int) {
     let chunks = ada.shape[1] / w
-    h.data.withUnsafeMutableBufferPointer { ph in y.data.withUnsafeBufferPointer { py in ada.data.withUnsafeBufferPointer { pa in
-        for bi in 0..<b {
-            let g = pa.baseAddress! + (bi * chunks + gi) * w
-            for t in 0..<l {
-                let o = (bi * l + t) * w
-                for c in 0..<w { ph[o + c] += py[o + c] * g[c] }
+    h.data.withUnsafeMutableBufferPointer { ph in
+        y.data.withUnsafeBufferPointer { py in
+            ada.data.withUnsafeBufferPointer { pa in
+                for bi in 0..<b {
+                    let g = pa.baseAddress! + (bi * chunks + gi) * w
+                    for t in 0..<l {
+                        let o = (bi * l + t) * w
+                        for c in 0..<w { ph[o + c] += py[o + c] * g[c] }
+                    }
+                }
             }
         }
-    } } }
+    }
 }
 
 /// Column chunk k (width c) of a per-sample vector table [B, k*c...] as [B, c].
@@ -310,8 +326,7 @@ func l2normalise(_ t: inout Tensor, headScale: [Float]?, heads: Int, length: Int
             for i in 0..<dim { s += v[i] * v[i] }
             let n = max(s.squareRoot(), 1e-12)
             let m = headScale?[(r / length) % heads]
-            if let m { for i in 0..<dim { v[i] = v[i] / n * m } }
-            else { for i in 0..<dim { v[i] /= n } }
+            if let m { for i in 0..<dim { v[i] = v[i] / n * m } } else { for i in 0..<dim { v[i] /= n } }
         }
     }
 }

@@ -38,8 +38,10 @@ public struct VARConfig: Sendable, Equatable {
 
     public init() {}
 
-    public init(depth: Int, width: Int, heads: Int, mlpHidden: Int, sharedAdaLN: Bool, attnL2Norm: Bool = true,
-                vocabSize: Int, cvae: Int, numClasses: Int, patchNums: [Int], variant: VARVariant = .next) {
+    public init(
+        depth: Int, width: Int, heads: Int, mlpHidden: Int, sharedAdaLN: Bool, attnL2Norm: Bool = true,
+        vocabSize: Int, cvae: Int, numClasses: Int, patchNums: [Int], variant: VARVariant = .next
+    ) {
         self.variant = variant; self.depth = depth; self.width = width; self.heads = heads
         mlpRatio = Double(mlpHidden) / Double(width)
         self.sharedAdaLN = sharedAdaLN; self.attnL2Norm = attnL2Norm; self.vocabSize = vocabSize; self.cvae = cvae
@@ -78,14 +80,18 @@ public struct VARConfig: Sendable, Equatable {
 
     public func validate() throws {
         guard depth >= 1, width >= 1, heads >= 1, width % heads == 0, mlpRatio > 0, mlpHidden >= 1, vocabSize >= 2,
-              cvae >= 1, numClasses >= 1, condDropRate >= 0, condDropRate < 1 else {
-            throw VARError.badInput("invalid VAR config (depth \(depth), width \(width), heads \(heads), mlp ratio \(mlpRatio): width must be divisible by heads)")
+            cvae >= 1, numClasses >= 1, condDropRate >= 0, condDropRate < 1
+        else {
+            throw VARError.badInput(
+                "invalid VAR config (depth \(depth), width \(width), heads \(heads), mlp ratio \(mlpRatio): width must be divisible by heads)"
+            )
         }
         guard patchNums.count >= 2, patchNums.allSatisfy({ $0 >= 1 }), zip(patchNums, patchNums.dropFirst()).allSatisfy({ $0 < $1 }) else {
             throw VARError.patchNums("impossible patch numbers \(patchNums) (need >= 2 strictly increasing sizes)")
         }
         if variant != .next && (sharedAdaLN || attnL2Norm) {
-            throw VARError.badInput("the '\(variant.rawValue)' variant has per-block ada_lin and plain attention (no shared AdaLN / attn_l2_norm)")
+            throw VARError.badInput(
+                "the '\(variant.rawValue)' variant has per-block ada_lin and plain attention (no shared AdaLN / attn_l2_norm)")
         }
     }
 
@@ -94,21 +100,24 @@ public struct VARConfig: Sendable, Equatable {
     public func validateForTraining() throws {
         try validate()
         guard !sharedAdaLN, !attnL2Norm else {
-            throw VARError.badInput("training supports attn_l2_norm = False and per-block ada_lin only (this config has shared AdaLN \(sharedAdaLN), attn_l2_norm \(attnL2Norm))")
+            throw VARError.badInput(
+                "training supports attn_l2_norm = False and per-block ada_lin only (this config has shared AdaLN \(sharedAdaLN), attn_l2_norm \(attnL2Norm))"
+            )
         }
     }
 
     /// The two official scale schedules, keyed by sequence length (len of pos_1LC).
     public static let officialPatchNums: [Int: [Int]] = [
-        680: [1, 2, 3, 4, 5, 6, 8, 10, 13, 16],      // 256 px
-        2240: [1, 2, 3, 4, 6, 9, 13, 18, 24, 32],    // 512 px
+        680: [1, 2, 3, 4, 5, 6, 8, 10, 13, 16],  // 256 px
+        2240: [1, 2, 3, 4, 6, 9, 13, 18, 24, 32],  // 512 px
     ]
 
     /// Official VAR-d{depth}: width 64*depth, heads = depth (head dim 64), MLP 4x, 1000 classes, VQ-VAE vocab 4096 /
     /// Cvae 32, 256 px schedule; shared AdaLN only for d36 (as released).
     public static func official(depth: Int) -> VARConfig {
-        VARConfig(depth: depth, width: 64 * depth, heads: depth, mlpHidden: 4 * 64 * depth, sharedAdaLN: depth == 36,
-                  vocabSize: 4096, cvae: 32, numClasses: 1000, patchNums: officialPatchNums[680]!)
+        VARConfig(
+            depth: depth, width: 64 * depth, heads: depth, mlpHidden: 4 * 64 * depth, sharedAdaLN: depth == 36,
+            vocabSize: 4096, cvae: 32, numClasses: 1000, patchNums: officialPatchNums[680]!)
     }
 }
 
@@ -163,7 +172,9 @@ extension VARConfig {
     public static func infer(from a: TensorArchive, patchNums override: [Int]? = nil) throws -> VARConfig {
         let meta = (a as? SafetensorsFile)?.metadata ?? [:]
         guard a.contains("pos_1LC") && a.contains("blocks.0.attn.mat_qkv.weight") else {
-            throw VARError.notVAR(path: a.path, reason: "no 'pos_1LC' / 'blocks.0.attn.mat_qkv.weight' keys (a DiT or VAE file? a nested checkpoint needs --key)")
+            throw VARError.notVAR(
+                path: a.path,
+                reason: "no 'pos_1LC' / 'blocks.0.attn.mat_qkv.weight' keys (a DiT or VAE file? a nested checkpoint needs --key)")
         }
         var c: VARConfig
         if meta[.model] == VARModel.checkpointName, let text = meta[.config] {
@@ -176,8 +187,11 @@ extension VARConfig {
         }
         let seq = try a.requireInfo("pos_1LC").shape
         guard c.patchNums.count >= 2, c.patchNums.allSatisfy({ $0 > 0 }), zip(c.patchNums, c.patchNums.dropFirst()).allSatisfy({ $0 < $1 }),
-              seq.count == 3, c.totalTokens == seq[1] else {
-            throw VARError.patchNums("--patch-nums \(c.patchNums.map(String.init).joined(separator: ",")) is impossible for \(a.path): it covers \(c.totalTokens) tokens but len(pos_1LC) = \(seq.count == 3 ? seq[1] : -1) (need >= 2 strictly increasing sizes whose squares sum to \(seq.count == 3 ? seq[1] : -1))")
+            seq.count == 3, c.totalTokens == seq[1]
+        else {
+            throw VARError.patchNums(
+                "--patch-nums \(c.patchNums.map(String.init).joined(separator: ",")) is impossible for \(a.path): it covers \(c.totalTokens) tokens but len(pos_1LC) = \(seq.count == 3 ? seq[1] : -1) (need >= 2 strictly increasing sizes whose squares sum to \(seq.count == 3 ? seq[1] : -1))"
+            )
         }
         if let lvl = a.info("lvl_embed.weight")?.shape, lvl.count == 2, lvl[0] != c.scales.count {
             throw VARError.patchNums("--patch-nums has \(c.scales.count) scales but \(a.path) key 'lvl_embed.weight' has \(lvl[0]) levels")
@@ -223,11 +237,13 @@ extension VARConfig {
         } else if let p = officialPatchNums[seq] {
             pn = p
         } else {
-            throw VARError.patchNums("\(a.path): sequence length \(seq) (len of pos_1LC) is not an official schedule (680 or 2240); give --patch-nums")
+            throw VARError.patchNums(
+                "\(a.path): sequence length \(seq) (len of pos_1LC) is not an official schedule (680 or 2240); give --patch-nums")
         }
-        return VARConfig(depth: depth, width: width, heads: heads, mlpHidden: fc1[0], sharedAdaLN: a.contains("shared_ada_lin.1.weight"),
-                         attnL2Norm: a.contains("blocks.0.attn.scale_mul_1H11"),
-                         vocabSize: head[0], cvae: word[1], numClasses: cls[0] - 1, patchNums: pn)
+        return VARConfig(
+            depth: depth, width: width, heads: heads, mlpHidden: fc1[0], sharedAdaLN: a.contains("shared_ada_lin.1.weight"),
+            attnL2Norm: a.contains("blocks.0.attn.scale_mul_1H11"),
+            vocabSize: head[0], cvae: word[1], numClasses: cls[0] - 1, patchNums: pn)
     }
 }
 

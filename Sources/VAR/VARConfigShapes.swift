@@ -6,21 +6,27 @@ extension VARConfig {
     public var stateDictShapes: [(String, [Int])] {
         let c = self
         let w = c.width, L = c.totalTokens
-        var s: [(String, [Int])] = [("pos_start", [1, c.firstL, w]), ("pos_1LC", [1, L, w]), ("lvl_1L", [1, L]),
-                                    ("word_embed.weight", [w, c.cvae]), ("word_embed.bias", [w]),
-                                    ("class_emb.weight", [c.numClasses + 1, w]), ("lvl_embed.weight", [c.patchNums.count, w])]
+        var s: [(String, [Int])] = [
+            ("pos_start", [1, c.firstL, w]), ("pos_1LC", [1, L, w]), ("lvl_1L", [1, L]),
+            ("word_embed.weight", [w, c.cvae]), ("word_embed.bias", [w]),
+            ("class_emb.weight", [c.numClasses + 1, w]), ("lvl_embed.weight", [c.patchNums.count, w]),
+        ]
         if c.sharedAdaLN { s += [("shared_ada_lin.1.weight", [6 * w, w]), ("shared_ada_lin.1.bias", [6 * w])] }
         for i in 0..<c.depth {
             let p = "blocks.\(i)."
             if c.sharedAdaLN { s.append((p + "ada_gss", [1, 1, 6, w])) }
-            s += [(p + "attn.scale_mul_1H11", [1, c.heads, 1, 1]), (p + "attn.q_bias", [w]), (p + "attn.v_bias", [w]),
-                  (p + "attn.mat_qkv.weight", [3 * w, w]), (p + "attn.proj.weight", [w, w]), (p + "attn.proj.bias", [w]),
-                  (p + "ffn.fc1.weight", [c.mlpHidden, w]), (p + "ffn.fc1.bias", [c.mlpHidden]),
-                  (p + "ffn.fc2.weight", [w, c.mlpHidden]), (p + "ffn.fc2.bias", [w])]
+            s += [
+                (p + "attn.scale_mul_1H11", [1, c.heads, 1, 1]), (p + "attn.q_bias", [w]), (p + "attn.v_bias", [w]),
+                (p + "attn.mat_qkv.weight", [3 * w, w]), (p + "attn.proj.weight", [w, w]), (p + "attn.proj.bias", [w]),
+                (p + "ffn.fc1.weight", [c.mlpHidden, w]), (p + "ffn.fc1.bias", [c.mlpHidden]),
+                (p + "ffn.fc2.weight", [w, c.mlpHidden]), (p + "ffn.fc2.bias", [w]),
+            ]
             if !c.sharedAdaLN { s += [(p + "ada_lin.1.weight", [6 * w, w]), (p + "ada_lin.1.bias", [6 * w])] }
         }
-        s += [("head_nm.ada_lin.1.weight", [2 * w, w]), ("head_nm.ada_lin.1.bias", [2 * w]),
-              ("head.weight", [c.vocabSize, w]), ("head.bias", [c.vocabSize])]
+        s += [
+            ("head_nm.ada_lin.1.weight", [2 * w, w]), ("head_nm.ada_lin.1.bias", [2 * w]),
+            ("head.weight", [c.vocabSize, w]), ("head.bias", [c.vocabSize]),
+        ]
         return s
     }
 

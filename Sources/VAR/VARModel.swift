@@ -1,5 +1,5 @@
-import Foundation
 import Autoencoders
+import Foundation
 import Layers
 import ModelIO
 import Tensor
@@ -18,17 +18,17 @@ import Tensor
 /// Inference reads the parameters and never writes; a model being trained must not be sampled concurrently.
 public final class VARModel: @unchecked Sendable {
     public let config: VARConfig
-    public let classEmb: Parameter          // [numClasses + 1, C]; the last row is the null class
-    public let posStart: Parameter          // [1, firstL, C]
-    public let pos1LC: Parameter            // [1, L, C]
-    public let lvlEmbed: Parameter?         // [scales, C] (next-scale variants)
-    public let wordEmbed: LinearLayer?      // Cvae -> C (next-scale variants)
-    public let tokEmbed: Parameter?         // [V, C] (ar)
+    public let classEmb: Parameter  // [numClasses + 1, C]; the last row is the null class
+    public let posStart: Parameter  // [1, firstL, C]
+    public let pos1LC: Parameter  // [1, L, C]
+    public let lvlEmbed: Parameter?  // [scales, C] (next-scale variants)
+    public let wordEmbed: LinearLayer?  // Cvae -> C (next-scale variants)
+    public let tokEmbed: Parameter?  // [V, C] (ar)
     /// Shared AdaLN (official d36): shared_ada_lin.1.
     let sharedAdaLin: LinearLayer?
     public let blocks: [VARBlock]
-    let headAdaLin: LinearLayer?            // head_nm.ada_lin.1 (AdaLN variants)
-    let headNorm: LayerNormLayer            // no affine (AdaLN) or head_nm.ln (plain-ln)
+    let headAdaLin: LinearLayer?  // head_nm.ada_lin.1 (AdaLN variants)
+    let headNorm: LayerNormLayer  // no affine (AdaLN) or head_nm.ln (plain-ln)
     public let head: LinearLayer
     private let trainingMask: [Float]
 
@@ -52,11 +52,16 @@ public final class VARModel: @unchecked Sendable {
             tokEmbed = try src.parameter("tok_embed.weight", shape: [c.vocabSize, w], decay: true) { normal([c.vocabSize, w], 4) }
         } else {
             lvlEmbed = try src.parameter("lvl_embed.weight", shape: [c.scales.count, w], decay: false) { normal([c.scales.count, w], 4) }
-            wordEmbed = try LinearLayer("word_embed", inFeatures: c.cvae, outFeatures: w, source: src) { (normal([w, c.cvae], 5), Tensor(zeros: [w])) }
+            wordEmbed = try LinearLayer("word_embed", inFeatures: c.cvae, outFeatures: w, source: src) {
+                (normal([w, c.cvae], 5), Tensor(zeros: [w]))
+            }
             tokEmbed = nil
         }
-        sharedAdaLin = c.sharedAdaLN
-            ? try LinearLayer("shared_ada_lin.1", inFeatures: w, outFeatures: 6 * w, source: src) { (normal([6 * w, w], 6), Tensor(zeros: [6 * w])) }
+        sharedAdaLin =
+            c.sharedAdaLN
+            ? try LinearLayer("shared_ada_lin.1", inFeatures: w, outFeatures: 6 * w, source: src) {
+                (normal([6 * w, w], 6), Tensor(zeros: [6 * w]))
+            }
             : nil
         blocks = try (0..<c.depth).map {
             try VARBlock("blocks.\($0)", config: c, std: std, source: src, seed: seed, stream: 100 + 100 * UInt64($0))
@@ -105,7 +110,9 @@ public final class VARModel: @unchecked Sendable {
     /// Checks that this transformer and a VQ-VAE agree on vocabulary and latent width; the error names both files.
     public func checkCompatible(vocabSize: Int, cvae: Int, varPath: String, vaePath: String) throws {
         if vocabSize != config.vocabSize || cvae != config.cvae {
-            throw VARError.mismatch("VAR \(varPath) (vocab \(config.vocabSize), Cvae \(config.cvae)) does not match VQ-VAE \(vaePath) (vocab \(vocabSize), Cvae \(cvae))")
+            throw VARError.mismatch(
+                "VAR \(varPath) (vocab \(config.vocabSize), Cvae \(config.cvae)) does not match VQ-VAE \(vaePath) (vocab \(vocabSize), Cvae \(cvae))"
+            )
         }
     }
 
@@ -135,9 +142,9 @@ public final class VARModel: @unchecked Sendable {
 
     /// Per-call conditioning: the class embedding and every block's modulation vectors (AdaLN variants).
     public struct Conditioning: Sendable {
-        public let cond: Tensor          // [B, C]
-        let ada: [Tensor?]               // per block [B, 6C]
-        let headAda: Tensor?             // [B, 2C]
+        public let cond: Tensor  // [B, C]
+        let ada: [Tensor?]  // per block [B, 6C]
+        let headAda: Tensor?  // [B, 2C]
         public var batch: Int { cond.shape[0] }
     }
 
@@ -160,8 +167,9 @@ public final class VARModel: @unchecked Sendable {
     }
 
     public func beginInference(labels: [Int]) throws -> State {
-        State(conditioning: try conditioning(labels: labels), levelPositions: levelPositions(),
-              caches: Array(repeating: KVCache(), count: blocks.count))
+        State(
+            conditioning: try conditioning(labels: labels), levelPositions: levelPositions(),
+            caches: Array(repeating: KVCache(), count: blocks.count))
     }
 
     /// Input of the first step: class embedding + pos_start + lvl_pos[:firstL], [B, firstL, C].
@@ -169,9 +177,14 @@ public final class VARModel: @unchecked Sendable {
         let c = s.conditioning
         let (b, w, fl) = (c.batch, config.width, config.firstL)
         var out = [Float](repeating: 0, count: b * fl * w)
-        for bi in 0..<b { for t in 0..<fl { for j in 0..<w {
-            out[(bi * fl + t) * w + j] = (c.cond.data[bi * w + j] + posStart.value.data[t * w + j]) + s.levelPositions.data[t * w + j]
-        } } }
+        for bi in 0..<b {
+            for t in 0..<fl {
+                for j in 0..<w {
+                    out[(bi * fl + t) * w + j] =
+                        (c.cond.data[bi * w + j] + posStart.value.data[t * w + j]) + s.levelPositions.data[t * w + j]
+                }
+            }
+        }
         return Tensor(shape: [b, fl, w], data: out)
     }
 
@@ -193,9 +206,13 @@ public final class VARModel: @unchecked Sendable {
         let w = config.width, n = e - b
         var out = x
         out.data.withUnsafeMutableBufferPointer { po in
-            for r in 0..<(x.count / (n * w)) { for t in 0..<n { for j in 0..<w {
-                po[(r * n + t) * w + j] += lvlPos.data[(b + t) * w + j]
-            } } }
+            for r in 0..<(x.count / (n * w)) {
+                for t in 0..<n {
+                    for j in 0..<w {
+                        po[(r * n + t) * w + j] += lvlPos.data[(b + t) * w + j]
+                    }
+                }
+            }
         }
         return out
     }
@@ -258,13 +275,17 @@ public final class VARModel: @unchecked Sendable {
         guard len >= fl, len <= c.totalTokens else { throw VARError.badInput("sequence length \(len) outside \(fl)...\(c.totalTokens)") }
         try checkLabels(labels)
         self.labels = labels; self.length = len
-        cond = Embedding(weight: classEmb.value)(labels)               // [B, C]
+        cond = Embedding(weight: classEmb.value)(labels)  // [B, C]
         // sos = cond + pos_start (per start token)
         var x = Tensor(zeros: [b, len, w])
         x.data.withUnsafeMutableBufferPointer { px in
-            for bi in 0..<b { for t in 0..<fl { for j in 0..<w {
-                px[(bi * len + t) * w + j] = cond.data[bi * w + j] + posStart.value.data[t * w + j]
-            } } }
+            for bi in 0..<b {
+                for t in 0..<fl {
+                    for j in 0..<w {
+                        px[(bi * len + t) * w + j] = cond.data[bi * w + j] + posStart.value.data[t * w + j]
+                    }
+                }
+            }
         }
         let rest = len - fl
         if rest > 0 {
@@ -272,24 +293,34 @@ public final class VARModel: @unchecked Sendable {
             switch input {
             case .features(let f):
                 guard let wordEmbed, f.rank == 3, f.shape[0] == b, f.shape[1] >= rest, f.shape[2] == c.cvae else {
-                    throw VARError.badInput("teacher-forcing input \(f.shape) does not fit [\(b), >= \(rest), \(c.cvae)] for a '\(c.variant.rawValue)' model")
+                    throw VARError.badInput(
+                        "teacher-forcing input \(f.shape) does not fit [\(b), >= \(rest), \(c.cvae)] for a '\(c.variant.rawValue)' model")
                 }
                 let used = f.shape[1] == rest ? f : Tensor.cat([f.split([rest, f.shape[1] - rest], dim: 1)[0]], dim: 1)
                 e = wordEmbed.forward(used)
             case .tokens(let ids):
                 guard let tokEmbed, ids.count >= b * rest, ids.count % b == 0 else {
-                    throw VARError.badInput("token input of \(ids.count) ids does not fit \(b) x \(rest) for a '\(c.variant.rawValue)' model")
+                    throw VARError.badInput(
+                        "token input of \(ids.count) ids does not fit \(b) x \(rest) for a '\(c.variant.rawValue)' model")
                 }
                 let per = ids.count / b
                 tokenInput = (0..<b).flatMap { bi in ids[(bi * per)..<(bi * per + rest)] }
-                guard tokenInput.allSatisfy({ $0 >= 0 && $0 < c.vocabSize }) else { throw VARError.badInput("token id outside the vocabulary") }
+                guard tokenInput.allSatisfy({ $0 >= 0 && $0 < c.vocabSize }) else {
+                    throw VARError.badInput("token id outside the vocabulary")
+                }
                 e = Embedding(weight: tokEmbed.value)(tokenInput).reshaped([b, rest, w])
             }
-            x.data.withUnsafeMutableBufferPointer { px in e.data.withUnsafeBufferPointer { pe in
-                for bi in 0..<b { for t in 0..<rest { for j in 0..<w {
-                    px[(bi * len + fl + t) * w + j] = pe[(bi * rest + t) * w + j]
-                } } }
-            } }
+            x.data.withUnsafeMutableBufferPointer { px in
+                e.data.withUnsafeBufferPointer { pe in
+                    for bi in 0..<b {
+                        for t in 0..<rest {
+                            for j in 0..<w {
+                                px[(bi * len + fl + t) * w + j] = pe[(bi * rest + t) * w + j]
+                            }
+                        }
+                    }
+                }
+            }
         }
         // + lvl_embed(lvl) + pos_1LC, summed as the official `x += lvl + pos` (lvl + pos first).
         let lvl = c.levels
@@ -366,7 +397,8 @@ public final class VARModel: @unchecked Sendable {
             let g = ActivationGrad.silu(x: cond, dy: dSilu)
             for i in 0..<dCond.count { dCond[i] += g.data[i] }
         }
-        classEmb.accumulate(LinearGrad.embeddingBackward(ids: labels, tableShape: classEmb.value.shape, dy: Tensor(shape: [b, w], data: dCond)))
+        classEmb.accumulate(
+            LinearGrad.embeddingBackward(ids: labels, tableShape: classEmb.value.shape, dy: Tensor(shape: [b, w], data: dCond)))
         let rest = len - fl
         guard rest > 0 else { return }
         var dRest = [Float](repeating: 0, count: b * rest * w)
@@ -376,8 +408,10 @@ public final class VARModel: @unchecked Sendable {
         if let wordEmbed {
             _ = wordEmbed.backward(Tensor(shape: [b, rest, w], data: dRest))
         } else if let tokEmbed {
-            tokEmbed.accumulate(LinearGrad.embeddingBackward(ids: tokenInput, tableShape: tokEmbed.value.shape,
-                                                             dy: Tensor(shape: [b * rest, w], data: dRest)))
+            tokEmbed.accumulate(
+                LinearGrad.embeddingBackward(
+                    ids: tokenInput, tableShape: tokEmbed.value.shape,
+                    dy: Tensor(shape: [b * rest, w], data: dRest)))
         }
     }
 }

@@ -9,7 +9,8 @@ struct Bench: ParsableCommand {
 }
 
 struct BenchGemm: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "gemm", abstract: "sgemm GFLOP/s for square sizes, next to a plain Swift loop.")
+    static let configuration = CommandConfiguration(
+        commandName: "gemm", abstract: "sgemm GFLOP/s for square sizes, next to a plain Swift loop.")
 
     @Option(help: "Comma-separated square sizes.")
     var sizes: String = "256,512,1024,2048,4096"
@@ -29,7 +30,7 @@ struct BenchGemm: ParsableCommand {
             var rng = PhiloxRandom(seed: UInt64(n))
             let a = Tensor.randn([n, n], rng: &rng), b = Tensor.randn([n, n], rng: &rng)
             let flops = 2 * Double(n) * Double(n) * Double(n)
-            _ = a.matmul(b) // warm-up
+            _ = a.matmul(b)  // warm-up
             let reps = max(1, Int(2e10 / flops))
             let t0 = Date()
             for _ in 0..<reps { _ = a.matmul(b) }
@@ -49,10 +50,12 @@ struct BenchGemm: ParsableCommand {
     /// The straightforward triple loop (i, k, j order so the inner loop is contiguous).
     func naiveMatmul(_ a: [Float], _ b: [Float], _ n: Int) -> [Float] {
         var c = [Float](repeating: 0, count: n * n)
-        for i in 0..<n { for k in 0..<n {
-            let aik = a[i * n + k]
-            for j in 0..<n { c[i * n + j] += aik * b[k * n + j] }
-        } }
+        for i in 0..<n {
+            for k in 0..<n {
+                let aik = a[i * n + k]
+                for j in 0..<n { c[i * n + j] += aik * b[k * n + j] }
+            }
+        }
         return c
     }
 }

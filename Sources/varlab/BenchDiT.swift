@@ -9,7 +9,8 @@ import Tensor
 /// One denoising step is the CFG pair (batch 2: the conditional and the null row of one image), exactly what
 /// sample.py runs per step; the per-image time at N steps is N times that, plus one VAE decode.
 struct BenchDiT: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "dit",
+    static let configuration = CommandConfiguration(
+        commandName: "dit",
         abstract: "DiT denoising step (batch 2 = one image with CFG) and SD-VAE decode times with random weights in official shapes.")
 
     @Option(help: "Official DiT config: S|B|L|XL followed by /2, /4 or /8.")
@@ -27,7 +28,10 @@ struct BenchDiT: ParsableCommand {
     @Flag(help: "Skip the VAE decode timing.")
     var noVae = false
 
-    @Flag(help: "Also print wall time per op kind (matmul, conv, im2col, attention, norms, elementwise, interpolation) for one denoising step and the VAE decode.")
+    @Flag(
+        help:
+            "Also print wall time per op kind (matmul, conv, im2col, attention, norms, elementwise, interpolation) for one denoising step and the VAE decode."
+    )
     var profile = false
     @OptionGroup var common: CommonOptions
 
@@ -44,7 +48,8 @@ struct BenchDiT: ParsableCommand {
 
         var t0 = Date()
         let model = try DiTModel.random(config: cfg, shareBlocks: shareBlocks)
-        print(String(format: "random weights: %.1f s (%@)", Date().timeIntervalSince(t0), shareBlocks ? "shared blocks" : "distinct blocks"))
+        print(
+            String(format: "random weights: %.1f s (%@)", Date().timeIntervalSince(t0), shareBlocks ? "shared blocks" : "distinct blocks"))
 
         let diffusion = try GaussianDiffusion(respacing: "250")
         var rng = PhiloxRandom(seed: 1)
@@ -73,27 +78,33 @@ struct BenchDiT: ParsableCommand {
             try step(repeats + 1)
             stepProfile = "one denoising step (batch 2, CFG pair):\n" + Profiler.table(Profiler.stop(), wall: Date().timeIntervalSince(s))
         }
-        print(String(format: "denoising step (batch 2, CFG pair): warm-up %.3f s, median of %d: %.3f s/step (%.1f GFLOP/s); " +
-                     "CPU time %.3f s/step (%.1f GFLOP per CPU-second; on a busy machine wall time exceeds CPU time / threads)",
-                     warm, repeats, perStep, gflop / perStep, cpuPerStep, gflop / cpuPerStep))
+        print(
+            String(
+                format: "denoising step (batch 2, CFG pair): warm-up %.3f s, median of %d: %.3f s/step (%.1f GFLOP/s); "
+                    + "CPU time %.3f s/step (%.1f GFLOP per CPU-second; on a busy machine wall time exceeds CPU time / threads)",
+                warm, repeats, perStep, gflop / perStep, cpuPerStep, gflop / cpuPerStep))
         if profile { print(stepProfile) }
 
         var decode = 0.0
         if !noVae {
             let vae = try KLVAE.random(config: .stableDiffusion)
             let z = Tensor.randn([1, 4, cfg.inputSize, cfg.inputSize], rng: &rng)
-            _ = try vae.decode(z) // warm-up (allocations)
+            _ = try vae.decode(z)  // warm-up (allocations)
             if profile { Profiler.start() }
             let s = Date(), c0 = ProcessClock.cpuSeconds()
             _ = try vae.decode(z)
             decode = Date().timeIntervalSince(s)
             if profile { print("SD-VAE decode:\n" + Profiler.table(Profiler.stop(), wall: decode)) }
-            print(String(format: "SD-VAE decode %dx%d: %.3f s/image (CPU time %.3f s)", cfg.inputSize * 8, cfg.inputSize * 8,
-                         decode, ProcessClock.cpuSeconds() - c0))
+            print(
+                String(
+                    format: "SD-VAE decode %dx%d: %.3f s/image (CPU time %.3f s)", cfg.inputSize * 8, cfg.inputSize * 8,
+                    decode, ProcessClock.cpuSeconds() - c0))
         }
         for n in [250, 50] {
-            print(String(format: "extrapolated: %d steps -> %.1f s/image (%.1f s denoising + %.2f s decode)",
-                         n, Double(n) * perStep + decode, Double(n) * perStep, decode))
+            print(
+                String(
+                    format: "extrapolated: %d steps -> %.1f s/image (%.1f s denoising + %.2f s decode)",
+                    n, Double(n) * perStep + decode, Double(n) * perStep, decode))
         }
     }
 

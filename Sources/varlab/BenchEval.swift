@@ -10,7 +10,9 @@ import Tensor
 struct BenchEval: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "eval",
-        abstract: "FID and precision/recall on two N x 2048 feature sets (vs scipy's sqrtm FID in the same run), Inception, DINOv2 ViT-L/14 and CLIP ViT-L/14-336 images/s.")
+        abstract:
+            "FID and precision/recall on two N x 2048 feature sets (vs scipy's sqrtm FID in the same run), Inception, DINOv2 ViT-L/14 and CLIP ViT-L/14-336 images/s."
+    )
 
     @Option(help: "Feature vectors per set for FID (0 skips the FID part).")
     var n: Int = 50_000
@@ -43,7 +45,9 @@ struct BenchEval: ParsableCommand {
         setvbuf(stdout, nil, _IOLBF, 0)  // each line as soon as it is measured (the full run takes minutes)
         print(report)
         print("threads: \(Parallel.threads)")
-        guard n == 0 || n >= 2, dim >= 1, prN >= 0, images >= 0, batchSize >= 1, vitImages >= 0 else { throw ValidationError("sizes must be positive") }
+        guard n == 0 || n >= 2, dim >= 1, prN >= 0, images >= 0, batchSize >= 1, vitImages >= 0 else {
+            throw ValidationError("sizes must be positive")
+        }
 
         var t = Date()
         if n > 0 { try benchFID(&t) }
@@ -62,13 +66,16 @@ struct BenchEval: ParsableCommand {
         let cc = CLIPVisionConfig.vitL14_336
         let clip = CLIPFeatures(try CLIPVision(archive: RandomArchive(shapes: cc.stateDictShapes, shareBlocks: false), config: cc))
         for (net, flops) in [(dinov2 as FeatureNetwork, dc.flopsPerImage), (clip as FeatureNetwork, cc.flopsPerImage)] {
-            _ = try net.features([imgs[0]])   // warm-up
+            _ = try net.features([imgs[0]])  // warm-up
             let t = Date(), cpu0 = ProcessClock.cpuSeconds()
             _ = try net.features(imgs)
             let secs = Date().timeIntervalSince(t), cpu = ProcessClock.cpuSeconds() - cpu0
-            print(String(format: "%@ (random weights, 256x256 inputs): %.2f s per image, %.1f GFLOP/s (%.1f GFLOP per image); %.2f CPU-s per image",
-                         net.name.components(separatedBy: " (").first ?? net.name, secs / Double(vitImages),
-                         flops * Double(vitImages) / secs / 1e9, flops / 1e9, cpu / Double(vitImages)))
+            print(
+                String(
+                    format:
+                        "%@ (random weights, 256x256 inputs): %.2f s per image, %.1f GFLOP/s (%.1f GFLOP per image); %.2f CPU-s per image",
+                    net.name.components(separatedBy: " (").first ?? net.name, secs / Double(vitImages),
+                    flops * Double(vitImages) / secs / 1e9, flops / 1e9, cpu / Double(vitImages)))
         }
     }
 
@@ -87,8 +94,10 @@ struct BenchEval: ParsableCommand {
         print(String(format: "FID (eigendecomposition route, LAPACK dsyevd): %.10g in %.2f s", fid, tFID))
 
         if let (sfid, secs) = try scipyFID(sa, sb) {
-            print(String(format: "FID (scipy sqrtm route, python3):           %.10g in %.2f s  (relative difference %.2e, speed-up %.1fx)",
-                         sfid, secs, abs(fid - sfid) / abs(sfid), secs / tFID))
+            print(
+                String(
+                    format: "FID (scipy sqrtm route, python3):           %.10g in %.2f s  (relative difference %.2e, speed-up %.1fx)",
+                    sfid, secs, abs(fid - sfid) / abs(sfid), secs / tFID))
         } else {
             print("FID (scipy sqrtm route): skipped (python3 with numpy/scipy or \(scipyScript) not found)")
         }
@@ -102,13 +111,16 @@ struct BenchEval: ParsableCommand {
             let pr = try PrecisionRecall.compute(reference: pa, samples: pb)
             let secs = Date().timeIntervalSince(t)
             let flops = 3 * 2 * Double(prN) * Double(prN) * Double(dim)
-            print(String(format: "precision/recall k=3 (%d vs %d): P %.4f R %.4f in %.1f s (%.1f GFLOP/s for the 3 distance matrices)",
-                         prN, prN, pr.precision, pr.recall, secs, flops / secs / 1e9))
+            print(
+                String(
+                    format: "precision/recall k=3 (%d vs %d): P %.4f R %.4f in %.1f s (%.1f GFLOP/s for the 3 distance matrices)",
+                    prN, prN, pr.precision, pr.recall, secs, flops / secs / 1e9))
         }
 
         if images > 0 {
             let fixture = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-                .deletingLastPathComponent().appendingPathComponent("../shared/fixtures/eval/fid_inception_v3_fp16.safetensors").standardizedFileURL.path
+                .deletingLastPathComponent().appendingPathComponent("../shared/fixtures/eval/fid_inception_v3_fp16.safetensors")
+                .standardizedFileURL.path
             let path = inception ?? ProcessInfo.processInfo.environment["VARLAB_INCEPTION"] ?? fixture
             guard FileManager.default.fileExists(atPath: path) else {
                 print("Inception throughput: skipped (no weights; give --inception F)")
@@ -127,11 +139,14 @@ struct BenchEval: ParsableCommand {
                 _ = net.logits(out.pool3)
             }
             let secs = Date().timeIntervalSince(t), cpu = ProcessClock.cpuSeconds() - cpu0
-            print(String(format: "Inception (256x256 -> 299, tf preprocessing, pool3 + spatial + logits): %.2f images/s (%d images, batch %d); %.3f CPU-s per image (%.1f images/s if %d cores were all ours)",
-                         Double(images) / secs, images, batchSize, cpu / Double(images), Double(images) * Double(Parallel.threads) / cpu, Parallel.threads))
+            print(
+                String(
+                    format:
+                        "Inception (256x256 -> 299, tf preprocessing, pool3 + spatial + logits): %.2f images/s (%d images, batch %d); %.3f CPU-s per image (%.1f images/s if %d cores were all ours)",
+                    Double(images) / secs, images, batchSize, cpu / Double(images), Double(images) * Double(Parallel.threads) / cpu,
+                    Parallel.threads))
         }
     }
-
 
     /// Synthetic features with Inception-like structure: a mixture of 20 clusters with random centres, noise,
     /// ReLU (pool3 features are non-negative); `shift` moves the centres (the "sample" set).
@@ -177,8 +192,9 @@ struct BenchEval: ParsableCommand {
         let data = out.fileHandleForReading.readDataToEndOfFile()
         p.waitUntilExit()
         guard p.terminationStatus == 0,
-              let obj = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
-              let fid = obj["fid"] as? Double, let secs = obj["seconds"] as? Double else { return nil }
+            let obj = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+            let fid = obj["fid"] as? Double, let secs = obj["seconds"] as? Double
+        else { return nil }
         return (fid, secs)
     }
 }

@@ -35,8 +35,9 @@ struct BenchToyQuality: ParsableCommand {
         for f in families where (try? ModelFamilies.named(f)) == nil {
             throw ValidationError("--models: unknown family '\(f)' (\(ModelFamilies.names.joined(separator: ", ")))")
         }
-        let quality = try ToyQuality(n: n, dataSeed: dataSeed,
-                                     classifier: try BuiltinModels.path(BuiltinModels.classifier, instead: "(no override: the bench measures the built-in models)"))
+        let quality = try ToyQuality(
+            n: n, dataSeed: dataSeed,
+            classifier: try BuiltinModels.path(BuiltinModels.classifier, instead: "(no override: the bench measures the built-in models)"))
         let toy = quality.toy
         var rows: [ToyQuality.Row] = []
         func report(_ r: ToyQuality.Row) {
@@ -46,16 +47,20 @@ struct BenchToyQuality: ParsableCommand {
             for c in r.perClass where c.accuracy < 0.9 {
                 let instead = c.mistakes.sorted { ($0.value, -$0.key) > ($1.value, -$1.key) }.prefix(3)
                     .map { "\(className($0.key)) \($0.value)" }.joined(separator: ", ")
-                print(String(format: "    class %d %-18@ %.2f  (seen as: %@)", c.label, className(c.label) as NSString,
-                             c.accuracy, instead as NSString))
+                print(
+                    String(
+                        format: "    class %d %-18@ %.2f  (seen as: %@)", c.label, className(c.label) as NSString,
+                        c.accuracy, instead as NSString))
             }
         }
         report(try quality.row("real held-out (disjoint set)", images: quality.setB, labels: quality.labelsB, seconds: 0))
         // The tokenizer's ceiling: the same real images through the built-in VQ-VAE (encode, quantise, decode).
         let (reconRow, recon, colourError) = try quality.reconstructions(try loadBuiltinVQVAE(), batchSize: batchSize)
         report(reconRow)
-        print(String(format: "    mean-colour error of the reconstructions (levels of 255): R %.2f  G %.2f  B %.2f",
-                     colourError[0], colourError[1], colourError[2]))
+        print(
+            String(
+                format: "    mean-colour error of the reconstructions (levels of 255): R %.2f  G %.2f  B %.2f",
+                colourError[0], colourError[1], colourError[2]))
         if let grids {
             try FileManager.default.createDirectory(atPath: grids, withIntermediateDirectories: true)
             // Two rows of real held-out images, each followed by its reconstructions.
@@ -65,17 +70,22 @@ struct BenchToyQuality: ParsableCommand {
                 rows.append(("real", Array(originals[(r * 10)..<(r * 10 + 10)])))
                 rows.append(("VQ-VAE", Array(recon[(r * 10)..<(r * 10 + 10)])))
             }
-            try SampleOutput.writePNG(try CaptionedLayout.rows(rows),
-                                      to: (grids as NSString).appendingPathComponent("vqvae-reconstructions.png"))
+            try SampleOutput.writePNG(
+                try CaptionedLayout.rows(rows),
+                to: (grids as NSString).appendingPathComponent("vqvae-reconstructions.png"))
         }
-        var json: [String: Any] = ["n": n, "seed": seed, "data_seed": dataSeed, "classifier": toy.path, "cfg": cfg.map { "\($0)" } ?? "default",
-                                   "vqvae_mean_colour_error_rgb": colourError]
+        var json: [String: Any] = [
+            "n": n, "seed": seed, "data_seed": dataSeed, "classifier": toy.path, "cfg": cfg.map { "\($0)" } ?? "default",
+            "vqvae_mean_colour_error_rgb": colourError,
+        ]
         for family in families {
             // The `sample` command's defaults for the built-in model: class i mod C, index i.
             var settings = GenerationSettings(family: family)
             settings.cfg = cfg
-            let (row, images) = try quality.samples("\(family) (built-in, default settings)", generator: try settings.makeGenerator(),
-                                                    seed: seed, batchSize: batchSize) {
+            let (row, images) = try quality.samples(
+                "\(family) (built-in, default settings)", generator: try settings.makeGenerator(),
+                seed: seed, batchSize: batchSize
+            ) {
                 FileHandle.standardError.write("\r\(family): \($0)/\(n) samples".data(using: .utf8)!)
             }
             FileHandle.standardError.write("\n".data(using: .utf8)!)
@@ -85,12 +95,15 @@ struct BenchToyQuality: ParsableCommand {
                 // Sample i has class i mod 10, so samples 10r ..< 10r+10 hold one of each class: transpose to one row per class.
                 let perClass = min(10, n / 10)
                 let rows = (0..<10).map { c in ("\(c) \(className(c))", (0..<perClass).map { images[$0 * 10 + c] }) }
-                try SampleOutput.writePNG(try CaptionedLayout.rows(rows), to: (grids as NSString).appendingPathComponent("\(family)-grid.png"))
+                try SampleOutput.writePNG(
+                    try CaptionedLayout.rows(rows), to: (grids as NSString).appendingPathComponent("\(family)-grid.png"))
             }
         }
         for r in rows {
-            json[r.name] = ["accuracy": r.accuracy, "toy_fid": r.toyFID, "seconds": r.seconds,
-                            "per_class_accuracy": r.perClass.map(\.accuracy)]
+            json[r.name] = [
+                "accuracy": r.accuracy, "toy_fid": r.toyFID, "seconds": r.seconds,
+                "per_class_accuracy": r.perClass.map(\.accuracy),
+            ]
         }
         if let path = self.json {
             try AtomicFile.write(try JSONSerialization.data(withJSONObject: json, options: [.prettyPrinted, .sortedKeys]), to: path)

@@ -18,12 +18,12 @@ struct DataToy: ParsableCommand {
         commandName: "toy",
         abstract: "Write N images of the procedural toy dataset (10 classes, 64x64 RGB) as PNGs with labels.",
         discussion: """
-        Files are class{C}_{index}.png (index zero-padded to 6 digits), with labels.txt ('file class' lines) and \
-        labels.json ({file: class}) beside them, all written atomically. Image `index` is a pure function of \
-        (seed, split, index); the train and held-out splits use disjoint Philox streams (train: stream = index, \
-        heldout: stream = 2^32 + index), so they never share an image. Classes: \
-        \(ToyDataset.classNames.enumerated().map { "\($0.offset)=\($0.element)" }.joined(separator: ", ")).
-        """)
+            Files are class{C}_{index}.png (index zero-padded to 6 digits), with labels.txt ('file class' lines) and \
+            labels.json ({file: class}) beside them, all written atomically. Image `index` is a pure function of \
+            (seed, split, index); the train and held-out splits use disjoint Philox streams (train: stream = index, \
+            heldout: stream = 2^32 + index), so they never share an image. Classes: \
+            \(ToyDataset.classNames.enumerated().map { "\($0.offset)=\($0.element)" }.joined(separator: ", ")).
+            """)
 
     @Option(help: "Number of images (indices start .. start+n-1).") var n: Int
     @Option(help: "First index.") var start: Int = 0
@@ -49,8 +49,7 @@ struct DataToy: ParsableCommand {
         let t0 = Date()
         Parallel.forEach(n) { i in
             let name = names[i]
-            do { try PNG.write(ds.image(start + i), to: dir.appendingPathComponent(name).path) }
-            catch { errors.set("\(name): \(error)") }
+            do { try PNG.write(ds.image(start + i), to: dir.appendingPathComponent(name).path) } catch { errors.set("\(name): \(error)") }
         }
         if let e = errors.message { throw ValidationError("writing PNGs failed: \(e)") }
         let labels = (0..<n).map { ds.label(start + $0) }
@@ -60,8 +59,10 @@ struct DataToy: ParsableCommand {
         for (name, l) in zip(names, labels) { obj[name] = l }
         let json = try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys, .prettyPrinted])
         try AtomicFile.write(json, to: dir.appendingPathComponent("labels.json").path)
-        note(String(format: "wrote %d %@ toy images (seed %llu) to %@ in %.1fs", n, sp.rawValue, seed, output,
-                    Date().timeIntervalSince(t0)))
+        note(
+            String(
+                format: "wrote %d %@ toy images (seed %llu) to %@ in %.1fs", n, sp.rawValue, seed, output,
+                Date().timeIntervalSince(t0)))
     }
 }
 

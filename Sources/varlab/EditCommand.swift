@@ -9,21 +9,21 @@ struct Edit: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Edit an image: in-paint (--mask / --box), out-paint (--outpaint) or repaint a region as another class (--class).",
         discussion: """
-        Masks: white = regenerate, black = keep; grey values are thresholded at 0.5 (>= 128 regenerated); a mask of \
-        another size than the image is resized to it (with a note). The models regenerate whole token cells (VAR) or \
-        latent cells (DiT): a cell is regenerated when at least half of its pixels are marked (boxes follow the \
-        official round-half-to-even rounding to the token grid). Boxes are x0,y0,x1,y1 in pixels of the input \
-        image, or fractions of its width/height when every value is <= 1. --outpaint x0,y0,x1,y1 keeps that box and \
-        regenerates everything around it; --outpaint grow:l,t,r,b enlarges the canvas by these margins (then to a square, so the model sees all of it) and fills them.
-        Inputs of any size are resized (shorter side) and centre-cropped to the model resolution; --paste-back puts \
-        the regenerated pixels back into the original frame.
-        VAR: zero-shot editing as the official demo (ground-truth tokens wherever the mask keeps, at every scale); \
-        the null class unless --class is given. DiT: RePaint-style latent in-painting (--resample for the RePaint jump \
-        schedule), or SDEdit with --strength (noise to that level, denoise with --class), optionally masked.
-        Batch: --jobs jobs.json (an array of objects, or {"defaults": {...}, "jobs": [...]}) or jobs.jsonl (one object \
-        per line); field names are the long option names with underscores (top_k, patch_nums, ...), list values may be \
-        JSON arrays, relative paths are relative to the jobs file. --resume skips jobs whose output exists.
-        """)
+            Masks: white = regenerate, black = keep; grey values are thresholded at 0.5 (>= 128 regenerated); a mask of \
+            another size than the image is resized to it (with a note). The models regenerate whole token cells (VAR) or \
+            latent cells (DiT): a cell is regenerated when at least half of its pixels are marked (boxes follow the \
+            official round-half-to-even rounding to the token grid). Boxes are x0,y0,x1,y1 in pixels of the input \
+            image, or fractions of its width/height when every value is <= 1. --outpaint x0,y0,x1,y1 keeps that box and \
+            regenerates everything around it; --outpaint grow:l,t,r,b enlarges the canvas by these margins (then to a square, so the model sees all of it) and fills them.
+            Inputs of any size are resized (shorter side) and centre-cropped to the model resolution; --paste-back puts \
+            the regenerated pixels back into the original frame.
+            VAR: zero-shot editing as the official demo (ground-truth tokens wherever the mask keeps, at every scale); \
+            the null class unless --class is given. DiT: RePaint-style latent in-painting (--resample for the RePaint jump \
+            schedule), or SDEdit with --strength (noise to that level, denoise with --class), optionally masked.
+            Batch: --jobs jobs.json (an array of objects, or {"defaults": {...}, "jobs": [...]}) or jobs.jsonl (one object \
+            per line); field names are the long option names with underscores (top_k, patch_nums, ...), list values may be \
+            JSON arrays, relative paths are relative to the jobs file. --resume skips jobs whose output exists.
+            """)
 
     // What to edit
     @Option(help: "var or dit.") var model: String?
@@ -34,10 +34,13 @@ struct Edit: ParsableCommand {
     @Option(help: "Region to regenerate: x0,y0,x1,y1 in pixels, or fractions when all values <= 1.") var box: String?
     @Option(help: "x0,y0,x1,y1: keep this box and regenerate around it; grow:l,t,r,b: enlarge the canvas and fill the margins.")
     var outpaint: String?
-    @Option(name: .customLong("class"), parsing: .unconditional, help: "Class label for the regenerated region (default: the null / unconditional class).")
+    @Option(
+        name: .customLong("class"), parsing: .unconditional,
+        help: "Class label for the regenerated region (default: the null / unconditional class).")
     var classLabel: Int?
     @Option(help: "Random seed.") var seed: UInt64 = 0
-    @Option(help: "Classifier-free guidance scale (default: the checkpoint's varlab.sample_cfg, else 1.5 for var, 4.0 for dit).") var cfg: Double?
+    @Option(help: "Classifier-free guidance scale (default: the checkpoint's varlab.sample_cfg, else 1.5 for var, 4.0 for dit).") var cfg:
+        Double?
 
     // VAR sampler
     @Option(help: "VAR: top-k (0 = off). Default 900, or the checkpoint's varlab.sample_top_k.") var topK: Int?
@@ -51,7 +54,10 @@ struct Edit: ParsableCommand {
     @Option(help: "DiT: sampling steps.") var steps: Int = 50
     @Option(help: "DiT: ddpm or ddim.") var sampler: String = "ddpm"
     @Option(help: "DiT: DDIM eta in [0, 1] (0 = deterministic DDIM; ignored by ddpm).") var eta: Float = 0
-    @Option(help: "DiT: channels classifier-free guidance mixes: first3 (official) or all. Default: the checkpoint's varlab.sample_cfg_channels, else first3.")
+    @Option(
+        help:
+            "DiT: channels classifier-free guidance mixes: first3 (official) or all. Default: the checkpoint's varlab.sample_cfg_channels, else first3."
+    )
     var cfgChannels: String?
     @Option(help: "KL-VAE: GroupNorm groups when the VAE has no config.json (default 32, the SD VAE).") var vaeGroups: Int?
     @Option(help: "DiT SDEdit: noise level in (0, 1] to start from; regenerates the masked region (or everything).")
@@ -86,7 +92,9 @@ struct Edit: ParsableCommand {
     func validate() throws {
         if jobs != nil {
             let single = [image, mask, box, outpaint, output].compactMap { $0 }
-            if !single.isEmpty { throw ValidationError("--jobs runs a batch: give the inputs in the jobs file, not as --image/--mask/--box/--outpaint/-o") }
+            if !single.isEmpty {
+                throw ValidationError("--jobs runs a batch: give the inputs in the jobs file, not as --image/--mask/--box/--outpaint/-o")
+            }
             return
         }
         if resume { throw ValidationError("--resume only applies to --jobs") }

@@ -7,20 +7,21 @@ import ModelIO
 struct Eval: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "eval",
-        abstract: "FID, sFID, Inception Score, precision/recall, density/coverage, classifier accuracy, FD-DINOv2 and CMMD of samples against a reference.",
+        abstract:
+            "FID, sFID, Inception Score, precision/recall, density/coverage, classifier accuracy, FD-DINOv2 and CMMD of samples against a reference.",
         discussion: """
-        SAMPLES: folders of PNG/JPEG (labels from labels.txt / labels.json beside them or from `class{C}_` file \
-        names) or ADM sample batches (.npz with arr_0 uint8 NHWC, arr_1 labels); several are evaluated together \
-        (shards). REFERENCE (the last path): the same kinds, or an ADM reference batch / --save-stats file with \
-        precomputed mu, sigma, mu_s, sigma_s (used as ADM does). With --save-stats and a single path, only the \
-        statistics of that set are written.
-        Without --inception (and VARLAB_INCEPTION), the built-in toy classifier is the network: toy-FID, toy-IS, \
-        toy precision/recall and toy classifier accuracy, for samples of the built-in toy models (never comparable \
-        with Inception FID).
-        FD-DINOv2 (--dinov2, as layer6ai-labs/dgm-eval) and CMMD (--clip, as google-research cmmd) need no \
-        Inception and are computed whenever their network is given; unlike the official CMMD loader, every image \
-        counts (none beyond the last full batch is dropped).
-        """)
+            SAMPLES: folders of PNG/JPEG (labels from labels.txt / labels.json beside them or from `class{C}_` file \
+            names) or ADM sample batches (.npz with arr_0 uint8 NHWC, arr_1 labels); several are evaluated together \
+            (shards). REFERENCE (the last path): the same kinds, or an ADM reference batch / --save-stats file with \
+            precomputed mu, sigma, mu_s, sigma_s (used as ADM does). With --save-stats and a single path, only the \
+            statistics of that set are written.
+            Without --inception (and VARLAB_INCEPTION), the built-in toy classifier is the network: toy-FID, toy-IS, \
+            toy precision/recall and toy classifier accuracy, for samples of the built-in toy models (never comparable \
+            with Inception FID).
+            FD-DINOv2 (--dinov2, as layer6ai-labs/dgm-eval) and CMMD (--clip, as google-research cmmd) need no \
+            Inception and are computed whenever their network is given; unlike the official CMMD loader, every image \
+            counts (none beyond the last full batch is dropped).
+            """)
 
     @Argument(help: "SAMPLES... REFERENCE (sample shards first, the reference last).")
     var paths: [String]
@@ -28,22 +29,31 @@ struct Eval: ParsableCommand {
     @Option(help: "Comma-separated metrics: fid,sfid,is,pr,prdc,acc,fd-dinov2,cmmd (default: all that the inputs and networks allow).")
     var metrics: String?
 
-    @Option(help: "FID Inception weights: pytorch-fid's pt_inception-2015-12-05-*.pth or a safetensors conversion (default $VARLAB_INCEPTION).")
+    @Option(
+        help: "FID Inception weights: pytorch-fid's pt_inception-2015-12-05-*.pth or a safetensors conversion (default $VARLAB_INCEPTION).")
     var inception: String?
 
     @Option(help: "ImageNet classifier for accuracy: torchvision resnet50-*.pth (or safetensors).")
     var classifier: String?
 
-    @Option(help: "DINOv2 backbone for FD-DINOv2: torch hub's dinov2_vit{s,b,l,g}14[_reg4]_pretrain.pth or a safetensors copy (default $VARLAB_DINOV2).")
+    @Option(
+        help:
+            "DINOv2 backbone for FD-DINOv2: torch hub's dinov2_vit{s,b,l,g}14[_reg4]_pretrain.pth or a safetensors copy (default $VARLAB_DINOV2)."
+    )
     var dinov2: String?
 
     @Option(help: "Attention heads of the DINOv2 model (default: width / 64, as every hub model).")
     var dinov2Heads: Int?
 
-    @Option(help: "CLIP for CMMD: a transformers openai/clip-vit-large-patch14-336 folder (model.safetensors or pytorch_model.bin + config.json) or its weights file (default $VARLAB_CLIP).")
+    @Option(
+        help:
+            "CLIP for CMMD: a transformers openai/clip-vit-large-patch14-336 folder (model.safetensors or pytorch_model.bin + config.json) or its weights file (default $VARLAB_CLIP)."
+    )
     var clip: String?
 
-    @Option(help: "Toy classifier for toy metrics when no --inception is given (default: the built-in assets/models/toy-classifier.safetensors).")
+    @Option(
+        help:
+            "Toy classifier for toy metrics when no --inception is given (default: the built-in assets/models/toy-classifier.safetensors).")
     var toyClassifier: String?
 
     @Option(help: "Inception preprocessing: tf (ADM evaluator, default) or pytorch-fid.")
@@ -81,7 +91,9 @@ struct Eval: ParsableCommand {
     func run() throws {
         try common.apply()
         guard let mode = InceptionPreprocessing(rawValue: preprocess) else {
-            throw ValidationError("--preprocess must be one of \(InceptionPreprocessing.allCases.map(\.rawValue).joined(separator: ", ")), got '\(preprocess)'")
+            throw ValidationError(
+                "--preprocess must be one of \(InceptionPreprocessing.allCases.map(\.rawValue).joined(separator: ", ")), got '\(preprocess)'"
+            )
         }
         if let isSplits, isSplits < 1 { throw ValidationError("--is-splits must be at least 1") }
         guard isSplitSize >= 1 else { throw ValidationError("--is-split-size must be at least 1") }
@@ -92,7 +104,8 @@ struct Eval: ParsableCommand {
             q.metrics = try metrics.split(separator: ",").map { s in
                 let t = s.trimmingCharacters(in: .whitespaces).lowercased()
                 guard let k = MetricKind(rawValue: t) else {
-                    throw ValidationError("unknown metric '\(t)'; choose from \(MetricKind.allCases.map(\.rawValue).joined(separator: ","))")
+                    throw ValidationError(
+                        "unknown metric '\(t)'; choose from \(MetricKind.allCases.map(\.rawValue).joined(separator: ","))")
                 }
                 return k
             }
@@ -107,15 +120,20 @@ struct Eval: ParsableCommand {
         q.isSplits = isTorchFidelity ? .torchFidelity(count: isSplits ?? 10, seed: 2020) : isSplits.map { .count($0) } ?? .size(isSplitSize)
         q.prADMFloat16 = prADMFloat16
         q.saveStats = saveStats
-        q.cacheDir = noCache ? nil : (cacheDir ?? env["VARLAB_CACHE"]
-            ?? FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".cache/varlab/features").path)
+        q.cacheDir =
+            noCache
+            ? nil
+            : (cacheDir ?? env["VARLAB_CACHE"]
+                ?? FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".cache/varlab/features").path)
         q.batchSize = batchSize
         guard let r = try EvaluationRun.run(q, log: note, progress: { Progress(label: $0).handler }) else { return }
         print(r.report.table())
         for n in r.report.notes { note("note: \(n)") }
         if let json {
-            try AtomicFile.write(try r.report.json(samples: r.samples, reference: r.reference, inception: r.inception,
-                                                   classifier: r.classifier), to: json)
+            try AtomicFile.write(
+                try r.report.json(
+                    samples: r.samples, reference: r.reference, inception: r.inception,
+                    classifier: r.classifier), to: json)
             note("wrote \(json)")
         }
     }
@@ -133,8 +151,9 @@ final class Progress: @unchecked Sendable {
             last = now
             let rate = elapsed > 0 ? Double(done) / elapsed : 0
             let eta = rate > 0 ? Double(total - done) / rate : 0
-            let s = String(format: "\r%@: %d/%d images  %.1f images/s  ETA %d:%02d:%02d", label, done, total, rate,
-                           Int(eta) / 3600, Int(eta) / 60 % 60, Int(eta) % 60)
+            let s = String(
+                format: "\r%@: %d/%d images  %.1f images/s  ETA %d:%02d:%02d", label, done, total, rate,
+                Int(eta) / 3600, Int(eta) / 60 % 60, Int(eta) % 60)
             FileHandle.standardError.write((s + (done == total ? "\n" : "")).data(using: .utf8)!)
         }
     }

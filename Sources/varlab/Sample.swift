@@ -10,13 +10,13 @@ struct Sample: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Generate class-conditional images (VAR next-scale sampling or DiT diffusion).",
         discussion: """
-        Examples:
-          varlab sample --model var --class 3 -o out.png      (the built-in toy model in assets/models)
-          varlab sample --model var --checkpoint var_d16.pth --vae vae_ch160v4096z32.pth --class 207,88 --n 4 -o out.png
-          varlab sample --checkpoint var_d16.pth --vae vae_ch160v4096z32.pth --classes all --per-class 50 --shard 3/8 -o shard3.npz
-        Sample order: with --class a,b,... and --n N, sample i has class list[i mod len]; with --classes all, classes
-        0..C-1 each --per-class times in class order. Shards are contiguous slices, K counted from 0.
-        """)
+            Examples:
+              varlab sample --model var --class 3 -o out.png      (the built-in toy model in assets/models)
+              varlab sample --model var --checkpoint var_d16.pth --vae vae_ch160v4096z32.pth --class 207,88 --n 4 -o out.png
+              varlab sample --checkpoint var_d16.pth --vae vae_ch160v4096z32.pth --classes all --per-class 50 --shard 3/8 -o shard3.npz
+            Sample order: with --class a,b,... and --n N, sample i has class list[i mod len]; with --classes all, classes
+            0..C-1 each --per-class times in class order. Shards are contiguous slices, K counted from 0.
+            """)
 
     @Option(help: "var or dit (default: the family --checkpoint holds, else var).") var model: String?
     @Option(help: "Transformer checkpoint (VAR: var_d16.pth / .safetensors; DiT: DiT-XL-2-256x256.pt).") var checkpoint: String?
@@ -26,10 +26,17 @@ struct Sample: ParsableCommand {
     @Option(help: "'all' for every class (with --per-class).") var classes: String?
     @Option(help: "Number of images with --class (default: one per listed class).") var n: Int?
     @Option(help: "Images per class with --classes all.") var perClass: Int = 1
-    @Option(help: "Classifier-free guidance (VAR ramps it over the scales: t = cfg*si/(S-1)). Default 1.5, or the checkpoint's varlab.sample_cfg.") var cfg: Double?
+    @Option(
+        help:
+            "Classifier-free guidance (VAR ramps it over the scales: t = cfg*si/(S-1)). Default 1.5, or the checkpoint's varlab.sample_cfg."
+    ) var cfg: Double?
     @Option(help: "VAR: top-k (0 = off). Default 900, or the checkpoint's varlab.sample_top_k.") var topK: Int?
     @Option(help: "VAR: top-p in [0, 1] (0 = off). Default 0.96, or the checkpoint's varlab.sample_top_p.") var topP: Double?
-    @Flag(inversion: .prefixedNo, help: "VAR: Gumbel-softmax smoothing of the next-scale input (official more_smooth). Default off, or the checkpoint's varlab.sample_more_smooth.")
+    @Flag(
+        inversion: .prefixedNo,
+        help:
+            "VAR: Gumbel-softmax smoothing of the next-scale input (official more_smooth). Default off, or the checkpoint's varlab.sample_more_smooth."
+    )
     var moreSmooth: Bool?
     @Option(help: "VAR: logits are divided by this before top-k/top-p.") var temperature: Float = 1
     @Option(help: "Random seed.") var seed: UInt64 = 0
@@ -59,7 +66,9 @@ struct Sample: ParsableCommand {
         guard let classList else { return nil }
         let parts = classList.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
         let ids = parts.compactMap { Int($0) }
-        guard !parts.isEmpty, ids.count == parts.count else { throw ValidationError("--class must be comma-separated integers, got '\(classList)'") }
+        guard !parts.isEmpty, ids.count == parts.count else {
+            throw ValidationError("--class must be comma-separated integers, got '\(classList)'")
+        }
         return ids
     }
 
@@ -110,13 +119,16 @@ struct Sample: ParsableCommand {
         let settings = try self.settings()
         _ = try SampleOutput(path: output).prepare()
         let generator = try settings.makeGenerator(log: note)
-        let job = try SampleRun(plan: try plan(numClasses: generator.numClasses), shard: try parsedShard(), outputPath: output,
-                                seed: seed, batchSize: batchSize)
+        let job = try SampleRun(
+            plan: try plan(numClasses: generator.numClasses), shard: try parsedShard(), outputPath: output,
+            seed: seed, batchSize: batchSize)
         if let (k, nShards) = try parsedShard() {
             note("shard \(k)/\(nShards): samples \(job.range.lowerBound)..<\(job.range.upperBound) of \(job.plan.total)")
         }
         let count = job.range.count
-        note("\(generator.family): \(count) images of \(generator.imageSize)x\(generator.imageSize), batch \(batchSize), seed \(seed), threads \(Parallel.threads)")
+        note(
+            "\(generator.family): \(count) images of \(generator.imageSize)x\(generator.imageSize), batch \(batchSize), seed \(seed), threads \(Parallel.threads)"
+        )
         let start = Date()
         var progress = SampleProgressPrinter(count: count, offset: job.range.lowerBound, start: start)
         try job.run(generator, names: ClassNames(checkpoint: try settings.files().checkpoint)) { progress.handle($0) }
@@ -144,18 +156,21 @@ struct SampleProgressPrinter {
             let fraction = (Double(done) + Double(last - first) * Double(p.stage) / Double(max(p.stages, 1))) / Double(count)
             let elapsed = now.timeIntervalSince(start)
             let eta = fraction > 0 ? String(format: "%.0fs", elapsed / fraction * (1 - fraction)) : "?"
-            note(String(format: "image %d-%d/%d  %@ took %.2f s  ETA %@", first - offset + 1, last - offset, count, finished,
-                        now.timeIntervalSince(lastTick), eta))
+            note(
+                String(
+                    format: "image %d-%d/%d  %@ took %.2f s  ETA %@", first - offset + 1, last - offset, count, finished,
+                    now.timeIntervalSince(lastTick), eta))
         case let .batchDone(first, last):
             let n = last - first
             let elapsed = now.timeIntervalSince(start)
             let left = Double(count - done - n) * elapsed / Double(done + n)
-            note(String(format: "image %d-%d/%d  done in %.2f s (last stage %@ %.2f s)  %.2f images/s  ETA %.0fs", first - offset + 1,
-                        last - offset, count, now.timeIntervalSince(batchStart), lastLabel ?? "-", now.timeIntervalSince(lastTick),
-                        Double(done + n) / elapsed, left))
+            note(
+                String(
+                    format: "image %d-%d/%d  done in %.2f s (last stage %@ %.2f s)  %.2f images/s  ETA %.0fs", first - offset + 1,
+                    last - offset, count, now.timeIntervalSince(batchStart), lastLabel ?? "-", now.timeIntervalSince(lastTick),
+                    Double(done + n) / elapsed, left))
             done += n
             lastLabel = nil; lastPrint = .distantPast; batchStart = now; lastTick = now
         }
     }
 }
-

@@ -10,11 +10,11 @@ struct TrainClassifier: ParsableCommand {
         commandName: "classifier",
         abstract: "Train the small conv classifier on toy data or an image folder.",
         discussion: """
-        Checkpoints (safetensors, config in the metadata, optimizer state included) are written atomically every \
-        --save-every steps and at the end; the previous one stays intact until the new one is complete. \
-        --resume continues from the -o checkpoint (same config required) and reproduces the uninterrupted run. \
-        Deterministic given --seed, for any --threads. At the end the held-out toy accuracy is measured.
-        """)
+            Checkpoints (safetensors, config in the metadata, optimizer state included) are written atomically every \
+            --save-every steps and at the end; the previous one stays intact until the new one is complete. \
+            --resume continues from the -o checkpoint (same config required) and reproduces the uninterrupted run. \
+            Deterministic given --seed, for any --threads. At the end the held-out toy accuracy is measured.
+            """)
 
     @Option(help: "Training data: toy or imagefolder:PATH (one sub-folder per class).") var data: String = "toy"
     @Option(help: "Optimizer steps.") var steps: Int = 1200
@@ -64,8 +64,9 @@ struct TrainClassifier: ParsableCommand {
             note("note: \(output) exists and will be replaced when the first new checkpoint is complete (use --resume to continue it)")
         }
         note("data: \(source.summary)")
-        note("model: toy classifier \(widths) -> \(featureDim) features -> \(config.classes) classes, " +
-             "\(trainer.model.parameters.reduce(0) { $0 + $1.value.count }) parameters; \(Parallel.threads) threads")
+        note(
+            "model: toy classifier \(widths) -> \(featureDim) features -> \(config.classes) classes, "
+                + "\(trainer.model.parameters.reduce(0) { $0 + $1.value.count }) parameters; \(Parallel.threads) threads")
         let t0 = Date()
         do {
             try trainer.run(source: source) { p in
@@ -81,7 +82,8 @@ struct TrainClassifier: ParsableCommand {
         if data == "toy" && evalN > 0 {
             let held = ToySource(dataset: ToyDataset(seed: dataSeed, split: .heldout, size: config.imageSize), count: evalN)
             let acc = ClassifierTrainer.accuracy(trainer.model, source: held, n: evalN)
-            print(String(format: "held-out toy accuracy: %.4f on %d images (seed %llu); training time %.1fs", acc, evalN, dataSeed, seconds))
+            print(
+                String(format: "held-out toy accuracy: %.4f on %d images (seed %llu); training time %.1fs", acc, evalN, dataSeed, seconds))
         }
     }
 }
@@ -114,13 +116,15 @@ enum TrainData {
     /// One progress line of any trainer: step, loss (and its running average), the trainer's own numbers, lr,
     /// gradient norm, throughput and ETA.
     static func progressLine(_ p: TrainProgress, _ extra: String = "") -> String {
-        String(format: "step %d/%d  loss %.4f (avg %.4f)  %@lr %.2e  |g| %.2f  %.1f samples/s  ETA %@", p.step, p.totalSteps,
-               p.loss, p.smoothedLoss, extra.isEmpty ? "" : extra + "  ", p.lr, p.gradNorm, p.samplesPerSecond, duration(p.etaSeconds))
+        String(
+            format: "step %d/%d  loss %.4f (avg %.4f)  %@lr %.2e  |g| %.2f  %.1f samples/s  ETA %@", p.step, p.totalSteps,
+            p.loss, p.smoothedLoss, extra.isEmpty ? "" : extra + "  ", p.lr, p.gradNorm, p.samplesPerSecond, duration(p.etaSeconds))
     }
 
     static func duration(_ s: Double) -> String {
         guard s.isFinite else { return "?" }
         let t = Int(s.rounded())
-        return t >= 3600 ? "\(t / 3600)h\(String(format: "%02d", t / 60 % 60))m" : t >= 60 ? "\(t / 60)m\(String(format: "%02d", t % 60))s" : "\(t)s"
+        return t >= 3600
+            ? "\(t / 3600)h\(String(format: "%02d", t / 60 % 60))m" : t >= 60 ? "\(t / 60)m\(String(format: "%02d", t % 60))s" : "\(t)s"
     }
 }

@@ -13,13 +13,13 @@ struct TrainDiT: ParsableCommand {
         commandName: "dit",
         abstract: "Train a small DiT (adaLN-Zero, epsilon MSE, learn_sigma off) on the latents of a trained VQ-VAE.",
         discussion: """
-        The images (--data) are encoded once by the frozen VQ-VAE (--vae, from `varlab train vqvae`) into f-hat, the \
-        latent its decoder consumes, and scaled by 1/std (stored as varlab.latent_scale); the encoded set is cached \
-        in --latents. The checkpoint (-o) has the official DiT key names (it loads in `varlab sample --model dit` \
-        with the same --vae), the EMA (if --ema > 0) and the optimizer state; it is written atomically every \
-        --save-every steps and at the end. --export writes the sampling weights alone (EMA if kept). \
-        --resume continues from -o (same config). Deterministic given --seed, for any --threads.
-        """)
+            The images (--data) are encoded once by the frozen VQ-VAE (--vae, from `varlab train vqvae`) into f-hat, the \
+            latent its decoder consumes, and scaled by 1/std (stored as varlab.latent_scale); the encoded set is cached \
+            in --latents. The checkpoint (-o) has the official DiT key names (it loads in `varlab sample --model dit` \
+            with the same --vae), the EMA (if --ema > 0) and the optimizer state; it is written atomically every \
+            --save-every steps and at the end. --export writes the sampling weights alone (EMA if kept). \
+            --resume continues from -o (same config). Deterministic given --seed, for any --threads.
+            """)
 
     @Option(help: "The trained VAR VQ-VAE (safetensors from `varlab train vqvae`).") var vae: String
     @Option(help: "Training data: toy or imagefolder:PATH.") var data: String = "toy"
@@ -41,7 +41,10 @@ struct TrainDiT: ParsableCommand {
     @Option(help: "MLP width / hidden size.") var mlpRatio: Double = 4
     @Option(help: "Probability of the null class during training (classifier-free guidance).") var classDropout: Float = 0.1
     @Option(help: "EMA decay of the sampling weights (0 = none).") var ema: Float = 0
-    @Option(help: "Min-SNR-γ loss weighting: each sample's loss times min(SNR_t, γ)/SNR_t (Hang et al. 2023; γ = 5 in the paper). 0 = the official uniform loss.")
+    @Option(
+        help:
+            "Min-SNR-γ loss weighting: each sample's loss times min(SNR_t, γ)/SNR_t (Hang et al. 2023; γ = 5 in the paper). 0 = the official uniform loss."
+    )
     var minSnrGamma: Float = 0
     @Option(help: "Default sampler recorded in the checkpoint for `varlab sample --model dit`: steps.") var sampleSteps: Int = 100
     @Option(help: "Default sampler recorded in the checkpoint: ddpm or ddim.") var sampleSampler: String = "ddpm"
@@ -68,8 +71,9 @@ struct TrainDiT: ParsableCommand {
         let imageSize = vq.imageSize
         let source = try TrainData.source(data, trainSize: trainSize, dataSeed: dataSeed, size: imageSize)
         func makeConfig(latentShape: [Int]) -> DiTRunConfig {
-            var model = DiTConfig(inputSize: latentShape[1], patchSize: patch, inChannels: latentShape[0], hiddenSize: hidden,
-                                  depth: depth, numHeads: heads, mlpRatio: mlpRatio, numClasses: source.classCount, learnSigma: false)
+            var model = DiTConfig(
+                inputSize: latentShape[1], patchSize: patch, inChannels: latentShape[0], hiddenSize: hidden,
+                depth: depth, numHeads: heads, mlpRatio: mlpRatio, numClasses: source.classCount, learnSigma: false)
             model.classDropout = classDropout
             var objective = DiTObjective()
             objective.minSNRGamma = minSnrGamma
@@ -79,8 +83,11 @@ struct TrainDiT: ParsableCommand {
         // latent shape the config needs).
         if resume, source.count > 0 {
             let probe = try codec.fhat(source.batch([0]).images)
-            do { try TrainLoop.resumable(output, model: DiTModel.checkpointName, configJSON: try makeConfig(latentShape: Array(probe.shape.dropFirst())).canonicalJSON()) }
-            catch let e as TrainingError { throw ValidationError(e.description) }
+            do {
+                try TrainLoop.resumable(
+                    output, model: DiTModel.checkpointName,
+                    configJSON: try makeConfig(latentShape: Array(probe.shape.dropFirst())).canonicalJSON())
+            } catch let e as TrainingError { throw ValidationError(e.description) }
         }
         let set = try latentSet(source: source, codec: codec)
         let config = makeConfig(latentShape: set.latentShape)
@@ -88,7 +95,9 @@ struct TrainDiT: ParsableCommand {
         opts.steps = steps; opts.batchSize = batchSize; opts.lr = lr; opts.warmupSteps = warmup
         opts.weightDecay = weightDecay; opts.clip = clip; opts.seed = seed; opts.saveEvery = saveEvery
         let trainer: DiTTrainer
-        do { trainer = try DiTTrainer(config: config.model, objective: config.objective, options: opts, emaDecay: ema) } catch { throw ValidationError("\(error)") }
+        do { trainer = try DiTTrainer(config: config.model, objective: config.objective, options: opts, emaDecay: ema) } catch {
+            throw ValidationError("\(error)")
+        }
         trainer.metadata = [
             MetadataKey.data.rawValue: set.summary,
             ClassNamesMetadata.key: ClassNamesMetadata.encode(source.classNames),
@@ -106,8 +115,9 @@ struct TrainDiT: ParsableCommand {
             if resume { try trainer.resume(from: output); note("resuming from \(output) at step \(trainer.loop.step)") }
         } catch let e as TrainingError { throw ValidationError(e.description) }
         note("data: \(set.summary); latent scale \(set.scale)")
-        note("model: DiT \(config.model.description); \(trainer.model.parameters.reduce(0) { $0 + $1.value.count }) parameters; " +
-             "\(Parallel.threads) threads")
+        note(
+            "model: DiT \(config.model.description); \(trainer.model.parameters.reduce(0) { $0 + $1.value.count }) parameters; "
+                + "\(Parallel.threads) threads")
         let t0 = Date()
         do {
             try trainer.run(source: set) { p in
@@ -118,7 +128,9 @@ struct TrainDiT: ParsableCommand {
         } catch let e as TrainingError { throw ValidationError(e.description) }
         let seconds = Date().timeIntervalSince(t0)
         if let export { try trainer.export(to: export); note("exported the sampling weights to \(export)") }
-        print(String(format: "trained to step %d in %@ (%.1fs); checkpoint %@", trainer.loop.step, TrainData.duration(seconds), seconds, output))
+        print(
+            String(
+                format: "trained to step %d in %@ (%.1fs); checkpoint %@", trainer.loop.step, TrainData.duration(seconds), seconds, output))
     }
 
     /// The encoded training set, from the cache when it was made from the same VQ-VAE file and data.
@@ -137,8 +149,10 @@ struct TrainDiT: ParsableCommand {
         let set = try LatentSet.encode(source: source, count: n, codec: codec) { done in
             if done % 2048 < 32 || done == n {
                 let el = Date().timeIntervalSince(t0)
-                note(String(format: "encoded %d/%d  %.1f images/s  ETA %@", done, n, Double(done) / max(el, 1e-9),
-                            TrainData.duration(el / Double(done) * Double(n - done))))
+                note(
+                    String(
+                        format: "encoded %d/%d  %.1f images/s  ETA %@", done, n, Double(done) / max(el, 1e-9),
+                        TrainData.duration(el / Double(done) * Double(n - done))))
             }
         }
         try set.write(path: cache, key: key)

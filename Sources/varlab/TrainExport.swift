@@ -11,7 +11,10 @@ struct TrainExport: ParsableCommand {
     @Argument(help: "Training checkpoint (.safetensors written by varlab train).") var checkpoint: String
     @Option(name: [.short, .customLong("output")], help: "Output .safetensors.") var output: String
     @Flag(help: "Store the weights as float16 (loaders convert back to float32).") var half = false
-    @Option(help: ArgumentHelp("Extra metadata KEY=VALUE (repeatable), e.g. varlab.sample_more_smooth=1 to record the settings `sample` uses by default.", valueName: "key=value"))
+    @Option(
+        help: ArgumentHelp(
+            "Extra metadata KEY=VALUE (repeatable), e.g. varlab.sample_more_smooth=1 to record the settings `sample` uses by default.",
+            valueName: "key=value"))
     var meta: [String] = []
 
     func run() throws {

@@ -14,14 +14,14 @@ struct TrainVAR: ParsableCommand {
         commandName: "var",
         abstract: "Train a VAR transformer on frozen VQ-VAE tokens (or the ar / plain-ln ablation variants).",
         discussion: """
-        The training images are encoded once by the frozen VQ-VAE (--token-cache keeps the tokens for later runs); \
-        teacher-forcing inputs are rebuilt per batch. Loss: cross-entropy over all tokens with the official 1/L \
-        weighting; class dropout --cond-drop to the null class (for classifier-free guidance). The var checkpoint uses \
-        the official key names and carries varlab.patch_nums / varlab.heads, so `varlab sample --model var \
-        --checkpoint CK --vae VQ` needs no other flag. Written atomically every --save-every steps; --resume continues \
-        from -o (same config). --export writes the weights alone (no optimizer state) at the end. Deterministic given \
-        --seed, for any --threads.
-        """)
+            The training images are encoded once by the frozen VQ-VAE (--token-cache keeps the tokens for later runs); \
+            teacher-forcing inputs are rebuilt per batch. Loss: cross-entropy over all tokens with the official 1/L \
+            weighting; class dropout --cond-drop to the null class (for classifier-free guidance). The var checkpoint uses \
+            the official key names and carries varlab.patch_nums / varlab.heads, so `varlab sample --model var \
+            --checkpoint CK --vae VQ` needs no other flag. Written atomically every --save-every steps; --resume continues \
+            from -o (same config). --export writes the weights alone (no optimizer state) at the end. Deterministic given \
+            --seed, for any --threads.
+            """)
 
     @Option(help: "The frozen VQ-VAE (safetensors with varlab.patch_nums, e.g. from `varlab train vqvae`).") var vae: String
     @Option(help: "var (next-scale), ar (raster order, finest scale only) or plain-ln (next-scale, no AdaLN).") var variant: String = "var"
@@ -44,7 +44,10 @@ struct TrainVAR: ParsableCommand {
     @Option(help: "Checkpoint every N steps.") var saveEvery: Int = 100
     @Option(help: "Print progress every N steps.") var logEvery: Int = 10
     @Option(help: "At the end, also write the weights alone (no optimizer state) here.") var export: String?
-    @Option(help: "After training, sample --eval-n images (classes i % 10, default sampling settings) and report how often this toy classifier checkpoint recognises the requested class.") var evalClassifier: String?
+    @Option(
+        help:
+            "After training, sample --eval-n images (classes i % 10, default sampling settings) and report how often this toy classifier checkpoint recognises the requested class."
+    ) var evalClassifier: String?
     @Option(help: "Samples for --eval-classifier.") var evalN: Int = 200
     @Option(help: "Classifier-free guidance for --eval-classifier (default 1.5 = varlab sample's default).") var evalCfg: Double = 1.5
     @Flag(help: "Skip training: only run --eval-classifier on the -o checkpoint.") var evalOnly = false
@@ -84,7 +87,9 @@ struct TrainVAR: ParsableCommand {
         do { try opts.validate() } catch { throw ValidationError("\(error)") }
         // A checkpoint of another config is refused now, not after minutes of encoding.
         if resume {
-            do { try TrainLoop.resumable(output, model: VARModel.checkpointName, configJSON: try config.canonicalJSON()) } catch let e as TrainingError {
+            do { try TrainLoop.resumable(output, model: VARModel.checkpointName, configJSON: try config.canonicalJSON()) } catch let e
+                as TrainingError
+            {
                 throw ValidationError(e.description)
             }
         }
@@ -96,7 +101,8 @@ struct TrainVAR: ParsableCommand {
         var tokens: VARTokenSet? = nil
         var fingerprint = ""
         if let tokenCache {
-            fingerprint = try VARTokenSet.fingerprint(vaePath: vae, dataSummary: source.summary, count: n, kind: kind, patchNums: config.patchNums)
+            fingerprint = try VARTokenSet.fingerprint(
+                vaePath: vae, dataSummary: source.summary, count: n, kind: kind, patchNums: config.patchNums)
             tokens = try VARTokenSet.read(path: tokenCache, fingerprint: fingerprint)
             if tokens != nil { note("tokens: \(tokenCache) (cached)") }
         }
@@ -114,20 +120,25 @@ struct TrainVAR: ParsableCommand {
         let encodeSeconds = Date().timeIntervalSince(t0)
 
         let trainer: VARTrainer
-        do { trainer = try VARTrainer(config: config, options: opts, vae: tokenizer, data: tokens!) } catch { throw ValidationError("\(error)") }
+        do { trainer = try VARTrainer(config: config, options: opts, vae: tokenizer, data: tokens!) } catch {
+            throw ValidationError("\(error)")
+        }
         trainer.dataSummary = tokens!.summary
         trainer.classNames = source.classNames
         trainer.loop.checkpointPath = output
         do {
-            if resume { try trainer.resume(from: output); note("resuming from \(output) at step \(trainer.loop.step)") }
-            else if FileManager.default.fileExists(atPath: output) {
+            if resume {
+                try trainer.resume(from: output); note("resuming from \(output) at step \(trainer.loop.step)")
+            } else if FileManager.default.fileExists(atPath: output) {
                 note("note: \(output) exists and will be replaced when the first new checkpoint is complete (use --resume to continue it)")
             }
         } catch let e as TrainingError { throw ValidationError(e.description) }
         let params = trainer.model.parameters.reduce(0) { $0 + $1.value.count }
         note("data: \(tokens!.summary)")
-        note("model: \(v.rawValue) depth \(depth) width \(width) heads \(heads) mlp \(config.mlpHidden), \(config.totalTokens) tokens, " +
-             "vocab \(config.vocabSize), \(config.numClasses) classes; \(params) parameters (\(String(format: "%.1f", Double(params) * 4 / 1e6)) MB f32); \(Parallel.threads) threads")
+        note(
+            "model: \(v.rawValue) depth \(depth) width \(width) heads \(heads) mlp \(config.mlpHidden), \(config.totalTokens) tokens, "
+                + "vocab \(config.vocabSize), \(config.numClasses) classes; \(params) parameters (\(String(format: "%.1f", Double(params) * 4 / 1e6)) MB f32); \(Parallel.threads) threads"
+        )
         let t1 = Date()
         do {
             try trainer.run { p in
@@ -138,9 +149,13 @@ struct TrainVAR: ParsableCommand {
         } catch let e as TrainingError { throw ValidationError(e.description) }
         let seconds = Date().timeIntervalSince(t1)
         if let export { try trainer.exportWeights(to: export); note("weights (no optimizer state) written to \(export)") }
-        print(String(format: "trained %@ to step %d in %@ (+ %@ encoding); checkpoint %@", v.rawValue, trainer.loop.step,
-                     TrainData.duration(seconds), TrainData.duration(encodeSeconds), output))
-        if let evalClassifier { try Self.classifierAccuracy(checkpoint: output, vae: vae, classifier: evalClassifier, n: evalN, cfg: evalCfg) }
+        print(
+            String(
+                format: "trained %@ to step %d in %@ (+ %@ encoding); checkpoint %@", v.rawValue, trainer.loop.step,
+                TrainData.duration(seconds), TrainData.duration(encodeSeconds), output))
+        if let evalClassifier {
+            try Self.classifierAccuracy(checkpoint: output, vae: vae, classifier: evalClassifier, n: evalN, cfg: evalCfg)
+        }
     }
 
     /// Toy-classifier accuracy of n samples (cfg as given, top-k 900, top-p 0.96, seed 0, sample i of class i % C),
@@ -152,13 +167,20 @@ struct TrainVAR: ParsableCommand {
         settings.tokens = TokenSamplingOverrides(topK: 900, topP: 0.96, moreSmooth: false)
         let generator = try settings.makeGenerator(log: note)
         let quality = try ToyQuality(n: n, dataSeed: 0, classifier: classifier)
-        if let vq = (generator as? TokenModelGenerator<VARModel>)?.sampler.vae, generator.numClasses == quality.toy.classifier.config.classes {
+        if let vq = (generator as? TokenModelGenerator<VARModel>)?.sampler.vae,
+            generator.numClasses == quality.toy.classifier.config.classes
+        {
             let ceiling = try quality.reconstructions(vq, batchSize: 50).row
-            print(String(format: "toy-classifier accuracy of %d held-out toy images reconstructed by the VQ-VAE (ceiling): %.4f", n, ceiling.accuracy))
+            print(
+                String(
+                    format: "toy-classifier accuracy of %d held-out toy images reconstructed by the VQ-VAE (ceiling): %.4f", n,
+                    ceiling.accuracy))
         }
         let (row, _) = try quality.samples("var", generator: generator, seed: 0, batchSize: 50)
         let per = row.perClass.map { String(format: "%.2f", $0.accuracy) }
-        print(String(format: "toy-classifier accuracy of %d samples (cfg %g, top-k 900, top-p 0.96, seed 0): %.4f; per class %@; %.1fs",
-                     n, cfg, row.accuracy, per.joined(separator: " "), row.seconds))
+        print(
+            String(
+                format: "toy-classifier accuracy of %d samples (cfg %g, top-k 900, top-p 0.96, seed 0): %.4f; per class %@; %.1fs",
+                n, cfg, row.accuracy, per.joined(separator: " "), row.seconds))
     }
 }

@@ -9,13 +9,13 @@ struct TrainVQVAE: ParsableCommand {
         commandName: "vqvae",
         abstract: "Train the multi-scale VQ-VAE (VAR tokenizer): mse reconstruction + the quantiser's commitment loss.",
         discussion: """
-        The defaults are the colour recipe for the toy tokenizer: 64 px, 8x8x16 latent, 512 codes, scales \
-        1,2,3,4,5,6,8, GroupNorm in one group, He init with identity ResNet blocks, codebook from the first batch's \
-        residuals, dead codes restarted every 100 steps (the shipped, grey tokenizer used --norm-groups 32 \
-        --conv-init torch --codebook-init uniform --dead-code-restart 0; scripts/train_builtin.sh). The checkpoint uses the official VQ-VAE key names (it loads in the inference VQ-VAE; its patch numbers are \
-        in the metadata), includes the optimizer state, and is written atomically every --save-every steps and at the \
-        end. --resume continues from -o (same config). Deterministic given --seed, for any --threads.
-        """)
+            The defaults are the colour recipe for the toy tokenizer: 64 px, 8x8x16 latent, 512 codes, scales \
+            1,2,3,4,5,6,8, GroupNorm in one group, He init with identity ResNet blocks, codebook from the first batch's \
+            residuals, dead codes restarted every 100 steps (the shipped, grey tokenizer used --norm-groups 32 \
+            --conv-init torch --codebook-init uniform --dead-code-restart 0; scripts/train_builtin.sh). The checkpoint uses the official VQ-VAE key names (it loads in the inference VQ-VAE; its patch numbers are \
+            in the metadata), includes the optimizer state, and is written atomically every --save-every steps and at the \
+            end. --resume continues from -o (same config). Deterministic given --seed, for any --threads.
+            """)
 
     @Option(help: "Training data: toy or imagefolder:PATH.") var data: String = "toy"
     @Option(help: "Optimizer steps.") var steps: Int = 1000
@@ -29,9 +29,12 @@ struct TrainVQVAE: ParsableCommand {
     @Option(help: "Base width (multiple of 32 with every --ch-mult).") var ch: Int = 32
     @Option(help: "Width multipliers per level, comma-separated (downsampling = 2^(levels-1)).") var chMult: String = "1,1,2,2"
     @Option(help: "ResNet blocks per level.") var resBlocks: Int = 1
-    @Option(help: "GroupNorm groups (official 32; every width must be a multiple). 32 groups of one channel each normalise colour away.") var normGroups: Int = 1
-    @Option(help: "Conv initialisation: he (He, ResNet blocks start as the identity) or torch (PyTorch's default, as the official code).") var convInit: String = "he"
-    @Option(help: "Codebook initialisation: data (residuals of the first batch) or uniform (the classic ±1/V).") var codebookInit: String = "data"
+    @Option(help: "GroupNorm groups (official 32; every width must be a multiple). 32 groups of one channel each normalise colour away.")
+    var normGroups: Int = 1
+    @Option(help: "Conv initialisation: he (He, ResNet blocks start as the identity) or torch (PyTorch's default, as the official code).")
+    var convInit: String = "he"
+    @Option(help: "Codebook initialisation: data (residuals of the first batch) or uniform (the classic ±1/V).") var codebookInit: String =
+        "data"
     @Option(help: "Restart codes unused for this many steps as residuals of the batch (0 = never).") var deadCodeRestart: Int = 100
     @Option(help: "Latent channels.") var zChannels: Int = 16
     @Option(help: "Codebook size.") var vocab: Int = 512
@@ -46,7 +49,9 @@ struct TrainVQVAE: ParsableCommand {
 
     func ints(_ s: String, _ name: String) throws -> [Int] {
         let v = s.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
-        guard !v.isEmpty, v.allSatisfy({ $0 != nil }) else { throw ValidationError("\(name): expected comma-separated integers, got '\(s)'") }
+        guard !v.isEmpty, v.allSatisfy({ $0 != nil }) else {
+            throw ValidationError("\(name): expected comma-separated integers, got '\(s)'")
+        }
         return v.map { $0! }
     }
 
@@ -58,7 +63,9 @@ struct TrainVQVAE: ParsableCommand {
         guard codebookInit == "data" || codebookInit == "uniform" else {
             throw ValidationError("--codebook-init must be data or uniform, got '\(codebookInit)'")
         }
-        guard deadCodeRestart >= 0 else { throw ValidationError("--dead-code-restart must be 0 (off) or a step count, got \(deadCodeRestart)") }
+        guard deadCodeRestart >= 0 else {
+            throw ValidationError("--dead-code-restart must be 0 (off) or a step count, got \(deadCodeRestart)")
+        }
         config.dataInitCodebook = codebookInit == "data"; config.deadCodeRestartEvery = deadCodeRestart
         guard convInit == "he" || convInit == "torch" else { throw ValidationError("--conv-init must be he or torch, got '\(convInit)'") }
         config.heInit = convInit == "he"
@@ -76,8 +83,9 @@ struct TrainVQVAE: ParsableCommand {
             if resume { try trainer.resume(from: output); note("resuming from \(output) at step \(trainer.loop.step)") }
         } catch let e as TrainingError { throw ValidationError(e.description) }
         note("data: \(source.summary)")
-        note("model: VQ-VAE ch \(ch) x \(config.chMult), z \(zChannels), vocab \(vocab), scales \(config.patchNums); " +
-             "\(trainer.model.parameters.reduce(0) { $0 + $1.value.count }) parameters; \(Parallel.threads) threads")
+        note(
+            "model: VQ-VAE ch \(ch) x \(config.chMult), z \(zChannels), vocab \(vocab), scales \(config.patchNums); "
+                + "\(trainer.model.parameters.reduce(0) { $0 + $1.value.count }) parameters; \(Parallel.threads) threads")
         let t0 = Date()
         do {
             try trainer.run(source: source) { p in
@@ -92,8 +100,10 @@ struct TrainVQVAE: ParsableCommand {
         note(String(format: "trained to step %d in %@; checkpoint %@", trainer.loop.step, TrainData.duration(seconds), output))
         if data == "toy" && evalN > 0 {
             let held = ToySource(dataset: ToyDataset(seed: dataSeed, split: .heldout, size: config.imageSize), count: evalN)
-            print(String(format: "held-out reconstruction mse: %.5f on %d toy images; training time %.1fs",
-                         trainer.reconstructionMSE(source: held, n: evalN), evalN, seconds))
+            print(
+                String(
+                    format: "held-out reconstruction mse: %.5f on %d toy images; training time %.1fs",
+                    trainer.reconstructionMSE(source: held, n: evalN), evalN, seconds))
         }
     }
 }

@@ -13,7 +13,9 @@ struct Varlab: ParsableCommand {
 
     /// `varlab --version`: the version and where the built-in models come from.
     static var versionText: String {
-        "varlab (built from source)\nbuilt-in models: " + (BuiltinModels.modelsDirectory ?? "not found (looked in \(BuiltinModels.searchDirectories.map { $0 + "/models" }.joined(separator: ", ")); set VARLAB_ASSETS)")
+        "varlab (built from source)\nbuilt-in models: "
+            + (BuiltinModels.modelsDirectory
+                ?? "not found (looked in \(BuiltinModels.searchDirectories.map { $0 + "/models" }.joined(separator: ", ")); set VARLAB_ASSETS)")
     }
 
     /// Flags that do not parse or validate are usage errors (usage text, exit 64). Once a command runs, every

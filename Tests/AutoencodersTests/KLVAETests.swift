@@ -58,7 +58,8 @@ final class KLVAETests: XCTestCase {
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }
         let weights = dir.appendingPathComponent("diffusion_pytorch_model.safetensors")
-        try FileManager.default.copyItem(atPath: Fixtures.path("dit/autoencoder_kl/diffusion_pytorch_model.safetensors"), toPath: weights.path)
+        try FileManager.default.copyItem(
+            atPath: Fixtures.path("dit/autoencoder_kl/diffusion_pytorch_model.safetensors"), toPath: weights.path)
         let config = dir.appendingPathComponent("config.json")
         for broken in ["{\"_class_name\": \"AutoencoderKL\", \"norm_num_groups\": ", "", "\u{FF}\u{FE}"] {
             try Data(broken.utf8).write(to: config)

@@ -19,8 +19,12 @@ final class BatchDeterminismTests: XCTestCase {
     func path(_ name: String) -> String { dir.appendingPathComponent(name).path }
 
     func run(_ args: [String], kernel: String) throws {
-        let r = try VarlabCLI.run(args, environment: ["VARLAB_ASSETS": Assets.models.deletingLastPathComponent().path,
-                                                      "OPENBLAS_CORETYPE": kernel])
+        let r = try VarlabCLI.run(
+            args,
+            environment: [
+                "VARLAB_ASSETS": Assets.models.deletingLastPathComponent().path,
+                "OPENBLAS_CORETYPE": kernel,
+            ])
         XCTAssertEqual(r.status, 0, "\(kernel): varlab \(args.joined(separator: " ")): \(r.err)")
     }
 
@@ -53,17 +57,26 @@ final class BatchDeterminismTests: XCTestCase {
     func testVARSamplesDoNotDependOnBatchOrShard() throws {
         for kernel in kernels {
             try assertBatchAndShardInvariant("var smooth", ["sample", "--model", "var", "--more-smooth"], kernel: kernel)
-            try assertBatchAndShardInvariant("var plain", ["sample", "--model", "var", "--no-more-smooth", "--top-k", "0",
-                                                           "--top-p", "0"], kernel: kernel)
+            try assertBatchAndShardInvariant(
+                "var plain",
+                [
+                    "sample", "--model", "var", "--no-more-smooth", "--top-k", "0",
+                    "--top-p", "0",
+                ], kernel: kernel)
         }
     }
 
     func testDiTSamplesDoNotDependOnBatchOrShard() throws {
         for kernel in kernels {
-            try assertBatchAndShardInvariant("dit ddpm", ["sample", "--model", "dit", "--sampler", "ddpm", "--steps", "20"],
-                                             kernel: kernel)
-            try assertBatchAndShardInvariant("dit ddim", ["sample", "--model", "dit", "--sampler", "ddim", "--steps", "10",
-                                                          "--eta", "0.5"], kernel: kernel)
+            try assertBatchAndShardInvariant(
+                "dit ddpm", ["sample", "--model", "dit", "--sampler", "ddpm", "--steps", "20"],
+                kernel: kernel)
+            try assertBatchAndShardInvariant(
+                "dit ddim",
+                [
+                    "sample", "--model", "dit", "--sampler", "ddim", "--steps", "10",
+                    "--eta", "0.5",
+                ], kernel: kernel)
         }
     }
 
@@ -71,9 +84,13 @@ final class BatchDeterminismTests: XCTestCase {
     func testDiTFixtureSamplesDoNotDependOnBatch() throws {
         guard Fixtures.exists("dit/dit.safetensors") else { throw XCTSkip("fixtures not found at \(Fixtures.root.path)") }
         for kernel in kernels {
-            try assertBatchAndShardInvariant("dit fixture", ["sample", "--model", "dit", "--checkpoint", Fixtures.path("dit/dit.safetensors"),
-                                                             "--vae", Fixtures.path("dit/autoencoder_kl"), "--steps", "4"],
-                                             kernel: kernel, n: 5)
+            try assertBatchAndShardInvariant(
+                "dit fixture",
+                [
+                    "sample", "--model", "dit", "--checkpoint", Fixtures.path("dit/dit.safetensors"),
+                    "--vae", Fixtures.path("dit/autoencoder_kl"), "--steps", "4",
+                ],
+                kernel: kernel, n: 5)
         }
     }
 
@@ -82,12 +99,19 @@ final class BatchDeterminismTests: XCTestCase {
     func testVARVariantsDoNotDependOnBatchOrShard() throws {
         for variant in ["ar", "plain-ln"] {
             let ck = path("\(variant).safetensors")
-            try run(["train", "var", "--variant", variant, "--vae", Assets.path("toy-vqvae.safetensors"), "--train-size", "8",
-                     "--steps", "1", "--batch-size", "4", "--depth", "2", "--width", "32", "--heads", "2", "-o", ck],
-                    kernel: CPUInfo.current.bestOpenBLASCore ?? "Prescott")
+            try run(
+                [
+                    "train", "var", "--variant", variant, "--vae", Assets.path("toy-vqvae.safetensors"), "--train-size", "8",
+                    "--steps", "1", "--batch-size", "4", "--depth", "2", "--width", "32", "--heads", "2", "-o", ck,
+                ],
+                kernel: CPUInfo.current.bestOpenBLASCore ?? "Prescott")
             for kernel in kernels {
-                try assertBatchAndShardInvariant("variant \(variant)", ["sample", "--model", "var", "--checkpoint", ck, "--vae",
-                                                                        Assets.path("toy-vqvae.safetensors")], kernel: kernel, n: 5)
+                try assertBatchAndShardInvariant(
+                    "variant \(variant)",
+                    [
+                        "sample", "--model", "var", "--checkpoint", ck, "--vae",
+                        Assets.path("toy-vqvae.safetensors"),
+                    ], kernel: kernel, n: 5)
             }
         }
     }
@@ -99,16 +123,24 @@ final class BatchDeterminismTests: XCTestCase {
         let first = try XCTUnwrap(try FileManager.default.contentsOfDirectory(atPath: path("toy")).sorted().first)
         try FileManager.default.copyItem(atPath: path("toy/" + first), toPath: image)
         for kernel in kernels {
-            try run(["edit", "--model", "var", "--image", image, "--box", "0.25,0.25,0.75,0.75", "--class", "2", "--seed", "4",
-                     "-o", path("var_alone.png")], kernel: kernel)
-            try run(["edit", "--model", "dit", "--image", image, "--outpaint", "0.2,0.2,0.8,0.8", "--class", "5", "--seed", "4",
-                     "--steps", "10", "-o", path("dit_alone.png")], kernel: kernel)
+            try run(
+                [
+                    "edit", "--model", "var", "--image", image, "--box", "0.25,0.25,0.75,0.75", "--class", "2", "--seed", "4",
+                    "-o", path("var_alone.png"),
+                ], kernel: kernel)
+            try run(
+                [
+                    "edit", "--model", "dit", "--image", image, "--outpaint", "0.2,0.2,0.8,0.8", "--class", "5", "--seed", "4",
+                    "--steps", "10", "-o", path("dit_alone.png"),
+                ], kernel: kernel)
             let jobs: [[String: Any]] = [
                 ["model": "dit", "image": image, "box": [0, 0, 0.5, 1], "class": 1, "seed": 9, "steps": 10, "output": path("other1.png")],
                 ["model": "var", "image": image, "box": [0.25, 0.25, 0.75, 0.75], "class": 2, "seed": 4, "output": path("var_job.png")],
                 ["model": "var", "image": image, "box": [0, 0, 1, 0.5], "class": 7, "seed": 1, "output": path("other2.png")],
-                ["model": "dit", "image": image, "outpaint": [0.2, 0.2, 0.8, 0.8], "class": 5, "seed": 4, "steps": 10,
-                 "output": path("dit_job.png")],
+                [
+                    "model": "dit", "image": image, "outpaint": [0.2, 0.2, 0.8, 0.8], "class": 5, "seed": 4, "steps": 10,
+                    "output": path("dit_job.png"),
+                ],
             ]
             let file = path("jobs.json")
             try JSONSerialization.data(withJSONObject: ["jobs": jobs]).write(to: URL(fileURLWithPath: file))

@@ -7,12 +7,16 @@ import XCTest
 final class CLIDefaultsTests: XCTestCase {
     /// `varlab args...` with the built-in models of this checkout and no Inception network in the environment.
     func run(_ args: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
-        let r = try VarlabCLI.run(args, environment: ["VARLAB_ASSETS": Assets.models.deletingLastPathComponent().path,
-                                                      "VARLAB_INCEPTION": nil])
+        let r = try VarlabCLI.run(
+            args,
+            environment: [
+                "VARLAB_ASSETS": Assets.models.deletingLastPathComponent().path,
+                "VARLAB_INCEPTION": nil,
+            ])
         return (r.status, r.out, r.err)
     }
 
-    override func setUpWithError() throws { _ = try VarlabCLI.binary() }   // a skip, not a failure, when not built
+    override func setUpWithError() throws { _ = try VarlabCLI.binary() }  // a skip, not a failure, when not built
 
     func tmp() -> URL {
         let d = FileManager.default.temporaryDirectory.appendingPathComponent("varlab-cli-\(getpid())-\(UUID().uuidString)")
@@ -43,7 +47,10 @@ final class CLIDefaultsTests: XCTestCase {
             XCTAssertTrue(FileManager.default.fileExists(atPath: out))
         }
         // Only one of the two files given: a clear error, not a mismatched pair.
-        let r = try run(["sample", "--model", "var", "--vae", Assets.path("toy-vqvae.safetensors"), "--class", "3", "-o", dir.appendingPathComponent("x.png").path])
+        let r = try run([
+            "sample", "--model", "var", "--vae", Assets.path("toy-vqvae.safetensors"), "--class", "3", "-o",
+            dir.appendingPathComponent("x.png").path,
+        ])
         XCTAssertNotEqual(r.status, 0)
         XCTAssertTrue(r.stderr.contains("--vae was given without --checkpoint"), r.stderr)
     }
@@ -61,9 +68,13 @@ final class CLIDefaultsTests: XCTestCase {
         XCTAssertEqual(grid.width, label + 2 * 66 + 2, "the longest name sets the label column")
         let input = dir.appendingPathComponent("in.png").path
         XCTAssertEqual(try run(["data", "toy", "--n", "1", "-o", dir.appendingPathComponent("toy").path]).status, 0)
-        let first = try FileManager.default.contentsOfDirectory(atPath: dir.appendingPathComponent("toy").path).first { $0.hasSuffix(".png") }!
+        let first = try FileManager.default.contentsOfDirectory(atPath: dir.appendingPathComponent("toy").path).first {
+            $0.hasSuffix(".png")
+        }!
         try FileManager.default.copyItem(atPath: dir.appendingPathComponent("toy").appendingPathComponent(first).path, toPath: input)
-        let e = try run(["edit", "--model", "var", "--image", input, "--box", "0,0,0.5,1", "--compare", "-o", dir.appendingPathComponent("e.png").path])
+        let e = try run([
+            "edit", "--model", "var", "--image", input, "--box", "0,0,0.5,1", "--compare", "-o", dir.appendingPathComponent("e.png").path,
+        ])
         XCTAssertEqual(e.status, 0, e.stderr)
         let strip = try PNG.read(path: dir.appendingPathComponent("e-compare.png").path)
         XCTAssertEqual(strip.width, 3 * 256 + 2 * 2, "input | regenerated | output, each 64 px enlarged 4x")
@@ -74,14 +85,19 @@ final class CLIDefaultsTests: XCTestCase {
     /// their own images, an overflowing --per-class is an error, and every error is one line with exit 1.
     func testHugeSampleCountsAreSafe() throws {
         let dir = tmp()
-        let big = try run(["sample", "--model", "var", "--class", "1", "--n", "1000000000000", "-o", dir.appendingPathComponent("big.npz").path])
+        let big = try run([
+            "sample", "--model", "var", "--class", "1", "--n", "1000000000000", "-o", dir.appendingPathComponent("big.npz").path,
+        ])
         XCTAssertEqual(big.status, 1, big.stderr)
         XCTAssertTrue(big.stderr.contains("1000000000000 images") && big.stderr.contains("--shard"), big.stderr)
         let two = dir.appendingPathComponent("two.npz").path
         let shard = try run(["sample", "--model", "var", "--class", "1,2", "--n", "200000000", "--shard", "0/100000000", "-o", two])
         XCTAssertEqual(shard.status, 0, shard.stderr)
         XCTAssertTrue(shard.stderr.contains("samples 0..<2 of 200000000"), shard.stderr)
-        let over = try run(["sample", "--model", "var", "--classes", "all", "--per-class", "4611686018427387904", "-o", dir.appendingPathComponent("o.npz").path])
+        let over = try run([
+            "sample", "--model", "var", "--classes", "all", "--per-class", "4611686018427387904", "-o",
+            dir.appendingPathComponent("o.npz").path,
+        ])
         XCTAssertEqual(over.status, 1)
         XCTAssertTrue(over.stderr.contains("--per-class") && over.stderr.contains("overflows"), over.stderr)
         let badClass = try run(["sample", "--model", "var", "--class", "12", "-o", dir.appendingPathComponent("c.png").path])
@@ -175,7 +191,9 @@ final class CLIDefaultsTests: XCTestCase {
         XCTAssertEqual(plain.0, 0, plain.1)
         XCTAssertEqual(plain.2, zero.2, "--eta 0 is the default")
         XCTAssertNotEqual(plain.2, noisy.2, "--eta 0.7 adds noise")
-        for (flags, expect) in [(["--eta", "5"], "--eta"), (["--cfg-channels", "foo"], "--cfg-channels"), (["--vae-groups", "0"], "--vae-groups")] {
+        for (flags, expect) in [
+            (["--eta", "5"], "--eta"), (["--cfg-channels", "foo"], "--cfg-channels"), (["--vae-groups", "0"], "--vae-groups"),
+        ] {
             let r = try edit(flags, "bad.png")
             XCTAssertEqual(r.0, 1, r.1)
             XCTAssertTrue(r.1.contains(expect), r.1)
@@ -204,8 +222,10 @@ final class CLIDefaultsTests: XCTestCase {
         for (family, widthFlag) in [("var", "--width"), ("dit", "--hidden")] {
             let ck = dir.appendingPathComponent("\(family).safetensors").path
             func args(depth: Int, steps: Int = 1) -> [String] {
-                ["train", family, "--vae", Assets.path("toy-vqvae.safetensors"), "--train-size", "8", "--steps", "\(steps)",
-                 "--batch-size", "4", "--depth", "\(depth)", widthFlag, "32", "--heads", "2", "-o", ck]
+                [
+                    "train", family, "--vae", Assets.path("toy-vqvae.safetensors"), "--train-size", "8", "--steps", "\(steps)",
+                    "--batch-size", "4", "--depth", "\(depth)", widthFlag, "32", "--heads", "2", "-o", ck,
+                ]
             }
             let first = try run(args(depth: 2))
             XCTAssertEqual(first.status, 0, first.stderr)
@@ -233,8 +253,9 @@ final class CLIDefaultsTests: XCTestCase {
         XCTAssertFalse(r.stdout.contains("\nFID"), "never presented as Inception FID: \(r.stdout)")
         XCTAssertTrue(r.stderr.contains("toy classifier"), r.stderr)
         let acc = r.stdout.split(separator: "\n").first { $0.hasPrefix("toy classifier accuracy") }
-        XCTAssertEqual(acc.flatMap { $0.split(separator: " ", omittingEmptySubsequences: true).dropFirst(3).first }.flatMap { Double($0) }, 1.0,
-                       "real held-out images are all recognised: \(r.stdout)")
+        XCTAssertEqual(
+            acc.flatMap { $0.split(separator: " ", omittingEmptySubsequences: true).dropFirst(3).first }.flatMap { Double($0) }, 1.0,
+            "real held-out images are all recognised: \(r.stdout)")
     }
 
     /// The shipped generators keep their measured quality (README "Built-in models": VAR 0.909, DiT 0.901 on 1,000
@@ -272,10 +293,13 @@ final class CLIDefaultsTests: XCTestCase {
         let plainCk = dir.appendingPathComponent("var-plain.safetensors").path
         let e = try run(["train", "export", Assets.path("toy-var.safetensors"), "-o", plainCk, "--meta", "varlab.sample_more_smooth=0"])
         XCTAssertEqual(e.status, 0, e.stderr)
-        XCTAssertEqual(try sample(["--checkpoint", plainCk, "--vae", Assets.path("toy-vqvae.safetensors")], "plain-ck.png"),
-                       try sample(["--no-more-smooth"], "plain2.png"))
-        let bad = try run(["train", "export", Assets.path("toy-var.safetensors"), "-o", dir.appendingPathComponent("x.safetensors").path,
-                           "--meta", "no-equals-sign"])
+        XCTAssertEqual(
+            try sample(["--checkpoint", plainCk, "--vae", Assets.path("toy-vqvae.safetensors")], "plain-ck.png"),
+            try sample(["--no-more-smooth"], "plain2.png"))
+        let bad = try run([
+            "train", "export", Assets.path("toy-var.safetensors"), "-o", dir.appendingPathComponent("x.safetensors").path,
+            "--meta", "no-equals-sign",
+        ])
         XCTAssertNotEqual(bad.status, 0)
         XCTAssertTrue(bad.stderr.contains("--meta expects KEY=VALUE"), bad.stderr)
     }
@@ -292,8 +316,11 @@ final class CLIDefaultsTests: XCTestCase {
         XCTAssertEqual(e.status, 0, e.stderr)
         func edit(_ extra: [String], _ name: String) throws -> Data {
             let out = dir.appendingPathComponent(name).path
-            let r = try run(["edit", "--model", "var", "--image", image + "/" + input, "--box", "0.25,0.25,0.75,0.75",
-                             "--class", "1", "--seed", "3"] + extra + ["-o", out])
+            let r = try run(
+                [
+                    "edit", "--model", "var", "--image", image + "/" + input, "--box", "0.25,0.25,0.75,0.75",
+                    "--class", "1", "--seed", "3",
+                ] + extra + ["-o", out])
             XCTAssertEqual(r.status, 0, r.stderr)
             return try Data(contentsOf: URL(fileURLWithPath: out))
         }

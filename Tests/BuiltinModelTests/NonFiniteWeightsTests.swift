@@ -49,28 +49,36 @@ final class NonFiniteWeightsTests: XCTestCase {
         let vae = Assets.path("toy-vqvae.safetensors"), ckpt = Assets.path("toy-var.safetensors")
         for value in [Float.nan, .infinity] {
             let badHead = try poisoned("toy-var.safetensors", key: "head.weight", value: value)
-            try assertFails(["sample", "--model", "var", "--checkpoint", badHead, "--vae", vae, "--class", "1"],
-                            naming: "VAR transformer logits at scale 1/")
+            try assertFails(
+                ["sample", "--model", "var", "--checkpoint", badHead, "--vae", vae, "--class", "1"],
+                naming: "VAR transformer logits at scale 1/")
             let badDecoder = try poisoned("toy-vqvae.safetensors", key: "decoder.conv_out.weight", value: value)
-            try assertFails(["sample", "--model", "var", "--checkpoint", ckpt, "--vae", badDecoder, "--class", "1"],
-                            naming: "VQ-VAE decoder output")
+            try assertFails(
+                ["sample", "--model", "var", "--checkpoint", ckpt, "--vae", badDecoder, "--class", "1"],
+                naming: "VQ-VAE decoder output")
         }
     }
 
     func testDiTWithNonFiniteWeightsFailsNamingTheStage() throws {
         let vae = Assets.path("toy-vqvae.safetensors"), ckpt = Assets.path("toy-dit.safetensors")
         let bad = try poisoned("toy-dit.safetensors", key: "final_layer.linear.weight", value: .nan)
-        try assertFails(["sample", "--model", "dit", "--checkpoint", bad, "--vae", vae, "--class", "1", "--steps", "5"],
-                        naming: "DiT output at timestep")
+        try assertFails(
+            ["sample", "--model", "dit", "--checkpoint", bad, "--vae", vae, "--class", "1", "--steps", "5"],
+            naming: "DiT output at timestep")
         let badDecoder = try poisoned("toy-vqvae.safetensors", key: "decoder.conv_out.weight", value: .nan)
-        try assertFails(["sample", "--model", "dit", "--checkpoint", ckpt, "--vae", badDecoder, "--class", "1", "--steps", "5"],
-                        naming: "VQ-VAE decoder output")
+        try assertFails(
+            ["sample", "--model", "dit", "--checkpoint", ckpt, "--vae", badDecoder, "--class", "1", "--steps", "5"],
+            naming: "VQ-VAE decoder output")
         // Editing runs the same loop.
         let image = dir.appendingPathComponent("in.png").path
-        let png = try VarlabCLI.run(["sample", "--model", "dit", "--class", "2", "--steps", "5", "-o", image],
-                                   environment: ["VARLAB_ASSETS": Assets.models.deletingLastPathComponent().path])
+        let png = try VarlabCLI.run(
+            ["sample", "--model", "dit", "--class", "2", "--steps", "5", "-o", image],
+            environment: ["VARLAB_ASSETS": Assets.models.deletingLastPathComponent().path])
         XCTAssertEqual(png.status, 0, png.err)
-        try assertFails(["edit", "--model", "dit", "--checkpoint", bad, "--vae", vae, "--image", image, "--box", "0,0,0.5,0.5",
-                         "--steps", "5"], naming: "DiT output at timestep")
+        try assertFails(
+            [
+                "edit", "--model", "dit", "--checkpoint", bad, "--vae", vae, "--image", image, "--box", "0,0,0.5,0.5",
+                "--steps", "5",
+            ], naming: "DiT output at timestep")
     }
 }

@@ -39,8 +39,9 @@ final class DiTForwardTests: XCTestCase {
         // float32 table or its float16 rounding.
         let asHalf = ours.map { Float(Float16($0)) }
         let stored = m.posEmbed.value.reshaped(ours.shape)
-        XCTAssertTrue(ours.maxAbsDiff(stored) <= 2e-7 || asHalf == stored,
-                      "pos_embed differs from the 2-D sin-cos table by \(ours.maxAbsDiff(stored))")
+        XCTAssertTrue(
+            ours.maxAbsDiff(stored) <= 2e-7 || asHalf == stored,
+            "pos_embed differs from the 2-D sin-cos table by \(ours.maxAbsDiff(stored))")
     }
 
     /// The timestep frequencies are PyTorch's float32 exp values: each within 1 ulp of the correctly rounded
@@ -110,8 +111,11 @@ final class DiTForwardTests: XCTestCase {
             for ch in 0..<co {
                 let a = Array(official.data[((r * co + ch) * plane)..<((r * co + ch + 1) * plane)])
                 let b = Array(all.data[((r * co + ch) * plane)..<((r * co + ch + 1) * plane)])
-                if ch < 3 || ch >= c { XCTAssertEqual(a, b, "row \(r) channel \(ch)") }
-                else { XCTAssertNotEqual(a, b, "row \(r) channel \(ch) should be guided") }
+                if ch < 3 || ch >= c {
+                    XCTAssertEqual(a, b, "row \(r) channel \(ch)")
+                } else {
+                    XCTAssertNotEqual(a, b, "row \(r) channel \(ch) should be guided")
+                }
             }
         }
         // Rows of the second half repeat the guided first half in every guided channel.
@@ -129,8 +133,10 @@ final class DiTForwardTests: XCTestCase {
         let c = m.config
         XCTAssertThrowsError(try m.forward(Tensor(zeros: [1, c.inChannels + 1, c.inputSize, c.inputSize]), t: [1], y: [0]))
         XCTAssertThrowsError(try m.forward(Tensor(zeros: [1, c.inChannels, c.inputSize, c.inputSize]), t: [1], y: [c.numClasses + 1]))
-        XCTAssertThrowsError(try m.forwardWithCFG(Tensor(zeros: [3, c.inChannels, c.inputSize, c.inputSize]), t: [1, 1, 1],
-                                                  y: [0, 0, 0], scale: 1.5))
+        XCTAssertThrowsError(
+            try m.forwardWithCFG(
+                Tensor(zeros: [3, c.inChannels, c.inputSize, c.inputSize]), t: [1, 1, 1],
+                y: [0, 0, 0], scale: 1.5))
         // A non-DiT file (the VAE weights) is refused with the file named.
         let vae = Fixtures.path("dit/autoencoder_kl/diffusion_pytorch_model.safetensors")
         XCTAssertThrowsError(try DiTModel.load(path: vae)) { e in

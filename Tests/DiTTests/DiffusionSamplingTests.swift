@@ -108,8 +108,10 @@ final class DiffusionSamplingTests: XCTestCase {
         var noise = RecordedNoise(initial: z, steps: stepNoise)
         var xs: [Tensor] = [], x0s: [Tensor] = []
         let sampler = DiffusionSampler(diffusion: s.diffusion, method: method, clipDenoised: false)
-        let final = try sampler.sample(shape: z.shape, noise: &noise,
-                                       denoiser: DiTDenoisers.officialCFG(s.model, labels: y, scale: scale)) { st in
+        let final = try sampler.sample(
+            shape: z.shape, noise: &noise,
+            denoiser: DiTDenoisers.officialCFG(s.model, labels: y, scale: scale)
+        ) { st in
             xs.append(st.sample); x0s.append(st.predXstart)
         }
         return (xs, x0s, final)
@@ -162,8 +164,9 @@ final class DiffusionSamplingTests: XCTestCase {
         for k in 0..<steps { rows.append(all.slice0(k, k + 1).reshaped(Array(all.shape.dropFirst())).slice0(0, n)) }
         var noise = RecordedNoise(initial: z, steps: Tensor.cat0(rows.map { $0.reshaped([1] + $0.shape) }))
         let sampler = DiffusionSampler(diffusion: s.diffusion, method: .ddpm)
-        let ours = try sampler.sample(shape: z.shape, noise: &noise,
-                                      denoiser: DiTDenoisers.guided(s.model, labels: y, scale: scale))
+        let ours = try sampler.sample(
+            shape: z.shape, noise: &noise,
+            denoiser: DiTDenoisers.guided(s.model, labels: y, scale: scale))
         XCTAssertEqual(ours, official.slice0(0, n))
     }
 
@@ -183,7 +186,8 @@ final class DiffusionSamplingTests: XCTestCase {
         XCTAssertEqual(try DiffusionSampler.Method.parse("DDIM", eta: 0.5), .ddim(eta: 0.5))
         // eta outside [0, 1] (NaN, negative, huge) would give NaN noise scales: refused, naming the flag.
         for eta: Float in [.nan, -5, 1e30, .infinity] {
-            XCTAssertThrowsError(try DiffusionSampler.Method.parse("ddim", eta: eta)) { e in XCTAssertTrue("\(e)".contains("--eta"), "\(e)") }
+            XCTAssertThrowsError(try DiffusionSampler.Method.parse("ddim", eta: eta)) { e in XCTAssertTrue("\(e)".contains("--eta"), "\(e)")
+            }
         }
     }
 }

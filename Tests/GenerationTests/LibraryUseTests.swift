@@ -12,7 +12,8 @@ import XCTest
 /// varlab used as a library (no CLI): sample with both families, edit an image, recognise checkpoints.
 final class LibraryUseTests: XCTestCase {
     func folder(_ name: String) throws -> URL {
-        let u = FileManager.default.temporaryDirectory.appendingPathComponent("varlab-lib-\(name)-\(ProcessInfo.processInfo.processIdentifier)")
+        let u = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "varlab-lib-\(name)-\(ProcessInfo.processInfo.processIdentifier)")
         try? FileManager.default.removeItem(at: u)
         try FileManager.default.createDirectory(at: u, withIntermediateDirectories: true)
         return u
@@ -109,11 +110,13 @@ final class LibraryUseTests: XCTestCase {
 
     /// A job object becomes the same EditOptions as the flags would; each bad field is named.
     func testJobFieldsBecomeEditOptions() throws {
-        let jobs = try JobsFile.parse(Data("""
-        {"jobs": [{"image": "a.png", "box": [0, 0, 0.5, 1], "class": 3, "seed": 7, "top_p": 0.5, "eta": 0.25,
-                   "compare": true, "output": "/abs/out.png", "threads": 1},
-                  {"steps": "many"}, {"seed": -1}, {"compare": "yes"}, {"colour": 1}, {"threads": 0}]}
-        """.utf8), jsonLines: false, path: "jobs.json")
+        let jobs = try JobsFile.parse(
+            Data(
+                """
+                {"jobs": [{"image": "a.png", "box": [0, 0, 0.5, 1], "class": 3, "seed": 7, "top_p": 0.5, "eta": 0.25,
+                           "compare": true, "output": "/abs/out.png", "threads": 1},
+                          {"steps": "many"}, {"seed": -1}, {"compare": "yes"}, {"colour": 1}, {"threads": 0}]}
+                """.utf8), jsonLines: false, path: "jobs.json")
         let base = URL(fileURLWithPath: "/work/in")
         let o = try EditOptions(job: jobs[0], baseDirectory: base)
         XCTAssertEqual(o.image, "/work/in/a.png")
@@ -133,8 +136,9 @@ final class LibraryUseTests: XCTestCase {
     /// Unset token-sampling settings take the checkpoint's recorded value, else the official default.
     func testTokenSamplingOverridesTakeRecordedThenOfficialDefaults() throws {
         let recorded = TokenSamplingOverrides(topK: 10, topP: 0.9, moreSmooth: true)
-        XCTAssertEqual(TokenSamplingOverrides(topK: 5).resolved(recorded: recorded),
-                       TokenSamplingOptions(topK: 5, topP: 0.9, temperature: 1, moreSmooth: true))
+        XCTAssertEqual(
+            TokenSamplingOverrides(topK: 5).resolved(recorded: recorded),
+            TokenSamplingOptions(topK: 5, topP: 0.9, temperature: 1, moreSmooth: true))
         XCTAssertEqual(TokenSamplingOverrides().resolved(), TokenSamplingOptions())
         var s = GenerationSettings()
         s.tokens.temperature = 0

@@ -26,7 +26,8 @@ final class ImageLimitTests: XCTestCase {
         let crc = crc32(Array(png[12..<29]))
         png.replaceSubrange(29..<33, with: withUnsafeBytes(of: crc.bigEndian, Array.init))
         XCTAssertThrowsError(try PNG.decode(Data(png), source: "bomb.png")) { e in
-            XCTAssertTrue("\(e)".contains("bomb.png") && "\(e)".contains("900000000 pixels") && "\(e)".contains("VARLAB_MAX_PIXELS"), "\(e)")
+            XCTAssertTrue(
+                "\(e)".contains("bomb.png") && "\(e)".contains("900000000 pixels") && "\(e)".contains("VARLAB_MAX_PIXELS"), "\(e)")
         }
     }
 
@@ -34,7 +35,7 @@ final class ImageLimitTests: XCTestCase {
         var jpg = [UInt8](try JPEG.encode(small))
         // SOF0 (FF C0): length (2), precision (1), height (2), width (2).
         let sof = try XCTUnwrap((0..<(jpg.count - 1)).first { jpg[$0] == 0xFF && jpg[$0 + 1] == 0xC0 })
-        for off in [sof + 5, sof + 7] { jpg[off] = 0x75; jpg[off + 1] = 0x30 }   // 30000
+        for off in [sof + 5, sof + 7] { jpg[off] = 0x75; jpg[off + 1] = 0x30 }  // 30000
         XCTAssertThrowsError(try JPEG.decode(Data(jpg), source: "bomb.jpg")) { e in
             XCTAssertTrue("\(e)".contains("bomb.jpg") && "\(e)".contains("900000000 pixels"), "\(e)")
         }

@@ -35,7 +35,7 @@ final class MaskGeometryTests: XCTestCase {
         XCTAssertEqual([w.scaledWidth, w.scaledHeight, w.cropX, w.cropY], [128, 64, 32, 0])
         let b = try BoxSpec(48, 16, 80, 48).modelFractions(w)
         XCTAssertEqual([b.y0, b.x0, b.y1, b.x1], [0.25, 0.25, 0.75, 0.75])
-        XCTAssertThrowsError(try BoxSpec(0, 0, 20, 20).modelFractions(w)) // entirely left of the crop
+        XCTAssertThrowsError(try BoxSpec(0, 0, 20, 20).modelFractions(w))  // entirely left of the crop
     }
 
     func testGeometryShorterSideAndCenterCrop() throws {
@@ -47,7 +47,7 @@ final class MaskGeometryTests: XCTestCase {
         let img = Image8(width: 300, height: 200, channels: 3, pixels: [UInt8](repeating: 77, count: 300 * 200 * 3))
         let m = try g.apply(img)
         XCTAssertEqual([m.width, m.height], [64, 64])
-        XCTAssertTrue(m.pixels.allSatisfy { $0 == 77 }) // a constant image stays constant (normalised weights)
+        XCTAssertTrue(m.pixels.allSatisfy { $0 == 77 })  // a constant image stays constant (normalised weights)
     }
 
     func testMaskThresholdAndResize() throws {
@@ -102,7 +102,7 @@ final class MaskGrowSquareTests: XCTestCase {
         let (canvas, mask) = try XCTUnwrap(try OutpaintSpec(parsing: "grow:2,0,2,0").grownCanvas(img, square: true))
         XCTAssertEqual([canvas.width, canvas.height], [10, 10])
         XCTAssertEqual(mask.regeneratedCount, 100 - 24)
-        XCTAssertFalse(mask.regenerate[3 * 10 + 2])   // top-left pixel of the original sits at (2, 3)
+        XCTAssertFalse(mask.regenerate[3 * 10 + 2])  // top-left pixel of the original sits at (2, 3)
         XCTAssertTrue(mask.regenerate[2 * 10 + 2])
     }
 }

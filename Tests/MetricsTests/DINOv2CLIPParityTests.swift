@@ -12,8 +12,10 @@ func fixtureImages(_ f: SafetensorsFile) throws -> [Image8] {
     while let info = f.info("image\(out.count)_u8") {
         XCTAssertEqual(info.dtype, .u8)
         XCTAssertEqual(info.shape.count, 3)
-        out.append(Image8(width: info.shape[1], height: info.shape[0], channels: info.shape[2],
-                          pixels: [UInt8](try f.rawBytes("image\(out.count)_u8"))))
+        out.append(
+            Image8(
+                width: info.shape[1], height: info.shape[0], channels: info.shape[2],
+                pixels: [UInt8](try f.rawBytes("image\(out.count)_u8"))))
     }
     XCTAssertFalse(out.isEmpty, "no image0_u8 in \(f.path)")
     return out
@@ -36,7 +38,8 @@ func assertClose(_ a: Tensor, _ ref: Tensor, tol: Float, _ what: String, file: S
 func assertBitExact(_ a: [Float], _ b: [Float], _ what: String, file: StaticString = #filePath, line: UInt = #line) {
     XCTAssertEqual(a.count, b.count, what, file: file, line: line)
     let bad = zip(a, b).filter { $0.bitPattern != $1.bitPattern }.count
-    XCTAssertEqual(bad, 0, "\(what): \(bad) of \(a.count) values differ (max \(zip(a, b).map { abs($0 - $1) }.max() ?? 0))", file: file, line: line)
+    XCTAssertEqual(
+        bad, 0, "\(what): \(bad) of \(a.count) values differ (max \(zip(a, b).map { abs($0 - $1) }.max() ?? 0))", file: file, line: line)
 }
 
 /// NHWC [N, H, W, C] uint8 fixture -> image i.
@@ -105,7 +108,9 @@ final class DINOv2ParityTests: XCTestCase {
     func testIntermediatesAndFeatures() throws {
         let imgs = try fixtureImages(io)
         let sel = try io.intTensor("sel_index").values.map { Int($0) }
-        let (patch, tokens, block0) = (try io.floatTensor("patch_embed_sel"), try io.floatTensor("tokens_sel"), try io.floatTensor("block0_sel"))
+        let (patch, tokens, block0) = (
+            try io.floatTensor("patch_embed_sel"), try io.floatTensor("tokens_sel"), try io.floatTensor("block0_sel")
+        )
         for (j, i) in sel.enumerated() {
             let x = row(try io.floatTensor("pixel_values_sel"), j)
             assertClose(model.patchEmbedding(x), row(patch, j), tol: 1e-5, "patch_embed image \(i)")
@@ -114,8 +119,9 @@ final class DINOv2ParityTests: XCTestCase {
             assertClose(model.blocks[0](t), row(block0, j), tol: 1e-5, "block 0 image \(i)")
             // The CLS-only last block equals the full block's row 0 (the feature needs nothing else).
             let full = model.blocks[0](t)
-            assertClose(model.blocks[0].firstTokenOutput(t), Tensor(shape: [1, 1, full.shape[2]], data: Array(full.data[0..<full.shape[2]])),
-                        tol: 1e-6, "CLS-only block image \(i)")
+            assertClose(
+                model.blocks[0].firstTokenOutput(t), Tensor(shape: [1, 1, full.shape[2]], data: Array(full.data[0..<full.shape[2]])),
+                tol: 1e-6, "CLS-only block image \(i)")
         }
         let features = try io.floatTensor("features")
         XCTAssertEqual(features.shape[0], imgs.count)
@@ -163,7 +169,7 @@ final class CLIPParityTests: XCTestCase {
     func testPreprocessingBitExact() throws {
         let imgs = try fixtureImages(io)
         let sel = try io.intTensor("sel_index").values.map { Int($0) }
-        let pixels = try io.floatTensor("pixel_values_sel")   // NHWC
+        let pixels = try io.floatTensor("pixel_values_sel")  // NHWC
         for (i, img) in imgs.enumerated() {
             let (resized, x) = try model.preprocess(img)
             XCTAssertEqual(resized.pixels, try nhwcImage(io, "resized_u8", i).pixels, "image \(i): centre crop + PIL bicubic resize")
@@ -177,7 +183,9 @@ final class CLIPParityTests: XCTestCase {
         let imgs = try fixtureImages(io)
         let sel = try io.intTensor("sel_index").values.map { Int($0) }
         let pixels = try io.floatTensor("pixel_values_sel")
-        let (patch, tokens, block0) = (try io.floatTensor("patch_embed_sel"), try io.floatTensor("tokens_sel"), try io.floatTensor("block0_sel"))
+        let (patch, tokens, block0) = (
+            try io.floatTensor("patch_embed_sel"), try io.floatTensor("tokens_sel"), try io.floatTensor("block0_sel")
+        )
         for (j, i) in sel.enumerated() {
             let x = row(pixels, j).permuted([0, 3, 1, 2])
             assertClose(model.patchEmbedding(x), row(patch, j), tol: 1e-5, "patch_embed image \(i)")
@@ -208,7 +216,9 @@ final class ShapeArchive: TensorArchive {
     var keys: [String] { infos.keys.sorted() }
     func info(_ key: String) -> TensorInfo? { infos[key] }
     func floatTensor(_ key: String) throws -> Tensor { throw CheckpointError.missingKey(path: path, key: key, available: 0) }
-    func intTensor(_ key: String) throws -> (shape: [Int], values: [Int64]) { throw CheckpointError.missingKey(path: path, key: key, available: 0) }
+    func intTensor(_ key: String) throws -> (shape: [Int], values: [Int64]) {
+        throw CheckpointError.missingKey(path: path, key: key, available: 0)
+    }
 }
 
 /// The shape tables the benchmarks build random models from are the released checkpoints' own.
@@ -222,7 +232,9 @@ final class ReleasedShapeTests: XCTestCase {
 
     func testCLIPViTL14_336Shapes() throws {
         let keys = try XCTUnwrap(try Fixtures.json("eval/clip_vit_l14_336_keys.json")["keys"] as? [String: [Int]])
-        let vision = keys.filter { $0.key.hasPrefix("vision_model.") && !$0.key.hasSuffix("position_ids") || $0.key == "visual_projection.weight" }
+        let vision = keys.filter {
+            $0.key.hasPrefix("vision_model.") && !$0.key.hasSuffix("position_ids") || $0.key == "visual_projection.weight"
+        }
         XCTAssertEqual(Dictionary(uniqueKeysWithValues: CLIPVisionConfig.vitL14_336.stateDictShapes), vision)
         XCTAssertEqual(try CLIPVisionConfig.inferred(from: ShapeArchive(keys, path: "m")), CLIPVisionConfig.vitL14_336)
     }

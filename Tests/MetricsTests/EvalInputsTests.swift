@@ -111,11 +111,12 @@ final class EvalInputsTests: XCTestCase {
         }
         let set = try ImageSet(paths: [d.path])
         XCTAssertEqual(set.count, 2)
-        XCTAssertEqual(set.labels, [12, 7]) // sorted file names: class12_ < class7_
-        try "class7_000001.png 3\nclass12_000000.png 4\n".write(to: d.appendingPathComponent("labels.txt"), atomically: true, encoding: .utf8)
+        XCTAssertEqual(set.labels, [12, 7])  // sorted file names: class12_ < class7_
+        try "class7_000001.png 3\nclass12_000000.png 4\n".write(
+            to: d.appendingPathComponent("labels.txt"), atomically: true, encoding: .utf8)
         XCTAssertEqual(try ImageSet(paths: [d.path]).labels, [4, 3])
         try "5\n".write(to: d.appendingPathComponent("labels.txt"), atomically: true, encoding: .utf8)
-        XCTAssertThrowsError(try ImageSet(paths: [d.path])) // one label for two images
+        XCTAssertThrowsError(try ImageSet(paths: [d.path]))  // one label for two images
         let empty = try tempDir()
         XCTAssertThrowsError(try ImageSet(paths: [empty.path])) { XCTAssertTrue("\($0)".contains("no PNG/JPEG")) }
     }
@@ -134,8 +135,9 @@ final class EvalInputsTests: XCTestCase {
         XCTAssertTrue(ex.lastFromCache)
         let fid = try FID.distance(GaussianStats(features: fs.pool3), GaussianStats(features: fr.pool3))
         XCTAssertEqual(report.values.first { $0.name == "FID" }?.value, fid)
-        XCTAssertEqual(report.values.first { $0.name == "Inception Score" }?.value,
-                       try InceptionScore.compute(logits: fs.logits))
+        XCTAssertEqual(
+            report.values.first { $0.name == "Inception Score" }?.value,
+            try InceptionScore.compute(logits: fs.logits))
         // A statistics-only reference of the wrong width cannot be used and has no images to fall back on.
         var w = NPZWriter()
         w.add("mu", try NPYArray(float64: [0, 0], shape: [2]))
@@ -146,8 +148,9 @@ final class EvalInputsTests: XCTestCase {
             XCTAssertTrue("\($0)".contains("widths differ"))
         }
         // Accuracy without labels is an error, not a number.
-        XCTAssertThrowsError(try Evaluator(extractor: ex, classifier: ResNet(path: Fixtures.path("eval/resnet_bottleneck1111_fp16.safetensors")))
-            .run(samples: r, reference: r, metrics: [.acc], explicit: true))
+        XCTAssertThrowsError(
+            try Evaluator(extractor: ex, classifier: ResNet(path: Fixtures.path("eval/resnet_bottleneck1111_fp16.safetensors")))
+                .run(samples: r, reference: r, metrics: [.acc], explicit: true))
     }
 
     func testSavedStatisticsRoundTrip() throws {

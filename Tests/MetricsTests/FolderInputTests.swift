@@ -43,7 +43,9 @@ final class NotesSurviveTests: XCTestCase {
         try FileManager.default.createDirectory(at: d, withIntermediateDirectories: true)
         addTeardownBlock { try? FileManager.default.removeItem(at: d) }
         for i in 0..<3 {
-            let img = Image8(width: 20 + i, height: 20, channels: i == 0 ? 1 : 3, pixels: (0..<((20 + i) * 20 * (i == 0 ? 1 : 3))).map { UInt8(($0 * (7 + i)) % 256) })
+            let img = Image8(
+                width: 20 + i, height: 20, channels: i == 0 ? 1 : 3,
+                pixels: (0..<((20 + i) * 20 * (i == 0 ? 1 : 3))).map { UInt8(($0 * (7 + i)) % 256) })
             try PNG.write(img, to: d.appendingPathComponent("class0_00000\(i).png").path)
         }
         let heads = try XCTUnwrap(try Fixtures.json("eval/dinov2_tiny_config.json")["num_heads"] as? Int)

@@ -115,7 +115,7 @@ final class FormulaTests: XCTestCase {
         XCTAssertLessThan(relDiff(bySize, isF64), 1e-9)
         XCTAssertLessThan(relDiff(bySize, isRef), 1e-6)
         XCTAssertLessThan(relDiff(try InceptionScore.compute(logits: logits, splits: .count(splits)), isF64), 1e-9)
-        let single = try InceptionScore.compute(logits: logits) // ADM default split 5000 > N: one split
+        let single = try InceptionScore.compute(logits: logits)  // ADM default split 5000 > N: one split
         XCTAssertLessThan(relDiff(single, try doubles(io, "inception_score_default_split")[0]), 1e-6)
     }
 

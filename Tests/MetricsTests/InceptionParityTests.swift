@@ -62,7 +62,9 @@ final class InceptionParityTests: XCTestCase {
         for (i, c) in [(0, 0), (12345, 1), (s * s - 1, 2)] {
             XCTAssertEqual(x.data[c * s * s + i], (Float(imgs[0].pixels[i * 3 + c]) - 128) / 128)
         }
-        let y = try InceptionPreprocessing.tf.input([Image8(width: 2, height: 2, channels: 3, pixels: [0, 0, 0, 255, 255, 255, 0, 0, 0, 255, 255, 255])])
+        let y = try InceptionPreprocessing.tf.input([
+            Image8(width: 2, height: 2, channels: 3, pixels: [0, 0, 0, 255, 255, 255, 0, 0, 0, 255, 255, 255])
+        ])
         // TF1 resize without half-pixel offset: output column o samples input column o * 2 / 299, so column 0 is
         // exactly input column 0 (0 -> -1) and the last is clamped to the last input column (255).
         XCTAssertEqual(y.data[0], -1)

@@ -44,7 +44,9 @@ final class RepresentationDistanceTests: XCTestCase {
         XCTAssertFalse(expected.isEmpty)
         for (name, c) in expected.sorted(by: { $0.key < $1.key }) {
             let n1 = try XCTUnwrap(c["n1"] as? Int), n2 = try XCTUnwrap(c["n2"] as? Int)
-            let (x, y) = f.contains("\(name)_x") ? (try f.floatTensor("\(name)_x"), try f.floatTensor("\(name)_y"))
+            let (x, y) =
+                f.contains("\(name)_x")
+                ? (try f.floatTensor("\(name)_x"), try f.floatTensor("\(name)_y"))
                 : split(try Fixtures.safetensors("eval/clip_io.safetensors").floatTensor("features"), n1, n2)
             XCTAssertEqual([x.shape[0], y.shape[0]], [n1, n2], name)
             let r = try CMMD.compute(x, y)
@@ -62,7 +64,9 @@ final class RepresentationDistanceTests: XCTestCase {
     func testCMMDOfASetWithItselfIsZeroAndInputsAreChecked() throws {
         let x = Tensor(shape: [3, 2], data: [1, 0, 0, 1, 0.6, 0.8])
         XCTAssertEqual(try CMMD.compute(x, x).value, 0, accuracy: 1e-12)
-        XCTAssertThrowsError(try CMMD.compute(x, Tensor(shape: [2, 3], data: [1, 0, 0, 0, 1, 0]))) { XCTAssertTrue("\($0)".contains("widths differ")) }
+        XCTAssertThrowsError(try CMMD.compute(x, Tensor(shape: [2, 3], data: [1, 0, 0, 0, 1, 0]))) {
+            XCTAssertTrue("\($0)".contains("widths differ"))
+        }
         XCTAssertThrowsError(try CMMD.compute(x, Tensor(shape: [1, 2], data: [.nan, 0]))) { XCTAssertTrue("\($0)".contains("NaN")) }
         XCTAssertThrowsError(try CMMD.compute(x, Tensor(shape: [0, 2], data: [])))
     }

@@ -18,8 +18,10 @@ final class RepresentationEvalTests: XCTestCase {
     override func setUpWithError() throws {
         if Self.nets == nil {
             let heads = try XCTUnwrap(try Fixtures.json("eval/dinov2_tiny_config.json")["num_heads"] as? Int)
-            Self.nets = (DINOv2Features(try DINOv2(path: Fixtures.path("eval/dinov2_tiny_pretrain.pth"), heads: heads)),
-                         CLIPFeatures(try CLIPVision(location: Fixtures.path("eval/clip_tiny_hf"))))
+            Self.nets = (
+                DINOv2Features(try DINOv2(path: Fixtures.path("eval/dinov2_tiny_pretrain.pth"), heads: heads)),
+                CLIPFeatures(try CLIPVision(location: Fixtures.path("eval/clip_tiny_hf")))
+            )
         }
         (dinov2, clip) = Self.nets!
     }
@@ -57,8 +59,9 @@ final class RepresentationEvalTests: XCTestCase {
         let img = Image8(width: 61, height: 40, channels: 3, pixels: px)
         let square = try img.cropped(x: 10, y: 0, width: 40, height: 40)
         XCTAssertEqual(try clip.model.preprocess(img).pixels.data, try clip.model.preprocess(square).pixels.data)
-        XCTAssertEqual(try clip.model.preprocess(img.transposedForTest()).resized.pixels,
-                       try clip.model.preprocess(try img.transposedForTest().cropped(x: 0, y: 10, width: 40, height: 40)).resized.pixels)
+        XCTAssertEqual(
+            try clip.model.preprocess(img.transposedForTest()).resized.pixels,
+            try clip.model.preprocess(try img.transposedForTest().cropped(x: 0, y: 10, width: 40, height: 40)).resized.pixels)
         let d = try dinov2.model.preprocess(img)
         XCTAssertEqual([d.resized.width, d.resized.height], [224, 224])
         XCTAssertEqual(d.resized.pixels, try img.resized(width: 224, height: 224, filter: .bicubic).pixels)
@@ -96,8 +99,9 @@ final class RepresentationEvalTests: XCTestCase {
         XCTAssertTrue(again.notes.contains { $0.contains("read from the cache") })
 
         // Statistics of another architecture are never compared: with no images to fall back on, an error.
-        let other = RepresentationMetrics(dinov2: DINOv2Features(try DINOv2(path: Fixtures.path("eval/dinov2_tiny_pretrain.pth"), heads: 1)),
-                                          clip: nil, cache: FeatureCache(dir: nil))
+        let other = RepresentationMetrics(
+            dinov2: DINOv2Features(try DINOv2(path: Fixtures.path("eval/dinov2_tiny_pretrain.pth"), heads: 1)),
+            clip: nil, cache: FeatureCache(dir: nil))
         var r3 = EvalReport()
         XCTAssertThrowsError(try other.run(samples: s, reference: back, metrics: [.fdDINOv2], explicit: true, into: &r3)) {
             XCTAssertTrue("\($0)".contains("not of DINOv2"), "\($0)")
@@ -114,8 +118,10 @@ final class RepresentationEvalTests: XCTestCase {
     func testCLIReportsBothInTheTableAndJSON() throws {
         let d = try tempDir()
         let json = d.appendingPathComponent("r.json").path
-        let flags = ["--dinov2", Fixtures.path("eval/dinov2_tiny_pretrain.pth"), "--dinov2-heads", "\(heads)",
-                     "--clip", Fixtures.path("eval/clip_tiny_hf"), "--no-cache"]
+        let flags = [
+            "--dinov2", Fixtures.path("eval/dinov2_tiny_pretrain.pth"), "--dinov2-heads", "\(heads)",
+            "--clip", Fixtures.path("eval/clip_tiny_hf"), "--no-cache",
+        ]
         let r = try VarlabCLI.run(["eval", sample, reference, "--metrics", "fd-dinov2,cmmd", "--json", json] + flags)
         XCTAssertEqual(r.status, 0, r.err)
         XCTAssertTrue(r.out.contains("FD-DINOv2") && r.out.contains("CMMD"), r.out)
@@ -123,10 +129,14 @@ final class RepresentationEvalTests: XCTestCase {
         let metrics = try XCTUnwrap(obj["metrics"] as? [[String: Any]])
         var report = EvalReport()
         try RepresentationMetrics(dinov2: dinov2, clip: clip, cache: FeatureCache(dir: nil))
-            .run(samples: ImageSet(paths: [sample]), reference: ImageSet(paths: [reference]), metrics: [.fdDINOv2, .cmmd], explicit: true, into: &report)
+            .run(
+                samples: ImageSet(paths: [sample]), reference: ImageSet(paths: [reference]), metrics: [.fdDINOv2, .cmmd], explicit: true,
+                into: &report)
         // Values read from the text (Foundation's JSON parser on Linux rounds some doubles by an ulp or two).
         let text = try String(contentsOfFile: json, encoding: .utf8)
-        let values = text.components(separatedBy: "\"value\" : ").dropFirst().compactMap { Double($0.prefix { "0123456789.eE+-".contains($0) }) }
+        let values = text.components(separatedBy: "\"value\" : ").dropFirst().compactMap {
+            Double($0.prefix { "0123456789.eE+-".contains($0) })
+        }
         XCTAssertEqual(values, report.values.map(\.value))
         XCTAssertEqual(metrics.count, 2)
         XCTAssertEqual(metrics.compactMap { $0["network"] as? String }, report.values.map(\.network))
@@ -134,7 +144,9 @@ final class RepresentationEvalTests: XCTestCase {
         let missing = try VarlabCLI.run(["eval", sample, reference, "--metrics", "cmmd", "--no-cache"])
         XCTAssertEqual(missing.status, 1)
         XCTAssertTrue(missing.err.contains("--clip"), missing.err)
-        let wrong = try VarlabCLI.run(["eval", sample, reference, "--metrics", "fd-dinov2", "--dinov2", Fixtures.path("eval/clip_tiny_hf/model.safetensors")])
+        let wrong = try VarlabCLI.run([
+            "eval", sample, reference, "--metrics", "fd-dinov2", "--dinov2", Fixtures.path("eval/clip_tiny_hf/model.safetensors"),
+        ])
         XCTAssertEqual(wrong.status, 1)
         XCTAssertTrue(wrong.err.contains("not a DINOv2 backbone"), wrong.err)
         // --save-stats with only the new networks writes their statistics (no Inception, no toy classifier).
@@ -153,16 +165,26 @@ final class RepresentationEvalTests: XCTestCase {
         func repo(_ config: String) throws -> String {
             let dir = d.appendingPathComponent(UUID().uuidString)
             try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-            try FileManager.default.createSymbolicLink(atPath: dir.appendingPathComponent("model.safetensors").path,
-                                                       withDestinationPath: src + "/model.safetensors")
+            try FileManager.default.createSymbolicLink(
+                atPath: dir.appendingPathComponent("model.safetensors").path,
+                withDestinationPath: src + "/model.safetensors")
             try config.write(to: dir.appendingPathComponent("config.json"), atomically: true, encoding: .utf8)
             return dir.path
         }
         let good = try String(contentsOfFile: src + "/config.json", encoding: .utf8)
-        for (config, expect) in [("{not json", "not a JSON object"),
-                                 (good.replacingOccurrences(of: "\"num_hidden_layers\": 2", with: "\"num_hidden_layers\": 3"), "num_hidden_layers 3 does not match"),
-                                 (good.replacingOccurrences(of: "\"num_attention_heads\": 2", with: "\"num_attention_heads\": 5"), "cannot be split into 5"),
-                                 (good.replacingOccurrences(of: "\"hidden_act\": \"quick_gelu\",\n    \"hidden_size\": 64", with: "\"hidden_act\": \"relu\",\n    \"hidden_size\": 64"), "hidden_act 'relu'")] {
+        for (config, expect) in [
+            ("{not json", "not a JSON object"),
+            (
+                good.replacingOccurrences(of: "\"num_hidden_layers\": 2", with: "\"num_hidden_layers\": 3"),
+                "num_hidden_layers 3 does not match"
+            ),
+            (good.replacingOccurrences(of: "\"num_attention_heads\": 2", with: "\"num_attention_heads\": 5"), "cannot be split into 5"),
+            (
+                good.replacingOccurrences(
+                    of: "\"hidden_act\": \"quick_gelu\",\n    \"hidden_size\": 64",
+                    with: "\"hidden_act\": \"relu\",\n    \"hidden_size\": 64"), "hidden_act 'relu'"
+            ),
+        ] {
             XCTAssertThrowsError(try CLIPVision(location: try repo(config)), expect) { XCTAssertTrue("\($0)".contains(expect), "\($0)") }
         }
         let empty = d.appendingPathComponent("empty")
@@ -175,9 +197,13 @@ extension Image8 {
     /// Rows and columns swapped (a portrait version of a landscape test image).
     func transposedForTest() -> Image8 {
         var px = [UInt8](repeating: 0, count: pixels.count)
-        for y in 0..<height { for x in 0..<width { for c in 0..<channels {
-            px[(x * height + y) * channels + c] = pixels[(y * width + x) * channels + c]
-        } } }
+        for y in 0..<height {
+            for x in 0..<width {
+                for c in 0..<channels {
+                    px[(x * height + y) * channels + c] = pixels[(y * width + x) * channels + c]
+                }
+            }
+        }
         return Image8(width: height, height: width, channels: channels, pixels: px)
     }
 }
@@ -188,9 +214,11 @@ final class ImpossibleInputTests: XCTestCase {
         let d = FileManager.default.temporaryDirectory.appendingPathComponent("varlab-cov-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: d, withIntermediateDirectories: true)
         addTeardownBlock { try? FileManager.default.removeItem(at: d) }
-        for (name, sigma, expect) in [("negdef", [-2.0, 0, 0, -1], "not positive semidefinite"),
-                                      ("asym", [1.0, 0.5, 0.1, 1], "not symmetric"),
-                                      ("dinov2", [1.0, 0, 0, -3], "not positive semidefinite")] {
+        for (name, sigma, expect) in [
+            ("negdef", [-2.0, 0, 0, -1], "not positive semidefinite"),
+            ("asym", [1.0, 0.5, 0.1, 1], "not symmetric"),
+            ("dinov2", [1.0, 0, 0, -3], "not positive semidefinite"),
+        ] {
             var w = NPZWriter()
             let (mu, sg) = name == "dinov2" ? ("mu_dinov2", "sigma_dinov2") : ("mu", "sigma")
             w.add(mu, try NPYArray(float64: [0, 0], shape: [2]))
@@ -220,8 +248,10 @@ final class ImpossibleInputTests: XCTestCase {
         let cache = FileManager.default.temporaryDirectory.appendingPathComponent("varlab-nocache-\(UUID().uuidString)")
         addTeardownBlock { try? FileManager.default.removeItem(at: cache) }
         for (flag, path) in [("--json", "/nonexistent-folder/r.json"), ("--save-stats", FileManager.default.temporaryDirectory.path)] {
-            let r = try VarlabCLI.run(["eval", sample, reference, flag, path, "--cache-dir", cache.path,
-                                       "--inception", Fixtures.path("eval/fid_inception_v3_fp16.safetensors")])
+            let r = try VarlabCLI.run([
+                "eval", sample, reference, flag, path, "--cache-dir", cache.path,
+                "--inception", Fixtures.path("eval/fid_inception_v3_fp16.safetensors"),
+            ])
             XCTAssertEqual(r.status, 1, r.err)
             XCTAssertTrue(r.err.contains(flag) && r.err.contains(path), r.err)
             // Refused before any feature was computed (none reached the cache).

@@ -127,7 +127,8 @@ final class NPYTests: XCTestCase {
         assertNPYError(npy("{'descr': '<f4', 'fortran_order': True, 'shape': (2, 3), }", dataBytes: 24), "Fortran")
         assertNPYError(npy("{'descr': '>f4', 'fortran_order': False, 'shape': (2,), }", dataBytes: 8), "dtype '>f4'")
         assertNPYError(npy("{'descr': [('a', '<f4')], 'fortran_order': False, 'shape': (2,), }", dataBytes: 8), "structured")
-        assertNPYError(npy("{'descr': '<f4', 'fortran_order': False, 'shape': (100000000, 100000000, 1000), }", dataBytes: 8), "absurd shape")
+        assertNPYError(
+            npy("{'descr': '<f4', 'fortran_order': False, 'shape': (100000000, 100000000, 1000), }", dataBytes: 8), "absurd shape")
         assertNPYError(npy("{'descr': '<f4', 'fortran_order': False, 'shape': (4611686018427387904, 4), }", dataBytes: 8), "absurd shape")
         assertNPYError(npy("{'descr': '<f4', 'fortran_order': False, 'shape': (-2, 3), }", dataBytes: 8), "negative")
         assertNPYError(npy("{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3)", dataBytes: 24), "header dict")

@@ -36,7 +36,9 @@ final class NPZConcatenateTests: XCTestCase {
         try writeShard(d.appendingPathComponent("a.npz").path, images: [UInt8](repeating: 1, count: 2 * 3 * 6), n: 2, h: 3, labels: [0, 1])
         try writeShard(d.appendingPathComponent("b.npz").path, images: [UInt8](repeating: 1, count: 1 * 4 * 6), n: 1, h: 4, labels: [0])
         let out = d.appendingPathComponent("all.npz").path
-        XCTAssertThrowsError(try NPZConcatenate.run(inputs: [d.appendingPathComponent("a.npz").path, d.appendingPathComponent("b.npz").path], to: out)) { e in
+        XCTAssertThrowsError(
+            try NPZConcatenate.run(inputs: [d.appendingPathComponent("a.npz").path, d.appendingPathComponent("b.npz").path], to: out)
+        ) { e in
             XCTAssertTrue("\(e)".contains("b.npz"), "error should name the shard: \(e)")
         }
         XCTAssertFalse(FileManager.default.fileExists(atPath: out))

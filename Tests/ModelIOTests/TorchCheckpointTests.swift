@@ -28,19 +28,19 @@ struct PickleBuilder {
         global("torch._utils", "_rebuild_tensor_v2")
         mark()
         mark(); str("storage"); global("torch", type); str(key); str("cpu"); int(numel); tuple()
-        op(0x51) // BINPERSID
+        op(0x51)  // BINPERSID
         int(offset); ints(size); ints(stride)
-        op(0x89) // False
+        op(0x89)  // False
         global("collections", "OrderedDict"); op(0x29); op(0x52)
         tuple()
-        op(0x52) // REDUCE
+        op(0x52)  // REDUCE
     }
     /// An OrderedDict of the given entries (each `value` closure pushes one value).
     mutating func dict(_ items: [(String, (inout PickleBuilder) -> Void)]) {
         global("collections", "OrderedDict"); op(0x29); op(0x52)
         mark()
         for (k, v) in items { str(k); v(&self) }
-        op(0x75) // SETITEMS
+        op(0x75)  // SETITEMS
     }
 }
 
@@ -54,13 +54,16 @@ final class TorchCheckpointTests: XCTestCase {
     func file(_ n: String) -> String { tmp.appendingPathComponent(n).path }
 
     /// A torch zip checkpoint: `<name>/data.pkl`, `<name>/data/<key>` entries (stored), `<name>/byteorder`.
-    func writeTorchZip(_ name: String, pickle: [UInt8], storages: [(String, Data)], extra: [(String, Data)] = [],
-                       deflate: Bool = false) throws -> String {
+    func writeTorchZip(
+        _ name: String, pickle: [UInt8], storages: [(String, Data)], extra: [(String, Data)] = [],
+        deflate: Bool = false
+    ) throws -> String {
         let p = file(name + ".pth")
         let archive = try Archive(url: URL(fileURLWithPath: p), accessMode: .create)
         func add(_ path: String, _ d: Data) throws {
-            try archive.addEntry(with: path, type: .file, uncompressedSize: Int64(d.count), compressionMethod: deflate ? .deflate : .none) { pos, size in
-                d.subdata(in: Int(pos) ..< Int(pos) + size)
+            try archive.addEntry(with: path, type: .file, uncompressedSize: Int64(d.count), compressionMethod: deflate ? .deflate : .none) {
+                pos, size in
+                d.subdata(in: Int(pos)..<Int(pos) + size)
             }
         }
         try add(name + "/data.pkl", Data(pickle))
@@ -75,9 +78,9 @@ final class TorchCheckpointTests: XCTestCase {
     /// (torch file, key path, safetensors twin, factor applied to the twin's floats)
     static let twins: [(String, String?, String, Float)] = [
         ("var/var.pth", nil, "var/var.safetensors", 1),
-        ("var/vqvae.pth", nil, "var/vqvae.safetensors", 1), // twin is fp16; the fp32 values are fp16-exact
+        ("var/vqvae.pth", nil, "var/vqvae.safetensors", 1),  // twin is fp16; the fp32 values are fp16-exact
         ("dit/dit_legacy_format.pt", nil, "dit/dit.safetensors", 1),
-        ("eval/dinov2_tiny_pretrain.pth", nil, "eval/dinov2_tiny.safetensors", 1), // torch.hub's plain state dict
+        ("eval/dinov2_tiny_pretrain.pth", nil, "eval/dinov2_tiny.safetensors", 1),  // torch.hub's plain state dict
     ]
     /// dit_train_checkpoint.pt is checked separately (testTrainCheckpoint): its tensors are not those of
     /// dit.safetensors bit for bit, see there.
@@ -89,7 +92,9 @@ final class TorchCheckpointTests: XCTestCase {
         let all = (fm.enumerator(atPath: root)?.compactMap { $0 as? String } ?? [])
             .filter { $0.hasSuffix(".pth") || $0.hasSuffix(".pt") || $0.hasSuffix(".ckpt") || $0.hasSuffix(".bin") }
         XCTAssertFalse(all.isEmpty)
-        for f in all { XCTAssertTrue(Self.twins.contains { $0.0 == f } || Self.otherTorchFiles.contains(f), "\(f) has no twin in this test") }
+        for f in all {
+            XCTAssertTrue(Self.twins.contains { $0.0 == f } || Self.otherTorchFiles.contains(f), "\(f) has no twin in this test")
+        }
         // The two extra containers are the ones extra_containers.json describes.
         let extra = try Fixtures.json("dit/extra_containers.json")
         for k in extra.keys { XCTAssertTrue(Self.twins.contains { $0.0 == "dit/" + k } || Self.otherTorchFiles.contains("dit/" + k), k) }
@@ -112,7 +117,10 @@ final class TorchCheckpointTests: XCTestCase {
                     let want = tb.data.map { $0 * factor }
                     // bit for bit (NaN-safe, and -inf in attn_bias_for_masking compares equal by bits)
                     let same = zip(ta.data, want).allSatisfy { $0.bitPattern == $1.bitPattern }
-                    XCTAssertTrue(same, "\(label) \(k): values differ (max diff \(zip(ta.data, want).map { abs($0 - $1) }.filter { !$0.isNaN }.max() ?? 0))")
+                    XCTAssertTrue(
+                        same,
+                        "\(label) \(k): values differ (max diff \(zip(ta.data, want).map { abs($0 - $1) }.filter { !$0.isNaN }.max() ?? 0))"
+                    )
                 } else {
                     XCTAssertEqual(ia.dtype, ib.dtype, "\(label) \(k)")
                     XCTAssertEqual(try a.intTensor(k).values, try b.intTensor(k).values, "\(label) \(k)")
@@ -133,7 +141,8 @@ final class TorchCheckpointTests: XCTestCase {
         let twin = try Fixtures.safetensors("dit/dit.safetensors")
         let args = try TorchCheckpoint(path: p).topLevelSummary.first { $0.key == "args" }?.summary ?? ""
         guard let lrText = args.components(separatedBy: "lr=").last?.prefix(while: { "0123456789.e-".contains($0) }),
-              let lr = Float(lrText) else { return XCTFail("no lr in args: \(args)") }
+            let lr = Float(lrText)
+        else { return XCTFail("no lr in args: \(args)") }
         XCTAssertEqual(Set(model.keys), Set(twin.keys))
         XCTAssertEqual(Set(ema.keys), Set(twin.keys))
         var maxStep: Float = 0
@@ -171,7 +180,7 @@ final class TorchCheckpointTests: XCTestCase {
     func testDTypesAndStridedViews() throws {
         let f32: [Float] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]
         let halves: [Float16] = [1.5, -2, 65504, 0.0001]
-        let bf: [UInt16] = [0x3FC0, 0xC000] // 1.5, -2
+        let bf: [UInt16] = [0x3FC0, 0xC000]  // 1.5, -2
         let longs: [Int64] = [-5, 1 << 40, 7]
         let i32: [Int32] = [-3, 4]
         let bools: [UInt8] = [1, 0, 1]
@@ -193,13 +202,16 @@ final class TorchCheckpointTests: XCTestCase {
         // Stored entries are read in place from the memory map; deflated ones (not written by torch.save, but
         // legal zip) go through ZIPFoundation's extraction. Both must give the same tensors.
         for deflate in [false, true] {
-            let p = try writeTorchZip("synthetic\(deflate)", pickle: pk.bytes, storages: [
-                ("0", f32.withUnsafeBytes { Data($0) }), ("1", halves.withUnsafeBytes { Data($0) }),
-                ("2", bf.withUnsafeBytes { Data($0) }), ("3", longs.withUnsafeBytes { Data($0) }),
-                ("4", i32.withUnsafeBytes { Data($0) }), ("5", Data(bools)),
-            ], extra: [(".format_version", Data("1".utf8)), ("version", Data("3\n".utf8))], deflate: deflate)
+            let p = try writeTorchZip(
+                "synthetic\(deflate)", pickle: pk.bytes,
+                storages: [
+                    ("0", f32.withUnsafeBytes { Data($0) }), ("1", halves.withUnsafeBytes { Data($0) }),
+                    ("2", bf.withUnsafeBytes { Data($0) }), ("3", longs.withUnsafeBytes { Data($0) }),
+                    ("4", i32.withUnsafeBytes { Data($0) }), ("5", Data(bools)),
+                ], extra: [(".format_version", Data("1".utf8)), ("version", Data("3\n".utf8))], deflate: deflate)
             let a = try CheckpointLoader.open(path: p)
-            XCTAssertEqual(a.keys, ["transposed", "sliced", "expanded", "whole", "scalar", "half", "bf16", "long", "int", "bool", "nested.w"])
+            XCTAssertEqual(
+                a.keys, ["transposed", "sliced", "expanded", "whole", "scalar", "half", "bf16", "long", "int", "bool", "nested.w"])
             XCTAssertEqual(try a.floatTensor("transposed").data, [0, 4, 8, 1, 5, 9, 2, 6, 10, 3, 7, 11])
             XCTAssertEqual(try a.floatTensor("sliced").data, [5, 6, 8, 9])
             XCTAssertEqual(try a.floatTensor("expanded").data, [2, 3, 4, 2, 3, 4])
@@ -230,7 +242,9 @@ final class TorchCheckpointTests: XCTestCase {
 
     func testForbiddenGlobalsAreRefusedWithoutRunning() throws {
         let marker = file("pwned")
-        for (i, (m, n)) in [("os", "system"), ("builtins", "eval"), ("posix", "system"), ("subprocess", "Popen"), ("torch", "load")].enumerated() {
+        for (i, (m, n)) in [("os", "system"), ("builtins", "eval"), ("posix", "system"), ("subprocess", "Popen"), ("torch", "load")]
+            .enumerated()
+        {
             var pk = PickleBuilder()
             pk.global(m, n); pk.mark(); pk.str("touch " + marker); pk.tuple(); pk.op(0x52); pk.stop()
             let p = try writeTorchZip("evil_\(i)", pickle: pk.bytes, storages: [])
@@ -271,7 +285,10 @@ final class TorchCheckpointTests: XCTestCase {
         var pk = PickleBuilder()
         pk.dict([
             ("past", { $0.tensor(type: "FloatStorage", key: "0", numel: 4, offset: 2, size: [3], stride: [1]) }),
-            ("absurd", { $0.tensor(type: "FloatStorage", key: "0", numel: 4, offset: 0, size: [1 << 30, 1 << 30, 1 << 30], stride: [0, 0, 0]) }),
+            (
+                "absurd",
+                { $0.tensor(type: "FloatStorage", key: "0", numel: 4, offset: 0, size: [1 << 30, 1 << 30, 1 << 30], stride: [0, 0, 0]) }
+            ),
             ("ok", { $0.tensor(type: "FloatStorage", key: "0", numel: 4, offset: 0, size: [4], stride: [1]) }),
         ])
         pk.stop()
@@ -294,7 +311,9 @@ final class TorchCheckpointTests: XCTestCase {
         let missing = try writeTorchZip("missing", pickle: pk.bytes, storages: [])
         assertThrows(try CheckpointLoader.open(path: missing), ["storage '0'"])
         // garbage pickles: truncated, stack underflow, unknown opcode
-        for (i, bytes) in [[0x80, 0x02, 0x58, 0xFF, 0xFF, 0x00], [0x80, 0x02, 0x2E], [0x80, 0x02, 0xFE], [0x80, 0x02, 0x7D, 0x73, 0x2E]].enumerated() {
+        for (i, bytes) in [
+            [0x80, 0x02, 0x58, 0xFF, 0xFF, 0x00], [0x80, 0x02, 0x2E], [0x80, 0x02, 0xFE], [0x80, 0x02, 0x7D, 0x73, 0x2E],
+        ].enumerated() {
             let p = try writeTorchZip("garbage\(i)", pickle: bytes.map(UInt8.init), storages: [])
             assertThrows(try CheckpointLoader.open(path: p), ["pickle"])
         }
@@ -344,7 +363,7 @@ final class TorchCheckpointTests: XCTestCase {
         let saved = PickleLimits.maxObjects
         defer { PickleLimits.maxObjects = saved }
         PickleLimits.maxObjects = 10_000
-        for spam: UInt8 in [0x94, 0x5D] {   // MEMOIZE, EMPTY_LIST
+        for spam: UInt8 in [0x94, 0x5D] {  // MEMOIZE, EMPTY_LIST
             let bomb: [UInt8] = [0x80, 0x02, 0x5D] + [UInt8](repeating: spam, count: 50_000) + [0x2E]
             let p = try writeTorchZip("bomb\(spam)", pickle: bomb, storages: [], deflate: true)
             assertThrows(try CheckpointLoader.open(path: p), ["more than 10000 pickle objects", "VARLAB_PICKLE_MAX_OBJECTS"])
@@ -412,20 +431,30 @@ final class TorchCheckpointTests: XCTestCase {
         }
         let ok = try st(#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}"#, data: 8)
         XCTAssertEqual(try CheckpointLoader.open(path: ok).floatTensor("a").data, [0, 0])
-        assertThrows(try SafetensorsFile(path: st(#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}"#, data: 8, declaredLength: 5000)),
-                     ["header length 5000 exceeds"])
-        assertThrows(try SafetensorsFile(path: st(#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}}"#, data: 12)),
-                     ["overlap"])
-        assertThrows(try SafetensorsFile(path: st(#"{"a":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}}"#, data: 8)),
-                     ["outside"])
-        assertThrows(try SafetensorsFile(path: st(#"{"a":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}}"#, data: 8)),
-                     ["needs 12 bytes", "span 8"])
-        assertThrows(try SafetensorsFile(path: st(#"{"a":{"dtype":"F32","shape":[100000000000,100000000000],"data_offsets":[0,8]}}"#, data: 8)),
-                     ["absurd shape"])
-        assertThrows(try SafetensorsFile(path: st(#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}"#, data: 8)),
-                     ["not a JSON object"])
-        assertThrows(try SafetensorsFile(path: st(#"{"a":{"dtype":"Q8","shape":[2],"data_offsets":[0,8]}}"#, data: 8)),
-                     ["unknown dtype"])
+        assertThrows(
+            try SafetensorsFile(path: st(#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}"#, data: 8, declaredLength: 5000)),
+            ["header length 5000 exceeds"])
+        assertThrows(
+            try SafetensorsFile(
+                path: st(
+                    #"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}}"#,
+                    data: 12)),
+            ["overlap"])
+        assertThrows(
+            try SafetensorsFile(path: st(#"{"a":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}}"#, data: 8)),
+            ["outside"])
+        assertThrows(
+            try SafetensorsFile(path: st(#"{"a":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}}"#, data: 8)),
+            ["needs 12 bytes", "span 8"])
+        assertThrows(
+            try SafetensorsFile(path: st(#"{"a":{"dtype":"F32","shape":[100000000000,100000000000],"data_offsets":[0,8]}}"#, data: 8)),
+            ["absurd shape"])
+        assertThrows(
+            try SafetensorsFile(path: st(#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}"#, data: 8)),
+            ["not a JSON object"])
+        assertThrows(
+            try SafetensorsFile(path: st(#"{"a":{"dtype":"Q8","shape":[2],"data_offsets":[0,8]}}"#, data: 8)),
+            ["unknown dtype"])
         assertThrows(try CheckpointLoader.open(path: ok, keyPath: "model"), ["'model'", "a.*"])
         assertThrows(try CheckpointLoader.open(path: file("absent.safetensors")), ["no such file"])
     }

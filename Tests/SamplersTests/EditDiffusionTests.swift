@@ -33,14 +33,18 @@ final class EditDiffusionTests: XCTestCase {
         return (0..<(s.shape[2] * w)).map { ($0 % w) < w / 2 }
     }
 
-    func run(_ s: Setup, keep: [Bool], mode: DiffusionEditor.Mode = .inpaint, method: DiffusionSampler.Method = .ddpm,
-             resample: (Int, Int)? = nil, seed: UInt64 = 5) throws -> Tensor {
-        let ed = DiffusionEditor(sampler: DiffusionSampler(diffusion: s.diffusion, method: method), mode: mode,
-                                 resample: resample.map { (jumpLength: $0.0, jumpNSample: $0.1) })
+    func run(
+        _ s: Setup, keep: [Bool], mode: DiffusionEditor.Mode = .inpaint, method: DiffusionSampler.Method = .ddpm,
+        resample: (Int, Int)? = nil, seed: UInt64 = 5
+    ) throws -> Tensor {
+        let ed = DiffusionEditor(
+            sampler: DiffusionSampler(diffusion: s.diffusion, method: method), mode: mode,
+            resample: resample.map { (jumpLength: $0.0, jumpNSample: $0.1) })
         var noise = PerSampleNoise(seed: seed, sampleIndices: Array(0..<s.labels.count))
         var editNoise = PerSampleNoise(seed: seed ^ 0xED17, sampleIndices: Array(0..<s.labels.count))
-        return try ed.run(known: known(s.shape), keep: keep, noise: &noise, editNoise: &editNoise,
-                          denoiser: DiTDenoisers.plain(s.model, labels: s.labels))
+        return try ed.run(
+            known: known(s.shape), keep: keep, noise: &noise, editNoise: &editNoise,
+            denoiser: DiTDenoisers.plain(s.model, labels: s.labels))
     }
 
     func keptValues(_ x: Tensor, _ keep: [Bool]) -> [Float] {
@@ -52,9 +56,11 @@ final class EditDiffusionTests: XCTestCase {
         let s = try setup()
         let keep = halfMask(s)
         let k = known(s.shape)
-        for (mode, method, resample) in [(DiffusionEditor.Mode.inpaint, DiffusionSampler.Method.ddpm, nil as (Int, Int)?),
-                                         (.inpaint, .ddim(eta: 0), nil), (.inpaint, .ddpm, (5, 2)),
-                                         (.sdedit(strength: 0.5), .ddpm, nil)] {
+        for (mode, method, resample) in [
+            (DiffusionEditor.Mode.inpaint, DiffusionSampler.Method.ddpm, nil as (Int, Int)?),
+            (.inpaint, .ddim(eta: 0), nil), (.inpaint, .ddpm, (5, 2)),
+            (.sdedit(strength: 0.5), .ddpm, nil),
+        ] {
             let x = try run(s, keep: keep, mode: mode, method: method, resample: resample)
             XCTAssertEqual(keptValues(x, keep), keptValues(k, keep), "\(mode) \(method)")
             // the regenerated region is not the known latent
@@ -110,9 +116,15 @@ final class EditDiffusionTests: XCTestCase {
         let (n, ch, h, w) = (images.shape[0], images.shape[1], images.shape[2], images.shape[3])
         let (oy, ox) = ((h - size) / 2, (w - size) / 2)
         var crop = [Float]()
-        for b in 0..<n { for c in 0..<ch { for y in 0..<size { for x in 0..<size {
-            crop.append(images.data[((b * ch + c) * h + oy + y) * w + ox + x])
-        } } } }
+        for b in 0..<n {
+            for c in 0..<ch {
+                for y in 0..<size {
+                    for x in 0..<size {
+                        crop.append(images.data[((b * ch + c) * h + oy + y) * w + ox + x])
+                    }
+                }
+            }
+        }
         let x = Tensor(shape: [n, ch, size, size], data: crop)
         let mean = try vae.encode(x).mean
         let scale = vae.config.scalingFactor
@@ -123,12 +135,14 @@ final class EditDiffusionTests: XCTestCase {
         var noise = PerSampleNoise(seed: 1, sampleIndices: Array(0..<n))
         var editNoise = PerSampleNoise(seed: 2, sampleIndices: Array(0..<n))
         let labels = [Int](repeating: s.model.config.nullClass, count: n)
-        let out = try ed.run(known: known, keep: keep, noise: &noise, editNoise: &editNoise,
-                             denoiser: DiTDenoisers.plain(s.model, labels: labels))
+        let out = try ed.run(
+            known: known, keep: keep, noise: &noise, editNoise: &editNoise,
+            denoiser: DiTDenoisers.plain(s.model, labels: labels))
         XCTAssertEqual(keptValues(out, keep), keptValues(known, keep))
         var n2 = PerSampleNoise(seed: 1, sampleIndices: Array(0..<n)), e2 = PerSampleNoise(seed: 2, sampleIndices: Array(0..<n))
-        let all = try ed.run(known: known, keep: [Bool](repeating: true, count: keep.count), noise: &n2, editNoise: &e2,
-                             denoiser: DiTDenoisers.plain(s.model, labels: labels))
+        let all = try ed.run(
+            known: known, keep: [Bool](repeating: true, count: keep.count), noise: &n2, editNoise: &e2,
+            denoiser: DiTDenoisers.plain(s.model, labels: labels))
         let recon = try vae.decode(mean)
         XCTAssertLessThanOrEqual(relativeError(try vae.decode(all.map { $0 / scale }), recon), 1e-5)
     }

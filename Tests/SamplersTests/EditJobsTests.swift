@@ -19,18 +19,19 @@ final class EditJobsTests: XCTestCase {
         let image = packageRoot.appendingPathComponent("assets/examples/scene.png").path
         let cfg = try Fixtures.json("var/var_config.json")
         let pns = try XCTUnwrap((cfg["kwargs"] as? [String: Any])?["patch_nums"] as? [Int])
-        let common = "\"patch_nums\": \(pns), \"model\": \"var\", \"checkpoint\": \"\(Fixtures.path("var/var.safetensors"))\", \"vae\": \"\(Fixtures.path("var/vqvae.safetensors"))\", \"image\": \"\(image)\", \"top_k\": 1"
+        let common =
+            "\"patch_nums\": \(pns), \"model\": \"var\", \"checkpoint\": \"\(Fixtures.path("var/var.safetensors"))\", \"vae\": \"\(Fixtures.path("var/vqvae.safetensors"))\", \"image\": \"\(image)\", \"top_k\": 1"
         return (dir, common)
     }
 
     func testOneBadJobAmongGoodOnes() throws {
         let (dir, common) = try varJobSetup()
         let jobs = """
-        {"name": "inpaint", \(common), "box": [0.25, 0.25, 0.75, 0.75], "output": "a.png"}
-        {"name": "unknown-field", \(common), "box": "0.1,0.1,0.5,0.5", "colour": "red", "output": "b.png"}
-        {"name": "outpaint", \(common), "outpaint": [0.3, 0.3, 0.7, 0.7], "seed": 3, "output": "c.png"}
-        {"name": "box-outside", \(common), "box": "0,0,500,20", "output": "d.png"}
-        """
+            {"name": "inpaint", \(common), "box": [0.25, 0.25, 0.75, 0.75], "output": "a.png"}
+            {"name": "unknown-field", \(common), "box": "0.1,0.1,0.5,0.5", "colour": "red", "output": "b.png"}
+            {"name": "outpaint", \(common), "outpaint": [0.3, 0.3, 0.7, 0.7], "seed": 3, "output": "c.png"}
+            {"name": "box-outside", \(common), "box": "0,0,500,20", "output": "d.png"}
+            """
         let path = dir.appendingPathComponent("jobs.jsonl")
         try jobs.write(to: path, atomically: true, encoding: .utf8)
         let r = try run(["edit", "--jobs", path.path])
@@ -56,8 +57,11 @@ final class EditJobsTests: XCTestCase {
     func testDuplicateOutputsCRLFAndResumeWithCompare() throws {
         let (dir, shared) = try varJobSetup()
         let common = shared + ", \"box\": [0.25, 0.25, 0.75, 0.75]"
-        let jobs = ["{\"name\": \"first\", \(common), \"compare\": true, \"output\": \"a.png\"}",
-                    "{\"name\": \"same-file\", \(common), \"seed\": 5, \"output\": \"a.png\"}"].joined(separator: "\r\n") + "\r\n"
+        let jobs =
+            [
+                "{\"name\": \"first\", \(common), \"compare\": true, \"output\": \"a.png\"}",
+                "{\"name\": \"same-file\", \(common), \"seed\": 5, \"output\": \"a.png\"}",
+            ].joined(separator: "\r\n") + "\r\n"
         let path = dir.appendingPathComponent("jobs.jsonl")
         try jobs.write(to: path, atomically: true, encoding: .utf8)
         let r = try run(["edit", "--jobs", path.path])
@@ -67,7 +71,9 @@ final class EditJobsTests: XCTestCase {
         XCTAssertTrue(FileManager.default.fileExists(atPath: compare))
         try FileManager.default.removeItem(atPath: compare)
         let again = try run(["edit", "--jobs", path.path, "--resume"])
-        XCTAssertTrue(again.out.contains("2 jobs: 1 ok, 0 skipped, 1 failed"), "job 1 runs again for its missing compare strip: " + again.out + again.err)
+        XCTAssertTrue(
+            again.out.contains("2 jobs: 1 ok, 0 skipped, 1 failed"),
+            "job 1 runs again for its missing compare strip: " + again.out + again.err)
         XCTAssertTrue(FileManager.default.fileExists(atPath: compare))
     }
 
@@ -77,11 +83,15 @@ final class EditJobsTests: XCTestCase {
         let image = packageRoot.appendingPathComponent("assets/examples/scene.png").path
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("varlab-edit-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: dir) }
-        let dit = ["edit", "--model", "dit", "--checkpoint", Fixtures.path("dit/dit.safetensors"),
-                   "--vae", Fixtures.path("dit/autoencoder_kl"), "--image", image, "--steps", "5"]
-        for (extra, flag) in [(["--box", "0,0,500,20"], "--box"), (["--mask", "/nonexistent.png"], "--mask"),
-                              (["--box", "1,2,3"], "--box"), (["--strength", "1.5"], "--strength"),
-                              (["--box", "0.1,0.1,0.5,0.5", "--sampler", "euler"], "--sampler"), ([], "--mask")] {
+        let dit = [
+            "edit", "--model", "dit", "--checkpoint", Fixtures.path("dit/dit.safetensors"),
+            "--vae", Fixtures.path("dit/autoencoder_kl"), "--image", image, "--steps", "5",
+        ]
+        for (extra, flag) in [
+            (["--box", "0,0,500,20"], "--box"), (["--mask", "/nonexistent.png"], "--mask"),
+            (["--box", "1,2,3"], "--box"), (["--strength", "1.5"], "--strength"),
+            (["--box", "0.1,0.1,0.5,0.5", "--sampler", "euler"], "--sampler"), ([], "--mask"),
+        ] {
             let r = try run(dit + extra + ["-o", dir.appendingPathComponent("x.png").path])
             XCTAssertNotEqual(r.status, 0, "\(extra)")
             XCTAssertTrue(r.err.contains(flag), "\(extra): \(r.err)")
@@ -91,9 +101,11 @@ final class EditJobsTests: XCTestCase {
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         let junk = dir.appendingPathComponent("junk.png")
         try Data("not an image".utf8).write(to: junk)
-        let bad = try run(["edit", "--model", "dit", "--checkpoint", Fixtures.path("dit/dit.safetensors"), "--vae",
-                           Fixtures.path("dit/autoencoder_kl"), "--image", junk.path, "--box", "0.1,0.1,0.5,0.5",
-                           "-o", dir.appendingPathComponent("y.png").path])
+        let bad = try run([
+            "edit", "--model", "dit", "--checkpoint", Fixtures.path("dit/dit.safetensors"), "--vae",
+            Fixtures.path("dit/autoencoder_kl"), "--image", junk.path, "--box", "0.1,0.1,0.5,0.5",
+            "-o", dir.appendingPathComponent("y.png").path,
+        ])
         XCTAssertNotEqual(bad.status, 0)
         XCTAssertTrue(bad.err.contains("--image"), bad.err)
 

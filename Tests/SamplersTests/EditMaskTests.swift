@@ -12,16 +12,19 @@ final class EditMaskTests: XCTestCase {
     func editMeta() throws -> (patchNums: [Int], runs: [Run]) {
         let manifest = try Fixtures.json("var/manifest.json")
         guard let meta = manifest["meta"] as? [String: Any], let edit = meta["edit"] as? [String: Any],
-              let pns = edit["patch_nums"] as? [Int], let runs = edit["runs"] as? [String: Any] else {
+            let pns = edit["patch_nums"] as? [Int], let runs = edit["runs"] as? [String: Any]
+        else {
             throw XCTSkip("var/manifest.json has no meta.edit")
         }
         var out: [Run] = []
         for (name, v) in runs.sorted(by: { $0.key < $1.key }) {
             let r = try XCTUnwrap(v as? [String: Any])
-            out.append(Run(name: name, file: "var/edit_\(name)_greedy_io.safetensors",
-                           box: try XCTUnwrap(r["box_y0x0y1x1"] as? [Double]),
-                           inpainting: try XCTUnwrap(r["inpainting"] as? Bool),
-                           cells: try XCTUnwrap(r["box_cells_r0c0r1c1"] as? [Int])))
+            out.append(
+                Run(
+                    name: name, file: "var/edit_\(name)_greedy_io.safetensors",
+                    box: try XCTUnwrap(r["box_y0x0y1x1"] as? [Double]),
+                    inpainting: try XCTUnwrap(r["inpainting"] as? Bool),
+                    cells: try XCTUnwrap(r["box_cells_r0c0r1c1"] as? [Int])))
         }
         XCTAssertFalse(out.isEmpty)
         return (pns, out)
@@ -47,10 +50,12 @@ final class EditMaskTests: XCTestCase {
             let p = try XCTUnwrap(pns.last)
             let cells = TokenEditMask.boxCells(gridSize: p, y0: run.box[0], x0: run.box[1], y1: run.box[2], x1: run.box[3])
             XCTAssertEqual([cells.r0, cells.c0, cells.r1, cells.c1], run.cells, run.name)
-            XCTAssertEqual([cells.r0, cells.c0, cells.r1, cells.c1].map(Int64.init), try st.intTensor("box_cells_r0c0r1c1").values, run.name)
+            XCTAssertEqual(
+                [cells.r0, cells.c0, cells.r1, cells.c1].map(Int64.init), try st.intTensor("box_cells_r0c0r1c1").values, run.name)
 
-            let mask = try TokenEditMask.box(gridSize: p, y0: run.box[0], x0: run.box[1], y1: run.box[2], x1: run.box[3],
-                                             inpainting: run.inpainting)
+            let mask = try TokenEditMask.box(
+                gridSize: p, y0: run.box[0], x0: run.box[1], y1: run.box[2], x1: run.box[3],
+                inpainting: run.inpainting)
             let ref = try st.floatTensor("edit_mask", shape: [p, p])
             XCTAssertEqual(mask.values, ref.data, "\(run.name) edit_mask")
 
@@ -61,12 +66,13 @@ final class EditMaskTests: XCTestCase {
                 let ours = mask.bilinear(to: pn)
                 let keepRef = try st.intTensor("keep_mask_scale\(si)").values
                 let keep = mask.keep(at: pn)
-                for b in 0..<batch {   // the same 2-D mask is used for every image of the batch
+                for b in 0..<batch {  // the same 2-D mask is used for every image of the batch
                     let refSlice = Array(bil.data[(b * pn * pn)..<((b + 1) * pn * pn)])
                     // bit-exact: compare bit patterns, not values within a tolerance
                     XCTAssertEqual(ours.map(\.bitPattern), refSlice.map(\.bitPattern), "\(run.name) bilinear scale \(si)")
-                    XCTAssertEqual(keep.map { Int64($0 ? 1 : 0) }, Array(keepRef[(b * pn * pn)..<((b + 1) * pn * pn)]),
-                                   "\(run.name) keep scale \(si)")
+                    XCTAssertEqual(
+                        keep.map { Int64($0 ? 1 : 0) }, Array(keepRef[(b * pn * pn)..<((b + 1) * pn * pn)]),
+                        "\(run.name) keep scale \(si)")
                 }
             }
         }
@@ -86,10 +92,10 @@ final class EditMaskTests: XCTestCase {
     func testPn2Le3RuleAndIdentityAtFinalScale() throws {
         let m = try TokenEditMask.box(gridSize: 4, y0: 0.25, x0: 0.25, y1: 0.75, x1: 0.75, inpainting: true)
         XCTAssertEqual(m.bilinear(to: 1), [0])
-        XCTAssertEqual(m.keep(at: 1), [true])          // forced by pn*pn <= 3
+        XCTAssertEqual(m.keep(at: 1), [true])  // forced by pn*pn <= 3
         XCTAssertEqual(m.bilinear(to: 4), m.values)
         let none = try TokenEditMask.all(size: 4, keep: false)
-        XCTAssertEqual(none.keep(at: 2), [false, false, false, false]) // pn = 2 has 4 tokens: not forced
+        XCTAssertEqual(none.keep(at: 2), [false, false, false, false])  // pn = 2 has 4 tokens: not forced
     }
 
     func testInvalidBoxIsAnError() {

@@ -10,13 +10,15 @@ final class EditSubstitutionTests: XCTestCase {
     func testTokenSubstitutionMatchesOfficial() throws {
         let manifest = try Fixtures.json("var/manifest.json")
         guard let edit = (manifest["meta"] as? [String: Any])?["edit"] as? [String: Any],
-              let pns = edit["patch_nums"] as? [Int], let runs = edit["runs"] as? [String: Any] else { throw XCTSkip("no meta.edit") }
+            let pns = edit["patch_nums"] as? [Int], let runs = edit["runs"] as? [String: Any]
+        else { throw XCTSkip("no meta.edit") }
         for (name, v) in runs {
             let r = try XCTUnwrap(v as? [String: Any])
             let box = try XCTUnwrap(r["box_y0x0y1x1"] as? [Double])
             let st = try Fixtures.safetensors("var/edit_\(name)_greedy_io.safetensors")
-            let mask = try TokenEditMask.box(gridSize: pns.last!, y0: box[0], x0: box[1], y1: box[2], x1: box[3],
-                                             inpainting: try XCTUnwrap(r["inpainting"] as? Bool))
+            let mask = try TokenEditMask.box(
+                gridSize: pns.last!, y0: box[0], x0: box[1], y1: box[2], x1: box[3],
+                inpainting: try XCTUnwrap(r["inpainting"] as? Bool))
             let b = try st.intTensor("labels").values.count
             var gt = [[[Int]]](repeating: [], count: b)
             for si in pns.indices {

@@ -17,13 +17,15 @@ final class EditVARTests: XCTestCase {
     func meta() throws -> (patchNums: [Int], numClasses: Int, runs: [Run]) {
         let manifest = try Fixtures.json("var/manifest.json")
         guard let edit = (manifest["meta"] as? [String: Any])?["edit"] as? [String: Any],
-              let pns = edit["patch_nums"] as? [Int], let nc = edit["num_classes"] as? Int,
-              let runs = edit["runs"] as? [String: Any] else { throw XCTSkip("no meta.edit") }
+            let pns = edit["patch_nums"] as? [Int], let nc = edit["num_classes"] as? Int,
+            let runs = edit["runs"] as? [String: Any]
+        else { throw XCTSkip("no meta.edit") }
         let list = try runs.keys.sorted().map { name -> Run in
             let r = try XCTUnwrap(runs[name] as? [String: Any])
-            return Run(name: name, box: try XCTUnwrap(r["box_y0x0y1x1"] as? [Double]), inpainting: try XCTUnwrap(r["inpainting"] as? Bool),
-                       labels: try XCTUnwrap(r["labels"] as? [Int]), cfg: try XCTUnwrap((r["cfg"] as? NSNumber)?.doubleValue),
-                       seed: UInt64(try XCTUnwrap(r["g_seed"] as? Int)))
+            return Run(
+                name: name, box: try XCTUnwrap(r["box_y0x0y1x1"] as? [Double]), inpainting: try XCTUnwrap(r["inpainting"] as? Bool),
+                labels: try XCTUnwrap(r["labels"] as? [Int]), cfg: try XCTUnwrap((r["cfg"] as? NSNumber)?.doubleValue),
+                seed: UInt64(try XCTUnwrap(r["g_seed"] as? Int)))
         }
         return (pns, nc, list)
     }
@@ -49,17 +51,20 @@ final class EditVARTests: XCTestCase {
             XCTAssertEqual(try ints(io, "labels"), r.labels)
             let images = try io.floatTensor("images")
             let sampler = try NextScaleSampler(model: m, vae: vae, cfg: r.cfg, options: .greedy)
-            let out = try VARZeroShotEditor(sampler: sampler).edit(images: images, mask: try mask(r, pns), labels: r.labels,
-                                                                    seed: r.seed, recordLogits: true)
+            let out = try VARZeroShotEditor(sampler: sampler).edit(
+                images: images, mask: try mask(r, pns), labels: r.labels,
+                seed: r.seed, recordLogits: true)
             for si in pns.indices {
                 let gt = try ints(io, "gt_tokens_scale\(si)"), n = pns[si] * pns[si]
-                XCTAssertEqual(try io.intTensor("keep_mask_scale\(si)").values.map { $0 != 0 },
-                               (0..<gt.count).map { out.editor.keep[si][$0 % n] }, "\(r.name) keep \(si)")
+                XCTAssertEqual(
+                    try io.intTensor("keep_mask_scale\(si)").values.map { $0 != 0 },
+                    (0..<gt.count).map { out.editor.keep[si][$0 % n] }, "\(r.name) keep \(si)")
                 for i in gt.indices where out.editor.keep[si][i % n] { XCTAssertEqual(out.sample.tokens[si][i], gt[i]) }
                 XCTAssertEqual(out.editor.sampled[si].flatMap { $0 }, try ints(io, "sampled_tokens_scale\(si)"), "\(r.name) sampled \(si)")
                 XCTAssertEqual(out.sample.tokens[si], try ints(io, "tokens_scale\(si)"), "\(r.name) merged \(si)")
-                XCTAssertLessThanOrEqual(relativeError(out.sample.guidedLogits[si], try io.floatTensor("guided_logits_scale\(si)")), 1e-4,
-                                         "\(r.name) logits \(si)")
+                XCTAssertLessThanOrEqual(
+                    relativeError(out.sample.guidedLogits[si], try io.floatTensor("guided_logits_scale\(si)")), 1e-4,
+                    "\(r.name) logits \(si)")
             }
             XCTAssertLessThanOrEqual(relativeError(out.sample.fhat, try io.floatTensor("fhat")), 1e-4, "\(r.name) fhat")
             let img = try XCTUnwrap(out.sample.images).map { ($0 + 1) * 0.5 }
@@ -79,8 +84,9 @@ final class EditVARTests: XCTestCase {
         for r in runs {
             for seed in [UInt64(1), 2] {
                 let s = try NextScaleSampler(model: m, vae: vae, cfg: r.cfg, options: TokenSamplingOptions(topK: 20, topP: 0.9))
-                let out = try VARZeroShotEditor(sampler: s).edit(images: images, mask: try mask(r, pns),
-                                                                  labels: [Int](repeating: nc, count: b), seed: seed, decode: false)
+                let out = try VARZeroShotEditor(sampler: s).edit(
+                    images: images, mask: try mask(r, pns),
+                    labels: [Int](repeating: nc, count: b), seed: seed, decode: false)
                 for si in pns.indices {
                     let n = pns[si] * pns[si]
                     let keep = try mask(r, pns).keep(at: pns[si])
@@ -99,8 +105,9 @@ final class EditVARTests: XCTestCase {
         let images = try Fixtures.safetensors("var/edit_\(runs[0].name)_greedy_io.safetensors").floatTensor("images")
         let gt = try vae.tokens(images: images)
         let s = try NextScaleSampler(model: m, vae: vae, cfg: 1.5, options: TokenSamplingOptions(topK: 20, topP: 0.9))
-        let out = try VARZeroShotEditor(sampler: s).edit(images: images, mask: try TokenEditMask.all(size: pns.last!, keep: true),
-                                                          labels: [Int](repeating: nc, count: images.shape[0]), seed: 3)
+        let out = try VARZeroShotEditor(sampler: s).edit(
+            images: images, mask: try TokenEditMask.all(size: pns.last!, keep: true),
+            labels: [Int](repeating: nc, count: images.shape[0]), seed: 3)
         XCTAssertEqual(out.sample.tokens, gt)
         let recon = vae.decode(tokens: gt)
         XCTAssertEqual(try XCTUnwrap(out.sample.images).data, recon.data)

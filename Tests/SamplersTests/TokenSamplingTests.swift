@@ -35,8 +35,8 @@ final class TokenSamplingTests: XCTestCase {
     func testTopPAfterTopK() {
         // top-k 3 removes 0.05; renormalised over the rest: 0.5/0.95, 0.3/0.95, 0.15/0.95 -> cumsum asc 0.158, 0.474, 1.
         let row: [Float] = [0.5, 0.3, 0.15, 0.05].map { logf($0) }
-        XCTAssertEqual(masked(row, k: 3, p: 0.8), [true, true, false, false])   // remove <= 0.2: the 0.158
-        XCTAssertEqual(masked(row, k: 3, p: 0.85), [true, true, true, false])   // remove <= 0.15: none of the kept
+        XCTAssertEqual(masked(row, k: 3, p: 0.8), [true, true, false, false])  // remove <= 0.2: the 0.158
+        XCTAssertEqual(masked(row, k: 3, p: 0.85), [true, true, true, false])  // remove <= 0.15: none of the kept
     }
 
     func testGreedyDrawIsArgmax() {

@@ -43,12 +43,15 @@ final class BatchInvarianceTests: XCTestCase {
                     Parallel.threads = threads
                     for start in stride(from: 0, to: batch, by: size) {
                         let n = min(size, batch - start)
-                        let part = Tensor(shape: [n] + Array(x.shape.dropFirst()),
-                                          data: Array(x.data[(start * per)..<((start + n) * per)]))
+                        let part = Tensor(
+                            shape: [n] + Array(x.shape.dropFirst()),
+                            data: Array(x.data[(start * per)..<((start + n) * per)]))
                         let y = lin(part)
                         let want = whole.data[(start * outPer)..<((start + n) * outPer)]
-                        XCTAssertTrue(zip(y.data, want).allSatisfy { $0.bitPattern == $1.bitPattern },
-                                      "\(kernel): [\(tokens) x \(inF) -> \(outF)] samples \(start)..<\(start + n) of \(batch) differ from the whole batch")
+                        XCTAssertTrue(
+                            zip(y.data, want).allSatisfy { $0.bitPattern == $1.bitPattern },
+                            "\(kernel): [\(tokens) x \(inF) -> \(outF)] samples \(start)..<\(start + n) of \(batch) differ from the whole batch"
+                        )
                     }
                 }
                 Parallel.threads = 2
@@ -63,10 +66,15 @@ final class BatchInvarianceTests: XCTestCase {
         let a = rand([batch * m1, k]), w = rand([n, k])
         func product(_ rows: Int, offset: Int) -> [Float] {
             var out = [Float](repeating: 0, count: rows * n)
-            a.data.withUnsafeBufferPointer { pa in w.data.withUnsafeBufferPointer { pw in out.withUnsafeMutableBufferPointer { po in
-                BLAS.sgemm(transB: true, m: rows, n: n, k: k, a: pa.baseAddress! + offset * k, lda: k, b: pw.baseAddress!, ldb: k,
-                           c: po.baseAddress!, ldc: n)
-            } } }
+            a.data.withUnsafeBufferPointer { pa in
+                w.data.withUnsafeBufferPointer { pw in
+                    out.withUnsafeMutableBufferPointer { po in
+                        BLAS.sgemm(
+                            transB: true, m: rows, n: n, k: k, a: pa.baseAddress! + offset * k, lda: k, b: pw.baseAddress!, ldb: k,
+                            c: po.baseAddress!, ldc: n)
+                    }
+                }
+            }
             return out
         }
         let whole = product(batch * m1, offset: 0)

@@ -5,7 +5,9 @@ import XCTest
 /// Interpolation against independent float64 references written from the textbook definitions
 /// (PyTorch's documented conventions), on odd sizes, up and down.
 final class InterpolateTests: XCTestCase {
-    let sizes: [(Int, Int, Int, Int)] = [(5, 7, 11, 3), (7, 5, 4, 13), (3, 3, 9, 9), (16, 16, 4, 4), (13, 11, 13, 11), (4, 6, 8, 12), (1, 1, 5, 3)]
+    let sizes: [(Int, Int, Int, Int)] = [
+        (5, 7, 11, 3), (7, 5, 4, 13), (3, 3, 9, 9), (16, 16, 4, 4), (13, 11, 13, 11), (4, 6, 8, 12), (1, 1, 5, 3),
+    ]
 
     func input(_ h: Int, _ w: Int, channels: Int = 2) -> Tensor {
         var rng = PhiloxRandom(seed: 7, stream: UInt64(h * 100 + w))
@@ -16,13 +18,19 @@ final class InterpolateTests: XCTestCase {
     func reference(_ x: Tensor, _ oh: Int, _ ow: Int, taps: (Int, Int, Int) -> [(Int, Double)]) -> [Double] {
         let (c, h, w) = (x.shape[1], x.shape[2], x.shape[3])
         var out: [Double] = []
-        for ch in 0..<c { for oy in 0..<oh { for ox in 0..<ow {
-            var s = 0.0
-            for (iy, wy) in taps(oy, h, oh) { for (ix, wx) in taps(ox, w, ow) {
-                s += wy * wx * Double(x.data[ch * h * w + iy * w + ix])
-            } }
-            out.append(s)
-        } } }
+        for ch in 0..<c {
+            for oy in 0..<oh {
+                for ox in 0..<ow {
+                    var s = 0.0
+                    for (iy, wy) in taps(oy, h, oh) {
+                        for (ix, wx) in taps(ox, w, ow) {
+                            s += wy * wx * Double(x.data[ch * h * w + iy * w + ix])
+                        }
+                    }
+                    out.append(s)
+                }
+            }
+        }
         return out
     }
 

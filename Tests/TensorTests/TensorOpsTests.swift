@@ -12,7 +12,9 @@ final class TensorOpsTests: XCTestCase {
         Tensor(shape: shape, data: (0..<shape.reduce(1, *)).map { _ in rng.normal() * scale + offset })
     }
 
-    func assertClose(_ a: Tensor, _ ref: [Double], shape: [Int], tol: Double, _ what: String, file: StaticString = #filePath, line: UInt = #line) {
+    func assertClose(
+        _ a: Tensor, _ ref: [Double], shape: [Int], tol: Double, _ what: String, file: StaticString = #filePath, line: UInt = #line
+    ) {
         XCTAssertEqual(a.shape, shape, what, file: file, line: line)
         guard a.count == ref.count else { return XCTFail("\(what): \(a.count) vs \(ref.count) elements", file: file, line: line) }
         let scale = max(1, ref.map(abs).max() ?? 0)
@@ -30,31 +32,36 @@ final class TensorOpsTests: XCTestCase {
     func refMatmul(_ a: [Float], _ ar: Int, _ ac: Int, _ ta: Bool, _ b: [Float], _ br: Int, _ bc: Int, _ tb: Bool) -> [Double] {
         let m = ta ? ac : ar, k = ta ? ar : ac, n = tb ? br : bc
         var out = [Double](repeating: 0, count: m * n)
-        for i in 0..<m { for j in 0..<n {
-            var s = 0.0
-            for p in 0..<k {
-                let av = ta ? a[p * ac + i] : a[i * ac + p]
-                let bv = tb ? b[j * bc + p] : b[p * bc + j]
-                s += Double(av) * Double(bv)
+        for i in 0..<m {
+            for j in 0..<n {
+                var s = 0.0
+                for p in 0..<k {
+                    let av = ta ? a[p * ac + i] : a[i * ac + p]
+                    let bv = tb ? b[j * bc + p] : b[p * bc + j]
+                    s += Double(av) * Double(bv)
+                }
+                out[i * n + j] = s
             }
-            out[i * n + j] = s
-        } }
+        }
         return out
     }
 
     func testMatmulBatchedAndTransposed() {
         let (batch, m, k, n) = (3, 5, 7, 9)
-        for ta in [false, true] { for tb in [false, true] {
-            let a = rand(ta ? [batch, k, m] : [batch, m, k])
-            let b = rand(tb ? [batch, n, k] : [batch, k, n])
-            let c = a.matmul(b, transposeSelf: ta, transposeOther: tb)
-            var ref: [Double] = []
-            for bi in 0..<batch {
-                ref += refMatmul(Array(a.data[(bi * m * k)..<((bi + 1) * m * k)]), a.shape[1], a.shape[2], ta,
-                                 Array(b.data[(bi * n * k)..<((bi + 1) * n * k)]), b.shape[1], b.shape[2], tb)
+        for ta in [false, true] {
+            for tb in [false, true] {
+                let a = rand(ta ? [batch, k, m] : [batch, m, k])
+                let b = rand(tb ? [batch, n, k] : [batch, k, n])
+                let c = a.matmul(b, transposeSelf: ta, transposeOther: tb)
+                var ref: [Double] = []
+                for bi in 0..<batch {
+                    ref += refMatmul(
+                        Array(a.data[(bi * m * k)..<((bi + 1) * m * k)]), a.shape[1], a.shape[2], ta,
+                        Array(b.data[(bi * n * k)..<((bi + 1) * n * k)]), b.shape[1], b.shape[2], tb)
+                }
+                assertClose(c, ref, shape: [batch, m, n], tol: 1e-6, "matmul ta=\(ta) tb=\(tb)")
             }
-            assertClose(c, ref, shape: [batch, m, n], tol: 1e-6, "matmul ta=\(ta) tb=\(tb)")
-        } }
+        }
         // broadcast a 2-D right operand over the batch
         let a = rand([2, 4, 6]), w = rand([6, 3])
         var ref: [Double] = []
@@ -64,28 +71,38 @@ final class TensorOpsTests: XCTestCase {
         for (mm, nn, kk, ta, tb) in [(301, 67, 515, false, true), (67, 301, 515, true, false), (257, 259, 131, true, true)] {
             let a = rand(ta ? [kk, mm] : [mm, kk]), b = rand(tb ? [nn, kk] : [kk, nn])
             let c = a.matmul(b, transposeSelf: ta, transposeOther: tb)
-            assertClose(c, refMatmul(a.data, a.shape[0], a.shape[1], ta, b.data, b.shape[0], b.shape[1], tb),
-                        shape: [mm, nn], tol: 1e-5, "blocked matmul \(mm)x\(nn)x\(kk)")
+            assertClose(
+                c, refMatmul(a.data, a.shape[0], a.shape[1], ta, b.data, b.shape[0], b.shape[1], tb),
+                shape: [mm, nn], tol: 1e-5, "blocked matmul \(mm)x\(nn)x\(kk)")
         }
     }
 
     func testSgemmIsThreadCountInvariant() {
         let saved = Parallel.threads
         defer { Parallel.threads = saved }
-        for (m, n, k, ta, tb) in [(333, 97, 411, false, false), (97, 333, 411, false, true), (513, 515, 257, true, false), (5, 7, 3, false, false)] {
+        for (m, n, k, ta, tb) in [
+            (333, 97, 411, false, false), (97, 333, 411, false, true), (513, 515, 257, true, false), (5, 7, 3, false, false),
+        ] {
             let a = rand(ta ? [k, m] : [m, k]), b = rand(tb ? [n, k] : [k, n])
             var results: [[Float]] = []
             for t in [1, 2, 3] {
                 Parallel.threads = t
                 var c = [Float](repeating: 0.5, count: m * n)
-                a.data.withUnsafeBufferPointer { pa in b.data.withUnsafeBufferPointer { pb in c.withUnsafeMutableBufferPointer { pc in
-                    BLAS.sgemm(transA: ta, transB: tb, m: m, n: n, k: k, alpha: 0.75, a: pa.baseAddress!, lda: ta ? m : k,
-                               b: pb.baseAddress!, ldb: tb ? k : n, beta: 0.25, c: pc.baseAddress!, ldc: n)
-                } } }
+                a.data.withUnsafeBufferPointer { pa in
+                    b.data.withUnsafeBufferPointer { pb in
+                        c.withUnsafeMutableBufferPointer { pc in
+                            BLAS.sgemm(
+                                transA: ta, transB: tb, m: m, n: n, k: k, alpha: 0.75, a: pa.baseAddress!, lda: ta ? m : k,
+                                b: pb.baseAddress!, ldb: tb ? k : n, beta: 0.25, c: pc.baseAddress!, ldc: n)
+                        }
+                    }
+                }
                 results.append(c)
             }
-            XCTAssertTrue(results[0].elementsEqual(results[1]) { $0.bitPattern == $1.bitPattern }, "threads 1 vs 2 differ for \(m)x\(n)x\(k)")
-            XCTAssertTrue(results[0].elementsEqual(results[2]) { $0.bitPattern == $1.bitPattern }, "threads 1 vs 3 differ for \(m)x\(n)x\(k)")
+            XCTAssertTrue(
+                results[0].elementsEqual(results[1]) { $0.bitPattern == $1.bitPattern }, "threads 1 vs 2 differ for \(m)x\(n)x\(k)")
+            XCTAssertTrue(
+                results[0].elementsEqual(results[2]) { $0.bitPattern == $1.bitPattern }, "threads 1 vs 3 differ for \(m)x\(n)x\(k)")
             let ref = refMatmul(a.data, a.shape[0], a.shape[1], ta, b.data, b.shape[0], b.shape[1], tb).map { 0.75 * $0 + 0.25 * 0.5 }
             assertClose(Tensor(shape: [m, n], data: results[0]), ref, shape: [m, n], tol: 1e-5, "sgemm alpha/beta")
         }
@@ -100,14 +117,17 @@ final class TensorOpsTests: XCTestCase {
             for bias in [b, nil] {
                 let y = Linear(weight: w, bias: bias)(x)
                 var ref = [Double](repeating: 0, count: rows * outF)
-                for r in 0..<rows { for o in 0..<outF {
-                    var s = Double(bias?.data[o] ?? 0)
-                    for i in 0..<inF { s += Double(x.data[r * inF + i]) * Double(w.data[o * inF + i]) }
-                    ref[r * outF + o] = s
-                } }
+                for r in 0..<rows {
+                    for o in 0..<outF {
+                        var s = Double(bias?.data[o] ?? 0)
+                        for i in 0..<inF { s += Double(x.data[r * inF + i]) * Double(w.data[o * inF + i]) }
+                        ref[r * outF + o] = s
+                    }
+                }
                 // float32 sums of inF terms of unit-variance products: about sqrt(inF) * 2^-24 * max, with margin.
-                assertClose(y, ref, shape: [batch, tokens, outF], tol: 4e-7 * Double(inF).squareRoot() + 1e-6,
-                            "Linear \([batch, tokens, inF]) -> \(outF) bias=\(bias != nil)")
+                assertClose(
+                    y, ref, shape: [batch, tokens, outF], tol: 4e-7 * Double(inF).squareRoot() + 1e-6,
+                    "Linear \([batch, tokens, inF]) -> \(outF) bias=\(bias != nil)")
             }
         }
     }
@@ -120,30 +140,44 @@ final class TensorOpsTests: XCTestCase {
         let (l, r, t, bo) = pads
         let ho = (h + t + bo - kh) / stride + 1, wo = (wd + l + r - kw) / stride + 1
         var out = [Double](repeating: 0, count: n * cout * ho * wo)
-        for bi in 0..<n { for co in 0..<cout { for oy in 0..<ho { for ox in 0..<wo {
-            var s = Double(b?.data[co] ?? 0)
-            for ci in 0..<cin { for ky in 0..<kh { for kx in 0..<kw {
-                let iy = oy * stride + ky - t, ix = ox * stride + kx - l
-                if iy < 0 || iy >= h || ix < 0 || ix >= wd { continue }
-                s += Double(x.data[((bi * cin + ci) * h + iy) * wd + ix]) * Double(w.data[((co * cin + ci) * kh + ky) * kw + kx])
-            } } }
-            out[((bi * cout + co) * ho + oy) * wo + ox] = s
-        } } } }
+        for bi in 0..<n {
+            for co in 0..<cout {
+                for oy in 0..<ho {
+                    for ox in 0..<wo {
+                        var s = Double(b?.data[co] ?? 0)
+                        for ci in 0..<cin {
+                            for ky in 0..<kh {
+                                for kx in 0..<kw {
+                                    let iy = oy * stride + ky - t, ix = ox * stride + kx - l
+                                    if iy < 0 || iy >= h || ix < 0 || ix >= wd { continue }
+                                    s +=
+                                        Double(x.data[((bi * cin + ci) * h + iy) * wd + ix])
+                                        * Double(w.data[((co * cin + ci) * kh + ky) * kw + kx])
+                                }
+                            }
+                        }
+                        out[((bi * cout + co) * ho + oy) * wo + ox] = s
+                    }
+                }
+            }
+        }
         return (out, [n, cout, ho, wo])
     }
 
     func testConv2d() {
         let x = rand([2, 3, 9, 7])
-        for k in [1, 3, 4] { for stride in [1, 2] {
-            for pads in [(0, 0, 0, 0), (1, 1, 1, 1), (0, 1, 0, 1), (2, 1, 0, 3)] {
-                let w = rand([5, 3, k, k], scale: 0.3), b = rand([5])
-                for bias in [b, nil] {
-                    let y = Conv2d(weight: w, bias: bias, stride: stride, pads: pads)(x)
-                    let (ref, shape) = refConv(x, w, bias, stride: stride, pads: pads)
-                    assertClose(y, ref, shape: shape, tol: 1e-6, "conv k=\(k) s=\(stride) pads=\(pads) bias=\(bias != nil)")
+        for k in [1, 3, 4] {
+            for stride in [1, 2] {
+                for pads in [(0, 0, 0, 0), (1, 1, 1, 1), (0, 1, 0, 1), (2, 1, 0, 3)] {
+                    let w = rand([5, 3, k, k], scale: 0.3), b = rand([5])
+                    for bias in [b, nil] {
+                        let y = Conv2d(weight: w, bias: bias, stride: stride, pads: pads)(x)
+                        let (ref, shape) = refConv(x, w, bias, stride: stride, pads: pads)
+                        assertClose(y, ref, shape: shape, tol: 1e-6, "conv k=\(k) s=\(stride) pads=\(pads) bias=\(bias != nil)")
+                    }
                 }
             }
-        } }
+        }
         // non-square kernel and the symmetric-padding initialiser
         let w = rand([4, 3, 3, 2])
         let (ref, shape) = refConv(x, w, nil, stride: 2, pads: (1, 1, 1, 1))
@@ -158,23 +192,25 @@ final class TensorOpsTests: XCTestCase {
 
     func testGroupNorm() {
         let (n, c, h, w, g) = (2, 6, 5, 3, 3)
-        let x = rand([n, c, h, w], scale: 2, offset: 10) // a large mean tests the variance computation
+        let x = rand([n, c, h, w], scale: 2, offset: 10)  // a large mean tests the variance computation
         let weight = rand([c]), bias = rand([c])
         for affine in [true, false] {
             let y = GroupNorm(groups: g, eps: 1e-5, weight: affine ? weight : nil, bias: affine ? bias : nil)(x)
             var ref = [Double](repeating: 0, count: x.count)
             let per = c / g * h * w
-            for bi in 0..<n { for gi in 0..<g {
-                let base = (bi * c + gi * (c / g)) * h * w
-                let vals = (0..<per).map { Double(x.data[base + $0]) }
-                let mean = vals.reduce(0, +) / Double(per)
-                let v = vals.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(per)
-                for i in 0..<per {
-                    let ch = gi * (c / g) + i / (h * w)
-                    let z = (vals[i] - mean) / (v + 1e-5).squareRoot()
-                    ref[base + i] = affine ? z * Double(weight.data[ch]) + Double(bias.data[ch]) : z
+            for bi in 0..<n {
+                for gi in 0..<g {
+                    let base = (bi * c + gi * (c / g)) * h * w
+                    let vals = (0..<per).map { Double(x.data[base + $0]) }
+                    let mean = vals.reduce(0, +) / Double(per)
+                    let v = vals.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(per)
+                    for i in 0..<per {
+                        let ch = gi * (c / g) + i / (h * w)
+                        let z = (vals[i] - mean) / (v + 1e-5).squareRoot()
+                        ref[base + i] = affine ? z * Double(weight.data[ch]) + Double(bias.data[ch]) : z
+                    }
                 }
-            } }
+            }
             assertClose(y, ref, shape: x.shape, tol: 2e-6, "GroupNorm affine=\(affine)")
         }
     }
@@ -206,7 +242,9 @@ final class TensorOpsTests: XCTestCase {
         var ref = [Double](repeating: 0, count: x.count)
         for i in 0..<x.count {
             let c = (i / 21) % 5
-            ref[i] = (Double(x.data[i]) - Double(mean.data[c])) / (Double(variance.data[c]) + 1e-5).squareRoot() * Double(w.data[c]) + Double(b.data[c])
+            ref[i] =
+                (Double(x.data[i]) - Double(mean.data[c])) / (Double(variance.data[c]) + 1e-5).squareRoot() * Double(w.data[c])
+                + Double(b.data[c])
         }
         assertClose(y, ref, shape: x.shape, tol: 2e-6, "BatchNorm")
     }
@@ -221,7 +259,7 @@ final class TensorOpsTests: XCTestCase {
     }
 
     func testSoftmax() {
-        let x = rand([3, 5, 11], scale: 4, offset: 100) // large logits: must subtract the max
+        let x = rand([3, 5, 11], scale: 4, offset: 100)  // large logits: must subtract the max
         var ref: [Double] = []
         for r in 0..<15 { ref += refSoftmax((0..<11).map { Double(x.data[r * 11 + $0]) }) }
         assertClose(x.softmaxLastAxis(), ref, shape: x.shape, tol: 1e-6, "softmax")
@@ -234,20 +272,22 @@ final class TensorOpsTests: XCTestCase {
         let (b, h, lq, d) = (q.shape[0], q.shape[1], q.shape[2], q.shape[3])
         let lk = k.shape[2], dv = v.shape[3]
         var out = [Double](repeating: 0, count: b * h * lq * dv)
-        for bh in 0..<(b * h) { for i in 0..<lq {
-            var s = [Double](repeating: 0, count: lk)
-            for j in 0..<lk {
-                var dot = 0.0
-                for p in 0..<d { dot += Double(q.data[(bh * lq + i) * d + p]) * Double(k.data[(bh * lk + j) * d + p]) }
-                s[j] = dot * scale + Double(mask?.data[i * lk + j] ?? 0)
+        for bh in 0..<(b * h) {
+            for i in 0..<lq {
+                var s = [Double](repeating: 0, count: lk)
+                for j in 0..<lk {
+                    var dot = 0.0
+                    for p in 0..<d { dot += Double(q.data[(bh * lq + i) * d + p]) * Double(k.data[(bh * lk + j) * d + p]) }
+                    s[j] = dot * scale + Double(mask?.data[i * lk + j] ?? 0)
+                }
+                let pr = refSoftmax(s)
+                for c in 0..<dv {
+                    var acc = 0.0
+                    for j in 0..<lk where pr[j] > 0 { acc += pr[j] * Double(v.data[(bh * lk + j) * dv + c]) }
+                    out[(bh * lq + i) * dv + c] = acc
+                }
             }
-            let pr = refSoftmax(s)
-            for c in 0..<dv {
-                var acc = 0.0
-                for j in 0..<lk where pr[j] > 0 { acc += pr[j] * Double(v.data[(bh * lk + j) * dv + c]) }
-                out[(bh * lq + i) * dv + c] = acc
-            }
-        } }
+        }
         return out
     }
 
@@ -255,11 +295,13 @@ final class TensorOpsTests: XCTestCase {
         let (b, h, lq, lk, d) = (2, 3, 5, 7, 4)
         let q = rand([b, h, lq, d]), k = rand([b, h, lk, d]), v = rand([b, h, lk, 6])
         var m = rand([lq, lk], scale: 0.5)
-        for i in 0..<lq { m.data[i * lk + (i + 2) % lk] = -.infinity } // forbidden positions
+        for i in 0..<lq { m.data[i * lk + (i + 2) % lk] = -.infinity }  // forbidden positions
         let scale = 1 / Float(d).squareRoot()
         for mask in [m, nil] {
             let y = scaledDotProductAttention(q: q, k: k, v: v, scale: scale, mask: mask)
-            assertClose(y, refAttention(q, k, v, scale: Double(scale), mask: mask), shape: [b, h, lq, 6], tol: 2e-6, "attention mask=\(mask != nil)")
+            assertClose(
+                y, refAttention(q, k, v, scale: Double(scale), mask: mask), shape: [b, h, lq, 6], tol: 2e-6, "attention mask=\(mask != nil)"
+            )
         }
     }
 
@@ -308,7 +350,9 @@ final class TensorOpsTests: XCTestCase {
         let table = rand([7, 5])
         let e = Embedding(weight: table)([3, 0, 6, 3])
         XCTAssertEqual(e.shape, [4, 5])
-        for (i, id) in [3, 0, 6, 3].enumerated() { XCTAssertEqual(Array(e.data[(i * 5)..<(i * 5 + 5)]), Array(table.data[(id * 5)..<(id * 5 + 5)])) }
+        for (i, id) in [3, 0, 6, 3].enumerated() {
+            XCTAssertEqual(Array(e.data[(i * 5)..<(i * 5 + 5)]), Array(table.data[(id * 5)..<(id * 5 + 5)]))
+        }
 
         let x = rand([4, 9])
         let am = x.argmaxLastAxis()

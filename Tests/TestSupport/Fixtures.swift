@@ -10,7 +10,8 @@ public enum Fixtures {
             return URL(fileURLWithPath: env, relativeTo: URL(fileURLWithPath: FileManager.default.currentDirectoryPath)).standardizedFileURL
         }
         // Tests/TestSupport/Fixtures.swift -> package root -> ../shared/fixtures
-        let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
         return packageRoot.appendingPathComponent("../shared/fixtures").standardizedFileURL
     }
 

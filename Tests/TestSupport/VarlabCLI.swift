@@ -8,8 +8,10 @@ public enum VarlabCLI {
     public static func binary() throws -> URL {
         let here = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        for c in [here.appendingPathComponent("varlab"), here.deletingLastPathComponent().appendingPathComponent("varlab"),
-                  root.appendingPathComponent(".build/release/varlab")]
+        for c in [
+            here.appendingPathComponent("varlab"), here.deletingLastPathComponent().appendingPathComponent("varlab"),
+            root.appendingPathComponent(".build/release/varlab"),
+        ]
         where FileManager.default.isExecutableFile(atPath: c.path) { return c }
         throw XCTSkip("varlab executable not built next to the tests (run `swift build -c release` first)")
     }

@@ -1,6 +1,6 @@
 import Foundation
-import ModelIO
 import Layers
+import ModelIO
 import Tensor
 import Training
 import XCTest
@@ -94,8 +94,9 @@ final class ClassifierTrainerTests: XCTestCase {
         try resumed.resume(from: p3)
         XCTAssertEqual(resumed.step, 3)
         try resumed.run(source: source)
-        XCTAssertEqual(resumed.model.parameters.flatMap { $0.value.data }, straight.model.parameters.flatMap { $0.value.data },
-                       "resume continues the uninterrupted run exactly")
+        XCTAssertEqual(
+            resumed.model.parameters.flatMap { $0.value.data }, straight.model.parameters.flatMap { $0.value.data },
+            "resume continues the uninterrupted run exactly")
         var other = tinyConfig(); other.featureDim = 24
         let wrong = try ClassifierTrainer(config: other, options: tinyOptions(steps: 8))
         XCTAssertThrowsError(try wrong.resume(from: p3)) { e in

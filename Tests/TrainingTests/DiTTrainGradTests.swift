@@ -21,10 +21,14 @@ final class DiTTrainGradTests: XCTestCase {
         func chunk(_ k: Int, _ bi: Int, _ j: Int) -> Double { mod[bi * 6 * d + k * d + j] }
         func modulate(_ v: [Double], shift: Int, scale: Int) -> [Double] {
             var o = v
-            for bi in 0..<b { for ti in 0..<t { for j in 0..<d {
-                let i = (bi * t + ti) * d + j
-                o[i] = v[i] * (1 + chunk(scale, bi, j)) + chunk(shift, bi, j)
-            } } }
+            for bi in 0..<b {
+                for ti in 0..<t {
+                    for j in 0..<d {
+                        let i = (bi * t + ti) * d + j
+                        o[i] = v[i] * (1 + chunk(scale, bi, j)) + chunk(shift, bi, j)
+                    }
+                }
+            }
             return o
         }
         func gatedAdd(_ base: [Double], _ v: [Double], gate: Int) -> [Double] {
@@ -37,15 +41,27 @@ final class DiTTrainGradTests: XCTestCase {
         let m1 = modulate(Ref.layerNorm(x, d: d, eps: 1e-6, w: nil, b: nil), shift: 0, scale: 1)
         let qkv = linear(m1, rows: b * t, "attn.qkv", out: 3 * d, inF: d)
         var q = [Double](repeating: 0, count: b * t * d), k = q, v = q
-        for bi in 0..<b { for h in 0..<heads { for ti in 0..<t { for e in 0..<hd {
-            let dst = ((bi * heads + h) * t + ti) * hd + e, src = (bi * t + ti) * 3 * d + h * hd + e
-            q[dst] = qkv[src]; k[dst] = qkv[src + d]; v[dst] = qkv[src + 2 * d]
-        } } } }
+        for bi in 0..<b {
+            for h in 0..<heads {
+                for ti in 0..<t {
+                    for e in 0..<hd {
+                        let dst = ((bi * heads + h) * t + ti) * hd + e, src = (bi * t + ti) * 3 * d + h * hd + e
+                        q[dst] = qkv[src]; k[dst] = qkv[src + d]; v[dst] = qkv[src + 2 * d]
+                    }
+                }
+            }
+        }
         let o = Ref.attention(q: q, k: k, v: v, bh: b * heads, lq: t, lk: t, d: hd, dv: hd, scale: 1 / Double(hd).squareRoot(), mask: nil)
         var merged = o
-        for bi in 0..<b { for h in 0..<heads { for ti in 0..<t { for e in 0..<hd {
-            merged[(bi * t + ti) * d + h * hd + e] = o[((bi * heads + h) * t + ti) * hd + e]
-        } } } }
+        for bi in 0..<b {
+            for h in 0..<heads {
+                for ti in 0..<t {
+                    for e in 0..<hd {
+                        merged[(bi * t + ti) * d + h * hd + e] = o[((bi * heads + h) * t + ti) * hd + e]
+                    }
+                }
+            }
+        }
         let x1 = gatedAdd(x, linear(merged, rows: b * t, "attn.proj", out: d, inF: d), gate: 2)
         let m2 = modulate(Ref.layerNorm(x1, d: d, eps: 1e-6, w: nil, b: nil), shift: 3, scale: 4)
         let k0 = (2 / Double.pi).squareRoot()
@@ -59,7 +75,10 @@ final class DiTTrainGradTests: XCTestCase {
         var stream: UInt64 = 0
         let blk = try DiTBlock("blk", dim: d, heads: heads, mlpHidden: mlp, source: FreshParameters()) { _, out, inF in
             stream += 2
-            return (GradCheck.random([out, inF], seed: 5, stream: stream, scale: 0.5), GradCheck.random([out], seed: 5, stream: stream + 1, scale: 0.5))
+            return (
+                GradCheck.random([out, inF], seed: 5, stream: stream, scale: 0.5),
+                GradCheck.random([out], seed: 5, stream: stream + 1, scale: 0.5)
+            )
         }
         let x = GradCheck.random([b, t, d], seed: 8), c = GradCheck.random([b, d], seed: 9)
         let g = GradCheck.random([b, t, d], seed: 10)
@@ -78,17 +97,20 @@ final class DiTTrainGradTests: XCTestCase {
         GradCheck.check("dSiLU(c)", c, analytic: dc, g: g, ref: { ref(xd, $0, base) })
         for p in blk.parameters {
             let key = String(p.name.dropFirst(4))
-            GradCheck.check(p.name, p.value, analytic: p.grad, g: g, ref: { v in
-                var pv = base; pv[key] = v
-                return ref(xd, cd, pv)
-            })
+            GradCheck.check(
+                p.name, p.value, analytic: p.grad, g: g,
+                ref: { v in
+                    var pv = base; pv[key] = v
+                    return ref(xd, cd, pv)
+                })
         }
     }
 
     /// Whole model with every zero-initialised weight replaced by random values.
     static func randomised(_ c: DiTConfig, seed: UInt64) throws -> DiTModel {
         let m = try DiTModel(config: c, seed: seed)
-        for (i, p) in m.parameters.enumerated() where p.name.contains("adaLN") || p.name.hasPrefix("final_layer") || p.name.hasSuffix("bias") {
+        for (i, p) in m.parameters.enumerated()
+        where p.name.contains("adaLN") || p.name.hasPrefix("final_layer") || p.name.hasSuffix("bias") {
             p.value = GradCheck.random(p.value.shape, seed: seed + 100, stream: UInt64(i), scale: 0.3)
         }
         return m
@@ -100,7 +122,7 @@ final class DiTTrainGradTests: XCTestCase {
 
     func testWholeModelGradientMatchesFiniteDifferences() throws {
         let m = try DiTTrainGradTests.randomised(DiTTrainGradTests.tinyConfig, seed: 3)
-        let x = GradCheck.random([2, 3, 4, 4], seed: 11), ts: [Float] = [17, 640], y = [1, 3]   // 3 = the null class
+        let x = GradCheck.random([2, 3, 4, 4], seed: 11), ts: [Float] = [17, 640], y = [1, 3]  // 3 = the null class
         let g = GradCheck.random([2, 3, 4, 4], seed: 12)
         func loss() -> Double { zip(m.trainingForward(x, t: ts, y: y).data, g.data).reduce(0.0) { $0 + Double($1.0) * Double($1.1) } }
         for p in m.parameters { p.zeroGrad() }

@@ -21,12 +21,13 @@ final class DiTTrainTests: XCTestCase {
         let m = try DiTTrainGradTests.randomised(c, seed: 21)
         let path = tmp("dit-parity")
         defer { try? FileManager.default.removeItem(atPath: path) }
-        try TrainCheckpoint.write(path: path, model: DiTModel.checkpointName, configJSON: try c.canonicalJSON(), step: 0,
-                                  params: m.stateDict, optimizer: nil, extra: ["varlab.heads": String(c.numHeads)])
+        try TrainCheckpoint.write(
+            path: path, model: DiTModel.checkpointName, configJSON: try c.canonicalJSON(), step: 0,
+            params: m.stateDict, optimizer: nil, extra: ["varlab.heads": String(c.numHeads)])
         let heads = Int(try SafetensorsFile(path: path).metadata["varlab.heads"] ?? "")
         let inf = try DiTModel.load(path: path, numHeads: heads)
         var expected = c
-        expected.classDropout = 0.1   // a training setting: the shapes do not say it, so the loaded config has the default
+        expected.classDropout = 0.1  // a training setting: the shapes do not say it, so the loaded config has the default
         XCTAssertEqual(inf.config, expected)
         XCTAssertFalse(inf.config.learnSigma)
         let x = GradCheck.random([3, 3, 4, 4], seed: 22), t: [Float] = [0, 499, 999], y = [0, 2, 3]
@@ -84,7 +85,10 @@ final class DiTTrainTests: XCTestCase {
         let lw = tr.trainStep(x, y, step: 3), lp = plain.trainStep(x, y, step: 3)
         XCTAssertGreaterThan(lw, 0)
         XCTAssertLessThanOrEqual(lw, lp)
-        XCTAssertThrowsError(try { var bad = objective; bad.minSNRGamma = -1; try bad.validate() }())
+        XCTAssertThrowsError(
+            try {
+                var bad = objective; bad.minSNRGamma = -1; try bad.validate()
+            }())
     }
 
     func latentSet(_ n: Int) -> LatentSet {
@@ -140,8 +144,9 @@ final class DiTTrainTests: XCTestCase {
         let tv = try TrainableVQVAE(config: vc, seed: 2)
         let path = tmp("dit-vq")
         defer { try? FileManager.default.removeItem(atPath: path) }
-        try TrainCheckpoint.write(path: path, model: TrainableVQVAE.modelName, configJSON: try vc.canonicalJSON(), step: 0,
-                                  params: tv.parameters, optimizer: nil, extra: ["varlab.patch_nums": "1,2,4"])
+        try TrainCheckpoint.write(
+            path: path, model: TrainableVQVAE.modelName, configJSON: try vc.canonicalJSON(), step: 0,
+            params: tv.parameters, optimizer: nil, extra: ["varlab.patch_nums": "1,2,4"])
         XCTAssertTrue(VQLatentCodec.isVQVAE(path: path))
         let vae = try VQLatentCodec.loadVQVAE(path: path)
         let codec = VQLatentCodec(vae: vae, scale: 3.7)

@@ -37,8 +37,10 @@ enum GradCheck {
     }
 
     /// Checks `analytic` against the finite-difference gradient of L(x) = Σ g ⊙ ref(x).
-    static func check(_ name: String, _ x: Tensor, analytic: Tensor, g: Tensor, ref: ([Double]) -> [Double],
-                      file: StaticString = #filePath, line: UInt = #line) {
+    static func check(
+        _ name: String, _ x: Tensor, analytic: Tensor, g: Tensor, ref: ([Double]) -> [Double],
+        file: StaticString = #filePath, line: UInt = #line
+    ) {
         let gd = g.data.map(Double.init)
         let num = numeric(x.data.map(Double.init)) { xv in
             let y = ref(xv)
@@ -53,8 +55,10 @@ enum GradCheck {
     }
 
     /// Scalar-loss variant: analytic gradient of a scalar L(x) written in Double.
-    static func checkScalar(_ name: String, _ x: Tensor, analytic: Tensor, loss: ([Double]) -> Double,
-                            file: StaticString = #filePath, line: UInt = #line) {
+    static func checkScalar(
+        _ name: String, _ x: Tensor, analytic: Tensor, loss: ([Double]) -> Double,
+        file: StaticString = #filePath, line: UInt = #line
+    ) {
         let num = numeric(x.data.map(Double.init), loss)
         let e = relErr(analytic.data, num)
         XCTAssertLessThan(e, tolerance, "\(name): relative error \(e)", file: file, line: line)
@@ -72,33 +76,47 @@ enum Ref {
         var c = [Double](repeating: 0, count: batch * m * n)
         for bi in 0..<batch {
             let ao = bi * ar * ac, bo = shared ? 0 : bi * br * bc
-            for i in 0..<m { for j in 0..<n {
-                var s = 0.0
-                for t in 0..<k {
-                    let av = ta ? a[ao + t * ac + i] : a[ao + i * ac + t]
-                    let bv = tb ? b[bo + j * bc + t] : b[bo + t * bc + j]
-                    s += av * bv
+            for i in 0..<m {
+                for j in 0..<n {
+                    var s = 0.0
+                    for t in 0..<k {
+                        let av = ta ? a[ao + t * ac + i] : a[ao + i * ac + t]
+                        let bv = tb ? b[bo + j * bc + t] : b[bo + t * bc + j]
+                        s += av * bv
+                    }
+                    c[bi * m * n + i * n + j] = s
                 }
-                c[bi * m * n + i * n + j] = s
-            } }
+            }
         }
         return c
     }
 
-    static func conv(_ x: [Double], _ xs: [Int], _ w: [Double], _ ws: [Int], _ b: [Double]?, stride: Int,
-                     pads: (Int, Int, Int, Int)) -> [Double] {
+    static func conv(
+        _ x: [Double], _ xs: [Int], _ w: [Double], _ ws: [Int], _ b: [Double]?, stride: Int,
+        pads: (Int, Int, Int, Int)
+    ) -> [Double] {
         let (n, cin, h, wd) = (xs[0], xs[1], xs[2], xs[3]), (co, kh, kw) = (ws[0], ws[2], ws[3])
         let ho = (h + pads.2 + pads.3 - kh) / stride + 1, wo = (wd + pads.0 + pads.1 - kw) / stride + 1
         var y = [Double](repeating: 0, count: n * co * ho * wo)
-        for bi in 0..<n { for o in 0..<co { for oy in 0..<ho { for ox in 0..<wo {
-            var s = b?[o] ?? 0
-            for c in 0..<cin { for ky in 0..<kh { for kx in 0..<kw {
-                let iy = oy * stride + ky - pads.2, ix = ox * stride + kx - pads.0
-                if iy < 0 || iy >= h || ix < 0 || ix >= wd { continue }
-                s += x[((bi * cin + c) * h + iy) * wd + ix] * w[((o * cin + c) * kh + ky) * kw + kx]
-            } } }
-            y[((bi * co + o) * ho + oy) * wo + ox] = s
-        } } } }
+        for bi in 0..<n {
+            for o in 0..<co {
+                for oy in 0..<ho {
+                    for ox in 0..<wo {
+                        var s = b?[o] ?? 0
+                        for c in 0..<cin {
+                            for ky in 0..<kh {
+                                for kx in 0..<kw {
+                                    let iy = oy * stride + ky - pads.2, ix = ox * stride + kx - pads.0
+                                    if iy < 0 || iy >= h || ix < 0 || ix >= wd { continue }
+                                    s += x[((bi * cin + c) * h + iy) * wd + ix] * w[((o * cin + c) * kh + ky) * kw + kx]
+                                }
+                            }
+                        }
+                        y[((bi * co + o) * ho + oy) * wo + ox] = s
+                    }
+                }
+            }
+        }
         return y
     }
 
@@ -130,18 +148,22 @@ enum Ref {
         return y
     }
 
-    static func attention(q: [Double], k: [Double], v: [Double], bh: Int, lq: Int, lk: Int, d: Int, dv: Int,
-                          scale: Double, mask: [Double]?) -> [Double] {
+    static func attention(
+        q: [Double], k: [Double], v: [Double], bh: Int, lq: Int, lk: Int, d: Int, dv: Int,
+        scale: Double, mask: [Double]?
+    ) -> [Double] {
         var out = [Double](repeating: 0, count: bh * lq * dv)
-        for p in 0..<bh { for i in 0..<lq {
-            var s = (0..<lk).map { j in
-                (0..<d).reduce(0.0) { $0 + q[(p * lq + i) * d + $1] * k[(p * lk + j) * d + $1] } * scale + (mask?[i * lk + j] ?? 0)
+        for p in 0..<bh {
+            for i in 0..<lq {
+                var s = (0..<lk).map { j in
+                    (0..<d).reduce(0.0) { $0 + q[(p * lq + i) * d + $1] * k[(p * lk + j) * d + $1] } * scale + (mask?[i * lk + j] ?? 0)
+                }
+                let mx = s.max()!
+                s = s.map { exp($0 - mx) }
+                let z = s.reduce(0, +)
+                for e in 0..<dv { out[(p * lq + i) * dv + e] = (0..<lk).reduce(0.0) { $0 + s[$1] / z * v[(p * lk + $1) * dv + e] } }
             }
-            let mx = s.max()!
-            s = s.map { exp($0 - mx) }
-            let z = s.reduce(0, +)
-            for e in 0..<dv { out[(p * lq + i) * dv + e] = (0..<lk).reduce(0.0) { $0 + s[$1] / z * v[(p * lk + $1) * dv + e] } }
-        } }
+        }
         return out
     }
 
@@ -149,12 +171,16 @@ enum Ref {
     static func interpolate(_ x: [Double], planes: Int, h: Int, w: Int, oh: Int, ow: Int, mode: InterpolationMode) -> [Double] {
         var y = [Double](repeating: 0, count: planes * oh * ow)
         if mode == .area {
-            for p in 0..<planes { for oy in 0..<oh { for ox in 0..<ow {
-                let y0 = oy * h / oh, y1 = ((oy + 1) * h + oh - 1) / oh, x0 = ox * w / ow, x1 = ((ox + 1) * w + ow - 1) / ow
-                var s = 0.0
-                for yy in y0..<y1 { for xx in x0..<x1 { s += x[(p * h + yy) * w + xx] } }
-                y[(p * oh + oy) * ow + ox] = s / Double((y1 - y0) * (x1 - x0))
-            } } }
+            for p in 0..<planes {
+                for oy in 0..<oh {
+                    for ox in 0..<ow {
+                        let y0 = oy * h / oh, y1 = ((oy + 1) * h + oh - 1) / oh, x0 = ox * w / ow, x1 = ((ox + 1) * w + ow - 1) / ow
+                        var s = 0.0
+                        for yy in y0..<y1 { for xx in x0..<x1 { s += x[(p * h + yy) * w + xx] } }
+                        y[(p * oh + oy) * ow + ox] = s / Double((y1 - y0) * (x1 - x0))
+                    }
+                }
+            }
             return y
         }
         func taps(_ inp: Int, _ out: Int) -> [[(Int, Double)]] {
@@ -168,11 +194,15 @@ enum Ref {
             }
         }
         let ty = taps(h, oh), tx = taps(w, ow)
-        for p in 0..<planes { for oy in 0..<oh { for ox in 0..<ow {
-            var s = 0.0
-            for (iy, wy) in ty[oy] { for (ix, wx) in tx[ox] { s += wy * wx * x[(p * h + iy) * w + ix] } }
-            y[(p * oh + oy) * ow + ox] = s
-        } } }
+        for p in 0..<planes {
+            for oy in 0..<oh {
+                for ox in 0..<ow {
+                    var s = 0.0
+                    for (iy, wy) in ty[oy] { for (ix, wx) in tx[ox] { s += wy * wx * x[(p * h + iy) * w + ix] } }
+                    y[(p * oh + oy) * ow + ox] = s
+                }
+            }
+        }
         return y
     }
 }

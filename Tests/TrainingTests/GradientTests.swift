@@ -42,7 +42,7 @@ final class GradientTests: XCTestCase {
 
     func testEmbedding() {
         let table = R.random([7, 5], seed: 8)
-        let ids = [3, 0, 6, 3, 3, 1]   // repeated ids must accumulate
+        let ids = [3, 0, 6, 3, 3, 1]  // repeated ids must accumulate
         let y = Embedding(weight: table)(ids)
         let g = R.random(y.shape, seed: 9)
         let dT = LinearGrad.embeddingBackward(ids: ids, tableShape: table.shape, dy: g)
@@ -84,8 +84,12 @@ final class GradientTests: XCTestCase {
                 Ref.groupNorm($0, x.shape, groups: 3, eps: 1e-5, w: affine ? self.d(w) : nil, b: affine ? self.d(b) : nil)
             }
             if affine {
-                R.check("groupnorm dW", w, analytic: dW, g: g) { Ref.groupNorm(self.d(x), x.shape, groups: 3, eps: 1e-5, w: $0, b: self.d(b)) }
-                R.check("groupnorm db", b, analytic: db, g: g) { Ref.groupNorm(self.d(x), x.shape, groups: 3, eps: 1e-5, w: self.d(w), b: $0) }
+                R.check("groupnorm dW", w, analytic: dW, g: g) {
+                    Ref.groupNorm(self.d(x), x.shape, groups: 3, eps: 1e-5, w: $0, b: self.d(b))
+                }
+                R.check("groupnorm db", b, analytic: db, g: g) {
+                    Ref.groupNorm(self.d(x), x.shape, groups: 3, eps: 1e-5, w: self.d(w), b: $0)
+                }
             }
         }
     }
@@ -183,8 +187,13 @@ final class GradientTests: XCTestCase {
             $0.map { 0.5 * $0 * (1 + tanh(c * ($0 + 0.044715 * $0 * $0 * $0))) }
         }
         // The forward the trainers use is the library's.
-        XCTAssertLessThan(x.geluTanh().maxAbsDiff(Tensor(shape: x.shape, data: x.data.map {
-            Float(0.5 * Double($0) * (1 + tanh(c * (Double($0) + 0.044715 * pow(Double($0), 3))))) })), 1e-5)
+        XCTAssertLessThan(
+            x.geluTanh().maxAbsDiff(
+                Tensor(
+                    shape: x.shape,
+                    data: x.data.map {
+                        Float(0.5 * Double($0) * (1 + tanh(c * (Double($0) + 0.044715 * pow(Double($0), 3)))))
+                    })), 1e-5)
     }
 
     func testSoftmaxCrossEntropyMeanAndWeighted() {
@@ -245,7 +254,7 @@ final class GradientTests: XCTestCase {
     }
 
     func testInterpolateAreaDownAndUp() {
-        checkInterpolate(.area, h: 7, w: 9, oh: 3, ow: 4, seed: 100)   // overlapping windows (sizes do not divide)
+        checkInterpolate(.area, h: 7, w: 9, oh: 3, ow: 4, seed: 100)  // overlapping windows (sizes do not divide)
         checkInterpolate(.area, h: 9, w: 9, oh: 3, ow: 3, seed: 102)
         checkInterpolate(.area, h: 3, w: 2, oh: 5, ow: 7, seed: 104)
     }
@@ -258,7 +267,7 @@ final class GradientTests: XCTestCase {
 
     func testStraightThroughAndVQLoss() {
         let f = R.random([2, 3, 5], seed: 120)
-        let q = f.map { ($0 * 2).rounded() / 2 }          // a toy quantiser
+        let q = f.map { ($0 * 2).rounded() / 2 }  // a toy quantiser
         XCTAssertEqual(StraightThrough.forward(input: f, quantized: q).data, q.data)
         let g = R.random(f.shape, seed: 121)
         XCTAssertEqual(StraightThrough.backward(dOut: g).data, g.data, "gradient passes through unchanged")

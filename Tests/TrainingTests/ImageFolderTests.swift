@@ -29,8 +29,10 @@ final class ImageFolderTests: XCTestCase {
     }
 
     func testClassesFromSortedSubfoldersResizeCropAndSkips() throws {
-        let root = try makeRoot(["b_dog": ["1.png": "40x20", "2.jpg": "10x10", "bad.png": "garbage"],
-                                 "a_cat": ["x.JPEG": "16x16", "notes.txt": "16x16"]])
+        let root = try makeRoot([
+            "b_dog": ["1.png": "40x20", "2.jpg": "10x10", "bad.png": "garbage"],
+            "a_cat": ["x.JPEG": "16x16", "notes.txt": "16x16"],
+        ])
         let src = try ImageFolderSource(root: root, size: 8, decode: ImageFolderTests.fakeDecode)
         XCTAssertEqual(src.classNames, ["a_cat", "b_dog"])
         XCTAssertEqual(src.count, 3, "txt ignored, bad.png skipped")

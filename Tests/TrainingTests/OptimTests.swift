@@ -67,7 +67,7 @@ final class OptimTests: XCTestCase {
         XCTAssertEqual(s.lr(0), 0)
         XCTAssertEqual(s.lr(5), 0.5, accuracy: 1e-6)
         XCTAssertEqual(s.lr(10), 1, accuracy: 1e-6)
-        XCTAssertEqual(s.lr(60), 0.55, accuracy: 1e-6)      // half way: 0.1 + 0.9 * 0.5
+        XCTAssertEqual(s.lr(60), 0.55, accuracy: 1e-6)  // half way: 0.1 + 0.9 * 0.5
         XCTAssertEqual(s.lr(110), 0.1, accuracy: 1e-6)
         XCTAssertEqual(s.lr(500), 0.1, accuracy: 1e-6)
         let l = LRSchedule(peak: 2, warmupSteps: 0, totalSteps: 100, decay: .linear, finalRatio: 0)

@@ -28,9 +28,13 @@ final class QuantizerGradTests: XCTestCase {
             var out: [[Double]] = []
             for (si, pn) in pns.enumerated() {
                 var u = [Double](repeating: 0, count: b * c * pn * pn)
-                for bi in 0..<b { for p in 0..<(pn * pn) { for ch in 0..<c {
-                    u[(bi * c + ch) * pn * pn + p] = e[tokens[si][bi * pn * pn + p] * c + ch]
-                } } }
+                for bi in 0..<b {
+                    for p in 0..<(pn * pn) {
+                        for ch in 0..<c {
+                            u[(bi * c + ch) * pn * pn + p] = e[tokens[si][bi * pn * pn + p] * c + ch]
+                        }
+                    }
+                }
                 if pn != 5 { u = Ref.interpolate(u, planes: b * c, h: pn, w: pn, oh: 5, ow: 5, mode: .bicubic) }
                 let k = q.phiIndexPerScale[si]
                 let conv = Ref.conv(u, [b, c, 5, 5], w[k], [c, c, 3, 3], bias[k], stride: 1, pads: (1, 1, 1, 1))

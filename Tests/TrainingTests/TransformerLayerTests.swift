@@ -12,13 +12,16 @@ final class TransformerLayerTests: XCTestCase {
         let (b, l, d, heads) = (2, 5, 12, 3)
         let attn = SelfAttentionLayer("blk.attn", dim: d, heads: heads, seed: 1, stream: 0)
         var m = [Float](repeating: 0, count: l * l)
-        for i in 0..<l { for j in 0..<l where j > i { m[i * l + j] = -.infinity } }   // causal
+        for i in 0..<l { for j in 0..<l where j > i { m[i * l + j] = -.infinity } }  // causal
         attn.mask = Tensor(shape: [l, l], data: m)
         let block = Sequential([
             Residual(Sequential([LayerNormLayer("blk.ln1", dim: d), attn])),
-            Residual(Sequential([LayerNormLayer("blk.ln2", dim: d, affine: false),
-                                 LinearLayer("blk.fc1", inFeatures: d, outFeatures: 2 * d, seed: 1, stream: 10), GELUTanhLayer(),
-                                 LinearLayer("blk.fc2", inFeatures: 2 * d, outFeatures: d, seed: 1, stream: 12)])),
+            Residual(
+                Sequential([
+                    LayerNormLayer("blk.ln2", dim: d, affine: false),
+                    LinearLayer("blk.fc1", inFeatures: d, outFeatures: 2 * d, seed: 1, stream: 10), GELUTanhLayer(),
+                    LinearLayer("blk.fc2", inFeatures: 2 * d, outFeatures: d, seed: 1, stream: 12),
+                ])),
         ])
         let emb = EmbeddingLayer("tok", count: 7, dim: d, std: 1, seed: 1, stream: 20)
         let ids = [3, 1, 4, 1, 5, 2, 6, 5, 3, 0]

@@ -35,8 +35,9 @@ final class VAROfficialGradientTests: XCTestCase {
             if e > worst.0 { worst = (e, p.name) }
             XCTAssertLessThan(e, 1e-5, "gradient of \(p.name), relative L2 error \(e)")
         }
-        XCTAssertEqual(Set(model.parameters.map(\.name)), Set(f.keys.filter { $0.hasPrefix("grad.") }.map { String($0.dropFirst(5)) }),
-                       "every official parameter has a varlab twin")
+        XCTAssertEqual(
+            Set(model.parameters.map(\.name)), Set(f.keys.filter { $0.hasPrefix("grad.") }.map { String($0.dropFirst(5)) }),
+            "every official parameter has a varlab twin")
         print("VAR whole-model gradients vs official PyTorch: worst relative error \(worst.0) (\(worst.1))")
     }
 }

@@ -17,7 +17,9 @@ final class VARTrainGradTests: XCTestCase {
         let x = GradCheck.random([b, l, d], seed: 1), shift = GradCheck.random([b, d], seed: 2), scale = GradCheck.random([b, d], seed: 3)
         let g = GradCheck.random([b, l, d], seed: 4)
         func modRef(_ xv: [Double], _ sh: [Double], _ sc: [Double]) -> [Double] {
-            (0..<(b * l * d)).map { i in let bi = i / (l * d), j = i % d; return xv[i] * (1 + sc[bi * d + j]) + sh[bi * d + j] }
+            (0..<(b * l * d)).map { i in
+                let bi = i / (l * d), j = i % d; return xv[i] * (1 + sc[bi * d + j]) + sh[bi * d + j]
+            }
         }
         let xd = x.data.map(Double.init), shd = shift.data.map(Double.init), scd = scale.data.map(Double.init)
         let (dx, dShift, dScale) = AdaLNGrad.modulateBackward(x: x, scale: scale, dy: g)
@@ -75,7 +77,7 @@ final class VARTrainGradTests: XCTestCase {
                 p.value = p.value + GradCheck.random(p.value.shape, seed: 21, stream: UInt64(i), scale: 0.15)
             }
             let (targets, input) = trainer.batch([0, 3, 4])
-            let labels = [1, 3, 0]   // includes the null class
+            let labels = [1, 3, 0]  // includes the null class
             func loss() throws -> Double {
                 Losses.softmaxCrossEntropy(logits: try model.forward(labels: labels, input: input), labels: targets).loss
             }
@@ -92,8 +94,9 @@ final class VARTrainGradTests: XCTestCase {
                     p.value.data[i] = v - h; let lm = try loss()
                     p.value.data[i] = v
                     let num = (lp - lm) / Double(2 * h)
-                    XCTAssertEqual(Double(p.grad.data[i]), num, accuracy: 2e-3 * max(0.05, abs(num)) + 2e-5,
-                                   "\(variant.rawValue) \(p.name)[\(i)]")
+                    XCTAssertEqual(
+                        Double(p.grad.data[i]), num, accuracy: 2e-3 * max(0.05, abs(num)) + 2e-5,
+                        "\(variant.rawValue) \(p.name)[\(i)]")
                     checked += 1
                 }
             }
@@ -110,11 +113,13 @@ struct RefAdaLNBlock {
 
     func linear(_ x: [Double], rows: Int, _ wt: [Double], _ bias: [Double]?, inF: Int, outF: Int) -> [Double] {
         var y = [Double](repeating: 0, count: rows * outF)
-        for r in 0..<rows { for o in 0..<outF {
-            var s = bias?[o] ?? 0
-            for i in 0..<inF { s += x[r * inF + i] * wt[o * inF + i] }
-            y[r * outF + o] = s
-        } }
+        for r in 0..<rows {
+            for o in 0..<outF {
+                var s = bias?[o] ?? 0
+                for i in 0..<inF { s += x[r * inF + i] * wt[o * inF + i] }
+                y[r * outF + o] = s
+            }
+        }
         return y
     }
 
@@ -133,24 +138,30 @@ struct RefAdaLNBlock {
         let ada = linear(cond, rows: b, p["blk.ada_lin.1.weight"]!, p["blk.ada_lin.1.bias"]!, inF: w, outF: 6 * w)
         func chunk(_ bi: Int, _ k: Int, _ j: Int) -> Double { ada[bi * 6 * w + k * w + j] }
         func modulate(_ n: [Double], scale: Int, shift: Int) -> [Double] {
-            (0..<n.count).map { i in let bi = i / (l * w), j = i % w; return n[i] * (1 + chunk(bi, scale, j)) + chunk(bi, shift, j) }
+            (0..<n.count).map { i in
+                let bi = i / (l * w), j = i % w; return n[i] * (1 + chunk(bi, scale, j)) + chunk(bi, shift, j)
+            }
         }
         let m1 = modulate(layerNorm(x), scale: 2, shift: 4)
         let qkvBias = p["blk.attn.q_bias"]! + [Double](repeating: 0, count: w) + p["blk.attn.v_bias"]!
         let qkv = linear(m1, rows: b * l, p["blk.attn.mat_qkv.weight"]!, qkvBias, inF: w, outF: 3 * w)
         let hd = w / heads, scale = 0.25 / Double(hd).squareRoot()
         var o = [Double](repeating: 0, count: b * l * w)
-        for bi in 0..<b { for h in 0..<heads {
-            func at(_ t: Int, _ part: Int, _ e: Int) -> Double { qkv[(bi * l + t) * 3 * w + part * w + h * hd + e] }
-            for i in 0..<l {
-                var s = [Double](repeating: 0, count: l)
-                for j in 0..<l { var d = 0.0; for e in 0..<hd { d += at(i, 0, e) * at(j, 1, e) }; s[j] = scale * d + mask[i * l + j] }
-                let mx = s.max()!
-                let ex = s.map { $0 == -.infinity ? 0 : exp($0 - mx) }
-                let z = ex.reduce(0, +)
-                for e in 0..<hd { var acc = 0.0; for j in 0..<l { acc += ex[j] / z * at(j, 2, e) }; o[(bi * l + i) * w + h * hd + e] = acc }
+        for bi in 0..<b {
+            for h in 0..<heads {
+                func at(_ t: Int, _ part: Int, _ e: Int) -> Double { qkv[(bi * l + t) * 3 * w + part * w + h * hd + e] }
+                for i in 0..<l {
+                    var s = [Double](repeating: 0, count: l)
+                    for j in 0..<l { var d = 0.0; for e in 0..<hd { d += at(i, 0, e) * at(j, 1, e) }; s[j] = scale * d + mask[i * l + j] }
+                    let mx = s.max()!
+                    let ex = s.map { $0 == -.infinity ? 0 : exp($0 - mx) }
+                    let z = ex.reduce(0, +)
+                    for e in 0..<hd {
+                        var acc = 0.0; for j in 0..<l { acc += ex[j] / z * at(j, 2, e) }; o[(bi * l + i) * w + h * hd + e] = acc
+                    }
+                }
             }
-        } }
+        }
         let a = linear(o, rows: b * l, p["blk.attn.proj.weight"]!, p["blk.attn.proj.bias"]!, inF: w, outF: w)
         var x2 = x
         for i in 0..<x.count { x2[i] += a[i] * chunk(i / (l * w), 0, i % w) }

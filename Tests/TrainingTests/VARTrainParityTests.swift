@@ -27,7 +27,7 @@ final class VARTrainParityTests: XCTestCase {
         XCTAssertFalse(model.config.sharedAdaLN)
 
         let indices = [0, 1, 2, 5]
-        let labels = [0, 2, 3, 1]    // 3 = the null class
+        let labels = [0, 2, 3, 1]  // 3 = the null class
         let (_, input) = trainer.batch(indices)
         guard case .features(let feats) = input else { return XCTFail("var input is features") }
         let train = try trainer.model.forward(labels: labels, input: input)

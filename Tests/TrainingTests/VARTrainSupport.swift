@@ -23,8 +23,9 @@ enum VARTrainFixture {
         // Spread the codebook (init is ±1/V) so the tokens vary across images.
         m.quantizer.embedding.value = GradCheckHelpers.random(m.quantizer.embedding.value.shape, seed: 9, scale: 0.5)
         let path = tempPath("vq")
-        try TrainCheckpoint.write(path: path, model: TrainableVQVAE.modelName, configJSON: try c.canonicalJSON(), step: 0,
-                                  params: m.parameters, optimizer: nil, extra: ["varlab.patch_nums": "1,2,4"])
+        try TrainCheckpoint.write(
+            path: path, model: TrainableVQVAE.modelName, configJSON: try c.canonicalJSON(), step: 0,
+            params: m.parameters, optimizer: nil, extra: ["varlab.patch_nums": "1,2,4"])
         return (try VQVAE(archive: try SafetensorsFile(path: path), patchNums: patchNums), path)
     }
 

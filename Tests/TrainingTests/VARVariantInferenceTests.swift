@@ -19,7 +19,7 @@ final class VARVariantInferenceTests: XCTestCase {
             defer { try? FileManager.default.removeItem(atPath: path) }
             XCTAssertEqual(model.config, trainer.config, "\(variant.rawValue): config from the file")
 
-            let indices = [1, 4], labels = [2, 3]   // 3 = the null class
+            let indices = [1, 4], labels = [2, 3]  // 3 = the null class
             let (targets, input) = trainer.batch(indices)
             let train = try trainer.model.forward(labels: labels, input: input)
             let (b, L, v) = (labels.count, model.config.totalTokens, model.vocabSize)
@@ -35,7 +35,8 @@ final class VARVariantInferenceTests: XCTestCase {
                 case .tokens:
                     // Teacher forcing: the previous step's tokens are the targets at its positions.
                     let prev = (0..<b).flatMap { s in targets[(s * L + k)..<(s * L + k + 1)] }
-                    x = model.input(step: k + 1, previousTokens: prev, fhat: Tensor(zeros: [0]), quantizer: trainer.vae.quantizer, state: state)
+                    x = model.input(
+                        step: k + 1, previousTokens: prev, fhat: Tensor(zeros: [0]), quantizer: trainer.vae.quantizer, state: state)
                 case .features(let f):
                     let (lo, hi) = model.config.beginEnds[k + 1]
                     let fl = model.config.firstL

@@ -1,7 +1,7 @@
 import Autoencoders
 import Foundation
-import ModelIO
 import Layers
+import ModelIO
 import Tensor
 import TestSupport
 import Training
@@ -47,8 +47,9 @@ final class VQVAETrainTests: XCTestCase {
         config.normGroups = 8
         let m = try TrainableVQVAE(config: config, seed: 2)
         let path = try temporaryFolder("vq").appendingPathComponent("vq.safetensors").path
-        try TrainCheckpoint.write(path: path, model: TrainableVQVAE.modelName, configJSON: try m.config.canonicalJSON(),
-                                  step: 0, params: m.parameters, optimizer: nil)   // no varlab.norm_groups: read as 32
+        try TrainCheckpoint.write(
+            path: path, model: TrainableVQVAE.modelName, configJSON: try m.config.canonicalJSON(),
+            step: 0, params: m.parameters, optimizer: nil)  // no varlab.norm_groups: read as 32
         let inf = try VQVAE(archive: try SafetensorsFile(path: path), patchNums: [1, 2, 4])
         XCTAssertEqual(inf.config.normGroups, 32)
         let x = ToyDataset(seed: 0, size: 8).batch([0, 1, 2]).images
@@ -59,15 +60,17 @@ final class VQVAETrainTests: XCTestCase {
     func testBadNormGroupsMetadataIsRefused() throws {
         let m = try TrainableVQVAE(config: tinyConfig(), seed: 2)
         let path = try temporaryFolder("vq").appendingPathComponent("vq.safetensors").path
-        try TrainCheckpoint.write(path: path, model: TrainableVQVAE.modelName, configJSON: try m.config.canonicalJSON(),
-                                  step: 0, params: m.parameters, optimizer: nil, extra: ["varlab.norm_groups": "0"])
+        try TrainCheckpoint.write(
+            path: path, model: TrainableVQVAE.modelName, configJSON: try m.config.canonicalJSON(),
+            step: 0, params: m.parameters, optimizer: nil, extra: ["varlab.norm_groups": "0"])
         XCTAssertThrowsError(try VQVAE(archive: try SafetensorsFile(path: path), patchNums: [1, 2, 4])) { e in
             XCTAssertTrue("\(e)".contains("varlab.norm_groups"), "\(e)")
         }
-        try TrainCheckpoint.write(path: path, model: TrainableVQVAE.modelName, configJSON: try m.config.canonicalJSON(),
-                                  step: 0, params: m.parameters, optimizer: nil, extra: ["varlab.norm_groups": "5"])
+        try TrainCheckpoint.write(
+            path: path, model: TrainableVQVAE.modelName, configJSON: try m.config.canonicalJSON(),
+            step: 0, params: m.parameters, optimizer: nil, extra: ["varlab.norm_groups": "5"])
         XCTAssertThrowsError(try VQVAE(archive: try SafetensorsFile(path: path), patchNums: [1, 2, 4])) { e in
-            XCTAssertTrue("\(e)".contains("norm"), "\(e)")   // 32 channels do not split into 5 groups
+            XCTAssertTrue("\(e)".contains("norm"), "\(e)")  // 32 channels do not split into 5 groups
         }
     }
 
@@ -160,8 +163,9 @@ final class VQVAETrainerTests: XCTestCase {
             try resumed.resume(from: path)
             XCTAssertEqual(resumed.loop.step, 2)
             try resumed.run(source: src)
-            XCTAssertEqual(resumed.model.parameters.flatMap { $0.value.data }, a.model.parameters.flatMap { $0.value.data },
-                           "resumed run equals the uninterrupted one")
+            XCTAssertEqual(
+                resumed.model.parameters.flatMap { $0.value.data }, a.model.parameters.flatMap { $0.value.data },
+                "resumed run equals the uninterrupted one")
         }
     }
 
@@ -171,8 +175,9 @@ final class VQVAETrainerTests: XCTestCase {
         var c = tinyConfig(); c.heInit = true
         let he = try TrainableVQVAE(config: c, seed: 3), torch = try TrainableVQVAE(config: tinyConfig(), seed: 3)
         for (p, q) in zip(he.parameters, torch.parameters) where p.name.hasPrefix("encoder") || p.name.hasPrefix("decoder") {
-            if p.name.hasSuffix("conv2.weight") { XCTAssertTrue(p.value.data.allSatisfy { $0 == 0 }, p.name) }
-            else if p.value.rank == 4 {
+            if p.name.hasSuffix("conv2.weight") {
+                XCTAssertTrue(p.value.data.allSatisfy { $0 == 0 }, p.name)
+            } else if p.value.rank == 4 {
                 XCTAssertEqual(p.value.data[0], q.value.data[0] * Float(6).squareRoot(), accuracy: 1e-6, p.name)
             }
         }
@@ -193,7 +198,7 @@ final class VQVAETrainerTests: XCTestCase {
         m.initialiseCodebook(from: x, seed: 5)
         let after = m.quantizer.forward(f).vqLoss
         XCTAssertLessThan(after, 0.75 * before, "L_vq \(before) -> \(after)")
-        let scale0 = m.quantizer.residualRows(f, pn: 1)   // the first codes are scale-0 residuals = mean latents
+        let scale0 = m.quantizer.residualRows(f, pn: 1)  // the first codes are scale-0 residuals = mean latents
         let table = m.quantizer.embedding.value
         let c0 = m.quantizer.channels
         let rowSet = Set((0..<scale0.shape[0]).map { r in Array(scale0.data[(r * c0)..<((r + 1) * c0)]) })

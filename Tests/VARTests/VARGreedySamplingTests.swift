@@ -40,8 +40,9 @@ final class VARGreedySamplingTests: XCTestCase {
             let r = try s.sample(labels: labels, seed: seed, recordLogits: true)
             for si in 0..<m.config.patchNums.count {
                 XCTAssertEqual(r.tokens[si], try io.intTensor("tokens_scale\(si)").values.map { Int($0) }, "\(file) scale \(si)")
-                XCTAssertLessThanOrEqual(relativeError(r.guidedLogits[si], try io.floatTensor("guided_logits_scale\(si)")), 1e-4,
-                                         "\(file) logits \(si)")
+                XCTAssertLessThanOrEqual(
+                    relativeError(r.guidedLogits[si], try io.floatTensor("guided_logits_scale\(si)")), 1e-4,
+                    "\(file) logits \(si)")
             }
             XCTAssertLessThanOrEqual(relativeError(r.fhat, try io.floatTensor("fhat")), 1e-4, "\(file) fhat")
             let img = r.images!.map { ($0 + 1) * 0.5 }

@@ -78,7 +78,8 @@ final class VARParityTests: XCTestCase {
     func testBadInputs() throws {
         let a = try Fixtures.safetensors("var/var.safetensors")
         // impossible schedule
-        XCTAssertThrowsError(try VARModel(archive: a, patchNums: [1, 2, 3, 5])) { e in XCTAssertTrue("\(e)".contains("patch-nums"), "\(e)") }
+        XCTAssertThrowsError(try VARModel(archive: a, patchNums: [1, 2, 3, 5])) { e in XCTAssertTrue("\(e)".contains("patch-nums"), "\(e)")
+        }
         // no schedule for a non-official length
         XCTAssertThrowsError(try VARModel(archive: a)) { e in XCTAssertTrue("\(e)".contains("--patch-nums"), "\(e)") }
         // a VQ-VAE given as VAR
@@ -87,7 +88,9 @@ final class VARParityTests: XCTestCase {
         }
         let m = try load("var/var.safetensors", "var/var_config.json")
         XCTAssertThrowsError(try m.conditioning(labels: [m.config.numClasses + 1]))
-        XCTAssertThrowsError(try m.checkCompatible(vocabSize: m.config.vocabSize + 1, cvae: m.config.cvae, varPath: "a.pth", vaePath: "b.pth")) { e in
+        XCTAssertThrowsError(
+            try m.checkCompatible(vocabSize: m.config.vocabSize + 1, cvae: m.config.cvae, varPath: "a.pth", vaePath: "b.pth")
+        ) { e in
             XCTAssertTrue("\(e)".contains("a.pth") && "\(e)".contains("b.pth"))
         }
     }

@@ -1,6 +1,6 @@
 import Foundation
-import ModelIO
 import Layers
+import ModelIO
 import Tensor
 
 /// Trains the toy classifier with AdamW + warmup/cosine schedule + clipping on softmax cross-entropy.
@@ -38,10 +38,13 @@ public final class ClassifierTrainer {
     }
 
     public func save(to path: String) throws {
-        try TrainCheckpoint.write(path: path, model: ToyClassifier.modelName, configJSON: try model.config.canonicalJSON(),
-                                  step: loop.step, params: model.parameters, optimizer: loop.optimizer,
-                                  extra: [MetadataKey.train.rawValue: try options.canonicalJSON(), MetadataKey.data.rawValue: dataSummary,
-                                          MetadataKey.augment.rawValue: "gray_p=\(grayProbability)"])
+        try TrainCheckpoint.write(
+            path: path, model: ToyClassifier.modelName, configJSON: try model.config.canonicalJSON(),
+            step: loop.step, params: model.parameters, optimizer: loop.optimizer,
+            extra: [
+                MetadataKey.train.rawValue: try options.canonicalJSON(), MetadataKey.data.rawValue: dataSummary,
+                MetadataKey.augment.rawValue: "gray_p=\(grayProbability)",
+            ])
     }
 
     /// Softmax cross-entropy steps of the shared `TrainLoop` (deterministic batches, NaN stop that keeps the last
@@ -53,12 +56,14 @@ public final class ClassifierTrainer {
         guard source.imageSize == model.config.imageSize else {
             throw TrainingError.config("data images are \(source.imageSize)px, the model expects \(model.config.imageSize)px")
         }
-        try loop.run(source: source, step: { x, y in
-            let (_, logits) = self.model.forward(self.augment(x, step: self.loop.step))
-            let (loss, dl, correct) = Losses.softmaxCrossEntropy(logits: logits, labels: y)
-            if loss.isFinite { self.model.backward(dLogits: dl) }
-            return (loss, Double(correct) / Double(y.count))
-        }, progress: progress)
+        try loop.run(
+            source: source,
+            step: { x, y in
+                let (_, logits) = self.model.forward(self.augment(x, step: self.loop.step))
+                let (loss, dl, correct) = Losses.softmaxCrossEntropy(logits: logits, labels: y)
+                if loss.isFinite { self.model.backward(dLogits: dl) }
+                return (loss, Double(correct) / Double(y.count))
+            }, progress: progress)
     }
 
     /// Random grayscale per image: the draw for image i of step s comes from Philox stream 2^41 + s (pure function

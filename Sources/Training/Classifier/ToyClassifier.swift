@@ -1,6 +1,6 @@
 import Foundation
-import ModelIO
 import Layers
+import ModelIO
 import Tensor
 
 /// Hyper-parameters of the toy classifier; stored as JSON in the checkpoint metadata (`varlab.config`).
@@ -18,7 +18,8 @@ public struct ToyClassifierConfig: Codable, Equatable, Sendable {
 
     public func validate() throws {
         guard imageSize >= 8, !channels.isEmpty, channels.allSatisfy({ $0 > 0 && $0 % groups == 0 }),
-              downsamples >= 0, downsamples <= channels.count, featureDim > 0, classes >= 2 else {
+            downsamples >= 0, downsamples <= channels.count, featureDim > 0, classes >= 2
+        else {
             throw TrainingError.config("invalid toy classifier config \(self)")
         }
     }
@@ -40,16 +41,20 @@ public final class ToyClassifier {
         var cin = 3
         var stream: UInt64 = 0
         for (i, c) in config.channels.enumerated() {
-            layers.append(ConvLayer("blocks.\(i).conv", cin: cin, cout: c, kernel: 3, stride: i < config.downsamples ? 2 : 1,
-                                    seed: seed, stream: stream))
+            layers.append(
+                ConvLayer(
+                    "blocks.\(i).conv", cin: cin, cout: c, kernel: 3, stride: i < config.downsamples ? 2 : 1,
+                    seed: seed, stream: stream))
             layers.append(GroupNormLayer("blocks.\(i).norm", channels: c, groups: config.groups))
             layers.append(SiLULayer())
             cin = c; stream += 2
         }
         layers.append(GlobalAveragePool())
         body = Sequential(layers)
-        head = Sequential([LinearLayer("head.fc1", inFeatures: cin, outFeatures: config.featureDim, seed: seed, stream: stream),
-                           SiLULayer()])
+        head = Sequential([
+            LinearLayer("head.fc1", inFeatures: cin, outFeatures: config.featureDim, seed: seed, stream: stream),
+            SiLULayer(),
+        ])
         classifier = LinearLayer("head.fc2", inFeatures: config.featureDim, outFeatures: config.classes, seed: seed, stream: stream + 2)
     }
 

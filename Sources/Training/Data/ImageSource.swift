@@ -1,6 +1,6 @@
 import Foundation
-import ModelIO
 import ImageIO
+import ModelIO
 import Tensor
 
 /// A labelled image set the trainers draw batches from: images [N, 3, S, S] in [-1, 1] and class indices.
@@ -56,7 +56,7 @@ public struct ImageFolderSource: LabeledImageSource {
     public let classNames: [String]
     public let imageSize: Int
     public let skipped: [String]
-    private let pixels: [[UInt8]]   // CHW would cost a conversion per batch; HWC uint8 keeps memory small
+    private let pixels: [[UInt8]]  // CHW would cost a conversion per batch; HWC uint8 keeps memory small
     private let labels: [Int]
 
     public static let extensions: Set<String> = ["png", "jpg", "jpeg"]
@@ -71,7 +71,8 @@ public struct ImageFolderSource: LabeledImageSource {
         let entries = try fm.contentsOfDirectory(atPath: root).sorted()
         let classes = entries.filter { name in
             var d: ObjCBool = false
-            return !name.hasPrefix(".") && fm.fileExists(atPath: (root as NSString).appendingPathComponent(name), isDirectory: &d) && d.boolValue
+            return !name.hasPrefix(".") && fm.fileExists(atPath: (root as NSString).appendingPathComponent(name), isDirectory: &d)
+                && d.boolValue
         }
         guard !classes.isEmpty else {
             throw TrainingError.data("imagefolder \(root): no class sub-folders (expected one folder per class, e.g. \(root)/cat/*.png)")
@@ -95,8 +96,9 @@ public struct ImageFolderSource: LabeledImageSource {
             }
         }
         guard !pixels.isEmpty else {
-            throw TrainingError.data("imagefolder \(root): no readable PNG/JPEG images in \(classes.count) class folders" +
-                                     (skipped.isEmpty ? "" : " (\(skipped.count) unreadable files skipped)"))
+            throw TrainingError.data(
+                "imagefolder \(root): no readable PNG/JPEG images in \(classes.count) class folders"
+                    + (skipped.isEmpty ? "" : " (\(skipped.count) unreadable files skipped)"))
         }
         self.root = root; self.classNames = classes; self.imageSize = size
         self.pixels = pixels; self.labels = labels; self.skipped = skipped

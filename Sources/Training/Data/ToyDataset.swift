@@ -20,8 +20,10 @@ public struct ToyDataset: Sendable {
         var streamBase: UInt64 { self == .train ? 0 : 1 << 32 }
     }
 
-    public static let classNames = ["disc", "square", "triangle", "cross", "ring",
-                                    "stripes-horizontal", "stripes-vertical", "checkerboard", "dots", "gradient"]
+    public static let classNames = [
+        "disc", "square", "triangle", "cross", "ring",
+        "stripes-horizontal", "stripes-vertical", "checkerboard", "dots", "gradient",
+    ]
     public static var classCount: Int { classNames.count }
 
     public let seed: UInt64
@@ -48,9 +50,11 @@ public struct ToyDataset: Sendable {
         for py in 0..<n {
             for px in 0..<n {
                 var cov = 0.0
-                for oy in offsets { for ox in offsets {
-                    cov += shape.coverage(x: (Double(px) + ox) / Double(n), y: (Double(py) + oy) / Double(n))
-                } }
+                for oy in offsets {
+                    for ox in offsets {
+                        cov += shape.coverage(x: (Double(px) + ox) / Double(n), y: (Double(py) + oy) / Double(n))
+                    }
+                }
                 cov /= 4
                 let x = (Double(px) + 0.5) / Double(n), y = (Double(py) + 0.5) / Double(n)
                 let shade = 1 + style.shadeAmount * ((x - 0.5) * style.shadeDir.0 + (y - 0.5) * style.shadeDir.1)
@@ -129,9 +133,9 @@ struct ToyShape {
     let cls: Int
     let cx: Double, cy: Double, r: Double
     let cosA: Double, sinA: Double
-    let a: Double, b: Double        // class-specific extra parameters
+    let a: Double, b: Double  // class-specific extra parameters
     let phaseX: Double, phaseY: Double
-    let triangle: [(Double, Double)]    // vertices, computed once
+    let triangle: [(Double, Double)]  // vertices, computed once
 
     init(cls: Int, rng: inout PhiloxRandom) {
         self.cls = cls
@@ -146,15 +150,15 @@ struct ToyShape {
         let angle = u(-maxAngle, maxAngle) * Double.pi / 180
         cosA = cos(angle); sinA = sin(angle)
         switch cls {
-        case 4: a = u(0.5, 0.68); b = 0                         // ring: inner / outer radius
-        case 5, 6: a = u(0.07, 0.15); b = u(0.4, 0.6)           // stripes: period, duty
-        case 7: a = u(0.09, 0.18); b = 0                         // checkerboard cell
-        case 8: a = u(0.12, 0.2); b = u(0.22, 0.32)             // dots: spacing, radius / spacing
-        case 9: a = Double(Int(u(0, 4)) % 4); b = u(2.5, 4.5)   // gradient: which diagonal, steepness
+        case 4: a = u(0.5, 0.68); b = 0  // ring: inner / outer radius
+        case 5, 6: a = u(0.07, 0.15); b = u(0.4, 0.6)  // stripes: period, duty
+        case 7: a = u(0.09, 0.18); b = 0  // checkerboard cell
+        case 8: a = u(0.12, 0.2); b = u(0.22, 0.32)  // dots: spacing, radius / spacing
+        case 9: a = Double(Int(u(0, 4)) % 4); b = u(2.5, 4.5)  // gradient: which diagonal, steepness
         default: a = 0; b = 0
         }
         phaseX = u(0, 1); phaseY = u(0, 1)
-        let R = r * 1.2   // equilateral triangle pointing up, circumradius 1.2 r
+        let R = r * 1.2  // equilateral triangle pointing up, circumradius 1.2 r
         triangle = [(0.0, -R), (R * 0.8660254, R * 0.5), (-R * 0.8660254, R * 0.5)]
     }
 

@@ -1,7 +1,7 @@
 import DiT
 import Foundation
-import ModelIO
 import Layers
+import ModelIO
 import Tensor
 
 /// Trains a DiT on (scaled) latents as the official train.py does, with learn_sigma = False:
@@ -46,7 +46,8 @@ public final class DiTTrainer {
         let noise = Tensor(shape: x0.shape, data: (0..<x0.count).map { _ in rng.normal() })
         let xt = diffusion.qSample(x0: x0, t: t, noise: noise)
         let out = model.trainingForward(xt, t: t.map(Float.init), y: labels)
-        let (loss, grad) = objective.minSNRGamma > 0
+        let (loss, grad) =
+            objective.minSNRGamma > 0
             ? Losses.weightedMSE(out, noise, sampleWeights: t.map { minSNRWeight(t: $0, gamma: Double(objective.minSNRGamma)) })
             : Losses.mse(out, noise)
         model.backward(grad)
@@ -78,16 +79,19 @@ public final class DiTTrainer {
         guard emaDecay > 0 else { return }
         let d = emaDecay
         for (i, p) in model.parameters.enumerated() {
-            ema[i].withUnsafeMutableBufferPointer { e in p.value.data.withUnsafeBufferPointer { w in
-                for j in 0..<e.count { e[j] = d * e[j] + (1 - d) * w[j] }
-            } }
+            ema[i].withUnsafeMutableBufferPointer { e in
+                p.value.data.withUnsafeBufferPointer { w in
+                    for j in 0..<e.count { e[j] = d * e[j] + (1 - d) * w[j] }
+                }
+            }
         }
     }
 
     /// The weights to sample with: the EMA when kept, else the raw weights (plus the fixed pos_embed).
     public var samplingWeights: [Parameter] {
         guard emaDecay > 0 else { return model.stateDict }
-        return [model.posEmbed] + zip(model.parameters, ema).map { Parameter($0.name, Tensor(shape: $0.value.shape, data: $1), decay: false) }
+        return [model.posEmbed]
+            + zip(model.parameters, ema).map { Parameter($0.name, Tensor(shape: $0.value.shape, data: $1), decay: false) }
     }
 
     /// The model config and the objective, as `varlab.config` records them.
@@ -104,27 +108,33 @@ public final class DiTTrainer {
     /// Training checkpoint: raw weights + pos_embed at the official names (it loads in DiTModel as is), the EMA as
     /// `ema.<name>`, the AdamW state, and the metadata.
     public func save(to path: String) throws {
-        let emaParams = zip(model.parameters, ema).map { Parameter("ema." + $0.name, Tensor(shape: $0.value.shape, data: $1), decay: false) }
-        try TrainCheckpoint.write(path: path, model: DiTModel.checkpointName, configJSON: try runConfig.canonicalJSON(),
-                                  step: loop.step, params: model.stateDict + emaParams, optimizer: loop.optimizer,
-                                  extra: checkpointMetadata)
+        let emaParams = zip(model.parameters, ema).map {
+            Parameter("ema." + $0.name, Tensor(shape: $0.value.shape, data: $1), decay: false)
+        }
+        try TrainCheckpoint.write(
+            path: path, model: DiTModel.checkpointName, configJSON: try runConfig.canonicalJSON(),
+            step: loop.step, params: model.stateDict + emaParams, optimizer: loop.optimizer,
+            extra: checkpointMetadata)
     }
 
     /// Inference-only file: the sampling weights (EMA if kept) under the official names and the metadata; no
     /// optimizer state (a third of the size).
     public func export(to path: String) throws {
-        try TrainCheckpoint.write(path: path, model: DiTModel.checkpointName, configJSON: try runConfig.canonicalJSON(),
-                                  step: loop.step, params: samplingWeights, optimizer: nil,
-                                  extra: checkpointMetadata.merging([MetadataKey.weights.rawValue: emaDecay > 0 ? "ema" : "raw"]) { $1 })
+        try TrainCheckpoint.write(
+            path: path, model: DiTModel.checkpointName, configJSON: try runConfig.canonicalJSON(),
+            step: loop.step, params: samplingWeights, optimizer: nil,
+            extra: checkpointMetadata.merging([MetadataKey.weights.rawValue: emaDecay > 0 ? "ema" : "raw"]) { $1 })
     }
 
     public func resume(from path: String) throws {
-        let ck = try loop.resume(from: path, model: DiTModel.checkpointName, configJSON: try runConfig.canonicalJSON(),
-                                 params: model.parameters)
+        let ck = try loop.resume(
+            from: path, model: DiTModel.checkpointName, configJSON: try runConfig.canonicalJSON(),
+            params: model.parameters)
         if emaDecay > 0 {
             ema = try model.parameters.map { p in
                 guard ck.file.info("ema." + p.name)?.shape == p.value.shape else {
-                    throw TrainingError.checkpoint("\(path) has no EMA weights for \(p.name) (trained without --ema?); cannot resume with EMA")
+                    throw TrainingError.checkpoint(
+                        "\(path) has no EMA weights for \(p.name) (trained without --ema?); cannot resume with EMA")
                 }
                 return try ck.file.floatTensor("ema." + p.name).data
             }

@@ -42,8 +42,10 @@ public struct LatentSet: LabeledImageSource {
     }
 
     /// Encodes `count` images of `source` with the VQ-VAE (f-hat), `batchSize` at a time; `progress(done)`.
-    public static func encode(source: LabeledImageSource, count: Int, codec: VQLatentCodec, batchSize: Int = 32,
-                              progress: (Int) -> Void = { _ in }) throws -> LatentSet {
+    public static func encode(
+        source: LabeledImageSource, count: Int, codec: VQLatentCodec, batchSize: Int = 32,
+        progress: (Int) -> Void = { _ in }
+    ) throws -> LatentSet {
         var latents: [Float] = [], labels: [Int] = []
         var shape: [Int] = []
         var i = 0
@@ -56,8 +58,9 @@ public struct LatentSet: LabeledImageSource {
             i = j
             progress(i)
         }
-        return LatentSet(latents: latents, labels: labels, latentShape: shape, classCount: source.classCount,
-                         summary: "\(source.summary) encoded to \(shape) VQ-VAE f-hat")
+        return LatentSet(
+            latents: latents, labels: labels, latentShape: shape, classCount: source.classCount,
+            summary: "\(source.summary) encoded to \(shape) VQ-VAE f-hat")
     }
 
     /// Cache file (safetensors: `latents` [N, C, S, S], `labels` int64 [N]; metadata: summary, key).
@@ -78,7 +81,8 @@ public struct LatentSet: LabeledImageSource {
         guard f.metadata[.key] == key, let classes = Int(f.metadata[.classes] ?? "") else { return nil }
         let t = try f.floatTensor("latents")
         let labels = try f.intTensor("labels")
-        return LatentSet(latents: t.data, labels: labels.values.map { Int($0) }, latentShape: Array(t.shape.dropFirst()),
-                         classCount: classes, summary: f.metadata[.summary] ?? "")
+        return LatentSet(
+            latents: t.data, labels: labels.values.map { Int($0) }, latentShape: Array(t.shape.dropFirst()),
+            classCount: classes, summary: f.metadata[.summary] ?? "")
     }
 }

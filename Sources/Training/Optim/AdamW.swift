@@ -26,29 +26,35 @@ public final class AdamW {
         for (pi, p) in params.enumerated() {
             let decay: Float = p.decay ? 1 - lr * weightDecay : 1
             let (b1, b2, eps) = (beta1, beta2, eps)
-            p.value.data.withUnsafeMutableBufferPointer { w in p.grad.data.withUnsafeBufferPointer { g in
-            m[pi].withUnsafeMutableBufferPointer { mm in v[pi].withUnsafeMutableBufferPointer { vv in
-                guard w.count > 0 else { return }
-                let sw = UnsafeMutableSendable(w.baseAddress!), sg = UnsafeSendable(g.baseAddress!)
-                let sm = UnsafeMutableSendable(mm.baseAddress!), sv = UnsafeMutableSendable(vv.baseAddress!)
-                // Elementwise, so the pieces (parallel for the large tensors) give the same bits.
-                Parallel.forRanges(w.count, grain: 1 << 14) { r in
-                    let (w, g, mm, vv) = (sw.p, sg.p, sm.p, sv.p)
-                    for i in r {
-                        w[i] *= decay
-                        mm[i] = b1 * mm[i] + (1 - b1) * g[i]
-                        vv[i] = b2 * vv[i] + (1 - b2) * g[i] * g[i]
-                        w[i] -= stepSize * mm[i] / (vv[i].squareRoot() / bc2Sqrt + eps)
+            p.value.data.withUnsafeMutableBufferPointer { w in
+                p.grad.data.withUnsafeBufferPointer { g in
+                    m[pi].withUnsafeMutableBufferPointer { mm in
+                        v[pi].withUnsafeMutableBufferPointer { vv in
+                            guard w.count > 0 else { return }
+                            let sw = UnsafeMutableSendable(w.baseAddress!), sg = UnsafeSendable(g.baseAddress!)
+                            let sm = UnsafeMutableSendable(mm.baseAddress!), sv = UnsafeMutableSendable(vv.baseAddress!)
+                            // Elementwise, so the pieces (parallel for the large tensors) give the same bits.
+                            Parallel.forRanges(w.count, grain: 1 << 14) { r in
+                                let (w, g, mm, vv) = (sw.p, sg.p, sm.p, sv.p)
+                                for i in r {
+                                    w[i] *= decay
+                                    mm[i] = b1 * mm[i] + (1 - b1) * g[i]
+                                    vv[i] = b2 * vv[i] + (1 - b2) * g[i] * g[i]
+                                    w[i] -= stepSize * mm[i] / (vv[i].squareRoot() / bc2Sqrt + eps)
+                                }
+                            }
+                        }
                     }
                 }
-            } } } }
+            }
         }
     }
 
     /// State for checkpoints: step and the moment buffers (same order as `params`).
     public func restore(step: Int, m: [[Float]], v: [[Float]]) throws {
         guard m.count == params.count, v.count == params.count,
-              zip(params, zip(m, v)).allSatisfy({ $0.value.count == $1.0.count && $0.value.count == $1.1.count }) else {
+            zip(params, zip(m, v)).allSatisfy({ $0.value.count == $1.0.count && $0.value.count == $1.1.count })
+        else {
             throw TrainingError.checkpoint("optimizer state does not match the model's parameters")
         }
         self.step = step; self.m = m; self.v = v
@@ -80,8 +86,10 @@ public struct LRSchedule: Sendable, Codable, Equatable {
     public var warmupStart: Float
     public var finalRatio: Float
 
-    public init(peak: Float, warmupSteps: Int, totalSteps: Int, decay: Decay = .cosine, warmupStart: Float = 0.005,
-                finalRatio: Float = 0.01) {
+    public init(
+        peak: Float, warmupSteps: Int, totalSteps: Int, decay: Decay = .cosine, warmupStart: Float = 0.005,
+        finalRatio: Float = 0.01
+    ) {
         self.peak = peak; self.warmupSteps = warmupSteps; self.totalSteps = totalSteps; self.decay = decay
         self.warmupStart = warmupStart; self.finalRatio = finalRatio
     }
@@ -113,8 +121,8 @@ public enum TrainingError: Error, CustomStringConvertible {
         case let .data(s): return "data: \(s)"
         case let .config(s): return "config: \(s)"
         case let .diverged(step, loss, kept):
-            return "training diverged at step \(step) (loss \(loss)); " +
-                (kept.map { "the last good checkpoint is kept at \($0)" } ?? "no checkpoint had been written yet")
+            return "training diverged at step \(step) (loss \(loss)); "
+                + (kept.map { "the last good checkpoint is kept at \($0)" } ?? "no checkpoint had been written yet")
         }
     }
 }

@@ -30,8 +30,10 @@ public struct VARTokenSet {
 
     /// Encodes images 0..<count of `source` in batches (deterministic, the result does not depend on batch size
     /// or threads since every image is encoded independently).
-    public static func encode(vae: VQVAE, source: LabeledImageSource, count: Int, kind: Kind, batchSize: Int = 50,
-                              progress: (Int) -> Void = { _ in }) throws -> VARTokenSet {
+    public static func encode(
+        vae: VQVAE, source: LabeledImageSource, count: Int, kind: Kind, batchSize: Int = 50,
+        progress: (Int) -> Void = { _ in }
+    ) throws -> VARTokenSet {
         guard vae.quantizer.vocabSize <= 65536 else { throw TrainingError.config("vocabulary above 65536") }
         let n = min(count, source.count)
         guard n >= 1 else { throw TrainingError.data("no training images") }
@@ -63,8 +65,9 @@ public struct VARTokenSet {
             i = j
             progress(i)
         }
-        return VARTokenSet(kind: kind, labels: labels, tokens: tokens, perImage: per,
-                           summary: "\(n) images of \(source.summary), \(kind.rawValue) tokens")
+        return VARTokenSet(
+            kind: kind, labels: labels, tokens: tokens, perImage: per,
+            summary: "\(n) images of \(source.summary), \(kind.rawValue) tokens")
     }
 
     /// f_hat of finest-only tokens: φ_last(embed(ids)) (no upsampling at full size), [B, C, H, W] - what the ar
@@ -80,7 +83,8 @@ public struct VARTokenSet {
         let d = try Data(contentsOf: URL(fileURLWithPath: vaePath), options: .mappedIfSafe)
         var h: UInt64 = 0xcbf2_9ce4_8422_2325
         d.withUnsafeBytes { p in for byte in p.bindMemory(to: UInt8.self) { h = (h ^ UInt64(byte)) &* 0x100_0000_01b3 } }
-        return "vae \(d.count) bytes fnv1a \(String(h, radix: 16)); data \(dataSummary); n \(count); \(kind.rawValue); patch_nums \(patchNums)"
+        return
+            "vae \(d.count) bytes fnv1a \(String(h, radix: 16)); data \(dataSummary); n \(count); \(kind.rawValue); patch_nums \(patchNums)"
     }
 
     public func write(to path: String, fingerprint: String) throws {
@@ -100,7 +104,8 @@ public struct VARTokenSet {
         guard f.metadata[.tokenCache] == fingerprint, let kind = Kind(rawValue: f.metadata[.kind] ?? "") else { return nil }
         let t = try f.intTensor("tokens"), l = try f.intTensor("labels")
         guard t.shape.count == 2, l.shape == [t.shape[0]] else { throw TrainingError.data("\(path): malformed token cache") }
-        return VARTokenSet(kind: kind, labels: l.values.map { Int($0) }, tokens: t.values.map { UInt16($0) }, perImage: t.shape[1],
-                           summary: f.metadata[.summary] ?? "")
+        return VARTokenSet(
+            kind: kind, labels: l.values.map { Int($0) }, tokens: t.values.map { UInt16($0) }, perImage: t.shape[1],
+            summary: f.metadata[.summary] ?? "")
     }
 }

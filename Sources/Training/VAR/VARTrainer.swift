@@ -1,7 +1,7 @@
 import Autoencoders
 import Foundation
-import ModelIO
 import Layers
+import ModelIO
 import Tensor
 import VAR
 
@@ -25,12 +25,17 @@ public final class VARTrainer {
     public init(config: VARConfig, options: TrainOptions, vae: VQVAE, data: VARTokenSet) throws {
         do { try config.validateForTraining() } catch { throw TrainingError.config("\(error)") }
         guard config.vocabSize == vae.quantizer.vocabSize, config.cvae == vae.quantizer.channels,
-              config.patchNums == vae.patchNums else {
-            throw TrainingError.config("the VAR config (vocab \(config.vocabSize), Cvae \(config.cvae), scales \(config.patchNums)) does not match the VQ-VAE (vocab \(vae.quantizer.vocabSize), Cvae \(vae.quantizer.channels), scales \(vae.patchNums))")
+            config.patchNums == vae.patchNums
+        else {
+            throw TrainingError.config(
+                "the VAR config (vocab \(config.vocabSize), Cvae \(config.cvae), scales \(config.patchNums)) does not match the VQ-VAE (vocab \(vae.quantizer.vocabSize), Cvae \(vae.quantizer.channels), scales \(vae.patchNums))"
+            )
         }
         let wantKind: VARTokenSet.Kind = config.variant == .ar ? .finestOnly : .multiScale
         guard data.kind == wantKind, data.perImage == config.totalTokens else {
-            throw TrainingError.config("token set (\(data.kind.rawValue), \(data.perImage) per image) does not fit a '\(config.variant.rawValue)' model of \(config.totalTokens) tokens")
+            throw TrainingError.config(
+                "token set (\(data.kind.rawValue), \(data.perImage) per image) does not fit a '\(config.variant.rawValue)' model of \(config.totalTokens) tokens"
+            )
         }
         guard data.labels.allSatisfy({ $0 >= 0 && $0 < config.numClasses }) else {
             throw TrainingError.data("labels outside 0..<\(config.numClasses)")
@@ -46,20 +51,24 @@ public final class VARTrainer {
     /// Metadata that lets the inference loaders use the file without flags: scale schedule and head count
     /// (attn_l2_norm = False models have no scale_mul_1H11 to infer the heads from), plus the variant.
     public func inferenceMetadata() -> [String: String] {
-        [MetadataKey.patchNums.rawValue: config.patchNums.map(String.init).joined(separator: ","),
-         MetadataKey.heads.rawValue: String(config.heads),
-         MetadataKey.variant.rawValue: config.variant.rawValue]
+        [
+            MetadataKey.patchNums.rawValue: config.patchNums.map(String.init).joined(separator: ","),
+            MetadataKey.heads.rawValue: String(config.heads),
+            MetadataKey.variant.rawValue: config.variant.rawValue,
+        ]
     }
 
     public func save(to path: String) throws {
-        try TrainCheckpoint.write(path: path, model: VARModel.checkpointName, configJSON: try config.canonicalJSON(),
-                                  step: loop.step, params: model.parameters, optimizer: loop.optimizer, extra: try savedMetadata())
+        try TrainCheckpoint.write(
+            path: path, model: VARModel.checkpointName, configJSON: try config.canonicalJSON(),
+            step: loop.step, params: model.parameters, optimizer: loop.optimizer, extra: try savedMetadata())
     }
 
     /// The weights alone (no optimizer moments): the file to ship / sample from.
     public func exportWeights(to path: String) throws {
-        try TrainCheckpoint.write(path: path, model: VARModel.checkpointName, configJSON: try config.canonicalJSON(),
-                                  step: loop.step, params: model.parameters, optimizer: nil, extra: try savedMetadata())
+        try TrainCheckpoint.write(
+            path: path, model: VARModel.checkpointName, configJSON: try config.canonicalJSON(),
+            step: loop.step, params: model.parameters, optimizer: nil, extra: try savedMetadata())
     }
 
     func savedMetadata() throws -> [String: String] {
@@ -89,7 +98,10 @@ public final class VARTrainer {
         var offset = 0
         for pn in c.patchNums {
             let l = pn * pn
-            maps.append(indices.flatMap { i in data.row(i)[(data.row(i).startIndex + offset)..<(data.row(i).startIndex + offset + l)].map { Int($0) } })
+            maps.append(
+                indices.flatMap { i in
+                    data.row(i)[(data.row(i).startIndex + offset)..<(data.row(i).startIndex + offset + l)].map { Int($0) }
+                })
             offset += l
         }
         return (targets, .features(vae.quantizer.varInput(tokens: maps, batch: b)))

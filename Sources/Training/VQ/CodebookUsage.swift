@@ -6,7 +6,7 @@ import Foundation
 /// perplexity falling and dead codes rising while the reconstruction loss stalls.
 public struct CodebookUsage: Sendable {
     public let vocabSize: Int
-    public private(set) var counts: [[Int]]   // [scale][code] in the current window
+    public private(set) var counts: [[Int]]  // [scale][code] in the current window
     public private(set) var steps = 0
 
     public init(vocabSize: Int, scales: Int) {

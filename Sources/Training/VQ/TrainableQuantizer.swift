@@ -1,7 +1,7 @@
+import Autoencoders
 import Foundation
 import Layers
 import Tensor
-import Autoencoders
 
 /// VAR's multi-scale residual quantiser in training mode (official `VectorQuantizer2.forward`), with its backward.
 ///
@@ -17,9 +17,9 @@ import Autoencoders
 /// β·2(f - F_s)/M / SN; the codebook path gets G_s = 2(F_s - f)/M / SN at every scale, so h_j receives Σ_{s≥j} G_s,
 /// which flows through φ_j (conv gradients), the bicubic upsampling (its adjoint) and the embedding lookup (scatter).
 public final class TrainableQuantizer {
-    public let embedding: Parameter          // [V, C]
-    public let phiWeights: [Parameter]        // [C, C, 3, 3]
-    public let phiBiases: [Parameter]         // [C]
+    public let embedding: Parameter  // [V, C]
+    public let phiWeights: [Parameter]  // [C, C, 3, 3]
+    public let phiBiases: [Parameter]  // [C]
     public let patchNums: [Int]
     public let phiIndexPerScale: [Int]
     public let resiRatio: Float
@@ -30,30 +30,36 @@ public final class TrainableQuantizer {
         public let tokens: [[Int]]
         /// Per scale, the residual rows [B·pn², C] the tokens were chosen for (empty when tokens were given).
         public let residualRows: [Tensor]
-        let upsampled: [Tensor]      // u_s (input of φ_s)
-        let partialSums: [Tensor]    // F_s after each scale
+        let upsampled: [Tensor]  // u_s (input of φ_s)
+        let partialSums: [Tensor]  // F_s after each scale
     }
 
     /// Fresh parameters: codebook uniform(-1/V, 1/V) (the classic VQ-VAE init); φ convs as PyTorch's default conv
     /// init. Parameter names follow the official checkpoint (`quantize.embedding.weight`, `quantize.quant_resi.qresi_ls.K`).
-    public init(vocabSize: Int, channels: Int, patchNums: [Int], phiCount: Int = 4, resiRatio: Float = 0.5,
-                beta: Float = 0.25, seed: UInt64, stream: UInt64 = 1000) throws {
+    public init(
+        vocabSize: Int, channels: Int, patchNums: [Int], phiCount: Int = 4, resiRatio: Float = 0.5,
+        beta: Float = 0.25, seed: UInt64, stream: UInt64 = 1000
+    ) throws {
         guard patchNums.count >= 2, patchNums.allSatisfy({ $0 >= 1 }),
-              zip(patchNums, patchNums.dropFirst()).allSatisfy({ $0 < $1 }) else {
+            zip(patchNums, patchNums.dropFirst()).allSatisfy({ $0 < $1 })
+        else {
             throw TrainingError.config("impossible patch numbers \(patchNums)")
         }
         guard vocabSize >= 2, channels >= 1, phiCount >= 1 else { throw TrainingError.config("quantiser sizes") }
         let bound = 1 / Float(vocabSize)
-        embedding = Parameter("quantize.embedding.weight",
-                              Init.uniform([vocabSize, channels], bound: bound, seed: seed, stream: stream), decay: false)
+        embedding = Parameter(
+            "quantize.embedding.weight",
+            Init.uniform([vocabSize, channels], bound: bound, seed: seed, stream: stream), decay: false)
         let cb = 1 / Float(channels * 9).squareRoot()
         phiWeights = (0..<phiCount).map { k in
-            Parameter("quantize.quant_resi.qresi_ls.\(k).weight",
-                      Init.uniform([channels, channels, 3, 3], bound: cb, seed: seed, stream: stream + 1 + 2 * UInt64(k)), decay: true)
+            Parameter(
+                "quantize.quant_resi.qresi_ls.\(k).weight",
+                Init.uniform([channels, channels, 3, 3], bound: cb, seed: seed, stream: stream + 1 + 2 * UInt64(k)), decay: true)
         }
         phiBiases = (0..<phiCount).map { k in
-            Parameter("quantize.quant_resi.qresi_ls.\(k).bias",
-                      Init.uniform([channels], bound: cb, seed: seed, stream: stream + 2 + 2 * UInt64(k)), decay: false)
+            Parameter(
+                "quantize.quant_resi.qresi_ls.\(k).bias",
+                Init.uniform([channels], bound: cb, seed: seed, stream: stream + 2 + 2 * UInt64(k)), decay: false)
         }
         self.patchNums = patchNums
         phiIndexPerScale = MultiScaleQuantizer.tickRule(k: phiCount, scales: patchNums.count)
@@ -82,7 +88,9 @@ public final class TrainableQuantizer {
         var loss = 0.0
         for (si, pn) in patchNums.enumerated() {
             let ids: [Int]
-            if let given { ids = given[si] } else {
+            if let given {
+                ids = given[si]
+            } else {
                 let rows = residualRows(rest, pn: pn)
                 ids = nearest(rows)
                 residuals.append(rows)
@@ -169,16 +177,17 @@ public final class TrainableQuantizer {
         let sn = patchNums.count, m = Float(f.count), r = resiRatio
         let k = 2 * vqWeight / (m * Float(sn))
         var df = dFHat
-        var gh = Tensor(zeros: f.shape)   // Σ_{s ≥ j} G_s, built from the last scale down
+        var gh = Tensor(zeros: f.shape)  // Σ_{s ≥ j} G_s, built from the last scale down
         var dEmb = Tensor(zeros: embedding.value.shape)
         for si in stride(from: sn - 1, through: 0, by: -1) {
-            let diff = saved.partialSums[si] - f      // F_s - f
+            let diff = saved.partialSums[si] - f  // F_s - f
             gh.addInPlace(diff, scale: k)
             df.addInPlace(diff, scale: -beta * k)
             // h = (1-r) u + r conv(u)
             let phiK = phiIndexPerScale[si]
-            let (dxConv, dW, db) = ConvGrad.backward(x: saved.upsampled[si], weight: phiWeights[phiK].value, stride: 1,
-                                                     pads: (1, 1, 1, 1), dy: gh)
+            let (dxConv, dW, db) = ConvGrad.backward(
+                x: saved.upsampled[si], weight: phiWeights[phiK].value, stride: 1,
+                pads: (1, 1, 1, 1), dy: gh)
             phiWeights[phiK].accumulate(dW * r); phiBiases[phiK].accumulate(db * r)
             var du = gh * (1 - r)
             du.addInPlace(dxConv, scale: r)

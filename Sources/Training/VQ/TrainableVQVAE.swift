@@ -52,11 +52,13 @@ public struct VQVAETrainConfig: Codable, Equatable, Sendable {
 
     public func validate() throws {
         guard ch > 0, !chMult.isEmpty, normGroups >= 1, chMult.allSatisfy({ $0 > 0 && (ch * $0) % normGroups == 0 }),
-              numResBlocks >= 1, zChannels >= 1, vocabSize >= 2, phiCount >= 1, deadCodeRestartEvery >= 0 else {
+            numResBlocks >= 1, zChannels >= 1, vocabSize >= 2, phiCount >= 1, deadCodeRestartEvery >= 0
+        else {
             throw TrainingError.config("invalid VQ-VAE config \(self) (widths must be multiples of the \(normGroups) norm groups)")
         }
         guard imageSize % downsampling == 0, patchNums.last == imageSize / downsampling else {
-            throw TrainingError.config("the last patch number \(patchNums.last ?? 0) must equal the latent size \(imageSize / downsampling)")
+            throw TrainingError.config(
+                "the last patch number \(patchNums.last ?? 0) must equal the latent size \(imageSize / downsampling)")
         }
     }
 }
@@ -130,12 +132,16 @@ public final class TrainableVQVAE {
             blockIn = c.ch * inMult[l]
             let blockOut = c.ch * c.chMult[l]
             for b in 0..<c.numResBlocks {
-                enc.append(ResnetBlockLayer("encoder.down.\(l).block.\(b)", cin: blockIn, cout: blockOut, groups: c.normGroups, seed: seed, stream: &stream))
+                enc.append(
+                    ResnetBlockLayer(
+                        "encoder.down.\(l).block.\(b)", cin: blockIn, cout: blockOut, groups: c.normGroups, seed: seed, stream: &stream))
                 blockIn = blockOut
             }
             if l != c.chMult.count - 1 {
-                enc.append(ConvLayer("encoder.down.\(l).downsample.conv", cin: blockIn, cout: blockIn, kernel: 3, stride: 2,
-                                     pads: (0, 1, 0, 1), seed: seed, stream: next()))
+                enc.append(
+                    ConvLayer(
+                        "encoder.down.\(l).downsample.conv", cin: blockIn, cout: blockIn, kernel: 3, stride: 2,
+                        pads: (0, 1, 0, 1), seed: seed, stream: next()))
             }
         }
         enc.append(ResnetBlockLayer("encoder.mid.block_1", cin: blockIn, cout: blockIn, groups: c.normGroups, seed: seed, stream: &stream))
@@ -145,8 +151,9 @@ public final class TrainableVQVAE {
         enc.append(ConvLayer("encoder.conv_out", cin: blockIn, cout: c.zChannels, kernel: 3, seed: seed, stream: next()))
         encoder = Sequential(enc)
         quantConv = ConvLayer("quant_conv", cin: c.zChannels, cout: c.zChannels, kernel: 3, seed: seed, stream: next())
-        quantizer = try TrainableQuantizer(vocabSize: c.vocabSize, channels: c.zChannels, patchNums: c.patchNums,
-                                           phiCount: c.phiCount, resiRatio: 0.5, beta: c.beta, seed: seed, stream: next())
+        quantizer = try TrainableQuantizer(
+            vocabSize: c.vocabSize, channels: c.zChannels, patchNums: c.patchNums,
+            phiCount: c.phiCount, resiRatio: 0.5, beta: c.beta, seed: seed, stream: next())
         stream += 2 * UInt64(c.phiCount) + 2
         postQuantConv = ConvLayer("post_quant_conv", cin: c.zChannels, cout: c.zChannels, kernel: 3, seed: seed, stream: next())
         blockIn = c.ch * c.chMult.last!
@@ -156,7 +163,9 @@ public final class TrainableVQVAE {
         for l in stride(from: c.chMult.count - 1, through: 0, by: -1) {
             let blockOut = c.ch * c.chMult[l]
             for b in 0...c.numResBlocks {
-                dec.append(ResnetBlockLayer("decoder.up.\(l).block.\(b)", cin: blockIn, cout: blockOut, groups: c.normGroups, seed: seed, stream: &stream))
+                dec.append(
+                    ResnetBlockLayer(
+                        "decoder.up.\(l).block.\(b)", cin: blockIn, cout: blockOut, groups: c.normGroups, seed: seed, stream: &stream))
                 blockIn = blockOut
             }
             if l != 0 { dec.append(UpsampleLayer("decoder.up.\(l).upsample", channels: blockIn, seed: seed, stream: next())) }
@@ -170,7 +179,7 @@ public final class TrainableVQVAE {
                 if p.name.hasSuffix(".conv2.weight") || p.name.hasSuffix(".conv2.bias") {
                     p.value = Tensor(zeros: p.value.shape)
                 } else if p.value.rank == 4 {
-                    p.value = p.value * Float(6).squareRoot()   // uniform(±√(6/fan_in)): variance 2/fan_in
+                    p.value = p.value * Float(6).squareRoot()  // uniform(±√(6/fan_in)): variance 2/fan_in
                 }
             }
         }

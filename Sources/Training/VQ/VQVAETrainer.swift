@@ -1,6 +1,6 @@
 import Foundation
-import ModelIO
 import Layers
+import ModelIO
 import Tensor
 
 /// Trains the VAR VQ-VAE on images: loss = mse(x̂, x) + L_vq (β = 0.25 commitment, averaged over scales), AdamW
@@ -26,11 +26,14 @@ public final class VQVAETrainer {
     }
 
     public func save(to path: String) throws {
-        try TrainCheckpoint.write(path: path, model: TrainableVQVAE.modelName, configJSON: try model.config.canonicalJSON(),
-                                  step: loop.step, params: model.parameters, optimizer: loop.optimizer,
-                                  extra: [MetadataKey.train.rawValue: try loop.options.canonicalJSON(), MetadataKey.data.rawValue: dataSummary,
-                                          MetadataKey.patchNums.rawValue: model.config.patchNums.map(String.init).joined(separator: ","),
-                                          MetadataKey.normGroups.rawValue: String(model.config.normGroups)])
+        try TrainCheckpoint.write(
+            path: path, model: TrainableVQVAE.modelName, configJSON: try model.config.canonicalJSON(),
+            step: loop.step, params: model.parameters, optimizer: loop.optimizer,
+            extra: [
+                MetadataKey.train.rawValue: try loop.options.canonicalJSON(), MetadataKey.data.rawValue: dataSummary,
+                MetadataKey.patchNums.rawValue: model.config.patchNums.map(String.init).joined(separator: ","),
+                MetadataKey.normGroups.rawValue: String(model.config.normGroups),
+            ])
     }
 
     public func resume(from path: String) throws {
@@ -42,21 +45,23 @@ public final class VQVAETrainer {
             throw TrainingError.config("data images are \(source.imageSize)px, the model expects \(model.config.imageSize)px")
         }
         let config = model.config
-        try loop.run(source: source, step: { x, _ in
-            let step = self.loop.step   // 0-based index of the step being run
-            if step == 0 && config.dataInitCodebook { self.model.initialiseCodebook(from: x, seed: self.loop.options.seed) }
-            let s = self.model.trainStep(x)
-            self.lastRecon = s.reconLoss; self.lastVQ = s.vqLoss
-            self.usage.record(s.tokens)
-            self.restartWindow.record(s.tokens)
-            if config.deadCodeRestartEvery > 0 && (step + 1) % config.deadCodeRestartEvery == 0 {
-                let dead = (0..<config.vocabSize).filter { v in self.restartWindow.counts.allSatisfy { $0[v] == 0 } }
-                var rng = PhiloxRandom(seed: self.loop.options.seed, stream: (1 << 43) + UInt64(step))
-                self.restartedCodes += self.model.quantizer.restart(dead, residualRows: s.residualRows, rng: &rng)
-                self.restartWindow.reset()
-            }
-            return (s.loss, .nan)
-        }, progress: progress)
+        try loop.run(
+            source: source,
+            step: { x, _ in
+                let step = self.loop.step  // 0-based index of the step being run
+                if step == 0 && config.dataInitCodebook { self.model.initialiseCodebook(from: x, seed: self.loop.options.seed) }
+                let s = self.model.trainStep(x)
+                self.lastRecon = s.reconLoss; self.lastVQ = s.vqLoss
+                self.usage.record(s.tokens)
+                self.restartWindow.record(s.tokens)
+                if config.deadCodeRestartEvery > 0 && (step + 1) % config.deadCodeRestartEvery == 0 {
+                    let dead = (0..<config.vocabSize).filter { v in self.restartWindow.counts.allSatisfy { $0[v] == 0 } }
+                    var rng = PhiloxRandom(seed: self.loop.options.seed, stream: (1 << 43) + UInt64(step))
+                    self.restartedCodes += self.model.quantizer.restart(dead, residualRows: s.residualRows, rng: &rng)
+                    self.restartWindow.reset()
+                }
+                return (s.loss, .nan)
+            }, progress: progress)
     }
 
     /// Mean squared reconstruction error (images in [-1, 1]) on `n` images of a source.
