@@ -32,14 +32,19 @@ public struct NextScaleSampler<Model: TokenModel> {
     public let vae: VQVAE
     public var cfg: Double
     public var options: TokenSamplingOptions
+    /// Opt-in FastVAR cached token pruning of the last scales (`--fast`); nil = exact.
+    public var pruning: TokenPruning?
 
-    public init(model: Model, vae: VQVAE, cfg: Double = 1.5, options: TokenSamplingOptions = TokenSamplingOptions()) throws {
+    public init(
+        model: Model, vae: VQVAE, cfg: Double = 1.5, options: TokenSamplingOptions = TokenSamplingOptions(), pruning: TokenPruning? = nil
+    ) throws {
         guard model.patchNums == vae.patchNums else {
             throw VARError.mismatch("VAR scale schedule \(model.patchNums) differs from the VQ-VAE's \(vae.patchNums)")
         }
         guard cfg >= 0 && cfg.isFinite else { throw SamplingError.badOption("--cfg must be >= 0, got \(cfg)") }
         try options.validate()
-        self.model = model; self.vae = vae; self.cfg = cfg; self.options = options
+        if let pruning { try pruning.validate(scales: model.patchNums.count) }
+        self.model = model; self.vae = vae; self.cfg = cfg; self.options = options; self.pruning = pruning
     }
 
     public struct Result {
@@ -74,7 +79,7 @@ public struct NextScaleSampler<Model: TokenModel> {
         // cfg = 0 gives guided = 1*cond - 0*uncond = cond exactly, so the unconditional half is skipped.
         let guided = cfg != 0
         let allLabels = guided ? labels + Array(repeating: model.numClasses, count: b) : labels
-        var state = try model.beginInference(labels: allLabels)
+        var state = try model.beginInference(labels: allLabels, pruning: pruning)
         var x = model.firstInput(state)
         var rngs = idx.map { PhiloxRandom(seed: seed, stream: UInt64($0)) }
         var fhat = Tensor(zeros: [b, q.channels, q.fullSize, q.fullSize])

@@ -1,6 +1,7 @@
 import Foundation
 import ModelIO
 import Samplers
+import VAR
 
 /// Everything that chooses a generator and its sampling settings: the request the CLI, the benches and the lab
 /// build. Unset (nil) settings take the checkpoint's recommended values (`varlab.sample_*` metadata of a
@@ -19,6 +20,8 @@ public struct GenerationSettings: Sendable {
     public var cfg: Double?
     /// VAR: top-k, top-p, temperature, more-smooth (unset: the checkpoint's recorded values, else the official ones).
     public var tokens = TokenSamplingOverrides()
+    /// VAR: opt-in FastVAR cached token pruning of the last scales (nil = exact).
+    public var pruning: TokenPruning?
     public var dit = DiTSettings()
 
     public init(family: String = VARFamily.name) { self.family = family }
@@ -31,6 +34,10 @@ public struct GenerationSettings: Sendable {
             throw GenerationError("--patch-nums must be at least two strictly increasing positive integers, got \(v)")
         }
         try dit.validate()
+        if pruning != nil && family != VARFamily.name { throw GenerationError("--fast applies to VAR, not to '\(family)'") }
+        if let p = pruning, p.dropRatios.isEmpty || !p.dropRatios.allSatisfy({ $0 >= 0 && $0 < 1 }) {
+            throw GenerationError("--fast-ratios must be fractions in [0, 1), got \(p.dropRatios)")
+        }
     }
 
     /// (checkpoint, autoencoder, built-in?) this run reads.

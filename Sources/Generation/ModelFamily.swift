@@ -35,7 +35,7 @@ public enum VARFamily: ModelFamily {
         let guidance = s.cfg ?? d.cfg ?? 1.5
         return try TokenModelGenerator.load(
             checkpoint: checkpoint, vae: vae, key: s.key, patchNums: s.patchNums, cfg: guidance, options: options,
-            log: log)
+            pruning: s.pruning, log: log)
     }
 }
 

@@ -39,7 +39,7 @@ extension TokenModelGenerator where Model == VARModel {
     /// Loads and cross-checks the two files. `patchNums` overrides the schedule inferred from the VAR weights.
     public static func load(
         checkpoint: String, vae vaePath: String, key: String?, patchNums: [Int]?, cfg: Double,
-        options: TokenSamplingOptions, log: (String) -> Void = { _ in }
+        options: TokenSamplingOptions, pruning: TokenPruning? = nil, log: (String) -> Void = { _ in }
     ) throws -> TokenModelGenerator<VARModel> {
         let archive = try CheckpointLoader.open(path: checkpoint, keyPath: key)
         let model = try VARModel(archive: archive, patchNums: patchNums)
@@ -52,7 +52,7 @@ extension TokenModelGenerator where Model == VARModel {
         try model.checkCompatible(vocabSize: vaeConfig.vocabSize, cvae: vaeConfig.zChannels, varPath: checkpoint, vaePath: vaePath)
         let vae = try VQVAE(archive: vaeArchive, patchNums: model.config.patchNums)
         return TokenModelGenerator(
-            sampler: try NextScaleSampler(model: model, vae: vae, cfg: cfg, options: options), family: VARFamily.name)
+            sampler: try NextScaleSampler(model: model, vae: vae, cfg: cfg, options: options, pruning: pruning), family: VARFamily.name)
     }
 }
 

@@ -22,7 +22,8 @@ public protocol TokenModel {
     /// The generation order.
     var steps: [TokenStep] { get }
     /// Starts a batch; `labels` may hold the null class `numClasses` (the unconditional half of guidance).
-    func beginInference(labels: [Int]) throws -> State
+    /// `pruning` (opt-in FastVAR) is refused by models that cannot prune.
+    func beginInference(labels: [Int], pruning: TokenPruning?) throws -> State
     /// The input of step 0 (one row per label).
     func firstInput(_ state: State) -> Tensor
     /// The input of step `index` > 0 for B samples, from the tokens drawn at the previous step (B x n) or the f_hat

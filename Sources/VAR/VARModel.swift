@@ -164,12 +164,34 @@ public final class VARModel: @unchecked Sendable {
         var caches: [KVCache?]
         /// Sequence positions fed so far.
         public internal(set) var position = 0
+        /// FastVAR pruning of the last scales (nil = exact).
+        let pruning: TokenPruning?
+        var pruned: [PrunedBlockCache]
     }
 
-    public func beginInference(labels: [Int]) throws -> State {
-        State(
+    /// `pruning` (next-scale variants only) turns on FastVAR's cached token pruning for the last scales.
+    public func beginInference(labels: [Int], pruning: TokenPruning? = nil) throws -> State {
+        if let pruning {
+            guard config.variant != .ar else {
+                throw VARError.badInput("--fast prunes the last scales of a next-scale model, not the raster 'ar' model")
+            }
+            try pruning.validate(scales: config.scales.count)
+        }
+        return State(
             conditioning: try conditioning(labels: labels), levelPositions: levelPositions(),
-            caches: Array(repeating: KVCache(), count: blocks.count))
+            caches: Array(repeating: KVCache(), count: blocks.count), pruning: pruning,
+            pruned: Array(repeating: PrunedBlockCache(), count: pruning == nil ? 0 : blocks.count))
+    }
+
+    /// What block `i` does under pruning at the step starting at sequence position `position` with `n` tokens.
+    func pruningStep(_ p: TokenPruning, block i: Int, position: Int, n: Int) -> PruningStep? {
+        guard i >= p.firstPrunedBlock, let si = config.beginEnds.firstIndex(where: { $0.0 == position && $0.1 - $0.0 == n }) else {
+            return nil
+        }
+        let first = config.scales.count - p.dropRatios.count
+        if si == first - 1 { return .record }
+        guard si >= first else { return nil }
+        return .prune(keep: n - Int(Double(n) * p.dropRatios[si - first]), pn: config.scales[si])
     }
 
     /// Input of the first step: class embedding + pos_start + lvl_pos[:firstL], [B, firstL, C].
@@ -229,7 +251,11 @@ public final class VARModel: @unchecked Sendable {
     public func step(_ x: Tensor, state: inout State) -> Tensor {
         var h = x
         for (i, blk) in blocks.enumerated() {
-            h = blk(h, ada: state.conditioning.ada[i], mask: nil, cache: &state.caches[i])
+            if let p = state.pruning, let ps = pruningStep(p, block: i, position: state.position, n: x.shape[1]) {
+                h = blk.pruned(h, ada: state.conditioning.ada[i], cache: &state.caches[i], step: ps, record: &state.pruned[i])
+            } else {
+                h = blk(h, ada: state.conditioning.ada[i], mask: nil, cache: &state.caches[i])
+            }
         }
         state.position += x.shape[1]
         return logits(h, state.conditioning)

@@ -25,6 +25,7 @@ struct BenchToyQuality: ParsableCommand {
     @Option(help: "Guidance scale instead of each model's recorded default (for tuning the value a model ships with).") var cfg: Double?
     @Option(help: "Write a grid per model here (one row per class, 10 per row): <dir>/<family>-grid.png.") var grids: String?
     @Option(help: "Write the results as JSON (atomically).") var json: String?
+    @OptionGroup var fast: FastOptions
     @OptionGroup var common: CommonOptions
 
     func run() throws {
@@ -76,14 +77,15 @@ struct BenchToyQuality: ParsableCommand {
         }
         var json: [String: Any] = [
             "n": n, "seed": seed, "data_seed": dataSeed, "classifier": toy.path, "cfg": cfg.map { "\($0)" } ?? "default",
-            "vqvae_mean_colour_error_rgb": colourError,
+            "vqvae_mean_colour_error_rgb": colourError, "fast_var_drop_ratios": try fast.pruning()?.dropRatios ?? [],
         ]
         for family in families {
             // The `sample` command's defaults for the built-in model: class i mod C, index i.
             var settings = GenerationSettings(family: family)
             settings.cfg = cfg
+            if family == VARFamily.name { settings.pruning = try fast.pruning() }
             let (row, images) = try quality.samples(
-                "\(family) (built-in, default settings)", generator: try settings.makeGenerator(),
+                "\(family) (built-in, \(settings.pruning == nil ? "default settings" : "--fast"))", generator: try settings.makeGenerator(),
                 seed: seed, batchSize: batchSize
             ) {
                 FileHandle.standardError.write("\r\(family): \($0)/\(n) samples".data(using: .utf8)!)

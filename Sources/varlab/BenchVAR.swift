@@ -24,6 +24,7 @@ struct BenchVAR: ParsableCommand {
             "Also print wall time per op kind (matmul, conv, im2col, attention, norms, elementwise, sampling, interpolation) for the last run of each batch size."
     )
     var profile = false
+    @OptionGroup var fast: FastOptions
     @OptionGroup var common: CommonOptions
 
     func run() throws {
@@ -48,7 +49,13 @@ struct BenchVAR: ParsableCommand {
                 format: "VAR-d%d: width %d, %d heads, %d blocks%@; VQ-VAE ch160 z32 v4096; patch nums %@ (built in %.1fs)",
                 depth, vc.width, vc.heads, vc.depth, shareBlocks ? " (shared weights)" : "",
                 vc.patchNums.map(String.init).joined(separator: ","), Date().timeIntervalSince(t0)))
-        let sampler = try NextScaleSampler(model: model, vae: vae, cfg: 1.5, options: TokenSamplingOptions())
+        let pruning = try fast.pruning()
+        if let pruning {
+            print(
+                "FastVAR pruning: drop \(pruning.dropRatios) of the tokens at the last \(pruning.dropRatios.count) scales, blocks \(pruning.firstPrunedBlock)+"
+            )
+        }
+        let sampler = try NextScaleSampler(model: model, vae: vae, cfg: 1.5, options: TokenSamplingOptions(), pruning: pruning)
         let tflop = vc.samplingFLOPs / 1e9, dflop = VQVAEConfig.official.decoderFLOPs(latent: vc.patchNums.last!) / 1e9
         print(String(format: "analytic GFLOP per image: transformer (CFG pair) %.1f, VAE decode %.1f", tflop, dflop))
         _ = try sampler.sample(labels: [1], seed: 0, decode: false)  // warm-up (page in weights, BLAS buffers)

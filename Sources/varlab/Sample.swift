@@ -46,6 +46,7 @@ struct Sample: ParsableCommand {
     @Option(name: .shortAndLong, help: "out.png (grid), dir/ (one PNG per image: class_index_seed.png) or samples.npz (ADM layout).")
     var output: String
 
+    @OptionGroup var fast: FastOptions
     @OptionGroup var dit: DiTSampleOptions
     @OptionGroup var common: CommonOptions
 
@@ -105,6 +106,7 @@ struct Sample: ParsableCommand {
         s.patchNums = try parsedPatchNums()
         s.cfg = cfg
         s.tokens = TokenSamplingOverrides(topK: topK, topP: topP, temperature: temperature, moreSmooth: moreSmooth)
+        s.pruning = try fast.pruning()
         s.dit = dit.settings
         return s
     }
