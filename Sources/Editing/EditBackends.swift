@@ -83,7 +83,7 @@ final class VAREditBackend: EditBackend {
         let r = try withoutActuallyEscaping(progress) { report in
             try VARZeroShotEditor(sampler: sampler).edit(images: request.image.signedCHW(), mask: mask, labels: [label], seed: o.seed) {
                 si, n in
-                if si < n { report("scale \(si + 1)/\(n)") } else { report("decode") }
+                if si < n { report("\(n == self.vae.patchNums.count ? "scale" : "token") \(si + 1)/\(n)") } else { report("decode") }
             }
         }
         let img = Image8(signedCHW: try unwrapImages(r.sample.images))
