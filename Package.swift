@@ -37,7 +37,7 @@ let package = Package(
             name: "ModelIO", dependencies: ["Tensor", "CVarlabZlib", .product(name: "ZIPFoundation", package: "ZIPFoundation")],
             swiftSettings: optimize),
         .target(name: "ImageIO", dependencies: ["Tensor", "ModelIO", "CPNG", "CJPEG"], swiftSettings: optimize),
-        .target(name: "Autoencoders", dependencies: ["Tensor", "ModelIO"], swiftSettings: optimize),
+        .target(name: "Autoencoders", dependencies: ["Tensor", "Layers", "ModelIO"], swiftSettings: optimize),
         .target(name: "VAR", dependencies: ["Tensor", "Layers", "ModelIO", "Autoencoders"], swiftSettings: optimize),
         .target(name: "DiT", dependencies: ["Tensor", "Layers", "ModelIO"], swiftSettings: optimize),
         .target(

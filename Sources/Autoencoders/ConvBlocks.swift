@@ -1,4 +1,5 @@
 import Foundation
+import Layers
 import ModelIO
 import Tensor
 
@@ -16,39 +17,60 @@ public struct ResnetKeys: Sendable {
     public static let diffusers = ResnetKeys(shortcut: "conv_shortcut")
 }
 
+/// New conv weights of a block: (name, in, out, kernel) -> (weight, bias).
+public typealias ConvInit = (_ name: String, _ cin: Int, _ cout: Int, _ kernel: Int) -> (weight: Tensor, bias: Tensor)
+
 /// h = conv1(silu(norm1(x))); h = conv2(silu(norm2(h))); out = shortcut(x) + h. (Dropout is identity at inference.)
-public struct ResnetBlock: Sendable {
-    public var norm1: GroupNorm, conv1: Conv2d, norm2: GroupNorm, conv2: Conv2d
-    public var shortcut: Conv2d?
+/// `callAsFunction` is inference; `forward` / `backward` are training.
+public final class ResnetBlock {
+    public let norm1: GroupNormLayer, conv1: ConvLayer, norm2: GroupNormLayer, conv2: ConvLayer
+    public let shortcut: ConvLayer?
+    let silu1 = SiLULayer(), silu2 = SiLULayer()
 
-    public init(norm1: GroupNorm, conv1: Conv2d, norm2: GroupNorm, conv2: Conv2d, shortcut: Conv2d?) {
-        self.norm1 = norm1; self.conv1 = conv1; self.norm2 = norm2; self.conv2 = conv2; self.shortcut = shortcut
-    }
-
+    /// Under `name` (e.g. "encoder.down.0.block.1"); the 1x1 shortcut exists when the widths differ.
     public init(
-        _ r: WeightReader, inChannels: Int, outChannels: Int? = nil, groups: Int = 32, eps: Float,
-        keys: ResnetKeys = .taming
+        _ name: String, inChannels cin: Int, outChannels cout: Int, groups: Int, eps: Float, keys: ResnetKeys = .taming,
+        source src: ParameterSource, initial: ConvInit
     ) throws {
-        norm1 = try r.groupNorm(keys.norm1, channels: inChannels, groups: groups, eps: eps)
-        conv1 = try r.conv(keys.conv1, inChannels: inChannels, outChannels: outChannels)
-        let out = conv1.outChannels
-        norm2 = try r.groupNorm(keys.norm2, channels: out, groups: groups, eps: eps)
-        conv2 = try r.conv(keys.conv2, inChannels: out, outChannels: out)
-        if inChannels != out {
-            shortcut = try r.conv(keys.shortcut, inChannels: inChannels, outChannels: out)
-        } else {
-            shortcut = nil
+        let p = name + "."
+        norm1 = try GroupNormLayer(p + keys.norm1, channels: cin, groups: groups, eps: eps, source: src)
+        conv1 = try ConvLayer(p + keys.conv1, cin: cin, cout: cout, kernel: 3, stride: 1, pads: (1, 1, 1, 1), source: src) {
+            initial(p + keys.conv1, cin, cout, 3)
         }
+        norm2 = try GroupNormLayer(p + keys.norm2, channels: cout, groups: groups, eps: eps, source: src)
+        conv2 = try ConvLayer(p + keys.conv2, cin: cout, cout: cout, kernel: 3, stride: 1, pads: (1, 1, 1, 1), source: src) {
+            initial(p + keys.conv2, cout, cout, 3)
+        }
+        shortcut =
+            cin != cout
+            ? try ConvLayer(p + keys.shortcut, cin: cin, cout: cout, kernel: 1, stride: 1, pads: (0, 0, 0, 0), source: src) {
+                initial(p + keys.shortcut, cin, cout, 1)
+            } : nil
     }
 
-    public var outChannels: Int { conv2.outChannels }
+    public var outChannels: Int { conv2.weight.value.shape[0] }
 
     public func callAsFunction(_ x: Tensor) -> Tensor {
         var h = conv1(norm1(x).silu())
         h = conv2(norm2(h).silu())
-        let s = shortcut.map { $0(x) } ?? x
-        h.addInPlace(s)
+        h.addInPlace(shortcut.map { $0(x) } ?? x)
         return h
+    }
+
+    public func forward(_ x: Tensor) -> Tensor {
+        var h = conv2.forward(silu2.forward(norm2.forward(conv1.forward(silu1.forward(norm1.forward(x))))))
+        h.addInPlace(shortcut?.forward(x) ?? x)
+        return h
+    }
+
+    public func backward(_ dy: Tensor) -> Tensor {
+        var dx = norm1.backward(silu1.backward(conv1.backward(norm2.backward(silu2.backward(conv2.backward(dy))))))
+        dx.addInPlace(shortcut?.backward(dy) ?? dy)
+        return dx
+    }
+
+    public var parameters: [Parameter] {
+        norm1.parameters + conv1.parameters + norm2.parameters + conv2.parameters + (shortcut?.parameters ?? [])
     }
 }
 
@@ -154,22 +176,35 @@ public struct SpatialAttention: Sendable {
     }
 }
 
-/// Pad (0, 1, 0, 1) (right and bottom only) with zeros, then 3x3 conv stride 2, no other padding.
-public struct Downsample: Sendable {
-    public var conv: Conv2d
-    public init(_ r: WeightReader, channels: Int, name: String = "conv") throws {
-        conv = try r.conv(name, inChannels: channels, outChannels: channels, stride: 2, pads: (0, 1, 0, 1))
-    }
-    public func callAsFunction(_ x: Tensor) -> Tensor { conv(x) }
+/// Pad (0, 1, 0, 1) (right and bottom only) with zeros, then 3x3 conv stride 2, no other padding: `name.conv`.
+public func downsampleConv(_ name: String, channels c: Int, source src: ParameterSource, initial: ConvInit) throws -> ConvLayer {
+    try ConvLayer(name, cin: c, cout: c, kernel: 3, stride: 2, pads: (0, 1, 0, 1), source: src) { initial(name, c, c, 3) }
 }
 
-/// Nearest-neighbour x2, then 3x3 conv (padding 1).
-public struct Upsample: Sendable {
-    public var conv: Conv2d
-    public init(_ r: WeightReader, channels: Int, name: String = "conv") throws {
-        conv = try r.conv(name, inChannels: channels, outChannels: channels)
+/// Nearest-neighbour x2, then 3x3 conv (padding 1): `name.conv`.
+public final class Upsample {
+    public let conv: ConvLayer
+    private var inShape: [Int] = []
+
+    public init(_ name: String, channels c: Int, source src: ParameterSource, initial: ConvInit) throws {
+        conv = try ConvLayer(name, cin: c, cout: c, kernel: 3, stride: 1, pads: (1, 1, 1, 1), source: src) { initial(name, c, c, 3) }
     }
+
     public func callAsFunction(_ x: Tensor) -> Tensor {
         conv(x.interpolated(height: 2 * x.dim(-2), width: 2 * x.dim(-1), mode: .nearest))
     }
+
+    public func forward(_ x: Tensor) -> Tensor {
+        inShape = x.shape
+        return conv.forward(x.interpolated(height: 2 * x.dim(-2), width: 2 * x.dim(-1), mode: .nearest))
+    }
+
+    public func backward(_ dy: Tensor) -> Tensor {
+        InterpolateGrad.backward(inputShape: inShape, mode: .nearest, dy: conv.backward(dy))
+    }
+
+    public var parameters: [Parameter] { conv.parameters }
 }
+
+/// Files only: a block read from a checkpoint never needs new weights.
+public let noNewWeights: ConvInit = { name, _, _, _ in preconditionFailure("\(name): a checkpoint's block asked for new weights") }

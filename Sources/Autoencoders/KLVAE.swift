@@ -1,4 +1,5 @@
 import Foundation
+import Layers
 import ModelIO
 import Tensor
 
@@ -10,7 +11,7 @@ import Tensor
 ///           the last) -> GroupNorm -> SiLU -> conv_out. No clamping and no latent scaling (callers divide by
 ///           `scalingFactor`, as DiT's sample.py does `vae.decode(z / 0.18215)`).
 /// GroupNorm eps 1e-6 everywhere; the mid attention is single-head over H*W with scale 1/sqrt(C).
-public struct KLVAE: Sendable {
+public struct KLVAE: @unchecked Sendable {
     public let config: KLVAEConfig
     public var encoder: KLEncoder?
     public var decoder: KLDecoder
@@ -119,7 +120,7 @@ public enum AutoencoderError: Error, CustomStringConvertible, Equatable {
 }
 
 /// UNetMidBlock2D without time embedding: resnet, (attention), resnet.
-public struct KLMidBlock: Sendable {
+public struct KLMidBlock: @unchecked Sendable {
     public var resnet1: ResnetBlock
     public var attention: SpatialAttention?
     public var resnet2: ResnetBlock
@@ -137,10 +138,10 @@ public struct KLMidBlock: Sendable {
     }
 }
 
-public struct KLEncoder: Sendable {
+public struct KLEncoder: @unchecked Sendable {
     public var convIn: Conv2d
     /// Per down block: its resnets and the optional downsampler.
-    public var blocks: [(resnets: [ResnetBlock], down: Downsample?)]
+    public var blocks: [(resnets: [ResnetBlock], down: ConvLayer?)]
     public var mid: KLMidBlock
     public var normOut: GroupNorm
     public var convOut: Conv2d
@@ -148,7 +149,7 @@ public struct KLEncoder: Sendable {
     init(_ r: WeightReader, config c: KLVAEConfig) throws {
         let ch = c.blockOutChannels
         convIn = try r.conv("conv_in", inChannels: c.inChannels, outChannels: ch[0])
-        var blocks: [(resnets: [ResnetBlock], down: Downsample?)] = []
+        var blocks: [(resnets: [ResnetBlock], down: ConvLayer?)] = []
         var cin = ch[0]
         for (i, cout) in ch.enumerated() {
             let b = r["down_blocks"]["\(i)"]
@@ -156,7 +157,11 @@ public struct KLEncoder: Sendable {
             for j in 0..<c.layersPerBlock {
                 res.append(try klResnet(b["resnets"]["\(j)"], in: j == 0 ? cin : cout, out: cout, groups: c.normNumGroups))
             }
-            let down = i < ch.count - 1 ? try Downsample(b["downsamplers"]["0"], channels: cout) : nil
+            let down =
+                i < ch.count - 1
+                ? try downsampleConv(
+                    b["downsamplers"]["0"].name("conv"), channels: cout, source: ArchiveParameters(r.archive), initial: noNewWeights)
+                : nil
             blocks.append((res, down))
             cin = cout
         }
@@ -177,7 +182,7 @@ public struct KLEncoder: Sendable {
     }
 }
 
-public struct KLDecoder: Sendable {
+public struct KLDecoder: @unchecked Sendable {
     public var convIn: Conv2d
     public var mid: KLMidBlock
     /// Up blocks in execution order (deepest first): resnets and the optional upsampler.
@@ -197,7 +202,11 @@ public struct KLDecoder: Sendable {
             for j in 0...c.layersPerBlock {
                 res.append(try klResnet(b["resnets"]["\(j)"], in: j == 0 ? prev : cout, out: cout, groups: c.normNumGroups))
             }
-            let up = i < rev.count - 1 ? try Upsample(b["upsamplers"]["0"], channels: cout) : nil
+            let up =
+                i < rev.count - 1
+                ? try Upsample(
+                    b["upsamplers"]["0"].name("conv"), channels: cout, source: ArchiveParameters(r.archive), initial: noNewWeights)
+                : nil
             blocks.append((res, up))
             prev = cout
         }
@@ -218,12 +227,9 @@ public struct KLDecoder: Sendable {
 
 /// diffusers ResnetBlock2D (no time embedding, output_scale_factor 1) with `groups` GroupNorm groups.
 func klResnet(_ r: WeightReader, in cin: Int, out cout: Int, groups: Int) throws -> ResnetBlock {
-    let conv1 = try r.conv("conv1", inChannels: cin, outChannels: cout)
-    return ResnetBlock(
-        norm1: try r.groupNorm("norm1", channels: cin, groups: groups, eps: KLVAE.eps), conv1: conv1,
-        norm2: try r.groupNorm("norm2", channels: cout, groups: groups, eps: KLVAE.eps),
-        conv2: try r.conv("conv2", inChannels: cout, outChannels: cout),
-        shortcut: cin != cout ? try r.conv("conv_shortcut", inChannels: cin, outChannels: cout) : nil)
+    try ResnetBlock(
+        r.name(), inChannels: cin, outChannels: cout, groups: groups, eps: KLVAE.eps, keys: .diffusers,
+        source: ArchiveParameters(r.archive), initial: noNewWeights)
 }
 
 /// The mid-block attention: `group_norm` + `to_q/to_k/to_v/to_out.0` (current diffusers) or

@@ -1,46 +1,81 @@
 import Foundation
+import Layers
 import ModelIO
 import Tensor
 
-/// VAR's multi-scale residual quantiser (official `VectorQuantizer2`, inference paths): one codebook shared by
-/// all scales; scale s quantises the area-downsampled residual, its embedding is bicubic-upsampled to the full
-/// latent size and refined by a Phi convolution, then added to f_hat and removed from the residual.
+/// VAR's multi-scale residual quantiser (official `VectorQuantizer2`): one codebook shared by all scales; scale s
+/// quantises the area-downsampled residual, its embedding is bicubic-upsampled to the full latent size and refined by
+/// a Phi convolution, then added to f_hat and removed from the residual. The inference paths come first; the
+/// training forward / backward (with the β-commitment loss) follow, on the same parameters.
 ///
 /// Token maps are `[[Int]]`: entry s holds B x pn_s^2 indices, batch-major, row-major over the pn x pn grid.
-public struct MultiScaleQuantizer: Sendable {
-    /// Codebook [V, C].
-    public let embedding: Tensor
+public final class MultiScaleQuantizer: @unchecked Sendable {
+    /// `quantize.embedding.weight` [V, C].
+    public let codebook: Parameter
     public let patchNums: [Int]
-    let phis: [Conv2d]
+    /// The Phi convolutions (3x3, padding 1).
+    public let phis: [ConvLayer]
     /// Phi index used at each scale (the official tick rule).
     public let phiIndexPerScale: [Int]
-    let resiRatio: Float
+    public let resiRatio: Float
+    /// Commitment weight of the VQ loss (official beta, 0.25).
+    public let beta: Float
 
-    public var vocabSize: Int { embedding.shape[0] }
-    public var channels: Int { embedding.shape[1] }
+    /// Codebook [V, C].
+    public var embedding: Tensor { codebook.value }
+    public var vocabSize: Int { codebook.value.shape[0] }
+    public var channels: Int { codebook.value.shape[1] }
     public var fullSize: Int { patchNums.last! }
     /// Tokens per image over all scales.
     public var totalTokens: Int { patchNums.reduce(0) { $0 + $1 * $1 } }
 
-    init(_ r: WeightReader, config c: VQVAEConfig, patchNums: [Int]) throws {
-        embedding = try r.tensor("embedding.weight", shape: [c.vocabSize, c.zChannels])
+    /// Under `quantize.`; new weights: codebook uniform(±1/V) (the classic VQ-VAE init) from stream `stream`, Phi k
+    /// as PyTorch's default conv init from streams `stream + 1 + 2k` (weight) and `stream + 2 + 2k` (bias).
+    public init(config c: VQVAEConfig, patchNums: [Int], source src: ParameterSource, seed: UInt64, stream: UInt64) throws {
         guard patchNums.count >= 2, patchNums.allSatisfy({ $0 >= 1 }), zip(patchNums, patchNums.dropFirst()).allSatisfy({ $0 < $1 }) else {
             throw QuantizerError.badPatchNums(patchNums)
         }
-        self.patchNums = patchNums
-        switch c.phiLayout {
-        case .shared:
-            phis = [try r["quant_resi"].conv("qresi", inChannels: c.zChannels, outChannels: c.zChannels)]
-            phiIndexPerScale = Array(repeating: 0, count: patchNums.count)
-        case .partiallyShared(let k):
-            phis = try (0..<k).map { try r["quant_resi"]["qresi_ls"].conv(String($0), inChannels: c.zChannels, outChannels: c.zChannels) }
-            phiIndexPerScale = MultiScaleQuantizer.tickRule(k: k, scales: patchNums.count)
-        case .nonShared(let k):
-            phis = try (0..<k).map { try r["quant_resi"].conv(String($0), inChannels: c.zChannels, outChannels: c.zChannels) }
-            phiIndexPerScale = MultiScaleQuantizer.tickRule(k: k, scales: patchNums.count)
+        let (v, z) = (c.vocabSize, c.zChannels)
+        codebook = try src.parameter("quantize.embedding.weight", shape: [v, z], decay: false) {
+            Init.uniform([v, z], bound: 1 / Float(v), seed: seed, stream: stream)
         }
+        self.patchNums = patchNums
+        let names: [String]
+        switch c.phiLayout {
+        case .shared: names = ["quantize.quant_resi.qresi"]
+        case .partiallyShared(let k): names = (0..<k).map { "quantize.quant_resi.qresi_ls.\($0)" }
+        case .nonShared(let k): names = (0..<k).map { "quantize.quant_resi.\($0)" }
+        }
+        phis = try names.enumerated().map { k, name in
+            try ConvLayer(name, cin: z, cout: z, kernel: 3, stride: 1, pads: (1, 1, 1, 1), source: src) {
+                let bound = 1 / Float(z * 9).squareRoot()
+                return (
+                    Init.uniform([z, z, 3, 3], bound: bound, seed: seed, stream: stream + 1 + 2 * UInt64(k)),
+                    Init.uniform([z], bound: bound, seed: seed, stream: stream + 2 + 2 * UInt64(k))
+                )
+            }
+        }
+        phiIndexPerScale =
+            c.phiLayout == .shared
+            ? Array(repeating: 0, count: patchNums.count) : MultiScaleQuantizer.tickRule(k: names.count, scales: patchNums.count)
         resiRatio = abs(c.quantResi)
+        beta = c.beta
     }
+
+    /// A new quantiser alone (partially shared Phi convolutions), e.g. for gradient checks.
+    public convenience init(
+        vocabSize: Int, channels: Int, patchNums: [Int], phiCount: Int, beta: Float = 0.25, seed: UInt64,
+        stream: UInt64 = 1000
+    ) throws {
+        var c = VQVAEConfig(
+            ch: channels, chMult: [1], numResBlocks: 1, zChannels: channels, vocabSize: vocabSize, attnAtLowest: false,
+            midAttn: false, phiLayout: .partiallyShared(phiCount))
+        c.beta = beta
+        try self.init(config: c, patchNums: patchNums, source: FreshParameters(), seed: seed, stream: stream)
+    }
+
+    /// Codebook and Phi parameters (official order).
+    public var parameters: [Parameter] { [codebook] + phis.flatMap(\.parameters) }
 
     /// Which of K Phi convolutions scale si of SN uses: argmin_i |ticks_i - si/(SN-1)| (first on ties), with
     /// ticks = linspace(1/3/K, 1-1/3/K, K) if K == 4 else linspace(1/2/K, 1-1/2/K, K), in float64 exactly as
@@ -168,6 +203,160 @@ public struct MultiScaleQuantizer: Sendable {
             parts.append(downsampledTokens(f, pn: patchNums[si + 1]))
         }
         return Tensor.cat(parts, dim: 1)
+    }
+}
+
+// MARK: training
+
+/// Training mode (official `VectorQuantizer2.forward`), with its backward.
+///
+/// Forward, for scales s = 0..SN-1 with sizes pn_s (the last = the latent size H):
+///   rest ← sg(f); F ← 0
+///   ids_s = argmin_v ‖area_down(rest, pn_s) - E_v‖²       (no gradient)
+///   h_s = φ_s(bicubic_up(E[ids_s]))  (no upsampling at the last scale), φ(u) = (1-r) u + r conv3x3(u)
+///   F ← F + h_s; rest ← rest - h_s
+///   L_vq += β mse(sg(F), f) + mse(F, sg(f))
+/// L_vq /= SN; the decoder input is f̂ = sg(F) - sg(f) + f (straight-through).
+///
+/// Backward: the decoder's gradient reaches f unchanged (straight-through); f also gets the commitment terms
+/// β·2(f - F_s)/M / SN; the codebook path gets G_s = 2(F_s - f)/M / SN at every scale, so h_j receives Σ_{s≥j} G_s,
+/// which flows through φ_j (conv gradients), the bicubic upsampling (its adjoint) and the embedding lookup (scatter).
+extension MultiScaleQuantizer {
+    public struct Saved {
+        public let f: Tensor
+        public let tokens: [[Int]]
+        /// Per scale, the residual rows [B·pn², C] the tokens were chosen for (empty when tokens were given).
+        public let residualRows: [Tensor]
+        let upsampled: [Tensor]  // u_s (input of φ_s)
+        let partialSums: [Tensor]  // F_s after each scale
+    }
+
+    func phiConv(_ si: Int) -> ConvLayer { phis[phiIndexPerScale[si]] }
+
+    /// Nearest codes of the rows of z [rows, C] (the inference quantiser's formula and tie rule).
+    func nearest(_ z: Tensor) -> [Int] { MultiScaleQuantizer.nearestCodes(z, codebook: embedding) }
+
+    /// Forward with given tokens (`tokens` nil = choose them by nearest code). Returns the decoder input (value F,
+    /// straight-through to f), L_vq and what backward needs.
+    public func trainingForward(_ f: Tensor, tokens given: [[Int]]? = nil) -> (fHat: Tensor, vqLoss: Double, saved: Saved) {
+        let (b, c, hh) = (f.shape[0], f.shape[1], f.shape[2])
+        precondition(c == channels && hh == patchNums.last! && f.shape[3] == hh, "quantiser input \(f.shape)")
+        var rest = f, acc = Tensor(zeros: f.shape)
+        var tokens: [[Int]] = [], ups: [Tensor] = [], sums: [Tensor] = [], residuals: [Tensor] = []
+        var loss = 0.0
+        for (si, pn) in patchNums.enumerated() {
+            let ids: [Int]
+            if let given {
+                ids = given[si]
+            } else {
+                let rows = residualRows(rest, pn: pn)
+                ids = nearest(rows)
+                residuals.append(rows)
+            }
+            let (u, h) = contribution(ids, batch: b, scale: si, size: hh)
+            acc += h
+            rest -= h
+            loss += (1 + Double(beta)) * Losses.mse(acc, f).loss
+            tokens.append(ids); ups.append(u); sums.append(acc)
+        }
+        loss /= Double(patchNums.count)
+        return (acc, loss, Saved(f: f, tokens: tokens, residualRows: residuals, upsampled: ups, partialSums: sums))
+    }
+
+    /// Scale si's codes as a feature map: u = bicubic_up(E[ids]) (no upsampling at the last scale) and
+    /// h = φ_si(u) = (1-r) u + r conv3x3(u).
+    func contribution(_ ids: [Int], batch b: Int, scale si: Int, size hh: Int) -> (u: Tensor, h: Tensor) {
+        let pn = patchNums[si], r = resiRatio
+        var u = Embedding(weight: embedding)(ids).reshaped([b, pn, pn, channels]).permuted([0, 3, 1, 2])
+        if pn != hh { u = u.interpolated(height: hh, width: hh, mode: .bicubic) }
+        return (u, u.zipWith(phiConv(si)(u)) { $0 * (1 - r) + $1 * r })
+    }
+
+    /// area_down(rest, pn) as rows [B·pn², C].
+    public func residualRows(_ rest: Tensor, pn: Int) -> Tensor {
+        let (b, c, hh) = (rest.shape[0], rest.shape[1], rest.shape[2])
+        let down = pn == hh ? rest : rest.adaptiveAveragePooled(height: pn, width: pn)
+        return down.permuted([0, 2, 3, 1]).reshaped([b * pn * pn, c])
+    }
+
+    /// Data-dependent codebook initialisation (as in k-means / sample initialisation of VQ codebooks): the codes
+    /// become residual vectors of a real batch, scale by scale, with what each scale's chosen codes leave as the
+    /// next scale's residual. The classic uniform(±1/V) init puts every code near 0 while the latent has an rms
+    /// of about 0.15, so for the first few hundred steps the decoder saw almost nothing of the image and learned
+    /// the mean image (grey) first. Codes are spread over the scales (each gets an equal share of what is left,
+    /// at most its row count); the draw is a pure function of `seed`.
+    public func initialiseCodebook(from f: Tensor, seed: UInt64) {
+        let (v, c, hh) = (vocabSize, channels, f.shape[2])
+        var rng = PhiloxRandom(seed: seed, stream: 1 << 42)
+        var table = embedding
+        var rest = f, filled = 0
+        for (si, pn) in patchNums.enumerated() {
+            let rows = residualRows(rest, pn: pn)
+            let n = rows.shape[0]
+            let quota = min(n, (v - filled) / (patchNums.count - si))
+            for (k, row) in Self.distinctDraw(quota, from: n, rng: &rng).enumerated() {
+                for ch in 0..<c { table.data[(filled + k) * c + ch] = rows.data[row * c + ch] }
+            }
+            filled += quota
+            codebook.value = table
+            let ids = nearest(rows)
+            rest -= contribution(ids, batch: f.shape[0], scale: si, size: hh).h
+        }
+    }
+
+    /// Dead-code restart (Jukebox, SoundStream): every code in `dead` becomes a residual row of this batch, drawn
+    /// at random from all scales. Returns how many codes were restarted.
+    @discardableResult
+    public func restart(_ dead: [Int], residualRows: [Tensor], rng: inout PhiloxRandom) -> Int {
+        guard !dead.isEmpty, !residualRows.isEmpty else { return 0 }
+        let c = channels
+        let pool = Tensor.cat(residualRows, dim: 0)
+        let picks = Self.distinctDraw(min(dead.count, pool.shape[0]), from: pool.shape[0], rng: &rng)
+        var table = embedding
+        for (code, row) in zip(dead, picks) {
+            for ch in 0..<c { table.data[code * c + ch] = pool.data[row * c + ch] }
+        }
+        codebook.value = table
+        return picks.count
+    }
+
+    /// `k` distinct indices of 0..<n (partial Fisher-Yates).
+    static func distinctDraw(_ k: Int, from n: Int, rng: inout PhiloxRandom) -> [Int] {
+        var idx = Array(0..<n)
+        for i in 0..<min(k, n) { idx.swapAt(i, i + Int(rng.nextUInt32()) % (n - i)) }
+        return Array(idx.prefix(k))
+    }
+
+    /// Accumulates codebook and φ gradients (L_vq scaled by `vqWeight`) and returns df = dFHat (straight-through)
+    /// + the commitment gradient.
+    public func backward(dFHat: Tensor, saved: Saved, vqWeight: Float = 1) -> Tensor {
+        let f = saved.f
+        let (b, hh) = (f.shape[0], f.shape[2])
+        let sn = patchNums.count, m = Float(f.count), r = resiRatio
+        let k = 2 * vqWeight / (m * Float(sn))
+        var df = dFHat
+        var gh = Tensor(zeros: f.shape)  // Σ_{s ≥ j} G_s, built from the last scale down
+        var dEmb = Tensor(zeros: embedding.shape)
+        for si in stride(from: sn - 1, through: 0, by: -1) {
+            let diff = saved.partialSums[si] - f  // F_s - f
+            gh.addInPlace(diff, scale: k)
+            df.addInPlace(diff, scale: -beta * k)
+            // h = (1-r) u + r conv(u)
+            let phiK = phiIndexPerScale[si]
+            let (dxConv, dW, db) = ConvGrad.backward(
+                x: saved.upsampled[si], weight: phis[phiK].weight.value, stride: 1,
+                pads: (1, 1, 1, 1), dy: gh)
+            phis[phiK].weight.accumulate(dW * r); phis[phiK].bias.accumulate(db * r)
+            var du = gh * (1 - r)
+            du.addInPlace(dxConv, scale: r)
+            let pn = patchNums[si]
+            let de = pn == hh ? du : InterpolateGrad.backward(inputShape: [b, channels, pn, pn], mode: .bicubic, dy: du)
+            // Embedding scatter: de [B, C, pn, pn] -> rows [B*pn*pn, C].
+            let rows = de.permuted([0, 2, 3, 1]).reshaped([b * pn * pn, channels])
+            dEmb += LinearGrad.embeddingBackward(ids: saved.tokens[si], tableShape: embedding.shape, dy: rows)
+        }
+        codebook.accumulate(dEmb)
+        return df
     }
 }
 

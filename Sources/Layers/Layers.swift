@@ -124,9 +124,22 @@ public final class GroupNormLayer: TrainableLayer {
         self.groups = groups; self.eps = eps
     }
 
+    /// `name.weight` / `name.bias` [channels] from `source` (new: 1 and 0).
+    public init(_ name: String, channels: Int, groups: Int, eps: Float, source: ParameterSource) throws {
+        guard groups >= 1, channels % groups == 0 else {
+            throw LayerError("\(name): \(channels) channels cannot be split into \(groups) GroupNorm groups")
+        }
+        weight = try source.parameter(name + ".weight", shape: [channels], decay: false) { Tensor(repeating: 1, shape: [channels]) }
+        bias = try source.parameter(name + ".bias", shape: [channels], decay: false) { Tensor(zeros: [channels]) }
+        self.groups = groups; self.eps = eps
+    }
+
+    /// Inference: nothing kept.
+    public func callAsFunction(_ x: Tensor) -> Tensor { GroupNorm(groups: groups, eps: eps, weight: weight.value, bias: bias.value)(x) }
+
     public func forward(_ x: Tensor) -> Tensor {
         input = x
-        return GroupNorm(groups: groups, eps: eps, weight: weight.value, bias: bias.value)(x)
+        return self(x)
     }
 
     public func backward(_ dy: Tensor) -> Tensor {

@@ -39,3 +39,9 @@ public struct ArchiveParameters: ParameterSource {
     }
     public func has(_ name: String) -> Bool { reader.has(name) }
 }
+
+/// A layer that cannot be built as asked (sizes that do not fit together).
+public struct LayerError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}

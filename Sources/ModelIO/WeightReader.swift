@@ -13,6 +13,9 @@ public struct WeightReader {
 
     public func has(_ key: String) -> Bool { archive.contains(prefix + key) }
 
+    /// The full key of `key` under this reader's prefix; with no key, the prefix itself without its final dot.
+    public func name(_ key: String = "") -> String { key.isEmpty ? String(prefix.dropLast()) : prefix + key }
+
     public func tensor(_ key: String, shape: [Int]) throws -> Tensor {
         try archive.floatTensor(prefix + key, shape: shape)
     }

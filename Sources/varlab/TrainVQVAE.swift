@@ -58,8 +58,9 @@ struct TrainVQVAE: ParsableCommand {
     func run() throws {
         try common.apply()
         guard logEvery >= 1 else { throw ValidationError("--log-every must be at least 1") }
-        var config = VQVAETrainConfig()
-        config.ch = ch; config.chMult = try ints(chMult, "--ch-mult"); config.numResBlocks = resBlocks; config.normGroups = normGroups
+        var config = VQVAERunConfig()
+        config.model.ch = ch; config.model.chMult = try ints(chMult, "--ch-mult"); config.model.numResBlocks = resBlocks
+        config.model.normGroups = normGroups
         guard codebookInit == "data" || codebookInit == "uniform" else {
             throw ValidationError("--codebook-init must be data or uniform, got '\(codebookInit)'")
         }
@@ -69,7 +70,7 @@ struct TrainVQVAE: ParsableCommand {
         config.dataInitCodebook = codebookInit == "data"; config.deadCodeRestartEvery = deadCodeRestart
         guard convInit == "he" || convInit == "torch" else { throw ValidationError("--conv-init must be he or torch, got '\(convInit)'") }
         config.heInit = convInit == "he"
-        config.zChannels = zChannels; config.vocabSize = vocab; config.patchNums = try ints(patchNums, "--patch-nums")
+        config.model.zChannels = zChannels; config.model.vocabSize = vocab; config.patchNums = try ints(patchNums, "--patch-nums")
         config.imageSize = 64
         var opts = TrainOptions()
         opts.steps = steps; opts.batchSize = batchSize; opts.lr = lr; opts.warmupSteps = warmup
@@ -84,7 +85,7 @@ struct TrainVQVAE: ParsableCommand {
         } catch let e as TrainingError { throw ValidationError(e.description) }
         note("data: \(source.summary)")
         note(
-            "model: VQ-VAE ch \(ch) x \(config.chMult), z \(zChannels), vocab \(vocab), scales \(config.patchNums); "
+            "model: VQ-VAE ch \(ch) x \(config.model.chMult), z \(zChannels), vocab \(vocab), scales \(config.patchNums); "
                 + "\(trainer.model.parameters.reduce(0) { $0 + $1.value.count }) parameters; \(Parallel.threads) threads")
         let t0 = Date()
         do {

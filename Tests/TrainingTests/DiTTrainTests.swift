@@ -138,14 +138,14 @@ final class DiTTrainTests: XCTestCase {
     /// Encoding a toy image to scaled f-hat and decoding it equals the VQ-VAE's own reconstruction
     /// (decoder(post_quant_conv(f-hat of its tokens))).
     func testVQLatentCodecRoundTripIsTheVQVAEReconstruction() throws {
-        var vc = VQVAETrainConfig()
-        vc.ch = 32; vc.chMult = [1, 2]; vc.numResBlocks = 1; vc.zChannels = 4; vc.vocabSize = 16
-        vc.imageSize = 8; vc.patchNums = [1, 2, 4]; vc.phiCount = 2
-        let tv = try TrainableVQVAE(config: vc, seed: 2)
+        let vc = VQVAEConfig(
+            ch: 32, chMult: [1, 2], numResBlocks: 1, zChannels: 4, vocabSize: 16, attnAtLowest: false, midAttn: false,
+            phiLayout: .partiallyShared(2))
+        let tv = try VQVAE(config: vc, patchNums: [1, 2, 4], seed: 2)
         let path = tmp("dit-vq")
         defer { try? FileManager.default.removeItem(atPath: path) }
         try TrainCheckpoint.write(
-            path: path, model: TrainableVQVAE.modelName, configJSON: try vc.canonicalJSON(), step: 0,
+            path: path, model: VQVAE.checkpointName, configJSON: try vc.canonicalJSON(), step: 0,
             params: tv.parameters, optimizer: nil, extra: ["varlab.patch_nums": "1,2,4"])
         XCTAssertTrue(VQLatentCodec.isVQVAE(path: path))
         let vae = try VQLatentCodec.loadVQVAE(path: path)

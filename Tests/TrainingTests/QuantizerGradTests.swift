@@ -1,3 +1,4 @@
+import Autoencoders
 import Foundation
 import Tensor
 import Training
@@ -9,11 +10,11 @@ final class QuantizerGradTests: XCTestCase {
     func testQuantizerBackwardMatchesFiniteDifferences() throws {
         let (b, c, v) = (2, 3, 5)
         let pns = [1, 2, 3, 5]
-        let q = try TrainableQuantizer(vocabSize: v, channels: c, patchNums: pns, phiCount: 2, resiRatio: 0.5, beta: 0.25, seed: 3)
+        let q = try MultiScaleQuantizer(vocabSize: v, channels: c, patchNums: pns, phiCount: 2, beta: 0.25, seed: 3)
         // A codebook on the latents' scale so several codes are used.
-        q.embedding.value = GradCheck.random([v, c], seed: 4)
+        q.codebook.value = GradCheck.random([v, c], seed: 4)
         let f = GradCheck.random([b, c, 5, 5], seed: 5)
-        let (fHat, loss, saved) = q.forward(f)
+        let (fHat, loss, saved) = q.trainingForward(f)
         XCTAssertEqual(fHat.shape, f.shape)
         XCTAssertGreaterThan(Set(saved.tokens.flatMap { $0 }).count, 1, "more than one code in use")
         let g = GradCheck.random(f.shape, seed: 6)
@@ -44,8 +45,8 @@ final class QuantizerGradTests: XCTestCase {
             return out
         }
         func mse(_ a: [Double], _ x: [Double]) -> Double { zip(a, x).reduce(0.0) { $0 + ($1.0 - $1.1) * ($1.0 - $1.1) } / Double(a.count) }
-        let e0 = q.embedding.value.data.map(Double.init)
-        let w0 = q.phiWeights.map { $0.value.data.map(Double.init) }, b0 = q.phiBiases.map { $0.value.data.map(Double.init) }
+        let e0 = q.embedding.data.map(Double.init)
+        let w0 = q.phis.map { $0.weight.value.data.map(Double.init) }, b0 = q.phis.map { $0.bias.value.data.map(Double.init) }
         let sums0 = partialSums(e0, w0, b0)
         XCTAssertEqual(loss, sums0.reduce(0.0) { $0 + (1 + beta) * mse($1, fd) } / sn, accuracy: 1e-5)
         XCTAssertLessThan(GradCheck.relErr(fHat.data, sums0.last!), 1e-5, "forward value is F")
@@ -54,12 +55,12 @@ final class QuantizerGradTests: XCTestCase {
         func codebookLoss(_ e: [Double], _ w: [[Double]], _ bias: [[Double]]) -> Double {
             partialSums(e, w, bias).reduce(0.0) { $0 + mse($1, fd) } / sn
         }
-        GradCheck.checkScalar("quantiser dE", q.embedding.value, analytic: q.embedding.grad) { codebookLoss($0, w0, b0) }
+        GradCheck.checkScalar("quantiser dE", q.codebook.value, analytic: q.codebook.grad) { codebookLoss($0, w0, b0) }
         for k in 0..<2 {
-            GradCheck.checkScalar("quantiser dW\(k)", q.phiWeights[k].value, analytic: q.phiWeights[k].grad) { wk in
+            GradCheck.checkScalar("quantiser dW\(k)", q.phis[k].weight.value, analytic: q.phis[k].weight.grad) { wk in
                 var w = w0; w[k] = wk; return codebookLoss(e0, w, b0)
             }
-            GradCheck.checkScalar("quantiser db\(k)", q.phiBiases[k].value, analytic: q.phiBiases[k].grad) { bk in
+            GradCheck.checkScalar("quantiser db\(k)", q.phis[k].bias.value, analytic: q.phis[k].bias.grad) { bk in
                 var bb = b0; bb[k] = bk; return codebookLoss(e0, w0, bb)
             }
         }
@@ -71,13 +72,13 @@ final class QuantizerGradTests: XCTestCase {
 
     /// Training drives L_vq down on a fixed latent when only the codebook and φ learn.
     func testQuantizerLearnsToReconstruct() throws {
-        let q = try TrainableQuantizer(vocabSize: 16, channels: 4, patchNums: [1, 2, 4], phiCount: 1, seed: 1)
+        let q = try MultiScaleQuantizer(vocabSize: 16, channels: 4, patchNums: [1, 2, 4], phiCount: 1, seed: 1)
         let f = GradCheck.random([2, 4, 4, 4], seed: 9)
         let opt = AdamW(q.parameters, weightDecay: 0)
         var first = 0.0, last = 0.0
         for step in 0..<150 {
             for p in q.parameters { p.zeroGrad() }
-            let (_, loss, saved) = q.forward(f)
+            let (_, loss, saved) = q.trainingForward(f)
             if step == 0 { first = loss }
             last = loss
             _ = q.backward(dFHat: Tensor(zeros: f.shape), saved: saved)

@@ -17,14 +17,15 @@ enum VARTrainFixture {
 
     /// Writes a random-initialised trainable VQ-VAE as a checkpoint and loads it in the inference VQVAE.
     static func vae() throws -> (VQVAE, String) {
-        var c = VQVAETrainConfig()
-        c.ch = 32; c.chMult = [1, 2]; c.zChannels = 4; c.vocabSize = 16; c.patchNums = patchNums; c.imageSize = 8
-        let m = try TrainableVQVAE(config: c, seed: 3)
+        let c = VQVAEConfig(
+            ch: 32, chMult: [1, 2], numResBlocks: 1, zChannels: 4, vocabSize: 16, attnAtLowest: false, midAttn: false,
+            phiLayout: .partiallyShared(4))
+        let m = try VQVAE(config: c, patchNums: patchNums, seed: 3)
         // Spread the codebook (init is ±1/V) so the tokens vary across images.
-        m.quantizer.embedding.value = GradCheckHelpers.random(m.quantizer.embedding.value.shape, seed: 9, scale: 0.5)
+        m.quantizer.codebook.value = GradCheckHelpers.random(m.quantizer.embedding.shape, seed: 9, scale: 0.5)
         let path = tempPath("vq")
         try TrainCheckpoint.write(
-            path: path, model: TrainableVQVAE.modelName, configJSON: try c.canonicalJSON(), step: 0,
+            path: path, model: VQVAE.checkpointName, configJSON: try c.canonicalJSON(), step: 0,
             params: m.parameters, optimizer: nil, extra: ["varlab.patch_nums": "1,2,4"])
         return (try VQVAE(archive: try SafetensorsFile(path: path), patchNums: patchNums), path)
     }

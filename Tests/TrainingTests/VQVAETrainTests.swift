@@ -8,11 +8,17 @@ import Training
 import XCTest
 
 final class VQVAETrainTests: XCTestCase {
-    func tinyConfig() -> VQVAETrainConfig {
-        var c = VQVAETrainConfig()
-        c.ch = 32; c.chMult = [1, 2]; c.numResBlocks = 1; c.zChannels = 4; c.vocabSize = 16
-        c.imageSize = 8; c.patchNums = [1, 2, 4]; c.phiCount = 2
+    func tinyConfig() -> VQVAERunConfig {
+        var c = VQVAERunConfig()
+        c.model = VQVAEConfig(
+            ch: 32, chMult: [1, 2], numResBlocks: 1, zChannels: 4, vocabSize: 16, attnAtLowest: false, midAttn: false,
+            phiLayout: .partiallyShared(2))
+        c.imageSize = 8; c.patchNums = [1, 2, 4]
         return c
+    }
+
+    func model(_ c: VQVAERunConfig, seed: UInt64) throws -> VQVAE {
+        try VQVAE(config: c.model, patchNums: c.patchNums, seed: seed, heInit: c.heInit)
     }
 
     /// A checkpoint of the trainable model loads in the inference VQVAE (official key names, inferred config) and
@@ -21,7 +27,7 @@ final class VQVAETrainTests: XCTestCase {
     func testCheckpointLoadsInInferenceVQVAE() throws {
         for groups in [32, 8] {
             var config = tinyConfig()
-            config.normGroups = groups
+            config.model.normGroups = groups
             var options = TrainOptions(); options.steps = 1
             let trainer = try VQVAETrainer(config: config, options: options)
             let m = trainer.model
@@ -33,7 +39,7 @@ final class VQVAETrainTests: XCTestCase {
             let x = ToyDataset(seed: 0, size: 8).batch([0, 1, 2]).images
             let fTrain = m.quantConv.forward(m.encoder.forward(x))
             XCTAssertLessThan(relativeErr(inf.encodeLatent(x), fTrain), 1e-5, "groups \(groups)")
-            let (fHat, _, saved) = m.quantizer.forward(fTrain)
+            let (fHat, _, saved) = m.quantizer.trainingForward(fTrain)
             XCTAssertEqual(try inf.tokens(images: x), saved.tokens)
             let recon = m.decoder.forward(m.postQuantConv.forward(fHat)).clamped(-1, 1)
             XCTAssertLessThan(relativeErr(inf.decode(tokens: saved.tokens), recon), 1e-5, "groups \(groups)")
@@ -44,11 +50,11 @@ final class VQVAETrainTests: XCTestCase {
     /// encode differently.
     func testNormGroupsChangeTheLatent() throws {
         var config = tinyConfig()
-        config.normGroups = 8
-        let m = try TrainableVQVAE(config: config, seed: 2)
+        config.model.normGroups = 8
+        let m = try model(config, seed: 2)
         let path = try temporaryFolder("vq").appendingPathComponent("vq.safetensors").path
         try TrainCheckpoint.write(
-            path: path, model: TrainableVQVAE.modelName, configJSON: try m.config.canonicalJSON(),
+            path: path, model: VQVAE.checkpointName, configJSON: try m.config.canonicalJSON(),
             step: 0, params: m.parameters, optimizer: nil)  // no varlab.norm_groups: read as 32
         let inf = try VQVAE(archive: try SafetensorsFile(path: path), patchNums: [1, 2, 4])
         XCTAssertEqual(inf.config.normGroups, 32)
@@ -58,16 +64,16 @@ final class VQVAETrainTests: XCTestCase {
 
     /// A bad group count in the metadata is refused with the key named.
     func testBadNormGroupsMetadataIsRefused() throws {
-        let m = try TrainableVQVAE(config: tinyConfig(), seed: 2)
+        let m = try model(tinyConfig(), seed: 2)
         let path = try temporaryFolder("vq").appendingPathComponent("vq.safetensors").path
         try TrainCheckpoint.write(
-            path: path, model: TrainableVQVAE.modelName, configJSON: try m.config.canonicalJSON(),
+            path: path, model: VQVAE.checkpointName, configJSON: try m.config.canonicalJSON(),
             step: 0, params: m.parameters, optimizer: nil, extra: ["varlab.norm_groups": "0"])
         XCTAssertThrowsError(try VQVAE(archive: try SafetensorsFile(path: path), patchNums: [1, 2, 4])) { e in
             XCTAssertTrue("\(e)".contains("varlab.norm_groups"), "\(e)")
         }
         try TrainCheckpoint.write(
-            path: path, model: TrainableVQVAE.modelName, configJSON: try m.config.canonicalJSON(),
+            path: path, model: VQVAE.checkpointName, configJSON: try m.config.canonicalJSON(),
             step: 0, params: m.parameters, optimizer: nil, extra: ["varlab.norm_groups": "5"])
         XCTAssertThrowsError(try VQVAE(archive: try SafetensorsFile(path: path), patchNums: [1, 2, 4])) { e in
             XCTAssertTrue("\(e)".contains("norm"), "\(e)")  // 32 channels do not split into 5 groups
@@ -83,13 +89,13 @@ final class VQVAETrainTests: XCTestCase {
     /// Whole-model gradient (encoder, quantiser, decoder chained) against finite differences of the float32
     /// forward with the tokens held fixed, on a few weights of each kind.
     func testWholeModelGradient() throws {
-        let m = try TrainableVQVAE(config: tinyConfig(), seed: 3)
+        let m = try model(tinyConfig(), seed: 3)
         let x = ToyDataset(seed: 0, size: 8).batch([3, 4]).images
         for p in m.parameters { p.zeroGrad() }
         let step = m.trainStep(x)
         func loss() -> Double {
             let f = m.quantConv.forward(m.encoder.forward(x))
-            let (fHat, vq, _) = m.quantizer.forward(f, tokens: step.tokens)
+            let (fHat, vq, _) = m.quantizer.trainingForward(f, tokens: step.tokens)
             // Straight-through value: the decoder sees F (fixed tokens), the gradient path to f is identity.
             let recon = m.decoder.forward(m.postQuantConv.forward(fHat))
             return Losses.mse(recon, x).loss + vq
@@ -111,7 +117,7 @@ final class VQVAETrainTests: XCTestCase {
     }
 
     func testTrainingReducesReconstructionLoss() throws {
-        let m = try TrainableVQVAE(config: tinyConfig(), seed: 4)
+        let m = try model(tinyConfig(), seed: 4)
         let opt = AdamW(m.parameters)
         let x = ToyDataset(seed: 0, size: 8).batch(Array(0..<8)).images
         var first = 0.0, last = 0.0
@@ -128,18 +134,24 @@ final class VQVAETrainTests: XCTestCase {
 }
 
 final class VQVAETrainerTests: XCTestCase {
-    func tinyConfig() -> VQVAETrainConfig {
-        var c = VQVAETrainConfig()
-        c.ch = 32; c.chMult = [1, 2]; c.numResBlocks = 1; c.zChannels = 4; c.vocabSize = 16
-        c.imageSize = 16; c.patchNums = [1, 2, 4, 8]; c.phiCount = 2
+    func tinyConfig() -> VQVAERunConfig {
+        var c = VQVAERunConfig()
+        c.model = VQVAEConfig(
+            ch: 32, chMult: [1, 2], numResBlocks: 1, zChannels: 4, vocabSize: 16, attnAtLowest: false, midAttn: false,
+            phiLayout: .partiallyShared(2))
+        c.imageSize = 16; c.patchNums = [1, 2, 4, 8]
         return c
+    }
+
+    func model(_ c: VQVAERunConfig, seed: UInt64) throws -> VQVAE {
+        try VQVAE(config: c.model, patchNums: c.patchNums, seed: seed, heInit: c.heInit)
     }
 
     /// The built-in tokenizer's recipe: one norm group, He init, data-initialised codebook, dead-code restarts
     /// (every 2 steps here, so they happen; the checkpoint interval is a multiple, so resuming is exact).
-    func recipeConfig() -> VQVAETrainConfig {
+    func recipeConfig() -> VQVAERunConfig {
         var c = tinyConfig()
-        c.normGroups = 1; c.heInit = true; c.dataInitCodebook = true; c.deadCodeRestartEvery = 2; c.vocabSize = 256
+        c.model.normGroups = 1; c.heInit = true; c.dataInitCodebook = true; c.deadCodeRestartEvery = 2; c.model.vocabSize = 256
         return c
     }
 
@@ -173,7 +185,7 @@ final class VQVAETrainerTests: XCTestCase {
     /// 2 / fan_in instead of PyTorch's 1 / (3 fan_in).
     func testHeInitStartsResNetBlocksAsIdentity() throws {
         var c = tinyConfig(); c.heInit = true
-        let he = try TrainableVQVAE(config: c, seed: 3), torch = try TrainableVQVAE(config: tinyConfig(), seed: 3)
+        let he = try model(c, seed: 3), torch = try model(tinyConfig(), seed: 3)
         for (p, q) in zip(he.parameters, torch.parameters) where p.name.hasPrefix("encoder") || p.name.hasPrefix("decoder") {
             if p.name.hasSuffix("conv2.weight") {
                 XCTAssertTrue(p.value.data.allSatisfy { $0 == 0 }, p.name)
@@ -183,23 +195,22 @@ final class VQVAETrainerTests: XCTestCase {
         }
         var rng = PhiloxRandom(seed: 1, stream: 0)
         let x = Tensor.randn([1, 64, 4, 4], rng: &rng)
-        let first = he.decoder.layers.compactMap { $0 as? ResnetBlockLayer }.first!
-        XCTAssertEqual(first.forward(x).data, x.data, "a fresh block passes its input through")
+        XCTAssertEqual(he.decoder.mid1.forward(x).data, x.data, "a fresh block passes its input through")
     }
 
     /// The data-initialised codebook is made of the batch's residual vectors (every scale gets some), and it
     /// quantises the batch better than the uniform(±1/V) init (measured: L_vq 0.049 -> 0.029).
     func testDataInitialisedCodebookComesFromTheResiduals() throws {
-        var c = tinyConfig(); c.vocabSize = 64
-        let m = try TrainableVQVAE(config: c, seed: 3)
+        var c = tinyConfig(); c.model.vocabSize = 64
+        let m = try model(c, seed: 3)
         let x = ToyDataset(seed: 0, size: 16).batch([0, 1, 2, 3]).images
         let f = m.quantConv.forward(m.encoder.forward(x))
-        let before = m.quantizer.forward(f).vqLoss
+        let before = m.quantizer.trainingForward(f).vqLoss
         m.initialiseCodebook(from: x, seed: 5)
-        let after = m.quantizer.forward(f).vqLoss
+        let after = m.quantizer.trainingForward(f).vqLoss
         XCTAssertLessThan(after, 0.75 * before, "L_vq \(before) -> \(after)")
         let scale0 = m.quantizer.residualRows(f, pn: 1)  // the first codes are scale-0 residuals = mean latents
-        let table = m.quantizer.embedding.value
+        let table = m.quantizer.embedding
         let c0 = m.quantizer.channels
         let rowSet = Set((0..<scale0.shape[0]).map { r in Array(scale0.data[(r * c0)..<((r + 1) * c0)]) })
         XCTAssertTrue(rowSet.contains(Array(table.data[0..<c0])), "code 0 is a scale-0 residual")

@@ -1,3 +1,4 @@
+import Autoencoders
 import Foundation
 import Layers
 import ModelIO
@@ -7,7 +8,8 @@ import Tensor
 /// β 0.9/0.95 with the no-decay group (biases, norms, codebook), warmup + cosine, global-norm clipping.
 /// The checkpoint (official key names) loads in the inference `VQVAE` for sampling.
 public final class VQVAETrainer {
-    public let model: TrainableVQVAE
+    public let model: VQVAE
+    public let config: VQVAERunConfig
     public let loop: TrainLoop
     public var dataSummary = ""
     public private(set) var lastRecon = Double.nan, lastVQ = Double.nan
@@ -17,34 +19,38 @@ public final class VQVAETrainer {
     public private(set) var restartedCodes = 0
     private var restartWindow: CodebookUsage
 
-    public init(config: VQVAETrainConfig, options: TrainOptions) throws {
-        model = try TrainableVQVAE(config: config, seed: options.seed)
+    public init(config: VQVAERunConfig, options: TrainOptions) throws {
+        try config.validate()
+        do { model = try VQVAE(config: config.model, patchNums: config.patchNums, seed: options.seed, heInit: config.heInit) } catch {
+            throw TrainingError.config("\(error)")
+        }
+        self.config = config
         loop = try TrainLoop(params: model.parameters, options: options)
-        usage = CodebookUsage(vocabSize: config.vocabSize, scales: config.patchNums.count)
+        usage = CodebookUsage(vocabSize: config.model.vocabSize, scales: config.patchNums.count)
         restartWindow = usage
         loop.save = { [unowned self] path in try self.save(to: path) }
     }
 
     public func save(to path: String) throws {
         try TrainCheckpoint.write(
-            path: path, model: TrainableVQVAE.modelName, configJSON: try model.config.canonicalJSON(),
+            path: path, model: VQVAE.checkpointName, configJSON: try config.canonicalJSON(),
             step: loop.step, params: model.parameters, optimizer: loop.optimizer,
             extra: [
                 MetadataKey.train.rawValue: try loop.options.canonicalJSON(), MetadataKey.data.rawValue: dataSummary,
-                MetadataKey.patchNums.rawValue: model.config.patchNums.map(String.init).joined(separator: ","),
-                MetadataKey.normGroups.rawValue: String(model.config.normGroups),
+                MetadataKey.patchNums.rawValue: config.patchNums.map(String.init).joined(separator: ","),
+                MetadataKey.normGroups.rawValue: String(config.model.normGroups),
             ])
     }
 
     public func resume(from path: String) throws {
-        try loop.resume(from: path, model: TrainableVQVAE.modelName, configJSON: try model.config.canonicalJSON(), params: model.parameters)
+        try loop.resume(from: path, model: VQVAE.checkpointName, configJSON: try config.canonicalJSON(), params: model.parameters)
     }
 
     public func run(source: LabeledImageSource, progress: (TrainProgress) -> Void = { _ in }) throws {
-        guard source.imageSize == model.config.imageSize else {
-            throw TrainingError.config("data images are \(source.imageSize)px, the model expects \(model.config.imageSize)px")
+        guard source.imageSize == config.imageSize else {
+            throw TrainingError.config("data images are \(source.imageSize)px, the model expects \(config.imageSize)px")
         }
-        let config = model.config
+        let config = self.config
         try loop.run(
             source: source,
             step: { x, _ in
@@ -55,7 +61,7 @@ public final class VQVAETrainer {
                 self.usage.record(s.tokens)
                 self.restartWindow.record(s.tokens)
                 if config.deadCodeRestartEvery > 0 && (step + 1) % config.deadCodeRestartEvery == 0 {
-                    let dead = (0..<config.vocabSize).filter { v in self.restartWindow.counts.allSatisfy { $0[v] == 0 } }
+                    let dead = (0..<config.model.vocabSize).filter { v in self.restartWindow.counts.allSatisfy { $0[v] == 0 } }
                     var rng = PhiloxRandom(seed: self.loop.options.seed, stream: (1 << 43) + UInt64(step))
                     self.restartedCodes += self.model.quantizer.restart(dead, residualRows: s.residualRows, rng: &rng)
                     self.restartWindow.reset()
