@@ -127,7 +127,7 @@ public final class GroupNormLayer: TrainableLayer {
     /// `name.weight` / `name.bias` [channels] from `source` (new: 1 and 0).
     public init(_ name: String, channels: Int, groups: Int, eps: Float, source: ParameterSource) throws {
         guard groups >= 1, channels % groups == 0 else {
-            throw LayerError("\(name): \(channels) channels cannot be split into \(groups) GroupNorm groups")
+            throw LayerError("\(source.origin): key '\(name).weight': \(channels) channels cannot be split into \(groups) GroupNorm groups")
         }
         weight = try source.parameter(name + ".weight", shape: [channels], decay: false) { Tensor(repeating: 1, shape: [channels]) }
         bias = try source.parameter(name + ".bias", shape: [channels], decay: false) { Tensor(zeros: [channels]) }

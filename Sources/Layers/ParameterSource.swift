@@ -10,6 +10,8 @@ public protocol ParameterSource {
     func tensor(_ name: String, shape: [Int], initial: () -> Tensor) throws -> Tensor
     /// Whether the source holds `name` (models ask only about optional tensors; a fresh model has none).
     func has(_ name: String) -> Bool
+    /// Where the tensors come from, for error messages (the file's path).
+    var origin: String { get }
 }
 
 extension ParameterSource {
@@ -28,6 +30,7 @@ public struct FreshParameters: ParameterSource {
         return t
     }
     public func has(_ name: String) -> Bool { false }
+    public var origin: String { "a new model" }
 }
 
 /// A checkpoint: a wrong or missing tensor fails with the file, key and shapes.
@@ -38,6 +41,7 @@ public struct ArchiveParameters: ParameterSource {
         try reader.tensor(name, shape: shape)
     }
     public func has(_ name: String) -> Bool { reader.has(name) }
+    public var origin: String { reader.archive.path }
 }
 
 /// A layer that cannot be built as asked (sizes that do not fit together).
