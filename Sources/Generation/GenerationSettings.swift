@@ -35,9 +35,7 @@ public struct GenerationSettings: Sendable {
         }
         try dit.validate()
         if pruning != nil && family != VARFamily.name { throw GenerationError("--fast applies to VAR, not to '\(family)'") }
-        if let p = pruning, p.dropRatios.isEmpty || !p.dropRatios.allSatisfy({ $0 >= 0 && $0 < 1 }) {
-            throw GenerationError("--fast-ratios must be fractions in [0, 1), got \(p.dropRatios)")
-        }
+        do { try pruning?.validate() } catch { throw GenerationError("\(error)") }
     }
 
     /// (checkpoint, autoencoder, built-in?) this run reads.

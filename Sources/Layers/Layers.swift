@@ -41,10 +41,7 @@ public final class ConvLayer: TrainableLayer {
         _ name: String, cin: Int, cout: Int, kernel: Int, stride: Int, pads: (Int, Int, Int, Int), source: ParameterSource,
         initial: () -> (weight: Tensor, bias: Tensor)
     ) throws {
-        var fresh: (weight: Tensor, bias: Tensor)?
-        func value() -> (weight: Tensor, bias: Tensor) { if fresh == nil { fresh = initial() }; return fresh! }
-        weight = try source.parameter(name + ".weight", shape: [cout, cin, kernel, kernel], decay: true) { value().weight }
-        bias = try source.parameter(name + ".bias", shape: [cout], decay: false) { value().bias }
+        (weight, bias) = try source.weightAndBias(name, weight: [cout, cin, kernel, kernel], bias: [cout], initial: initial)
         self.stride = stride; self.pads = pads
     }
 
@@ -88,11 +85,8 @@ public final class LinearLayer: TrainableLayer {
         _ name: String, inFeatures: Int, outFeatures: Int, source: ParameterSource,
         initial: () -> (weight: Tensor, bias: Tensor)
     ) throws {
-        var fresh: (weight: Tensor, bias: Tensor)?
-        func value() -> (weight: Tensor, bias: Tensor) { if fresh == nil { fresh = initial() }; return fresh! }
-        let w = try source.tensor(name + ".weight", shape: [outFeatures, inFeatures]) { value().weight }
-        let b = try source.tensor(name + ".bias", shape: [outFeatures]) { value().bias }
-        self.init(name, weight: w, bias: b)
+        let p = try source.weightAndBias(name, weight: [outFeatures, inFeatures], bias: [outFeatures], initial: initial)
+        self.init(name, weight: p.weight.value, bias: p.bias.value)
     }
 
     public var inFeatures: Int { weight.value.shape[1] }

@@ -19,6 +19,24 @@ extension ParameterSource {
     public func parameter(_ name: String, shape: [Int], decay: Bool, initial: () -> Tensor) throws -> Parameter {
         Parameter(name, try tensor(name, shape: shape, initial: initial), decay: decay)
     }
+
+    /// `name.weight` (weight decay) and `name.bias` (none) of a Linear or conv layer; `initial` gives both at once
+    /// for a new layer and is called at most once.
+    public func weightAndBias(
+        _ name: String, weight: [Int], bias: [Int], initial: () -> (weight: Tensor, bias: Tensor)
+    ) throws
+        -> (weight: Parameter, bias: Parameter)
+    {
+        var fresh: (weight: Tensor, bias: Tensor)?
+        func value() -> (weight: Tensor, bias: Tensor) {
+            if fresh == nil { fresh = initial() }
+            return fresh!
+        }
+        return (
+            try parameter(name + ".weight", shape: weight, decay: true) { value().weight },
+            try parameter(name + ".bias", shape: bias, decay: false) { value().bias }
+        )
+    }
 }
 
 /// A new model: every tensor is its initial value.

@@ -18,12 +18,21 @@ public struct TokenPruning: Sendable, Equatable {
         self.dropRatios = dropRatios; self.firstPrunedBlock = firstPrunedBlock
     }
 
-    public func validate(scales: Int) throws {
-        guard !dropRatios.isEmpty, dropRatios.count < scales, dropRatios.allSatisfy({ $0 >= 0 && $0 < 1 }) else {
-            throw VARError.badInput(
-                "--fast-ratios needs 1...\(scales - 1) drop ratios in [0, 1) (one per pruned scale, coarsest first), got \(dropRatios)")
+    /// The settings alone: at least one ratio, each in [0, 1).
+    public func validate() throws {
+        guard !dropRatios.isEmpty, dropRatios.allSatisfy({ $0 >= 0 && $0 < 1 }) else {
+            throw VARError.badInput("--fast-ratios must be fractions in [0, 1), one per pruned scale, coarsest first; got \(dropRatios)")
         }
         guard firstPrunedBlock >= 0 else { throw VARError.badInput("the first pruned block must be >= 0, got \(firstPrunedBlock)") }
+    }
+
+    /// For a model of `scales` scales: at least one scale before the pruned ones (it is what they restore from).
+    public func validate(scales: Int) throws {
+        try validate()
+        guard dropRatios.count < scales else {
+            throw VARError.badInput(
+                "--fast-ratios gives \(dropRatios.count) drop ratios, but a model of \(scales) scales can prune at most \(scales - 1)")
+        }
     }
 }
 

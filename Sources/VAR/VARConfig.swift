@@ -78,7 +78,24 @@ public struct VARConfig: Sendable, Equatable {
         return m
     }
 
+    /// Sizes beyond any VAR (the largest released model is d36, width 2304, 2,240 tokens); a file claiming more is refused
+    /// before anything is computed from it.
+    static let limits = (depth: 512, width: 1 << 16, vocab: 1 << 22, classes: 1 << 22, cvae: 1 << 12, patch: 1 << 10, scales: 64)
+
     public func validate() throws {
+        let l = VARConfig.limits
+        guard (1...l.depth).contains(depth), (1...l.width).contains(width), (1...l.vocab).contains(vocabSize),
+            (1...l.classes).contains(numClasses),
+            (1...l.cvae).contains(cvae), mlpRatio.isFinite, mlpRatio > 0, mlpRatio <= 64, condDropRate.isFinite, normEps.isFinite,
+            normEps > 0
+        else {
+            throw VARError.badInput(
+                "VAR config out of range (depth \(depth) <= \(l.depth), width \(width) <= \(l.width), vocab \(vocabSize), classes \(numClasses), Cvae \(cvae), mlp ratio \(mlpRatio) in (0, 64], eps \(normEps))"
+            )
+        }
+        guard patchNums.count <= l.scales, patchNums.allSatisfy({ (1...l.patch).contains($0) }) else {
+            throw VARError.patchNums("patch numbers \(patchNums.prefix(8)) out of range (at most \(l.scales) scales of 1...\(l.patch))")
+        }
         guard depth >= 1, width >= 1, heads >= 1, width % heads == 0, mlpRatio > 0, mlpHidden >= 1, vocabSize >= 2,
             cvae >= 1, numClasses >= 1, condDropRate >= 0, condDropRate < 1
         else {
@@ -184,6 +201,10 @@ extension VARConfig {
             if let override { c.patchNums = override }
         } else {
             c = try inferOfficial(from: a, meta: meta, patchNums: override)
+        }
+        guard c.patchNums.count <= limits.scales, c.patchNums.allSatisfy({ (1...limits.patch).contains($0) }) else {
+            throw VARError.patchNums(
+                "\(a.path): patch numbers \(c.patchNums.prefix(8)) out of range (at most \(limits.scales) scales of 1...\(limits.patch))")
         }
         let seq = try a.requireInfo("pos_1LC").shape
         guard c.patchNums.count >= 2, c.patchNums.allSatisfy({ $0 > 0 }), zip(c.patchNums, c.patchNums.dropFirst()).allSatisfy({ $0 < $1 }),

@@ -30,7 +30,8 @@ public final class VARModel: @unchecked Sendable {
     let headAdaLin: LinearLayer?  // head_nm.ada_lin.1 (AdaLN variants)
     let headNorm: LayerNormLayer  // no affine (AdaLN) or head_nm.ln (plain-ln)
     public let head: LinearLayer
-    private let trainingMask: [Float]
+    /// The whole sequence's (block-)causal mask [L x L], built when a training forward first needs it.
+    private lazy var trainingMask: [Float] = config.attentionMask()
 
     /// `varlab.model` of the files varlab writes for this family.
     public static let checkpointName = "var-transformer"
@@ -78,7 +79,6 @@ public final class VARModel: @unchecked Sendable {
         head = try LinearLayer("head", inFeatures: w, outFeatures: c.vocabSize, source: src) {
             (normal([c.vocabSize, w], 12) * 0.02, Tensor(zeros: [c.vocabSize]))
         }
-        trainingMask = c.attentionMask()
     }
 
     /// A new model with the official initialisation (a pure function of `seed`).
@@ -118,7 +118,7 @@ public final class VARModel: @unchecked Sendable {
 
     /// The attention mask of the whole sequence [L, L] (block-causal, or causal for ar).
     public func attentionMask() -> Tensor {
-        Tensor(shape: [config.totalTokens, config.totalTokens], data: trainingMask)
+        Tensor(shape: [config.totalTokens, config.totalTokens], data: config.attentionMask())
     }
 
     func checkLabels(_ labels: [Int]) throws {
@@ -183,11 +183,10 @@ public final class VARModel: @unchecked Sendable {
             pruned: Array(repeating: PrunedBlockCache(), count: pruning == nil ? 0 : blocks.count))
     }
 
-    /// What block `i` does under pruning at the step starting at sequence position `position` with `n` tokens.
-    func pruningStep(_ p: TokenPruning, block i: Int, position: Int, n: Int) -> PruningStep? {
-        guard i >= p.firstPrunedBlock, let si = config.beginEnds.firstIndex(where: { $0.0 == position && $0.1 - $0.0 == n }) else {
-            return nil
-        }
+    /// What the pruned blocks do at the step starting at sequence position `position` with `n` tokens (nil: run
+    /// exactly).
+    func pruningStep(_ p: TokenPruning, position: Int, n: Int) -> PruningStep? {
+        guard let si = config.beginEnds.firstIndex(where: { $0.0 == position && $0.1 - $0.0 == n }) else { return nil }
         let first = config.scales.count - p.dropRatios.count
         if si == first - 1 { return .record }
         guard si >= first else { return nil }
@@ -250,9 +249,11 @@ public final class VARModel: @unchecked Sendable {
     /// scale (next-scale) or a single token (ar).
     public func step(_ x: Tensor, state: inout State) -> Tensor {
         var h = x
+        let pruning = state.pruning.flatMap { p in pruningStep(p, position: state.position, n: x.shape[1]).map { (p.firstPrunedBlock, $0) }
+        }
         for (i, blk) in blocks.enumerated() {
-            if let p = state.pruning, let ps = pruningStep(p, block: i, position: state.position, n: x.shape[1]) {
-                h = blk.pruned(h, ada: state.conditioning.ada[i], cache: &state.caches[i], step: ps, record: &state.pruned[i])
+            if let p = pruning, i >= p.0 {
+                h = blk.pruned(h, ada: state.conditioning.ada[i], cache: &state.caches[i], step: p.1, record: &state.pruned[i])
             } else {
                 h = blk(h, ada: state.conditioning.ada[i], mask: nil, cache: &state.caches[i])
             }

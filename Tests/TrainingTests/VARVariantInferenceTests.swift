@@ -75,3 +75,33 @@ final class VARVariantInferenceTests: XCTestCase {
         }
     }
 }
+
+/// A varlab VAR file's `varlab.config` is read before any tensor: sizes beyond any VAR, a non-finite MLP ratio or
+/// patch numbers whose squares overflow are refused with one line naming the file, not a trap or a huge allocation.
+final class VARConfigLimitsTests: XCTestCase {
+    func testHostileConfigMetadataIsRefused() throws {
+        var opts = TrainOptions()
+        opts.steps = 1; opts.batchSize = 2
+        let trainer = try VARTrainFixture.trainer(images: 2, options: opts)
+        let good = VARTrainFixture.tempPath("limits-good"), bad = VARTrainFixture.tempPath("limits-bad")
+        defer { for p in [good, bad] { try? FileManager.default.removeItem(atPath: p) } }
+        try trainer.exportWeights(to: good)
+        let f = try SafetensorsFile(path: good)
+        let json = try XCTUnwrap(f.metadata["varlab.config"])
+        let cases = [
+            ("\"mlpRatio\":2", "\"mlpRatio\":1e300"), ("\"patchNums\":[1,2,4]", "\"patchNums\":[1,2,3037000500]"),
+            ("\"depth\":2", "\"depth\":100000000"), ("\"width\":32", "\"width\":4611686018427387904"),
+        ]
+        for (from, to) in cases {
+            XCTAssertTrue(json.contains(from), json)
+            var w = SafetensorsWriter()
+            for k in f.keys { w.add(k, try f.floatTensor(k)) }
+            for (k, v) in f.metadata { w.metadata[k] = v }
+            w.metadata["varlab.config"] = json.replacingOccurrences(of: from, with: to)
+            try w.write(to: bad)
+            XCTAssertThrowsError(try VARModel(archive: try SafetensorsFile(path: bad)), to) { e in
+                XCTAssertTrue("\(e)".contains("out of range") && !"\(e)".contains("\n"), "\(e)")
+            }
+        }
+    }
+}
