@@ -18,8 +18,7 @@ let package = Package(
             ]),
     ],
     dependencies: [
-        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
-        .package(url: "https://github.com/weichsel/ZIPFoundation", from: "0.9.19"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0")
     ],
     targets: [
         .systemLibrary(
@@ -34,14 +33,14 @@ let package = Package(
         // Trainable layers: parameters, and each layer's forward and backward side by side (every model's building blocks).
         .target(name: "Layers", dependencies: ["Tensor", "ModelIO"], swiftSettings: optimize),
         .target(
-            name: "ModelIO", dependencies: ["Tensor", "CVarlabZlib", .product(name: "ZIPFoundation", package: "ZIPFoundation")],
+            name: "ModelIO", dependencies: ["Tensor", "CVarlabZlib"],
             swiftSettings: optimize),
         .target(name: "ImageIO", dependencies: ["Tensor", "ModelIO", "CPNG", "CJPEG"], swiftSettings: optimize),
         .target(name: "Autoencoders", dependencies: ["Tensor", "Layers", "ModelIO"], swiftSettings: optimize),
         .target(name: "VAR", dependencies: ["Tensor", "Layers", "ModelIO", "Autoencoders"], swiftSettings: optimize),
         .target(name: "DiT", dependencies: ["Tensor", "Layers", "ModelIO"], swiftSettings: optimize),
         .target(
-            name: "Samplers", dependencies: ["Tensor", "ModelIO", "Autoencoders", "VAR", "DiT"], path: "Samplers",
+            name: "Samplers", dependencies: ["Tensor", "ModelIO", "Autoencoders", "VAR", "DiT"],
             swiftSettings: optimize),
         .target(name: "Metrics", dependencies: ["Tensor", "ModelIO", "ImageIO", "CBLAS"], swiftSettings: optimize),
         .target(

@@ -8,20 +8,16 @@ public struct FileWriteError: Error, CustomStringConvertible, Equatable {
     public init(path: String, reason: String) { self.path = path; self.reason = reason }
     public var description: String { "\(path): cannot write: \(reason)" }
 
-    /// The user's view of `error`, raised while writing `path`: Foundation, POSIX and zip-writer errors become a
+    /// The user's view of `error`, raised while writing `path`: Foundation and POSIX errors (the zip writer's too) become a
     /// `FileWriteError`; errors of varlab's own (which already say what is wrong) pass through unchanged.
     public static func wrapping(_ error: Error, path: String) -> Error {
         if error is FileWriteError { return error }
         let ns = error as NSError
         let isSystem = ns.domain == NSCocoaErrorDomain || ns.domain == NSPOSIXErrorDomain
-        // ZIPFoundation's own errors (Archive.ArchiveError, its Data extension's DataError.unwritableFile, ...).
-        let isZip = String(reflecting: type(of: error)).contains("ZIPFoundation")
-        guard isSystem || isZip else { return error }
+        guard isSystem else { return error }
         var reason: String
         if let posix = posixCode(ns) {
             reason = String(cString: strerror(posix))
-        } else if isZip {
-            reason = "zip writer: \(error)"
         } else {
             reason = ns.localizedDescription
         }

@@ -1,5 +1,4 @@
 import Foundation
-import ZIPFoundation
 
 /// NumPy `.npz`: a zip archive of `<key>.npy` members, stored (np.savez) or deflated (np.savez_compressed).
 /// Arrays are read one at a time and on demand, so a large sample batch (`arr_0`, N x H x W x 3 uint8) can
@@ -8,8 +7,8 @@ public final class NPZFile {
     public let path: String
     /// Array names (member names without ".npy"), in archive order.
     public let keys: [String]
-    private let archive: Archive
-    private let entries: [String: Entry]
+    private let archive: ZipArchive
+    private let entries: [String: ZipArchive.Entry]
 
     public init(path: String) throws {
         self.path = path
@@ -18,17 +17,11 @@ public final class NPZFile {
             throw CheckpointError.cannotOpen(
                 path: path, reason: FileManager.default.fileExists(atPath: path) ? "permission denied" : "no such file")
         }
-        do {
-            archive = try Archive(url: URL(fileURLWithPath: path), accessMode: .read)
-        } catch {
-            throw CheckpointError.malformed(path: path, reason: "not a readable zip archive (truncated or damaged?): \(error)")
-        }
+        archive = try ZipArchive(path: path)
         var ks: [String] = []
-        var es: [String: Entry] = [:]
-        let fileSize = ((try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? NSNumber)?.intValue ?? 0
-        for e in archive where e.type == .file {
-            try ZipSizes.check(e, fileSize: fileSize, path: path)
-            var name = e.path
+        var es: [String: ZipArchive.Entry] = [:]
+        for e in archive.entries where !e.isDirectory {
+            var name = e.name
             if name.hasSuffix(".npy") { name.removeLast(4) }
             if es[name] == nil { ks.append(name) }
             es[name] = e
@@ -37,14 +30,12 @@ public final class NPZFile {
         entries = es
     }
 
-    private func entry(_ key: String) throws -> Entry {
+    private func entry(_ key: String) throws -> ZipArchive.Entry {
         guard let e = entries[key] else {
             throw CheckpointError.missingKey(path: path, key: key, available: keys.count)
         }
         return e
     }
-
-    private struct Stop: Error {}
 
     /// The header of one member (reads only its first bytes).
     public func header(_ key: String) throws -> NPYHeader {
@@ -52,25 +43,20 @@ public final class NPZFile {
         let source = "\(path)[\(key)]"
         var buf = Data()
         var found: NPYHeader?
-        do {
-            _ = try archive.extract(e, bufferSize: 4096, skipCRC32: true) { chunk in
-                buf.append(chunk)
-                if let h = try NPY.parseHeader(buf, source: source) { found = h; throw Stop() }
-                if buf.count > (1 << 20) + 16 { throw NPYError.malformed(source: source, reason: "no header end within 1 MB") }
-            }
-        } catch is Stop {
-        } catch let err as NPYError { throw err } catch {
-            throw CheckpointError.malformed(path: path, reason: "member '\(key)': \(error)")
+        try archive.read(e, chunk: 4096) { chunk in
+            buf.append(contentsOf: chunk)
+            if let h = try NPY.parseHeader(buf, source: source) { found = h; return false }
+            if buf.count > (1 << 20) + 16 { throw NPYError.malformed(source: source, reason: "no header end within 1 MB") }
+            return true
         }
         guard let h = found else {
             throw NPYError.malformed(source: source, reason: "member is truncated inside the .npy header (\(buf.count) bytes)")
         }
-        let expected = UInt64(h.dataOffset + h.byteCount)
-        guard e.uncompressedSize == expected else {
+        guard e.uncompressedSize == h.dataOffset + h.byteCount else {
             throw NPYError.malformed(
                 source: source,
                 reason:
-                    "header claims shape \(h.shape) x \(h.dtype.rawValue) = \(h.byteCount) bytes, but the member holds \(Int64(e.uncompressedSize) - Int64(h.dataOffset)) data bytes"
+                    "header claims shape \(h.shape) x \(h.dtype.rawValue) = \(h.byteCount) bytes, but the member holds \(e.uncompressedSize - h.dataOffset) data bytes"
             )
         }
         return h
@@ -93,25 +79,22 @@ public final class NPZFile {
             let r = rowBytes == 0 ? 0 : d.count / rowBytes
             try body(try NPYArray(dtype: h.dtype, shape: [r] + rowShape, data: d))
         }
-        do {
-            let crc = try archive.extract(e, bufferSize: 1 << 20, skipCRC32: false) { chunk in
-                var c = chunk
-                if skip > 0 {
-                    let k = min(skip, c.count)
-                    c = c.subdata(in: c.startIndex + k..<c.endIndex); skip -= k
-                }
-                seen += c.count
-                if seen > h.byteCount { throw NPYError.malformed(source: source, reason: "member holds more data than its header says") }
-                pending.append(c)
-                while chunkBytes > 0 && pending.count >= chunkBytes {
-                    try emit(pending.prefix(chunkBytes))
-                    pending = pending.subdata(in: pending.startIndex + chunkBytes..<pending.endIndex)
-                }
+        // A streaming consumer has seen the rows before the CRC-32 is checked at the end; the error still keeps any
+        // result from being used.
+        try archive.read(e) { chunk in
+            var c = UnsafeRawBufferPointer(chunk)
+            if skip > 0 {
+                let k = min(skip, c.count)
+                c = UnsafeRawBufferPointer(rebasing: c[k...]); skip -= k
             }
-            // A streaming consumer has seen the rows by now; the error still keeps any result from being used.
-            try ZipCRC.check(crc, e, path: path)
-        } catch let err as NPYError { throw err } catch let err as CheckpointError { throw err } catch {
-            throw CheckpointError.malformed(path: path, reason: "member '\(key)' cannot be read (truncated or damaged?): \(error)")
+            seen += c.count
+            if seen > h.byteCount { throw NPYError.malformed(source: source, reason: "member holds more data than its header says") }
+            pending.append(contentsOf: c)
+            while chunkBytes > 0 && pending.count >= chunkBytes {
+                try emit(pending.prefix(chunkBytes))
+                pending = pending.subdata(in: pending.startIndex + chunkBytes..<pending.endIndex)
+            }
+            return true
         }
         guard seen == h.byteCount else {
             throw NPYError.malformed(source: source, reason: "member is truncated: \(seen) of \(h.byteCount) data bytes")
@@ -163,42 +146,28 @@ public struct NPZWriter {
 
     public func write(to path: String) throws {
         try AtomicFile.produce(path) { tmp in
-            let archive: Archive
-            do {
-                archive = try Archive(url: URL(fileURLWithPath: tmp), accessMode: .create)
-            } catch {
-                throw CheckpointError.cannotOpen(path: path, reason: "cannot create zip: \(error)")
-            }
+            let archive = try ZipWriter(path: tmp)
             for key in arrays.keys {
                 let a = arrays[key]!
                 try NPZWriter.addMember(to: archive, key: key, dtype: a.dtype, shape: a.shape, compressed: compressed) { offset, count in
                     a.data[(a.data.startIndex + offset)..<(a.data.startIndex + offset + count)]
                 }
             }
+            try archive.finish()
         }
     }
 
     /// Adds `key.npy` to a zip being written, its data bytes served in windows by `data(offset, count)`
     /// (offsets into the data section; called with increasing offsets), so no member is ever built whole.
     static func addMember(
-        to archive: Archive, key: String, dtype: NPYDType, shape: [Int], compressed: Bool,
-        data: @escaping (Int, Int) throws -> Data
+        to archive: ZipWriter, key: String, dtype: NPYDType, shape: [Int], compressed: Bool,
+        data: (Int, Int) throws -> Data
     ) throws {
         let header = NPY.encodeHeader(dtype: dtype, shape: shape)
         let total = header.count + shape.reduce(dtype.itemSize, *)
-        // A fixed timestamp (the zip epoch, 1980-01-01, local time as zip stores it): the same arrays give the same
-        // bytes, so shards, merged sets and reruns compare with cmp.
-        var calendar = Calendar(identifier: .gregorian)
-        calendar.timeZone = .current
-        let epoch =
-            calendar.date(from: DateComponents(year: 1980, month: 1, day: 1, hour: 0, minute: 0, second: 0))
-            ?? Date(timeIntervalSince1970: 315_532_800)
-        try archive.addEntry(
-            with: key + ".npy", type: .file, uncompressedSize: Int64(total), modificationDate: epoch,
-            permissions: 0o644, compressionMethod: compressed ? .deflate : .none, bufferSize: 1 << 20
-        ) { pos, size in
+        try archive.add(name: key + ".npy", size: total, deflate: compressed) { p, size in
             var out = Data(capacity: size)
-            var p = Int(pos)
+            var p = p
             let end = p + size
             if p < header.count {
                 let e = min(end, header.count)

@@ -1,5 +1,4 @@
 import Foundation
-import ZIPFoundation
 
 /// Joins .npz files with the same keys along axis 0 (e.g. the shards of a 50k sample set into one ADM batch),
 /// streaming: only one input array is held in memory at a time. The output is written atomically.
@@ -34,10 +33,7 @@ public enum NPZConcatenate {
             }
         }
         try AtomicFile.produce(path) { tmp in
-            let archive: Archive
-            do { archive = try Archive(url: URL(fileURLWithPath: tmp), accessMode: .create) } catch {
-                throw CheckpointError.cannotOpen(path: path, reason: "cannot create zip: \(error)")
-            }
+            let archive = try ZipWriter(path: tmp)
             for (ki, key) in keys.enumerated() {
                 let hs = headers[ki]
                 let shape = [hs.reduce(0) { $0 + $1.shape[0] }] + Array(hs[0].shape.dropFirst())
@@ -64,6 +60,7 @@ public enum NPZConcatenate {
                     return out
                 }
             }
+            try archive.finish()
         }
     }
 }

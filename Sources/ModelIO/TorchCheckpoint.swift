@@ -1,6 +1,5 @@
 import Foundation
 import Tensor
-import ZIPFoundation
 
 extension CheckpointLoader {
     static func openTorch(path: String, format: Format, keyPath: String?) throws -> TensorArchive {
@@ -36,9 +35,9 @@ public final class TorchCheckpoint {
     private var containers: [String: [String]] = [:]
     private var containerOrder: [String] = []
 
-    private var zipArchive: Archive?
+    private var zipArchive: ZipArchive?
     private var zipPrefix = ""
-    private var zipEntries: [String: ZIPFoundation.Entry] = [:]
+    private var zipEntries: [String: ZipArchive.Entry] = [:]
     private var mapped: MappedFile?
     private var legacyOffsets: [String: Int] = [:]
     /// Data offsets of stored zip entries in `mapped` (storage key -> byte offset).
@@ -134,104 +133,38 @@ public final class TorchCheckpoint {
     // MARK: zip container
 
     private func openZip() throws {
-        let archive: Archive
-        do {
-            archive = try Archive(url: URL(fileURLWithPath: path), accessMode: .read)
-        } catch {
-            throw bad("not a readable zip archive (truncated or damaged?): \(error)")
-        }
-        var pkl: ZIPFoundation.Entry?
-        let fileSize = ((try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? NSNumber)?.intValue ?? 0
-        for e in archive where e.type == .file {
-            try ZipSizes.check(e, fileSize: fileSize, path: path)
-            zipEntries[e.path] = e
-            if pkl == nil && (e.path == "data.pkl" || e.path.hasSuffix("/data.pkl")) { pkl = e }
+        let archive = try ZipArchive(path: path)
+        var pkl: ZipArchive.Entry?
+        for e in archive.entries where !e.isDirectory {
+            zipEntries[e.name] = e
+            if pkl == nil && (e.name == "data.pkl" || e.name.hasSuffix("/data.pkl")) { pkl = e }
         }
         guard let pkl else { throw bad("zip archive without a data.pkl entry (not a torch.save file)") }
-        zipPrefix = String(pkl.path.dropLast("data.pkl".count))
+        zipPrefix = String(pkl.name.dropLast("data.pkl".count))
         zipArchive = archive
         if let bo = zipEntries[zipPrefix + "byteorder"] {
-            let order = String(decoding: try extract(bo, limit: 64), as: UTF8.self)
+            let order = String(decoding: try archive.data(bo, limit: 64), as: UTF8.self)
             guard order == "little" else { throw CheckpointError.unsupported(path: path, reason: "byte order '\(order)'") }
         }
-        let pickle = try extract(pkl, limit: 1 << 31)
+        let pickle = try archive.data(pkl, limit: 1 << 31)
         try pickle.withUnsafeBytes { raw in
             var (root, _, u) = try unpickle(raw, at: 0, withStorages: true)
             index(root)
             root = .none
             u.teardown()
         }
-        // The entries must hold exactly the bytes the pickle says.
-        let file = try? MappedFile(path: path)
+        // The entries must hold exactly the bytes the pickle says. Stored ones (torch.save stores every entry) are
+        // used in place from the memory map instead of being copied out.
         for (key, s) in storages {
             guard let e = zipEntries[zipPrefix + "data/" + key] else { throw bad("storage '\(key)' has no entry \(zipPrefix)data/\(key)") }
-            guard e.uncompressedSize == UInt64(s.numel) * UInt64(s.dtype.byteSize) else {
+            guard e.uncompressedSize == s.numel * s.dtype.byteSize else {
                 throw bad(
                     "storage '\(key)' should hold \(s.numel) x \(s.dtype.rawValue) = \(s.numel * s.dtype.byteSize) bytes, its entry has \(e.uncompressedSize)"
                 )
             }
-            if let file, let off = Self.storedDataOffset(e, in: file) { zipDataOffsets[key] = off }
+            if e.isStored { zipDataOffsets[key] = e.dataOffset }
         }
-        if !zipDataOffsets.isEmpty { mapped = file }
-    }
-
-    /// Where the bytes of a stored (uncompressed) zip entry start in the file, so they can be used in place from
-    /// the memory map instead of being copied out (torch.save stores every entry uncompressed). ZIPFoundation
-    /// keeps the local-header offset internal, so it is read by reflection; the local header found there is then
-    /// checked (signature, method "stored", file name, bounds) before it is trusted. Any surprise returns nil,
-    /// and the entry is extracted through ZIPFoundation instead.
-    static func storedDataOffset(_ e: ZIPFoundation.Entry, in file: MappedFile) -> Int? {
-        guard !e.isCompressed, let cds = Mirror(reflecting: e).descendant("centralDirectoryStructure"),
-            let rel32 = Mirror(reflecting: cds).descendant("relativeOffsetOfLocalHeader") as? UInt32
-        else { return nil }
-        var rel = UInt64(rel32)
-        if rel32 == 0xFFFF_FFFF {
-            guard let fields = Mirror(reflecting: cds).descendant("extraFields") else { return nil }
-            var found: UInt64?
-            func scan(_ v: Any) {
-                let m = Mirror(reflecting: v)
-                if let r = m.descendant("relativeOffsetOfLocalHeader") as? UInt64 { found = r; return }
-                for c in m.children { scan(c.value) }
-            }
-            scan(fields)
-            guard let found else { return nil }
-            rel = found
-        }
-        guard rel < UInt64(file.size), Int(rel) + 30 <= file.size else { return nil }
-        let h = file.bytes(Int(rel), 30)
-        guard h.loadUnaligned(fromByteOffset: 0, as: UInt32.self) == 0x0403_4b50,
-            h.loadUnaligned(fromByteOffset: 8, as: UInt16.self) == 0
-        else { return nil }
-        let nameLen = Int(h.loadUnaligned(fromByteOffset: 26, as: UInt16.self))
-        let extraLen = Int(h.loadUnaligned(fromByteOffset: 28, as: UInt16.self))
-        let start = Int(rel) + 30 + nameLen + extraLen
-        guard start <= file.size, Int(rel) + 30 + nameLen <= file.size,
-            String(decoding: file.bytes(Int(rel) + 30, nameLen), as: UTF8.self) == e.path,
-            e.uncompressedSize <= UInt64(file.size - start)
-        else { return nil }
-        return start
-    }
-
-    private struct TooLarge: Error {}
-
-    private func extract(_ e: ZIPFoundation.Entry, limit: Int) throws -> Data {
-        guard e.uncompressedSize <= UInt64(limit) else { throw bad("entry \(e.path) is implausibly large (\(e.uncompressedSize) bytes)") }
-        var out = Data(capacity: Int(e.uncompressedSize))
-        do {
-            let crc = try zipArchive!.extract(e, bufferSize: 1 << 20, skipCRC32: false) { chunk in
-                out.append(chunk)
-                if out.count > Int(e.uncompressedSize) { throw TooLarge() }
-            }
-            try ZipCRC.check(crc, e, path: path)
-        } catch let err as CheckpointError {
-            throw err
-        } catch {
-            throw bad("entry \(e.path) cannot be read (truncated or damaged?): \(error)")
-        }
-        guard out.count == Int(e.uncompressedSize) else {
-            throw bad("entry \(e.path) is truncated (\(out.count) of \(e.uncompressedSize) bytes)")
-        }
-        return out
+        if !zipDataOffsets.isEmpty { mapped = archive.file }
     }
 
     // MARK: legacy container
@@ -391,7 +324,7 @@ public final class TorchCheckpoint {
                 let done = crcVerified.contains(key)
                 lock.unlock()
                 if !done {
-                    try ZipCRC.check(ZipCRC.checksum(bytes), e, path: path)
+                    try zipArchive!.checkCRC(e, ZipCRC.checksum(bytes))
                     lock.lock(); crcVerified.insert(key); lock.unlock()
                 }
             }
@@ -403,7 +336,7 @@ public final class TorchCheckpoint {
             guard let e = zipEntries[zipPrefix + "data/" + key] else { throw bad("storage '\(key)' has no zip entry") }
             cachedKey = nil
             cachedBytes = Data()
-            cachedBytes = try extract(e, limit: Int.max)
+            cachedBytes = try zipArchive!.data(e)
             cachedKey = key
         }
         return try cachedBytes.withUnsafeBytes { try body($0) }

@@ -42,3 +42,13 @@ extension XCTestCase {
         return d
     }
 }
+
+/// Asserts that `body` throws an error whose description mentions every one of `needles` (file, key, limit, ...).
+public func assertThrows(
+    _ body: @autoclosure () throws -> Any, _ needles: [String], file: StaticString = #filePath, line: UInt = #line
+) {
+    XCTAssertThrowsError(try body(), file: file, line: line) { err in
+        let s = "\(err)"
+        for n in needles { XCTAssertTrue(s.contains(n), "error '\(s)' should mention '\(n)'", file: file, line: line) }
+    }
+}
