@@ -14,7 +14,7 @@ let package = Package(
             name: "VarlabCore",
             targets: [
                 "Tensor", "Layers", "ModelIO", "ImageIO", "Autoencoders", "VAR", "DiT", "Samplers",
-                "Metrics", "Training", "Editing", "Generation",
+                "Metrics", "Training", "Editing", "Generation", "Benchmarks",
             ]),
     ],
     dependencies: [
@@ -53,6 +53,11 @@ let package = Package(
                 "Tensor", "ModelIO", "ImageIO", "Autoencoders", "VAR", "DiT", "Samplers",
                 "Metrics", "Training",
             ], swiftSettings: optimize),
+        // Benchmarks: the official-size workloads with random weights, timed (wall and CPU), beside the machine's sgemm rate.
+        .target(
+            name: "Benchmarks",
+            dependencies: ["Tensor", "ModelIO", "ImageIO", "Autoencoders", "VAR", "DiT", "Samplers", "Metrics"],
+            swiftSettings: optimize),
         // Editing: the jobs-file reader, the edit pipeline and the VAR / DiT edit back ends.
         .target(
             name: "Editing",
@@ -64,7 +69,7 @@ let package = Package(
             name: "varlab",
             dependencies: [
                 "Tensor", "ModelIO", "ImageIO", "Autoencoders", "VAR", "DiT", "Samplers", "Metrics", "Training", "Editing", "Generation",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                "Benchmarks", .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ], swiftSettings: optimize),
         // Fuzz targets for every parser of untrusted input (scripts/fuzz.sh builds them with -sanitize=fuzzer).
         .executableTarget(

@@ -108,6 +108,7 @@ public enum BLAS {
         setUp()
         let profile = Profiler.begin(.matmul)
         defer { Profiler.end(profile) }
+        Profiler.countGEMM(m: m, n: n, k: k)
         precondition(groups >= 1 && m % groups == 0, "sgemm: \(m) rows do not split into \(groups) equal groups")
         if m == 0 || n == 0 { return }
         let rows = m / groups

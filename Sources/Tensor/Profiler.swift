@@ -12,10 +12,25 @@ public enum Profiler {
     private static let lock = NSLock()
     nonisolated(unsafe) private static var seconds: [Kind: Double] = [:]
     nonisolated(unsafe) private static var calls: [Kind: Int] = [:]
+    nonisolated(unsafe) private static var gemmFLOPs = 0.0
 
     /// Starts recording from zero.
     public static func start() {
-        lock.lock(); seconds = [:]; calls = [:]; enabled = true; lock.unlock()
+        lock.lock(); seconds = [:]; calls = [:]; gemmFLOPs = 0; enabled = true; lock.unlock()
+    }
+
+    /// Counts an sgemm's 2 m n k FLOPs while recording (from any thread: convolutions and attention run theirs on
+    /// the workers), so a benchmark's GFLOP/s needs no per-model formula.
+    @inline(__always)
+    public static func countGEMM(m: Int, n: Int, k: Int) {
+        guard enabled else { return }
+        lock.lock(); gemmFLOPs += 2 * Double(m) * Double(n) * Double(k); lock.unlock()
+    }
+
+    /// FLOPs counted by `countGEMM` since `start()`.
+    public static var countedGEMMFLOPs: Double {
+        lock.lock(); defer { lock.unlock() }
+        return gemmFLOPs
     }
 
     /// Stops recording and returns (kind, seconds, calls) in descending time.

@@ -1,11 +1,12 @@
 import ArgumentParser
+import Benchmarks
 import Foundation
 import Tensor
 
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Benchmarks: prints the BLAS kernel, thread count, times and ratios against a baseline measured in the same run.",
-        subcommands: [BenchGemm.self, BenchVAR.self, BenchDiT.self, BenchEval.self, BenchToyQuality.self])
+        subcommands: [BenchAll.self, BenchGemm.self, BenchVAR.self, BenchDiT.self, BenchEval.self, BenchToyQuality.self])
 }
 
 struct BenchGemm: ParsableCommand {
@@ -25,37 +26,14 @@ struct BenchGemm: ParsableCommand {
         print(report)
         print("threads: \(Parallel.threads)")
         let ns = sizes.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
+        guard !ns.isEmpty, ns.allSatisfy({ $0 >= 1 && $0 <= 16384 }) else {
+            throw ValidationError("--sizes must be comma-separated sizes in 1...16384, got '\(sizes)'")
+        }
         print("size    sgemm GFLOP/s   swift-loop GFLOP/s   ratio")
-        for n in ns {
-            var rng = PhiloxRandom(seed: UInt64(n))
-            let a = Tensor.randn([n, n], rng: &rng), b = Tensor.randn([n, n], rng: &rng)
-            let flops = 2 * Double(n) * Double(n) * Double(n)
-            _ = a.matmul(b)  // warm-up
-            let reps = max(1, Int(2e10 / flops))
-            let t0 = Date()
-            for _ in 0..<reps { _ = a.matmul(b) }
-            let gemm = flops * Double(reps) / Date().timeIntervalSince(t0) / 1e9
-            var loopText = "-", ratioText = "-"
-            if n <= loopMax {
-                let t1 = Date()
-                _ = naiveMatmul(a.data, b.data, n)
-                let loop = flops / Date().timeIntervalSince(t1) / 1e9
-                loopText = String(format: "%.2f", loop)
-                ratioText = String(format: "%.0fx", gemm / loop)
-            }
-            print(String(format: "%-7d %-15.1f %-20@ %@", n, gemm, loopText, ratioText))
+        for r in GemmBenchmark.run(sizes: ns, loopMax: loopMax) {
+            let loop = r.loopGFLOPs.map { String(format: "%.2f", $0) } ?? "-"
+            let ratio = r.loopGFLOPs.map { String(format: "%.0fx", r.gflops / $0) } ?? "-"
+            print(String(format: "%-7d %-15.1f %-20@ %@", r.size, r.gflops, loop, ratio))
         }
-    }
-
-    /// The straightforward triple loop (i, k, j order so the inner loop is contiguous).
-    func naiveMatmul(_ a: [Float], _ b: [Float], _ n: Int) -> [Float] {
-        var c = [Float](repeating: 0, count: n * n)
-        for i in 0..<n {
-            for k in 0..<n {
-                let aik = a[i * n + k]
-                for j in 0..<n { c[i * n + j] += aik * b[k * n + j] }
-            }
-        }
-        return c
     }
 }

@@ -1,8 +1,7 @@
 import ArgumentParser
-import Autoencoders
+import Benchmarks
 import DiT
 import Foundation
-import Samplers
 import Tensor
 
 /// `varlab bench dit`: random weights in the official shapes, so it runs without downloads.
@@ -46,66 +45,31 @@ struct BenchDiT: ParsableCommand {
         let gflop = cfg.forwardFLOPs * 2 / 1e9
         print(String(format: "forward FLOPs per image: %.1f GFLOP (x2 for the CFG pair: %.1f GFLOP per step)", gflop / 2, gflop))
 
-        var t0 = Date()
-        let model = try DiTModel.random(config: cfg, shareBlocks: shareBlocks)
-        print(
-            String(format: "random weights: %.1f s (%@)", Date().timeIntervalSince(t0), shareBlocks ? "shared blocks" : "distinct blocks"))
-
-        let diffusion = try GaussianDiffusion(respacing: "250")
-        var rng = PhiloxRandom(seed: 1)
-        let x = Tensor.randn([1, cfg.inChannels, cfg.inputSize, cfg.inputSize], rng: &rng)
-        let denoiser = DiTDenoisers.guided(model, labels: [207], scale: 1.5)
-        func step(_ k: Int) throws {
-            let t = Float(diffusion.timestepMap[diffusion.numSteps - 1 - k % diffusion.numSteps])
-            _ = try denoiser(x, [t])
-        }
-        t0 = Date()
-        try step(0)
-        let warm = Date().timeIntervalSince(t0)
-        var times: [Double] = []
-        let cpu0 = ProcessClock.cpuSeconds()
-        for k in 0..<repeats {
-            let s = Date()
-            try step(k + 1)
-            times.append(Date().timeIntervalSince(s))
-        }
-        let cpuPerStep = (ProcessClock.cpuSeconds() - cpu0) / Double(repeats)
-        let perStep = times.sorted()[times.count / 2]
-        var stepProfile = ""
-        if profile {
-            Profiler.start()
-            let s = Date()
-            try step(repeats + 1)
-            stepProfile = "one denoising step (batch 2, CFG pair):\n" + Profiler.table(Profiler.stop(), wall: Date().timeIntervalSince(s))
-        }
+        let bench = try DiTBenchmark(config: cfg, shareBlocks: shareBlocks)
+        print(String(format: "random weights: %.1f s (%@)", bench.buildSeconds, shareBlocks ? "shared blocks" : "distinct blocks"))
+        let r = try bench.steps(repeats: repeats, profile: profile)
         print(
             String(
                 format: "denoising step (batch 2, CFG pair): warm-up %.3f s, median of %d: %.3f s/step (%.1f GFLOP/s); "
                     + "CPU time %.3f s/step (%.1f GFLOP per CPU-second; on a busy machine wall time exceeds CPU time / threads)",
-                warm, repeats, perStep, gflop / perStep, cpuPerStep, gflop / cpuPerStep))
-        if profile { print(stepProfile) }
+                r.warmUp, repeats, r.median, gflop / r.median, r.cpuPerStep, gflop / r.cpuPerStep))
+        if let p = r.profile { print(p.table) }
 
         var decode = 0.0
         if !noVae {
-            let vae = try KLVAE.random(config: .stableDiffusion)
-            let z = Tensor.randn([1, 4, cfg.inputSize, cfg.inputSize], rng: &rng)
-            _ = try vae.decode(z)  // warm-up (allocations)
-            if profile { Profiler.start() }
-            let s = Date(), c0 = ProcessClock.cpuSeconds()
-            _ = try vae.decode(z)
-            decode = Date().timeIntervalSince(s)
-            if profile { print("SD-VAE decode:\n" + Profiler.table(Profiler.stop(), wall: decode)) }
+            let (t, table) = try DiTBenchmark.sdVAEDecode(latentSize: cfg.inputSize, profile: profile)
+            decode = t.wall
+            if let table { print(table.table) }
             print(
                 String(
-                    format: "SD-VAE decode %dx%d: %.3f s/image (CPU time %.3f s)", cfg.inputSize * 8, cfg.inputSize * 8,
-                    decode, ProcessClock.cpuSeconds() - c0))
+                    format: "SD-VAE decode %dx%d: %.3f s/image (CPU time %.3f s)", cfg.inputSize * 8, cfg.inputSize * 8, t.wall, t.cpu))
         }
         for n in [250, 50] {
             print(
                 String(
                     format: "extrapolated: %d steps -> %.1f s/image (%.1f s denoising + %.2f s decode)",
-                    n, Double(n) * perStep + decode, Double(n) * perStep, decode))
+                    n, Double(n) * r.median + decode, Double(n) * r.median, decode))
         }
+        print(String(format: "peak resident memory: %.2f GB", Double(MachineState.peakResidentBytes()) / 1e9))
     }
-
 }

@@ -28,4 +28,24 @@ final class ProfilerTests: XCTestCase {
         XCTAssertFalse(Profiler.enabled)
         XCTAssertTrue(Profiler.table(rows, wall: wall).contains("other"))
     }
+
+    /// `bench all` divides the GEMM FLOPs the profiler counts by the wall time: the count must be exactly 2 m n k per
+    /// product, including the products convolutions and attention run on worker threads.
+    func testGEMMFLOPsAreCountedExactly() throws {
+        var rng = PhiloxRandom(seed: 6)
+        let a = Tensor.randn([37, 64], rng: &rng), b = Tensor.randn([64, 50], rng: &rng)
+        let x = Tensor.randn([3, 8, 20, 20], rng: &rng), w = Tensor.randn([16, 8, 3, 3], rng: &rng)
+        let conv = Conv2d(weight: w, bias: nil, stride: 1, padding: 1)
+        Profiler.start()
+        _ = Profiler.stop()
+        _ = a.matmul(b)
+        XCTAssertEqual(Profiler.countedGEMMFLOPs, 0, "nothing counted while stopped")
+        Profiler.start()
+        _ = a.matmul(b)
+        _ = conv(x)
+        _ = Profiler.stop()
+        let matmulFLOPs: Double = 2 * 37 * 64 * 50
+        let convFLOPs: Double = 3 * 2 * 16 * (8 * 3 * 3) * (20 * 20)  // per image: Cout x (Cin k k) x output pixels
+        XCTAssertEqual(Profiler.countedGEMMFLOPs, matmulFLOPs + convFLOPs)
+    }
 }
