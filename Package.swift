@@ -14,7 +14,7 @@ let package = Package(
             name: "VarlabCore",
             targets: [
                 "Tensor", "Layers", "ModelIO", "ImageIO", "Autoencoders", "VAR", "DiT", "Samplers",
-                "Metrics", "Training", "Editing", "Generation", "Benchmarks",
+                "Metrics", "Training", "Editing", "Generation", "Benchmarks", "Lab",
             ]),
     ],
     dependencies: [
@@ -26,6 +26,7 @@ let package = Package(
             providers: [.apt(["libopenblas-dev", "liblapacke-dev"])]),
         .systemLibrary(name: "CPNG", path: "Sources/CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
         .systemLibrary(name: "CJPEG", path: "Sources/CJPEG", pkgConfig: "libjpeg", providers: [.apt(["libjpeg-dev"])]),
+        .systemLibrary(name: "CSQLite", path: "Sources/CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
         .systemLibrary(name: "CVarlabZlib", path: "Sources/CVarlabZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
 
         .target(name: "CKernels", path: "Sources/CKernels"),
@@ -58,6 +59,11 @@ let package = Package(
             name: "Benchmarks",
             dependencies: ["Tensor", "ModelIO", "ImageIO", "Autoencoders", "VAR", "DiT", "Samplers", "Metrics"],
             swiftSettings: optimize),
+        // The lab: studies as cached, resumable cells, statistics, plots, reports and the SQLite results store.
+        .target(
+            name: "Lab",
+            dependencies: ["Tensor", "ModelIO", "ImageIO", "Samplers", "Metrics", "Training", "Generation", "CSQLite"],
+            swiftSettings: optimize),
         // Editing: the jobs-file reader, the edit pipeline and the VAR / DiT edit back ends.
         .target(
             name: "Editing",
@@ -69,7 +75,7 @@ let package = Package(
             name: "varlab",
             dependencies: [
                 "Tensor", "ModelIO", "ImageIO", "Autoencoders", "VAR", "DiT", "Samplers", "Metrics", "Training", "Editing", "Generation",
-                "Benchmarks", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                "Benchmarks", "Lab", .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ], swiftSettings: optimize),
         // Fuzz targets for every parser of untrusted input (scripts/fuzz.sh builds them with -sanitize=fuzzer).
         .executableTarget(
@@ -95,6 +101,7 @@ let package = Package(
                 "Generation", "Editing", "Metrics", "Training", "Samplers", "ImageIO",
                 "ModelIO", "TestSupport",
             ]),
+        .testTarget(name: "LabTests", dependencies: ["Lab", "TestSupport"]),
         .testTarget(name: "BuiltinModelTests", dependencies: ["Training", "Autoencoders", "ModelIO", "Tensor", "TestSupport"]),
     ],
     swiftLanguageModes: [.v5]

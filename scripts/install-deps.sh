@@ -2,7 +2,7 @@
 # Installs the Debian packages varlab builds against, if missing (needs root; CI and the dev machines run as root).
 set -euo pipefail
 need=()
-for p in pkg-config libopenblas-dev liblapacke-dev libpng-dev libjpeg-dev zlib1g-dev; do
+for p in pkg-config libopenblas-dev liblapacke-dev libpng-dev libjpeg-dev zlib1g-dev libsqlite3-dev; do
   dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
 done
 if [ ${#need[@]} -gt 0 ]; then

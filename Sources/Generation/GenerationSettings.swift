@@ -35,6 +35,9 @@ public struct GenerationSettings: Sendable {
         }
         try dit.validate()
         if pruning != nil && family != VARFamily.name { throw GenerationError("--fast applies to VAR, not to '\(family)'") }
+        if tokens.guidanceSchedule != nil && family != VARFamily.name {
+            throw GenerationError("--cfg-schedule applies to VAR, not to '\(family)'")
+        }
         do { try pruning?.validate() } catch { throw GenerationError("\(error)") }
     }
 

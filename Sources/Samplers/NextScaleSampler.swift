@@ -96,7 +96,7 @@ public struct NextScaleSampler<Model: TokenModel> {
                 "VAR transformer logits at scale \(si + 1)/\(sn) (\(pn)x\(pn))"
                     + (n == full ? "" : ", position \(st.positions.lowerBound + 1)/\(full)"))
             let sampling = Profiler.begin(.sampling)  // guidance, temperature, top-k / top-p masks, draws
-            let t = TokenSampling.guidanceWeight(cfg: cfg, scale: si, scales: sn)
+            let t = TokenSampling.guidanceWeight(cfg: cfg, scale: si, scales: sn, schedule: options.guidanceSchedule)
             let logits = TokenSampling.processLogits(
                 raw, batch: b, positions: 0..<n, guided: guided, t: t, options: options,
                 record: recordLogits ? { recorded.append($0) } : nil)

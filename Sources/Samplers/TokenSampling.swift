@@ -12,9 +12,14 @@ public struct TokenSamplingOptions: Sendable, Equatable {
     public var temperature: Float = 1
     /// Official `more_smooth`: the next-scale input uses a Gumbel-softmax mixture of code vectors instead of the drawn code.
     public var moreSmooth: Bool = false
+    /// How the guidance weight varies over the steps: the official linear ramp, or `cfg` at every step.
+    public var guidanceSchedule: GuidanceSchedule = .linear
 
-    public init(topK: Int = 900, topP: Double = 0.96, temperature: Float = 1, moreSmooth: Bool = false) {
+    public init(
+        topK: Int = 900, topP: Double = 0.96, temperature: Float = 1, moreSmooth: Bool = false, guidanceSchedule: GuidanceSchedule = .linear
+    ) {
         self.topK = topK; self.topP = topP; self.temperature = temperature; self.moreSmooth = moreSmooth
+        self.guidanceSchedule = guidanceSchedule
     }
 
     /// Greedy decoding (top-k 1 is argmax; ties at the maximum are kept and drawn among, as the official code does).
@@ -37,9 +42,13 @@ public struct TokenSamplingOverrides: Sendable, Equatable {
     public var topP: Double?
     public var temperature: Float?
     public var moreSmooth: Bool?
+    public var guidanceSchedule: GuidanceSchedule?
 
-    public init(topK: Int? = nil, topP: Double? = nil, temperature: Float? = nil, moreSmooth: Bool? = nil) {
+    public init(
+        topK: Int? = nil, topP: Double? = nil, temperature: Float? = nil, moreSmooth: Bool? = nil, guidanceSchedule: GuidanceSchedule? = nil
+    ) {
         self.topK = topK; self.topP = topP; self.temperature = temperature; self.moreSmooth = moreSmooth
+        self.guidanceSchedule = guidanceSchedule
     }
 
     public func resolved(recorded: TokenSamplingOverrides = TokenSamplingOverrides()) -> TokenSamplingOptions {
@@ -47,11 +56,17 @@ public struct TokenSamplingOverrides: Sendable, Equatable {
         return TokenSamplingOptions(
             topK: topK ?? recorded.topK ?? d.topK, topP: topP ?? recorded.topP ?? d.topP,
             temperature: temperature ?? recorded.temperature ?? d.temperature,
-            moreSmooth: moreSmooth ?? recorded.moreSmooth ?? d.moreSmooth)
+            moreSmooth: moreSmooth ?? recorded.moreSmooth ?? d.moreSmooth,
+            guidanceSchedule: guidanceSchedule ?? recorded.guidanceSchedule ?? d.guidanceSchedule)
     }
 
     /// Checks the fields that are set (a `SamplingError` naming the flag).
     public func validate() throws { try resolved().validate() }
+}
+
+/// The guidance weight over the steps of a token sampler (VAR's official code ramps it linearly from 0).
+public enum GuidanceSchedule: String, Sendable, Codable, CaseIterable {
+    case linear, constant
 }
 
 public enum SamplingError: Error, CustomStringConvertible {
@@ -114,10 +129,13 @@ public enum TokenSampling {
         return y
     }
 
-    /// Classifier-free guidance at scale si of SN (official ramp): t = cfg * si / (SN - 1),
-    /// guided = (1 + t) * cond - t * uncond (float32, t rounded to float32 like a Python scalar on a tensor).
-    public static func guidanceWeight(cfg: Double, scale si: Int, scales sn: Int) -> Double {
-        sn > 1 ? cfg * (Double(si) / Double(sn - 1)) : 0
+    /// Classifier-free guidance at step si of SN: the official ramp t = cfg * si / (SN - 1), or `cfg` at every
+    /// step; guided = (1 + t) * cond - t * uncond (float32, t rounded to float32 like a Python scalar on a tensor).
+    public static func guidanceWeight(cfg: Double, scale si: Int, scales sn: Int, schedule: GuidanceSchedule = .linear) -> Double {
+        switch schedule {
+        case .linear: return sn > 1 ? cfg * (Double(si) / Double(sn - 1)) : 0
+        case .constant: return cfg
+        }
     }
 
     public static func guide(

@@ -3,6 +3,7 @@ import Foundation
 import Generation
 import Samplers
 import Tensor
+import Training
 
 /// `varlab sample`: class-conditional images from VAR (or DiT) to a grid PNG, a directory of PNGs or an ADM `.npz`.
 /// Flags become a `GenerationSettings` and a `SampleRun` (Generation); this command only parses and prints.
@@ -39,7 +40,16 @@ struct Sample: ParsableCommand {
     )
     var moreSmooth: Bool?
     @Option(help: "VAR: logits are divided by this before top-k/top-p.") var temperature: Float = 1
+    @Option(
+        help: "VAR: guidance over the scales, linear (official: 0 at the first scale, cfg at the last) or constant (cfg at every scale).")
+    var cfgSchedule: GuidanceSchedule?
     @Option(help: "Random seed.") var seed: UInt64 = 0
+    @Option(
+        help:
+            "Classifier rejection sampling: draw this many candidates per image and keep the one --scorer finds most like the asked class (1 = off)."
+    )
+    var candidates: Int = 1
+    @Option(help: "Toy classifier that scores the candidates (default: the built-in toy classifier).") var scorer: String?
     @Option(help: "VAR: scale schedule, e.g. 1,2,3,4 (default: from the checkpoint's sequence length).") var patchNums: String?
     @Option(help: "Images generated together.") var batchSize: Int = 4
     @Option(help: "Produce only slice K of N (K from 0), e.g. 3/8.") var shard: String?
@@ -52,6 +62,8 @@ struct Sample: ParsableCommand {
 
     func validate() throws {
         guard perClass >= 1 else { throw ValidationError("--per-class must be >= 1, got \(perClass)") }
+        guard candidates >= 1 && candidates <= 64 else { throw ValidationError("--candidates must be in 1...64, got \(candidates)") }
+        if scorer != nil && candidates == 1 { throw ValidationError("--scorer needs --candidates 2 or more") }
         if let n, n < 1 { throw ValidationError("--n must be >= 1, got \(n)") }
         guard (classList == nil) != (classes == nil) else { throw ValidationError("give exactly one of --class a,b,... or --classes all") }
         if let classes, classes != "all" { throw ValidationError("--classes only accepts 'all', got '\(classes)'") }
@@ -105,7 +117,8 @@ struct Sample: ParsableCommand {
         s.checkpoint = checkpoint; s.vae = vae; s.key = key
         s.patchNums = try parsedPatchNums()
         s.cfg = cfg
-        s.tokens = TokenSamplingOverrides(topK: topK, topP: topP, temperature: temperature, moreSmooth: moreSmooth)
+        s.tokens = TokenSamplingOverrides(
+            topK: topK, topP: topP, temperature: temperature, moreSmooth: moreSmooth, guidanceSchedule: cfgSchedule)
         s.pruning = try fast.pruning()
         s.dit = dit.settings
         return s
@@ -120,7 +133,12 @@ struct Sample: ParsableCommand {
         try common.apply()
         let settings = try self.settings()
         _ = try SampleOutput(path: output).prepare()
-        let generator = try settings.makeGenerator(log: note)
+        var generator = try settings.makeGenerator(log: note)
+        if candidates > 1 {
+            let path = try scorer ?? BuiltinModels.path(BuiltinModels.classifier, instead: "--scorer")
+            generator = try RejectionSampler(base: generator, scorer: try ToyEvaluation(path: path), candidates: candidates)
+            note("rejection sampling: \(candidates) candidates per image, scored by \(path)")
+        }
         let job = try SampleRun(
             plan: try plan(numClasses: generator.numClasses), shard: try parsedShard(), outputPath: output,
             seed: seed, batchSize: batchSize)
@@ -176,3 +194,5 @@ struct SampleProgressPrinter {
         }
     }
 }
+
+extension GuidanceSchedule: ExpressibleByArgument {}

@@ -9,7 +9,10 @@ struct Varlab: ParsableCommand {
         commandName: "varlab",
         abstract: "Class-conditional image generation lab: VAR next-scale prediction beside DiT diffusion, with an evaluator.",
         version: versionText,
-        subcommands: [Sample.self, Edit.self, Eval.self, Inspect.self, Bench.self, MergeShards.self, DataCommand.self, TrainCommand.self])
+        subcommands: [
+            Sample.self, Edit.self, Eval.self, Inspect.self, Bench.self, MergeShards.self, DataCommand.self, TrainCommand.self,
+            LabCommand.self,
+        ])
 
     /// `varlab --version`: the version and where the built-in models come from.
     static var versionText: String {

@@ -144,4 +144,46 @@ final class LibraryUseTests: XCTestCase {
         s.tokens.temperature = 0
         XCTAssertThrowsError(try s.validate()) { XCTAssertEqual("\($0)", "--temperature must be > 0, got 0.0") }
     }
+
+    /// Rejection sampling keeps, per request, the candidate the scorer likes best; 1 candidate is the base generator,
+    /// and results stay batch-invariant. The constant guidance schedule changes the samples; linear is the default.
+    func testRejectionSamplingAndGuidanceSchedule() throws {
+        let base = try GenerationSettings(family: VARFamily.name).makeGenerator()
+        let scorer = try ToyEvaluation(path: try BuiltinModels.path(BuiltinModels.classifier, instead: "-"))
+        let plan = try SamplePlan(classes: .list([3, 8]), count: 4)
+        let requests = plan.requests(0..<4)
+        let plain = try base.generate(requests, seed: 5) { _ in }
+        XCTAssertEqual(
+            try RejectionSampler(base: base, scorer: scorer, candidates: 1).generate(requests, seed: 5) { _ in }.map(\.pixels),
+            plain.map(\.pixels))
+        let k = 3
+        let chosen = try RejectionSampler(base: base, scorer: scorer, candidates: k).generate(requests, seed: 5) { _ in }
+        let candidates = try (0..<k).map { j in
+            try base.generate(requests, seed: j == 0 ? 5 : 5 &+ UInt64(j) &* 0x9E37_79B9_7F4A_7C15) { _ in }
+        }
+        for (i, r) in requests.enumerated() {
+            let logits = try (0..<k).map { try scorer.features([candidates[$0][i]]).logits.data }
+            let logp = logits.map { l -> Float in
+                let m = l.max()!
+                return l[r.classLabel] - (m + log(l.reduce(0) { $0 + exp($1 - m) }))
+            }
+            let best = logp.indices.max { logp[$0] < logp[$1] || (logp[$0] == logp[$1] && $0 > $1) }!
+            XCTAssertEqual(chosen[i].pixels, candidates[best][i].pixels, "request \(i) keeps candidate \(best)")
+        }
+        let one = try (0..<4).flatMap {
+            try RejectionSampler(base: base, scorer: scorer, candidates: k).generate([requests[$0]], seed: 5) { _ in }
+        }
+        XCTAssertEqual(one.map(\.pixels), chosen.map(\.pixels), "batch size changed a rejection sample")
+        XCTAssertThrowsError(try RejectionSampler(base: base, scorer: scorer, candidates: 0))
+
+        var constant = GenerationSettings(family: VARFamily.name)
+        constant.tokens.guidanceSchedule = .constant
+        XCTAssertNotEqual(try constant.makeGenerator().generate(requests, seed: 5) { _ in }.map(\.pixels), plain.map(\.pixels))
+        var linear = GenerationSettings(family: VARFamily.name)
+        linear.tokens.guidanceSchedule = .linear
+        XCTAssertEqual(try linear.makeGenerator().generate(requests, seed: 5) { _ in }.map(\.pixels), plain.map(\.pixels))
+        var dit = GenerationSettings(family: DiTFamily.name)
+        dit.tokens.guidanceSchedule = .constant
+        XCTAssertThrowsError(try dit.validate()) { XCTAssertTrue("\($0)".contains("--cfg-schedule applies to VAR"), "\($0)") }
+    }
 }

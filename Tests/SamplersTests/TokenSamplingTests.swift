@@ -59,6 +59,9 @@ final class TokenSamplingTests: XCTestCase {
         XCTAssertEqual(TokenSampling.guidanceWeight(cfg: 1.5, scale: 0, scales: 10), 0)
         XCTAssertEqual(TokenSampling.guidanceWeight(cfg: 1.5, scale: 9, scales: 10), 1.5)
         XCTAssertEqual(TokenSampling.guidanceWeight(cfg: 1.5, scale: 3, scales: 10), 1.5 * (3.0 / 9.0))
+        // The constant schedule guides every step, the first included; linear is the default.
+        for si in [0, 3, 9] { XCTAssertEqual(TokenSampling.guidanceWeight(cfg: 1.5, scale: si, scales: 10, schedule: .constant), 1.5) }
+        XCTAssertEqual(TokenSamplingOptions().guidanceSchedule, .linear)
     }
 
     func testOptionValidation() {
