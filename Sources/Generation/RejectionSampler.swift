@@ -32,11 +32,19 @@ public struct RejectionSampler: SampleGenerator {
     static func candidateSeed(_ seed: UInt64, _ j: Int) -> UInt64 { seed &+ UInt64(j) &* 0x9E37_79B9_7F4A_7C15 }
 
     public func generate(_ requests: [SampleRequest], seed: UInt64, progress: (SampleProgress) -> Void) throws -> [Image8] {
-        var best = try base.generate(requests, seed: seed, progress: progress)
-        guard candidates > 1 else { return best }
+        guard candidates > 1 else { return try base.generate(requests, seed: seed, progress: progress) }
+        // Progress over all candidates: candidate j's stage s of S is stage j S + s of k S.
+        func draw(_ j: Int) throws -> [Image8] {
+            try base.generate(requests, seed: Self.candidateSeed(seed, j)) { p in
+                progress(
+                    SampleProgress(
+                        stage: j * p.stages + p.stage, stages: candidates * p.stages, label: "candidate \(j + 1)/\(candidates) \(p.label)"))
+            }
+        }
+        var best = try draw(0)
         var bestScore = try scores(best, requests)
         for j in 1..<candidates {
-            let drawn = try base.generate(requests, seed: Self.candidateSeed(seed, j), progress: progress)
+            let drawn = try draw(j)
             let s = try scores(drawn, requests)
             for i in requests.indices where s[i] > bestScore[i] {
                 best[i] = drawn[i]

@@ -116,7 +116,9 @@ public final class Lab {
             try FileManager.default.createDirectory(
                 atPath: (resultPath(cell.hash) as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
             try AtomicFile.write(try enc.encode(r), to: resultPath(cell.hash))
-            try store.record(r)
+            // The result file is the record; the store is an index that `report` rebuilds, so a busy or broken
+            // store (a job array's processes sharing it) costs a line, not the run.
+            do { try store.record(r) } catch { log("\(error) (the cell's result is kept in \(resultPath(cell.hash)))") }
             results[cell.hash] = r
             done += 1
             let sofar = spent[cell.kind] ?? (0, 0)
