@@ -22,7 +22,7 @@ install: build
 	@echo "installed $(PREFIX)/bin/varlab; built-in models in $(PREFIX)/share/varlab/assets/models"
 
 # swift-format with the repository's .swift-format (the toolchain's `swift format`).
-FORMAT_PATHS = Sources Samplers Tests Fuzz Package.swift
+FORMAT_PATHS = Sources Tests Fuzz Package.swift
 format:
 	$(SWIFT) format format --in-place --recursive --parallel $(FORMAT_PATHS)
 format-check:
