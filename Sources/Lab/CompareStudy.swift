@@ -30,6 +30,11 @@ public struct CompareStudy: Study {
     public init(budget: Budget, varCheckpoint: String? = nil, ditCheckpoint: String? = nil, vae: String? = nil, judge: String? = nil) throws
     {
         self.budget = budget
+        guard (varCheckpoint == nil) == (ditCheckpoint == nil) && (varCheckpoint == nil) == (vae == nil) else {
+            throw LabError(
+                "compare: give --checkpoint (VAR), --dit-checkpoint (DiT) and --vae (their shared tokenizer) together, or none for the built-in models"
+            )
+        }
         var v = GenerationSettings(family: VARFamily.name)
         v.checkpoint = varCheckpoint
         v.vae = vae

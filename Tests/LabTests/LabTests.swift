@@ -199,6 +199,7 @@ final class LabCLITests: XCTestCase {
             (["lab", "run", "gans", "--dir", dir], "unknown study 'gans'"),
             (["lab", "run", "all", "--dir", dir, "--cell", "3"], "--cell needs one study"),
             (["lab", "plan", "knobs", "--dir", dir, "--budget", "huge"], "--budget"),
+            (["lab", "plan", "compare", "--dir", dir, "--checkpoint", "a", "--vae", "b"], "--dit-checkpoint (DiT) and --vae"),
         ] {
             let r = try VarlabCLI.run(args)
             XCTAssertNotEqual(r.status, 0, args.joined(separator: " "))
