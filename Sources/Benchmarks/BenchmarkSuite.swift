@@ -82,16 +82,16 @@ public enum BenchmarkSuite {
             Row(
                 workload: "DiT-\(o.dit) step (CFG pair)", unit: "step", timing: Timing(wall: step.median, cpu: step.cpuPerStep),
                 gemmGFLOP: step.profile!.gemmGFLOP))
-        _ = try DiTBenchmark.sdVAEDecode(latentSize: cfg.inputSize, profile: false)
-        let (_, sdProfile) = try DiTBenchmark.sdVAEDecode(latentSize: cfg.inputSize, profile: true)
-        let (sd, _) = try DiTBenchmark.sdVAEDecode(latentSize: cfg.inputSize)
+        let sdVAE = try SDVAEDecodeBenchmark(latentSize: cfg.inputSize)
+        let (_, sdProfile) = try sdVAE.run(profile: true)
+        let (sd, _) = try sdVAE.run()
         add(Row(workload: "SD-VAE decode 256px", unit: "image", timing: sd, gemmGFLOP: sdProfile!.gemmGFLOP))
 
         if let weights = o.inception {
             let n = Double(o.inceptionImages)
-            let (_, p) = try EvalBenchmark.inception(
-                weights: weights, images: o.inceptionImages, batchSize: o.inceptionImages, profile: true)
-            let (t, _) = try EvalBenchmark.inception(weights: weights, images: o.inceptionImages, batchSize: o.inceptionImages)
+            let inception = try InceptionBenchmark(weights: weights, images: o.inceptionImages, batchSize: o.inceptionImages)
+            let (_, p) = try inception.run(profile: true)
+            let (t, _) = try inception.run()
             add(Row(workload: "InceptionV3 features", unit: "image", timing: t / n, gemmGFLOP: p!.gemmGFLOP / n))
         }
         return Report(sgemmGFLOPs: sgemm, rows: rows, peakResidentBytes: MachineState.peakResidentBytes(), threads: Parallel.threads)

@@ -53,13 +53,21 @@ public final class DiTBenchmark {
         }
         return StepResult(warmUp: warm.wall, median: walls.sorted()[walls.count / 2], cpuPerStep: cpu / Double(repeats), profile: table)
     }
+}
 
-    /// The SD-VAE (KL-f8) decode of one latent of `latentSize`^2 with random weights, after one warm-up decode.
-    public static func sdVAEDecode(latentSize: Int, profile: Bool = false) throws -> (Timing, OpProfile?) {
-        let vae = try KLVAE.random(config: .stableDiffusion)
+/// The SD-VAE (KL-f8) decode of one latent with random weights, built and warmed up once, then run as often as asked.
+public final class SDVAEDecodeBenchmark {
+    let vae: KLVAE
+    let z: Tensor
+
+    public init(latentSize: Int) throws {
+        vae = try KLVAE.random(config: .stableDiffusion)
         var rng = PhiloxRandom(seed: 2)
-        let z = Tensor.randn([1, 4, latentSize, latentSize], rng: &rng)
+        z = Tensor.randn([1, 4, latentSize, latentSize], rng: &rng)
         _ = try vae.decode(z)
+    }
+
+    public func run(profile: Bool = false) throws -> (Timing, OpProfile?) {
         let (_, t, table) = try profiled(profile, "SD-VAE decode") { try vae.decode(z) }
         return (t, table)
     }

@@ -47,21 +47,6 @@ public enum EvalBenchmark {
         }
     }
 
-    /// InceptionV3 (256 -> 299, tf preprocessing; pool3, spatial and logits) over `images` random images in
-    /// batches, after a one-image warm-up: time for all of them.
-    public static func inception(weights: String, images: Int, batchSize: Int, profile: Bool = false) throws -> (Timing, OpProfile?) {
-        let net = try InceptionV3(path: weights)
-        let imgs = randomImages(images, seed: 7)
-        _ = net(try InceptionPreprocessing.tf.input([imgs[0]]))
-        let (_, t, p) = try profiled(profile, "InceptionV3, \(images) images") {
-            for s in stride(from: 0, to: images, by: batchSize) {
-                let out = net(try InceptionPreprocessing.tf.input(Array(imgs[s..<min(s + batchSize, images)])))
-                _ = net.logits(out.pool3)
-            }
-        }
-        return (t, p)
-    }
-
     public struct NetworkResult: Sendable {
         public let name: String
         public let gflopPerImage: Double
@@ -132,5 +117,30 @@ public enum EvalBenchmark {
             let fid = obj["fid"] as? Double, let secs = obj["seconds"] as? Double
         else { return nil }
         return (fid, secs)
+    }
+}
+
+/// InceptionV3 (256 -> 299, tf preprocessing; pool3, spatial and logits) over random images in batches: the
+/// weights loaded and warmed up once (one image), then timed for all images as often as asked.
+public final class InceptionBenchmark {
+    let net: InceptionV3
+    let images: [Image8]
+    let batchSize: Int
+
+    public init(weights: String, images count: Int, batchSize: Int) throws {
+        net = try InceptionV3(path: weights)
+        images = EvalBenchmark.randomImages(count, seed: 7)
+        self.batchSize = batchSize
+        _ = net(try InceptionPreprocessing.tf.input([images[0]]))
+    }
+
+    public func run(profile: Bool = false) throws -> (Timing, OpProfile?) {
+        let (_, t, p) = try profiled(profile, "InceptionV3, \(images.count) images") {
+            for s in stride(from: 0, to: images.count, by: batchSize) {
+                let out = net(try InceptionPreprocessing.tf.input(Array(images[s..<min(s + batchSize, images.count)])))
+                _ = net.logits(out.pool3)
+            }
+        }
+        return (t, p)
     }
 }

@@ -1,6 +1,7 @@
 import Foundation
 import ModelIO
 import Samplers
+import Training
 import VAR
 
 /// Everything that chooses a generator and its sampling settings: the request the CLI, the benches and the lab
@@ -23,6 +24,10 @@ public struct GenerationSettings: Sendable {
     /// VAR: opt-in FastVAR cached token pruning of the last scales (nil = exact).
     public var pruning: TokenPruning?
     public var dit = DiTSettings()
+    /// Classifier rejection sampling: candidates drawn per image (1 = off) and the toy classifier that picks
+    /// among them (nil: the built-in one).
+    public var candidates = 1
+    public var scorer: String?
 
     public init(family: String = VARFamily.name) { self.family = family }
 
@@ -39,6 +44,8 @@ public struct GenerationSettings: Sendable {
             throw GenerationError("--cfg-schedule applies to VAR, not to '\(family)'")
         }
         do { try pruning?.validate() } catch { throw GenerationError("\(error)") }
+        guard (1...64).contains(candidates) else { throw GenerationError("--candidates must be in 1...64, got \(candidates)") }
+        if scorer != nil && candidates == 1 { throw GenerationError("--scorer needs --candidates 2 or more") }
     }
 
     /// (checkpoint, autoencoder, built-in?) this run reads.
@@ -52,6 +59,10 @@ public struct GenerationSettings: Sendable {
         try validate()
         let files = try self.files()
         if files.builtin { log("no --checkpoint / --vae: using the built-in toy \(family) model \(files.checkpoint) with \(files.vae)") }
-        return try ModelFamilies.named(family).makeGenerator(self, checkpoint: files.checkpoint, vae: files.vae, log: log)
+        let generator = try ModelFamilies.named(family).makeGenerator(self, checkpoint: files.checkpoint, vae: files.vae, log: log)
+        guard candidates > 1 else { return generator }
+        let path = try scorer ?? BuiltinModels.path(BuiltinModels.classifier, instead: "--scorer")
+        log("rejection sampling: \(candidates) candidates per image, scored by \(path)")
+        return try RejectionSampler(base: generator, scorer: try ToyEvaluation(path: path), candidates: candidates)
     }
 }

@@ -9,7 +9,7 @@ import Training
 /// accuracy and toy-FID of a set of images against `n` held-out real toy images (reference A = held-out 0..<n),
 /// beside the bounds: a second, disjoint real set B (held-out n..<2n: the toy-FID floor for n images and the
 /// classifier's ceiling) and the tokenizer's reconstructions of set B.
-public struct ToyQuality {
+public final class ToyQuality {
     public struct Row {
         public var name: String
         public var accuracy: Double
@@ -68,6 +68,15 @@ public struct ToyQuality {
         _ name: String, generator: SampleGenerator, seed: UInt64, batchSize: Int,
         progress: (Int) -> Void = { _ in }
     ) throws -> (row: Row, images: [Image8]) {
+        let (images, labels, secs) = try draw(generator, seed: seed, batchSize: batchSize, progress: progress)
+        return (try row(name, images: images, labels: labels, seconds: secs), images)
+    }
+
+    /// The n samples every row is measured on: sample i of class i mod C with index i, in batches; with the
+    /// asked labels and the wall seconds they took.
+    public func draw(
+        _ generator: SampleGenerator, seed: UInt64, batchSize: Int, progress: (Int) -> Void = { _ in }
+    ) throws -> (images: [Image8], labels: [Int], seconds: Double) {
         let plan = try SamplePlan(classes: .list(Array(0..<toy.classifier.config.classes)), count: n)
         try plan.validate(numClasses: generator.numClasses)
         let requests = plan.requests(0..<plan.total)
@@ -77,7 +86,42 @@ public struct ToyQuality {
             images += try generator.generate(Array(requests[b..<min(requests.count, b + batchSize)]), seed: seed) { _ in }
             progress(images.count)
         }
-        let secs = Date().timeIntervalSince(t0)
-        return (try row(name, images: images, labels: requests.map(\.classLabel), seconds: secs), images)
+        return (images, requests.map(\.classLabel), Date().timeIntervalSince(t0))
     }
+
+    // MARK: the lab's row
+
+    /// The measures of a full quality row (the lab's), with display names and whether larger is better: toy-FID,
+    /// precision / recall and density / coverage (k = 5) against reference A, top-1 on the asked classes, the
+    /// within-class diversity relative to real set B (1 = as varied as real images), seconds per image.
+    public static let measureKeys: [(key: String, name: String, higherIsBetter: Bool)] = [
+        ("toy_fid", "toy-FID", false), ("precision", "precision", true), ("recall", "recall", true),
+        ("density", "density", true), ("coverage", "coverage", true), ("accuracy", "classifier top-1", true),
+        ("diversity", "within-class diversity (real = 1)", true), ("seconds_per_image", "s/image", false),
+    ]
+
+    /// Within-class diversity of real set B (computed once, on first use).
+    private lazy var realDiversity: Result<Double, Error> = Result {
+        guard let d = try WithinClassDiversity.meanPairwiseDistance(features: try toy.features(setB).features, labels: labelsB), d > 0
+        else { throw GenerationError("the real toy set has no class with two images (n = \(n))") }
+        return d
+    }
+
+    /// Every measure of `measureKeys` for `images` asked to be of `labels`.
+    public func measures(images: [Image8], labels: [Int], secondsPerImage: Double) throws -> [String: Double] {
+        let f = try toy.features(images)
+        let r = try toy.report(samples: f, labels: labels, reference: reference, metrics: [.acc, .fid, .prdc], explicit: true)
+        func value(_ name: String) -> Double { r.values.first { $0.name == name }?.value ?? .nan }
+        return [
+            "toy_fid": value("toy-FID"), "precision": value("toy precision (prdc k=5)"), "recall": value("toy recall (prdc k=5)"),
+            "density": value("toy density (k=5)"), "coverage": value("toy coverage (k=5)"), "accuracy": value("toy classifier accuracy"),
+            "diversity": (try WithinClassDiversity.meanPairwiseDistance(features: f.features, labels: labels) ?? .nan)
+                / (try realDiversity.get()),
+            "seconds_per_image": secondsPerImage,
+        ]
+    }
+
+    /// The bounds every lab table shows: real set B measured like a generator (the toy-FID floor for n images, the
+    /// classifier's accuracy on real held-out images: the ceiling a generator can approach).
+    public func realMeasures() throws -> [String: Double] { try measures(images: setB, labels: labelsB, secondsPerImage: 0) }
 }

@@ -96,8 +96,8 @@ public struct CompareStudy: Study {
     }
 
     public func run(_ cell: Cell, context: LabContext) throws -> (metrics: [String: Double], outputs: [String: String]) {
-        let judge = try ToyJudge(classifier: self.judge, n: n, dataSeed: 0)
-        if cell.kind == "real" { return (try judge.realRow(), [:]) }
+        let judge = try ToyQuality(n: n, dataSeed: 0, classifier: self.judge)
+        if cell.kind == "real" { return (try judge.realMeasures(), [:]) }
         guard cell.kind == "sample" else { throw LabError("study '\(name)' has no cell kind '\(cell.kind)'") }
         let i = cell.inputs
         var s: GenerationSettings

@@ -1,4 +1,5 @@
 import Foundation
+import Generation
 
 struct KnobReport {
     let study: KnobStudy

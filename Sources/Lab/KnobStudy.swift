@@ -114,7 +114,7 @@ public struct KnobStudy: Study {
     public func run(_ cell: Cell, context: LabContext) throws -> (metrics: [String: Double], outputs: [String: String]) {
         switch cell.kind {
         case "real":
-            return (try ToyJudge(classifier: judge, n: n, dataSeed: Self.dataSeed).realRow(), [:])
+            return (try ToyQuality(n: n, dataSeed: Self.dataSeed, classifier: judge).realMeasures(), [:])
         case "train-classifier":
             let folder = try context.outputFolder(cell)
             let path = (folder.absolute as NSString).appendingPathComponent("scorer.safetensors")
@@ -136,16 +136,15 @@ public struct KnobStudy: Study {
         s.tokens = TokenSamplingOverrides(
             topK: Int(i["top_k"]!), topP: Double(i["top_p"]!), temperature: Float(i["temperature"]!),
             moreSmooth: i["more_smooth"] == "true", guidanceSchedule: GuidanceSchedule(rawValue: i["cfg_schedule"]!))
-        var generator = try s.makeGenerator()
-        let candidates = Int(i["candidates"]!) ?? 1
-        if candidates > 1 {
+        s.candidates = Int(i["candidates"]!) ?? 1
+        if s.candidates > 1 {
             guard let scorer = context.results[scorerCell.hash]?.outputs["checkpoint"] else {
                 throw LabError("the rejection scorer is not trained")
             }
-            generator = try RejectionSampler(
-                base: generator, scorer: try ToyEvaluation(path: context.absolute(scorer)), candidates: candidates)
+            s.scorer = context.absolute(scorer)
         }
-        let judge = try ToyJudge(classifier: self.judge, n: n, dataSeed: Self.dataSeed)
+        let generator = try s.makeGenerator()
+        let judge = try ToyQuality(n: n, dataSeed: Self.dataSeed, classifier: self.judge)
         return try LabSampling.judgedRow(generator, judge: judge, cell: cell, grid: cell.seed == seeds[0], context: context)
     }
 

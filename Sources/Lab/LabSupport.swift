@@ -25,36 +25,24 @@ enum LabFiles {
     }
 }
 
-/// Sample sets as the lab draws them: sample i of class i mod C with index i (as `varlab sample --class
-/// 0,...,C-1 --n N`), so a seed's set is the same in every study.
+/// Sample sets as the lab draws them (`ToyQuality.draw`: sample i of class i mod C with index i), judged and
+/// shown as a grid.
 enum LabSampling {
     static let batchSize = 50
 
-    static func draw(_ g: SampleGenerator, n: Int, classes: Int, seed: UInt64) throws -> (images: [Image8], labels: [Int], seconds: Double)
-    {
-        let plan = try SamplePlan(classes: .list(Array(0..<min(classes, g.numClasses))), count: n)
-        let requests = plan.requests(0..<plan.total)
-        let t0 = Date()
-        var images: [Image8] = []
-        for b in stride(from: 0, to: requests.count, by: batchSize) {
-            images += try g.generate(Array(requests[b..<min(requests.count, b + batchSize)]), seed: seed) { _ in }
-        }
-        return (images, requests.map(\.classLabel), Date().timeIntervalSince(t0))
-    }
-
     /// A cell's quality row: n samples of `g` judged by `judge`, and (with `grid`) a sample grid in the cell's folder.
     static func judgedRow(
-        _ g: SampleGenerator, judge: ToyJudge, cell: Cell, grid: Bool, context: LabContext
+        _ g: SampleGenerator, judge: ToyQuality, cell: Cell, grid: Bool, context: LabContext
     ) throws -> (metrics: [String: Double], outputs: [String: String]) {
         let classes = judge.toy.classifier.config.classes
-        let (images, labels, secs) = try draw(g, n: judge.n, classes: classes, seed: cell.seed)
+        let (images, labels, secs) = try judge.draw(g, seed: cell.seed, batchSize: batchSize)
         var outputs: [String: String] = [:]
         if grid {
             let folder = try context.outputFolder(cell)
             try writeGrid(images, classes: classes, to: (folder.absolute as NSString).appendingPathComponent("grid.png"))
             outputs["grid"] = folder.relative + "/grid.png"
         }
-        return (try judge.row(images: images, labels: labels, secondsPerImage: secs / Double(judge.n)), outputs)
+        return (try judge.measures(images: images, labels: labels, secondsPerImage: secs / Double(judge.n)), outputs)
     }
 
     /// One row per class with its name, up to 8 images each.

@@ -1,4 +1,5 @@
 import Foundation
+import Generation
 
 /// Groups finished cells into rows (one per setting, seeds as the spread) and renders tables with the real-data
 /// bounds, significance marks against the baseline, the verdict lines and the plots.
@@ -11,7 +12,7 @@ struct RowStats {
     init(name: String, results: [CellResult]) {
         self.name = name
         var v: [String: Spread] = [:]
-        for (key, _, _) in ToyJudge.metrics { v[key] = Spread(results.compactMap { $0.metrics[key] }) }
+        for (key, _, _) in ToyQuality.measureKeys { v[key] = Spread(results.compactMap { $0.metrics[key] }) }
         values = v
         seeds = results.count
         grid = results.compactMap { $0.outputs["grid"] }.first
@@ -23,15 +24,15 @@ struct RowStats {
 /// A Markdown table of rows; a value is marked † when it differs from `baseline`'s beyond the spread (Welch's t,
 /// 5%), and ▲ / ▼ says whether it is better or worse.
 func markdownTable(_ rows: [RowStats], baseline: RowStats?, bounds: [(String, [String: Double])]) -> String {
-    var md = "| setting | " + ToyJudge.metrics.map(\.name).joined(separator: " | ") + " | seeds |\n"
-    md += "|---|" + ToyJudge.metrics.map { _ in "---:" }.joined(separator: "|") + "|---:|\n"
+    var md = "| setting | " + ToyQuality.measureKeys.map(\.name).joined(separator: " | ") + " | seeds |\n"
+    md += "|---|" + ToyQuality.measureKeys.map { _ in "---:" }.joined(separator: "|") + "|---:|\n"
     for (name, m) in bounds {
         md +=
-            "| *\(name)* | " + ToyJudge.metrics.map { m[$0.key].map { String(format: "%.3f", $0) } ?? "-" }.joined(separator: " | ")
+            "| *\(name)* | " + ToyQuality.measureKeys.map { m[$0.key].map { String(format: "%.3f", $0) } ?? "-" }.joined(separator: " | ")
             + " | - |\n"
     }
     for r in rows {
-        let cells = ToyJudge.metrics.map { key, _, higher -> String in
+        let cells = ToyQuality.measureKeys.map { key, _, higher -> String in
             let s = r[key]
             var text = s.formatted(digits: key == "toy_fid" ? 2 : 3)
             if let b = baseline, b.name != r.name {
@@ -47,7 +48,7 @@ func markdownTable(_ rows: [RowStats], baseline: RowStats?, bounds: [(String, [S
 
 /// One bar chart per metric key: a bar per row with its spread.
 func barPlots(_ rows: [RowStats], keys: [String]) -> [(name: String, plot: Plot)] {
-    ToyJudge.metrics.filter { keys.contains($0.key) }.map { key, name, _ in
+    ToyQuality.measureKeys.filter { keys.contains($0.key) }.map { key, name, _ in
         var p = Plot(title: "\(name) per setting (mean ± sd over seeds)", xLabel: "setting", yLabel: name)
         p.categories = rows.map(\.name)
         p.series = [
@@ -100,7 +101,7 @@ func comparison(
 func rowsJSON(_ rows: [RowStats]) -> [[String: Any]] {
     rows.map { r in
         var o: [String: Any] = ["setting": r.name, "seeds": r.seeds]
-        for (key, _, _) in ToyJudge.metrics {
+        for (key, _, _) in ToyQuality.measureKeys {
             o[key] = ["mean": r[key].mean.isFinite ? r[key].mean as Any : NSNull(), "sd": r[key].sd, "n": r[key].n]
         }
         return o

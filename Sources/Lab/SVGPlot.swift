@@ -75,7 +75,6 @@ public struct Plot: Sendable {
         let a = abs(v)
         if a >= 1e5 || a < 1e-3 { return String(format: "%.0e", v) }
         if a >= 100 || v == v.rounded() { return String(format: "%.0f", v) }
-        if a >= 1 { return String(format: "%.2g", v) == String(format: "%.1f", v) ? String(format: "%.1f", v) : String(format: "%.3g", v) }
         return String(format: "%.3g", v)
     }
 

@@ -57,7 +57,7 @@ struct BenchDiT: ParsableCommand {
 
         var decode = 0.0
         if !noVae {
-            let (t, table) = try DiTBenchmark.sdVAEDecode(latentSize: cfg.inputSize, profile: profile)
+            let (t, table) = try SDVAEDecodeBenchmark(latentSize: cfg.inputSize).run(profile: profile)
             decode = t.wall
             if let table { print(table.table) }
             print(

@@ -70,7 +70,7 @@ struct BenchEval: ParsableCommand {
         if images > 0 {
             let path = inception ?? ProcessInfo.processInfo.environment["VARLAB_INCEPTION"] ?? BenchEval.fixtureInception
             if FileManager.default.fileExists(atPath: path) {
-                let (t, _) = try EvalBenchmark.inception(weights: path, images: images, batchSize: batchSize)
+                let (t, _) = try InceptionBenchmark(weights: path, images: images, batchSize: batchSize).run()
                 print(
                     String(
                         format:

@@ -3,7 +3,6 @@ import Foundation
 import Generation
 import Samplers
 import Tensor
-import Training
 
 /// `varlab sample`: class-conditional images from VAR (or DiT) to a grid PNG, a directory of PNGs or an ADM `.npz`.
 /// Flags become a `GenerationSettings` and a `SampleRun` (Generation); this command only parses and prints.
@@ -62,8 +61,6 @@ struct Sample: ParsableCommand {
 
     func validate() throws {
         guard perClass >= 1 else { throw ValidationError("--per-class must be >= 1, got \(perClass)") }
-        guard candidates >= 1 && candidates <= 64 else { throw ValidationError("--candidates must be in 1...64, got \(candidates)") }
-        if scorer != nil && candidates == 1 { throw ValidationError("--scorer needs --candidates 2 or more") }
         if let n, n < 1 { throw ValidationError("--n must be >= 1, got \(n)") }
         guard (classList == nil) != (classes == nil) else { throw ValidationError("give exactly one of --class a,b,... or --classes all") }
         if let classes, classes != "all" { throw ValidationError("--classes only accepts 'all', got '\(classes)'") }
@@ -121,6 +118,8 @@ struct Sample: ParsableCommand {
             topK: topK, topP: topP, temperature: temperature, moreSmooth: moreSmooth, guidanceSchedule: cfgSchedule)
         s.pruning = try fast.pruning()
         s.dit = dit.settings
+        s.candidates = candidates
+        s.scorer = scorer
         return s
     }
 
@@ -133,12 +132,7 @@ struct Sample: ParsableCommand {
         try common.apply()
         let settings = try self.settings()
         _ = try SampleOutput(path: output).prepare()
-        var generator = try settings.makeGenerator(log: note)
-        if candidates > 1 {
-            let path = try scorer ?? BuiltinModels.path(BuiltinModels.classifier, instead: "--scorer")
-            generator = try RejectionSampler(base: generator, scorer: try ToyEvaluation(path: path), candidates: candidates)
-            note("rejection sampling: \(candidates) candidates per image, scored by \(path)")
-        }
+        let generator = try settings.makeGenerator(log: note)
         let job = try SampleRun(
             plan: try plan(numClasses: generator.numClasses), shard: try parsedShard(), outputPath: output,
             seed: seed, batchSize: batchSize)

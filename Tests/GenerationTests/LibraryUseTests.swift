@@ -186,4 +186,28 @@ final class LibraryUseTests: XCTestCase {
         dit.tokens.guidanceSchedule = .constant
         XCTAssertThrowsError(try dit.validate()) { XCTAssertTrue("\($0)".contains("--cfg-schedule applies to VAR"), "\($0)") }
     }
+
+    /// The lab's full row: real set B measured against reference A has within-class diversity exactly 1, its own
+    /// accuracy as top-1, and a small toy-FID; a sample set is measured on every key; bad settings are refused.
+    func testToyQualityMeasures() throws {
+        let q = try ToyQuality(n: 40, dataSeed: 0, classifier: try BuiltinModels.path(BuiltinModels.classifier, instead: "-"))
+        let real = try q.realMeasures()
+        XCTAssertEqual(Set(real.keys), Set(ToyQuality.measureKeys.map(\.key)))
+        XCTAssertEqual(real["diversity"]!, 1, accuracy: 1e-12)
+        XCTAssertEqual(real["accuracy"]!, try q.row("real", images: q.setB, labels: q.labelsB, seconds: 0).accuracy)
+        let (images, labels, _) = try q.draw(try GenerationSettings(family: VARFamily.name).makeGenerator(), seed: 0, batchSize: 20)
+        XCTAssertEqual(labels, (0..<40).map { $0 % 10 })
+        let m = try q.measures(images: images, labels: labels, secondsPerImage: 0.5)
+        XCTAssertTrue(ToyQuality.measureKeys.allSatisfy { m[$0.key]?.isFinite == true }, "\(m)")
+        XCTAssertGreaterThan(m["toy_fid"]!, real["toy_fid"]!)
+        var s = GenerationSettings(family: VARFamily.name)
+        s.candidates = 0
+        XCTAssertThrowsError(try s.validate()) { XCTAssertTrue("\($0)".contains("--candidates must be in 1...64"), "\($0)") }
+        s.candidates = 1
+        s.scorer = "x.safetensors"
+        XCTAssertThrowsError(try s.validate()) { XCTAssertTrue("\($0)".contains("--scorer needs --candidates"), "\($0)") }
+        s.candidates = 2
+        s.scorer = "/no/such/scorer.safetensors"
+        XCTAssertThrowsError(try s.makeGenerator()) { XCTAssertTrue("\($0)".contains("/no/such/scorer.safetensors"), "\($0)") }
+    }
 }
