@@ -62,7 +62,9 @@ let package = Package(
         // The lab: studies as cached, resumable cells, statistics, plots, reports and the SQLite results store.
         .target(
             name: "Lab",
-            dependencies: ["Tensor", "ModelIO", "ImageIO", "Samplers", "Metrics", "Training", "Generation", "CSQLite"],
+            dependencies: [
+                "Tensor", "ModelIO", "ImageIO", "Samplers", "Metrics", "Training", "Generation", "VAR", "DiT", "Autoencoders", "CSQLite",
+            ],
             swiftSettings: optimize),
         // Editing: the jobs-file reader, the edit pipeline and the VAR / DiT edit back ends.
         .target(
@@ -101,7 +103,7 @@ let package = Package(
                 "Generation", "Editing", "Metrics", "Training", "Samplers", "ImageIO",
                 "ModelIO", "TestSupport",
             ]),
-        .testTarget(name: "LabTests", dependencies: ["Lab", "TestSupport"]),
+        .testTarget(name: "LabTests", dependencies: ["Lab", "Generation", "VAR", "TestSupport"]),
         .testTarget(name: "BuiltinModelTests", dependencies: ["Training", "Autoencoders", "ModelIO", "Tensor", "TestSupport"]),
     ],
     swiftLanguageModes: [.v5]

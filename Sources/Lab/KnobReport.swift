@@ -89,7 +89,7 @@ struct KnobReport {
     func plots(_ rows: [RowStats]) -> [(name: String, plot: Plot)] {
         var out = barPlots(rows, keys: ["accuracy", "toy_fid", "diversity", "recall"])
         // Rejection sampling: quality and cost against the number of candidates.
-        let rej = [("baseline", 1.0)] + [2, 4, 8].map { ("rejection \($0) candidates", Double($0)) }
+        let rej = [("baseline", 1.0)] + study.candidateCounts.map { ("rejection \($0) candidates", Double($0)) }
         let rr = rej.compactMap { n, k in rows.first { $0.name == n }.map { (k, $0) } }
         if rr.count >= 2 {
             var p = Plot(

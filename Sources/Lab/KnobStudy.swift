@@ -22,8 +22,10 @@ public struct KnobStudy: Study {
     let base: TokenSamplingOptions
     let baseCFG: Double
 
-    public var n: Int { budget == .small ? 300 : 1000 }
-    public var seeds: [UInt64] { budget == .small ? [0, 1, 2] : [0, 1, 2, 3, 4] }
+    public var n: Int { budget == .small ? 300 : 500 }
+    public var seeds: [UInt64] { [0, 1, 2] }
+    /// Rejection sampling's candidates per image (8 costs eight sample sets per seed: full budget only).
+    var candidateCounts: [Int] { budget == .small ? [2, 4] : [2, 4, 8] }
     var scorerSteps: Int { budget == .small ? 600 : 1200 }
     static let dataSeed: UInt64 = 0
 
@@ -76,7 +78,7 @@ public struct KnobStudy: Study {
         for t: Float in [0.8, 1.2] {
             out.append(vary("temperature", String(format: "temperature %.1f", t), { $0.options.temperature = t }))
         }
-        for k in [2, 4, 8] { out.append(vary("rejection", "rejection \(k) candidates", { $0.candidates = k })) }
+        for k in candidateCounts { out.append(vary("rejection", "rejection \(k) candidates", { $0.candidates = k })) }
         return out
     }
 

@@ -182,6 +182,8 @@ public enum Studies {
     public static let all: [(name: String, summary: String)] = [
         ("knobs", "sampling knobs of a trained VAR: top-k, guidance and its schedule, more-smooth, temperature, rejection sampling"),
         ("compare", "VAR against DiT on one latent space: quality against seconds per image, DiT over samplers and steps"),
+        ("ablations", "VAR, raster AR, VAR without AdaLN and VAR at three depths, trained at equal compute, 3 seeds each"),
+        ("scaling", "held-out loss against parameters and training FLOPs, four sizes per family, power-law fits"),
     ]
 
     public static func make(_ name: String, _ o: Options) throws -> Study {
@@ -190,6 +192,8 @@ public enum Studies {
         case "compare":
             return try CompareStudy(
                 budget: o.budget, varCheckpoint: o.checkpoint, ditCheckpoint: o.ditCheckpoint, vae: o.vae, judge: o.judge)
+        case "ablations": return try AblationStudy(budget: o.budget, vae: o.vae, judge: o.judge)
+        case "scaling": return try ScalingStudy(budget: o.budget, vae: o.vae, judge: o.judge)
         default: throw LabError("unknown study '\(name)' (studies: \(all.map(\.name).joined(separator: ", ")))")
         }
     }

@@ -2,6 +2,7 @@ import Foundation
 import Generation
 import ImageIO
 import ModelIO
+import Samplers
 import Training
 
 /// Files named by content in a cell's inputs.
@@ -75,5 +76,75 @@ enum LabTraining {
         }
         let held = ToySource(dataset: ToyDataset(seed: 0, split: .heldout, size: config.imageSize), count: 1000)
         return ClassifierTrainer.accuracy(trainer.model, source: held, n: 1000)
+    }
+}
+
+/// Sampling settings of the models the lab trains (they carry no recommended settings of their own): the built-in
+/// VAR's top-k / top-p with guidance 1.5, and DDIM 25 steps with guidance 4 for DiT. Recorded in each sample cell.
+enum TrainedSampling {
+    static func inputs(family: String) -> [String: String] {
+        family == "dit"
+            ? ["family": "dit", "sampler": "ddim", "steps": "25", "cfg": "4.0"]
+            : ["family": "var", "cfg": "1.5", "top_k": "10", "top_p": "0.9", "more_smooth": "false"]
+    }
+
+    /// A sample cell for the model a training cell writes (its sampling seed is the training seed).
+    static func cell(of train: Cell, family: String, base: [String: String]) -> Cell {
+        var i = base.merging(inputs(family: family)) { $1 }
+        i["model_cell"] = train.hash
+        return Cell(kind: "sample", group: train.group, seed: train.seed, inputs: i, needs: [train.hash])
+    }
+
+    /// Runs such a cell: the trained checkpoint with the tokenizer `vae`, judged by `judge`.
+    static func run(
+        _ cell: Cell, vae: String, judge: ToyQuality, grid: Bool, context: LabContext
+    ) throws -> (
+        metrics: [String: Double], outputs: [String: String]
+    ) {
+        let i = cell.inputs
+        guard let model = i["model_cell"], let rel = context.results[model]?.outputs["checkpoint"] else {
+            throw LabError("sample cell \(cell.group) (seed \(cell.seed)) needs its training cell first")
+        }
+        var s = GenerationSettings(family: i["family"] == "dit" ? DiTFamily.name : VARFamily.name)
+        s.checkpoint = context.absolute(rel)
+        s.vae = vae
+        s.cfg = i["cfg"].flatMap(Double.init)
+        if i["family"] == "dit" {
+            s.dit.sampler = i["sampler"]
+            s.dit.steps = i["steps"].flatMap(Int.init)
+        } else {
+            s.tokens = TokenSamplingOverrides(
+                topK: i["top_k"].flatMap(Int.init), topP: i["top_p"].flatMap(Double.init), moreSmooth: i["more_smooth"] == "true")
+        }
+        return try LabSampling.judgedRow(try s.makeGenerator(), judge: judge, cell: cell, grid: grid, context: context)
+    }
+}
+
+/// The training side of a report: per model, parameters, steps, training FLOPs, time and held-out loss over seeds.
+enum TrainingTable {
+    static let keys: [(key: String, name: String)] = [
+        ("parameters", "parameters"), ("steps", "steps"), ("train_flops", "training GFLOP"), ("train_seconds", "training s"),
+        ("held_out_loss", "held-out loss"),
+    ]
+
+    static func spread(_ results: [CellResult], _ key: String) -> Spread {
+        Spread(results.compactMap { $0.metrics[key] }.map { key == "train_flops" ? $0 / 1e9 : $0 })
+    }
+
+    static func markdown(_ groups: [(name: String, results: [CellResult])]) -> String {
+        var md = "| model | " + keys.map(\.name).joined(separator: " | ") + " | seeds |\n"
+        md += "|---|" + keys.map { _ in "---:" }.joined(separator: "|") + "|---:|\n"
+        for (name, rs) in groups where !rs.isEmpty {
+            let cells = keys.map { key, _ -> String in
+                let s = spread(rs, key)
+                switch key {
+                case "held_out_loss": return s.formatted(digits: 4)
+                case "parameters", "steps", "train_flops": return String(format: "%.0f", s.mean)
+                default: return s.formatted(digits: 0)
+                }
+            }
+            md += "| \(name) | " + cells.joined(separator: " | ") + " | \(rs.count) |\n"
+        }
+        return md
     }
 }

@@ -56,9 +56,14 @@ public struct Plot: Sendable {
     /// "Nice" linear ticks (1, 2, 5 x 10^k steps) or the decades of a log axis.
     static func ticks(_ lo: Double, _ hi: Double, scale: Scale) -> [Double] {
         if scale == .log {
+            // Decades; 2x and 5x too when the axis spans at most two decades (else too few labels to read).
+            let steps: [Double] = hi / lo <= 100.0001 ? [1, 2, 5] : [1]
             var t: [Double] = []
             var v = pow(10, floor(log10(lo)))
-            while v <= hi * 1.000001 { if v >= lo * 0.999999 { t.append(v) }; v *= 10 }
+            while v <= hi * 1.000001 {
+                for m in steps where v * m >= lo * 0.999999 && v * m <= hi * 1.000001 { t.append(v * m) }
+                v *= 10
+            }
             return t
         }
         let raw = (hi - lo) / 6

@@ -33,6 +33,14 @@ public enum Profiler {
         return gemmFLOPs
     }
 
+    /// The sgemm FLOPs `body` performs (counted, not estimated: a training step's cost for a budget in FLOPs).
+    public static func gemmFLOPs(of body: () throws -> Void) rethrows -> Double {
+        start()
+        defer { _ = stop() }
+        try body()
+        return countedGEMMFLOPs
+    }
+
     /// Stops recording and returns (kind, seconds, calls) in descending time.
     public static func stop() -> [(kind: Kind, seconds: Double, calls: Int)] {
         lock.lock(); defer { lock.unlock() }

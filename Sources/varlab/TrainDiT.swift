@@ -98,18 +98,9 @@ struct TrainDiT: ParsableCommand {
         do { trainer = try DiTTrainer(config: config.model, objective: config.objective, options: opts, emaDecay: ema) } catch {
             throw ValidationError("\(error)")
         }
-        trainer.metadata = [
-            MetadataKey.data.rawValue: set.summary,
-            ClassNamesMetadata.key: ClassNamesMetadata.encode(source.classNames),
-            MetadataKey.vae.rawValue: "var-vqvae",
-            MetadataKey.latentScale.rawValue: String(set.scale),
-            MetadataKey.vaePatchNums.rawValue: vq.patchNums.map(String.init).joined(separator: ","),
-            MetadataKey.sampleSteps.rawValue: String(sampleSteps),
-            MetadataKey.sampleSampler.rawValue: sampleSampler,
-            MetadataKey.sampleCFG.rawValue: String(sampleCfg),
-            // The official forward_with_cfg guides only eps[:, :3] (4-channel SD latents); f-hat has 16 channels.
-            MetadataKey.sampleCFGChannels.rawValue: "all",
-        ]
+        trainer.metadata = DiTTrainer.vqLatentMetadata(
+            set: set, patchNums: vq.patchNums, classNames: source.classNames, sampler: sampleSampler, steps: sampleSteps,
+            cfg: sampleCfg)
         trainer.loop.checkpointPath = output
         do {
             if resume { try trainer.resume(from: output); note("resuming from \(output) at step \(trainer.loop.step)") }

@@ -54,6 +54,36 @@ public final class DiTTrainer {
         return loss
     }
 
+    /// The official (unweighted) epsilon-prediction MSE on held-out latents, at fixed draws: latent i gets the
+    /// stratified timestep t_i = floor((i + 1/2) T / n) and noise from Philox stream i of `seed`, true labels. The
+    /// same set and seed give the same draws for every model, so losses of different sizes are comparable.
+    public func heldOutLoss(_ set: LatentSet, seed: UInt64 = 0, batchSize: Int = 64) throws -> Double {
+        let c = model.config
+        guard set.count >= 1, set.latentShape == [c.inChannels, c.inputSize, c.inputSize] else {
+            throw TrainingError.data(
+                "held-out latents \(set.latentShape) do not fit the DiT's [\(c.inChannels), \(c.inputSize), \(c.inputSize)]")
+        }
+        let steps = objective.diffusionSteps, n = set.count
+        var sum = 0.0
+        var start = 0
+        while start < n {
+            let idx = Array(start..<min(n, start + batchSize))
+            let (x0, y) = set.batch(idx)
+            let t = idx.map { (2 * $0 + 1) * steps / (2 * n) }
+            let per = x0.count / idx.count
+            var noise = [Float](repeating: 0, count: x0.count)
+            for (k, i) in idx.enumerated() {
+                var rng = PhiloxRandom(seed: seed, stream: UInt64(i))
+                for j in 0..<per { noise[k * per + j] = rng.normal() }
+            }
+            let eps = Tensor(shape: x0.shape, data: noise)
+            let out = model.trainingForward(diffusion.qSample(x0: x0, t: t, noise: eps), t: t.map(Float.init), y: y)
+            sum += Losses.mse(out, eps).loss * Double(idx.count)
+            start += batchSize
+        }
+        return sum / Double(n)
+    }
+
     /// min(SNR_t, γ) / SNR_t for epsilon prediction (Min-SNR-γ).
     public func minSNRWeight(t: Int, gamma: Double) -> Float {
         let abar = diffusion.alphasCumprod[t]
@@ -85,6 +115,25 @@ public final class DiTTrainer {
                 }
             }
         }
+    }
+
+    /// Metadata of a DiT trained on a VAR VQ-VAE's f-hat (`set`): what sampling needs to decode without flags
+    /// (latent space, scale, the tokenizer's scales), the class names and the recommended sampler.
+    public static func vqLatentMetadata(
+        set: LatentSet, patchNums: [Int], classNames: [String], sampler: String, steps: Int, cfg: Double
+    ) -> [String: String] {
+        [
+            MetadataKey.data.rawValue: set.summary,
+            ClassNamesMetadata.key: ClassNamesMetadata.encode(classNames),
+            MetadataKey.vae.rawValue: "var-vqvae",
+            MetadataKey.latentScale.rawValue: String(set.scale),
+            MetadataKey.vaePatchNums.rawValue: patchNums.map(String.init).joined(separator: ","),
+            MetadataKey.sampleSteps.rawValue: String(steps),
+            MetadataKey.sampleSampler.rawValue: sampler,
+            MetadataKey.sampleCFG.rawValue: String(cfg),
+            // The official forward_with_cfg guides only eps[:, :3] (4-channel SD latents); f-hat has 16 channels.
+            MetadataKey.sampleCFGChannels.rawValue: "all",
+        ]
     }
 
     /// The weights to sample with: the EMA when kept, else the raw weights (plus the fixed pos_embed).

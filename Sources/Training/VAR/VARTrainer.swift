@@ -90,7 +90,9 @@ public final class VARTrainer {
     }
 
     /// Targets (B x L, sequence order) and the teacher-forcing input for dataset rows `indices`.
-    public func batch(_ indices: [Int]) -> (targets: [Int], input: VARModel.Input) {
+    public func batch(_ indices: [Int]) -> (targets: [Int], input: VARModel.Input) { batch(indices, from: data) }
+
+    func batch(_ indices: [Int], from data: VARTokenSet) -> (targets: [Int], input: VARModel.Input) {
         let c = config, b = indices.count
         let targets = indices.flatMap { data.row($0).map { Int($0) } }
         if c.variant == .ar { return (targets, .tokens(targets)) }
@@ -116,6 +118,24 @@ public final class VARTrainer {
         let (loss, dl, correct) = Losses.softmaxCrossEntropy(logits: logits, labels: targets)
         if loss.isFinite { model.backward(dLogits: dl) }
         return (loss, Double(correct) / Double(targets.count))
+    }
+
+    /// Mean token cross-entropy (nats) of a held-out token set of the same kind, with the true labels (no class
+    /// dropout), in batches of `batchSize`: the loss a scaling law is fitted to.
+    public func heldOutLoss(_ set: VARTokenSet, batchSize: Int = 50) throws -> Double {
+        guard set.kind == data.kind, set.perImage == data.perImage, set.count >= 1 else {
+            throw TrainingError.data("held-out tokens (\(set.kind.rawValue), \(set.perImage) per image) do not fit the training set's")
+        }
+        var sum = 0.0
+        var start = 0
+        while start < set.count {
+            let idx = Array(start..<min(set.count, start + batchSize))
+            let (targets, input) = batch(idx, from: set)
+            let logits = try model.forward(labels: idx.map { set.labels[$0] }, input: input)
+            sum += Losses.softmaxCrossEntropy(logits: logits, labels: targets).loss * Double(idx.count)
+            start += batchSize
+        }
+        return sum / Double(set.count)
     }
 
     public func run(progress: (TrainProgress) -> Void = { _ in }) throws {
