@@ -95,7 +95,8 @@ public final class ToyQuality {
     /// precision / recall and density / coverage (k = 5) against reference A, top-1 on the asked classes, the
     /// within-class diversity relative to real set B (1 = as varied as real images), seconds per image.
     public static let measureKeys: [(key: String, name: String, higherIsBetter: Bool)] = [
-        ("toy_fid", "toy-FID", false), ("precision", "precision", true), ("recall", "recall", true),
+        ("inception_fid", "Inception FID", false), ("toy_fid", "toy-FID", false), ("precision", "precision", true),
+        ("recall", "recall", true),
         ("density", "density", true), ("coverage", "coverage", true), ("accuracy", "classifier top-1", true),
         ("diversity", "within-class diversity (real = 1)", true), ("seconds_per_image", "s/image", false),
     ]
@@ -107,18 +108,43 @@ public final class ToyQuality {
         return d
     }
 
-    /// Every measure of `measureKeys` for `images` asked to be of `labels`.
+    /// With a network here, `measures` adds "inception_fid": FID on its pool3 features against real set A (the
+    /// number papers report; on upsampled 64-pixel toy images it ranks models, it is not an ImageNet FID).
+    public var inception: InceptionFeatureNetwork? {
+        didSet { inceptionReference = nil }
+    }
+    private var inceptionReference: GaussianStats?
+
+    func inceptionStats(_ images: [Image8]) throws -> GaussianStats {
+        guard let net = inception else { throw GenerationError("no Inception network") }
+        var pool3: [Float] = []
+        for b in stride(from: 0, to: images.count, by: 16) {
+            guard let f = try net.features(Array(images[b..<min(images.count, b + 16)]))["pool3"] else {
+                throw GenerationError("\(net.name) gave no pool3 features")
+            }
+            pool3 += f.data
+        }
+        let width = pool3.count / max(images.count, 1)
+        return try GaussianStats(features: Tensor(shape: [images.count, width], data: pool3), what: "Inception pool3 features")
+    }
+
+    /// Every measure of `measureKeys` for `images` asked to be of `labels` ("inception_fid" only with `inception`).
     public func measures(images: [Image8], labels: [Int], secondsPerImage: Double) throws -> [String: Double] {
         let f = try toy.features(images)
         let r = try toy.report(samples: f, labels: labels, reference: reference, metrics: [.acc, .fid, .prdc], explicit: true)
         func value(_ name: String) -> Double { r.values.first { $0.name == name }?.value ?? .nan }
-        return [
+        var extra: [String: Double] = [:]
+        if inception != nil {
+            if inceptionReference == nil { inceptionReference = try inceptionStats((0..<n).map { held.image($0) }) }
+            extra["inception_fid"] = try FID.distance(try inceptionStats(images), inceptionReference!)
+        }
+        return extra.merging([
             "toy_fid": value("toy-FID"), "precision": value("toy precision (prdc k=5)"), "recall": value("toy recall (prdc k=5)"),
             "density": value("toy density (k=5)"), "coverage": value("toy coverage (k=5)"), "accuracy": value("toy classifier accuracy"),
             "diversity": (try WithinClassDiversity.meanPairwiseDistance(features: f.features, labels: labels) ?? .nan)
                 / (try realDiversity.get()),
             "seconds_per_image": secondsPerImage,
-        ]
+        ]) { $1 }
     }
 
     /// The bounds every lab table shows: real set B measured like a generator (the toy-FID floor for n images, the

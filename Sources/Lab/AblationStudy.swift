@@ -13,7 +13,7 @@ public struct AblationStudy: Study {
     public let budget: Budget
     let models: TrainedModels
     var vae: String { models.vae }
-    var judge: String { models.judge }
+    var judge: LabJudge { models.judge }
     var training: TrainingCells { models.training }
 
     public var seeds: [UInt64] { [0, 1, 2] }
@@ -29,8 +29,8 @@ public struct AblationStudy: Study {
         VARSpec(.next, depth: 2, width: 96, heads: 3), VARSpec(.next, depth: 4, width: 96, heads: 3),
     ]
 
-    /// `vae` / `judge` nil: the built-in toy tokenizer and classifier.
-    public init(budget: Budget, vae: String? = nil, judge: String? = nil) throws {
+    /// `vae` nil: the built-in toy tokenizer.
+    public init(budget: Budget, vae: String? = nil, judge: LabJudge) throws {
         self.budget = budget
         models = try TrainedModels(budget, vae: vae, judge: judge, n: budget == .small ? 200 : 500)
     }
@@ -81,7 +81,7 @@ public struct AblationStudy: Study {
             Self.base.name, baseSteps, Self.batch, Double(Self.lr))
         md += "a cheaper model trains for more steps. Seeds \(seeds.map(String.init).joined(separator: ", ")): a seed sets the "
         md += "initialisation, batch order and class dropout, and samples its model with the same seed. Samples: \(n) per model "
-        md += "(class i mod 10), cfg 1.5, top-k 10, top-p 0.9; judged by `\(judge)`.\n\n"
+        md += "(class i mod 10), cfg 1.5, top-k 10, top-p 0.9; judged by \(judge.description).\n\n"
         if !pending.isEmpty { md += "**\(pending.count) of \(pending.count + results.count) cells are not finished.**\n\n" }
         md += "## Training\n\n"
         md += TrainingTable.markdown(names.map { ($0, trains[$0] ?? []) }) + "\n"
@@ -94,7 +94,7 @@ public struct AblationStudy: Study {
         md += markdownTable(rows, baseline: baseline, bounds: real.map { [("real held-out images (bounds)", $0)] } ?? []) + "\n"
         md += "## What the rows say\n\n"
         md += verdicts(rows, baseline: baseline, trains: trains).map { "- " + $0 }.joined(separator: "\n") + "\n\n"
-        var plots = barPlots(rows, keys: ["accuracy", "toy_fid", "diversity"])
+        var plots = barPlots(rows, keys: ["accuracy", "inception_fid", "toy_fid", "diversity"])
         let lossRows = names.filter { !$0.hasPrefix("raster") }.compactMap { n in
             trains[n].map { (n, TrainingTable.spread($0, "held_out_loss")) }
         }
@@ -112,7 +112,10 @@ public struct AblationStudy: Study {
         md += "## Plots\n\n" + plots.map { "![\($0.plot.title)](plots/\($0.name).svg)\n\n" }.joined()
         md += "## Samples (seed \(seeds[0]), one row per class)\n\n"
         for r in rows { if let g = r.grid { md += "**\(r.name)**\n\n![\(r.name)](../\(g))\n\n" } }
-        var json: [String: Any] = ["vae": vae, "judge": judge, "budget": budget.rawValue, "n": n, "base_steps": baseSteps]
+        var json: [String: Any] = [
+            "vae": vae, "judge": judge.classifier, "inception": judge.inception ?? NSNull(), "budget": budget.rawValue, "n": n,
+            "base_steps": baseSteps,
+        ]
         json["rows"] = rowsJSON(rows)
         json["training"] = names.map { n -> [String: Any] in
             var o: [String: Any] = ["model": n]

@@ -14,7 +14,7 @@ public struct CompareStudy: Study {
     let varCheckpoint: String
     let ditCheckpoint: String
     let vae: String
-    let judge: String
+    let judge: LabJudge
     let files: [String: String]
 
     public var n: Int { 300 }
@@ -28,8 +28,7 @@ public struct CompareStudy: Study {
     }
 
     /// nil: the built-in toy models (both on the built-in tokenizer) and the built-in judge.
-    public init(budget: Budget, varCheckpoint: String? = nil, ditCheckpoint: String? = nil, vae: String? = nil, judge: String? = nil) throws
-    {
+    public init(budget: Budget, varCheckpoint: String? = nil, ditCheckpoint: String? = nil, vae: String? = nil, judge: LabJudge) throws {
         self.budget = budget
         guard (varCheckpoint == nil) == (ditCheckpoint == nil) && (varCheckpoint == nil) == (vae == nil) else {
             throw LabError(
@@ -49,17 +48,17 @@ public struct CompareStudy: Study {
         self.varCheckpoint = vf.checkpoint
         self.ditCheckpoint = df.checkpoint
         self.vae = vf.vae
-        self.judge = try judge ?? BuiltinModels.path(BuiltinModels.classifier, instead: "--judge")
+        self.judge = judge
         files = [
             "var_sha256": try LabFiles.sha256(self.varCheckpoint), "dit_sha256": try LabFiles.sha256(self.ditCheckpoint),
-            "vae_sha256": try LabFiles.sha256(self.vae), "judge_sha256": try LabFiles.sha256(self.judge),
+            "vae_sha256": try LabFiles.sha256(self.vae),
         ]
     }
 
     var realCell: Cell {
         Cell(
             kind: "real", group: "real held-out images", seed: 0,
-            inputs: ["judge_sha256": files["judge_sha256"]!, "n": "\(n)", "data_seed": "0"])
+            inputs: judge.inputs.merging(["n": "\(n)", "data_seed": "0"]) { $1 })
     }
 
     /// Row names in report order.
@@ -69,7 +68,7 @@ public struct CompareStudy: Study {
 
     public func cells() throws -> [Cell] {
         var out = [realCell]
-        let common = ["judge_sha256": files["judge_sha256"]!, "vae_sha256": files["vae_sha256"]!, "n": "\(n)", "data_seed": "0"]
+        let common = judge.inputs.merging(["vae_sha256": files["vae_sha256"]!, "n": "\(n)", "data_seed": "0"]) { $1 }
         for cfg in varCFGs {
             for seed in seeds {
                 var i = common
@@ -97,7 +96,7 @@ public struct CompareStudy: Study {
     }
 
     public func run(_ cell: Cell, context: LabContext) throws -> (metrics: [String: Double], outputs: [String: String]) {
-        let judge = try ToyQuality(n: n, dataSeed: 0, classifier: self.judge)
+        let judge = try self.judge.quality(n: n)
         if cell.kind == "real" { return (try judge.realMeasures(), [:]) }
         guard cell.kind == "sample" else { throw LabError("study '\(name)' has no cell kind '\(cell.kind)'") }
         let i = cell.inputs
@@ -123,7 +122,7 @@ public struct CompareStudy: Study {
         let real = results.first { $0.cell.kind == "real" }?.metrics
         var md = "# Study `compare`: VAR against DiT on one latent space, quality against time\n\n"
         md +=
-            "VAR `\(varCheckpoint)` and DiT `\(ditCheckpoint)`, both on the tokenizer `\(vae)` (DiT denoises its f-hat); judged by `\(judge)`. "
+            "VAR `\(varCheckpoint)` and DiT `\(ditCheckpoint)`, both on the tokenizer `\(vae)` (DiT denoises its f-hat); judged by \(judge.description). "
         md += "Budget `\(budget.rawValue)`: \(n) samples per cell, seeds \(seeds.map(String.init).joined(separator: ", ")). "
         md +=
             "Seconds per image are wall time on this machine at batch \(LabSampling.batchSize) with \(ProcessInfo.processInfo.activeProcessorCount) cores.\n\n"
@@ -163,13 +162,14 @@ public struct CompareStudy: Study {
             md +=
                 " Both are the built-in toy models: the comparison is of these two trained models at this scale, not of the methods in general.\n\n"
         }
-        var plots = barPlots(rows, keys: ["accuracy", "toy_fid"])
+        var plots = barPlots(rows, keys: ["accuracy", "inception_fid", "toy_fid"])
         if let p = paretoPlot(rows, families: ["VAR", "DiT"]) { plots.append(("pareto", p)) }
         md += "## Plots\n\n" + plots.map { "![\($0.plot.title)](plots/\($0.name).svg)\n\n" }.joined()
         md += "## Samples (seed \(seeds[0]), one row per class)\n\n"
         for r in rows { if let g = r.grid { md += "**\(r.name)**\n\n![\(r.name)](../\(g))\n\n" } }
         var json: [String: Any] = [
-            "var": varCheckpoint, "dit": ditCheckpoint, "vae": vae, "judge": judge, "budget": budget.rawValue, "n": n,
+            "var": varCheckpoint, "dit": ditCheckpoint, "vae": vae, "judge": judge.classifier, "inception": judge.inception ?? NSNull(),
+            "budget": budget.rawValue, "n": n,
         ]
         json["rows"] = rowsJSON(rows)
         json["pareto_front"] = front.map(\.name)

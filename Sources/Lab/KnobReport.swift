@@ -15,7 +15,7 @@ struct KnobReport {
         let real = results.first { $0.cell.kind == "real" }?.metrics
         let scorer = results.first { $0.cell.kind == "train-classifier" }?.metrics["held_out_accuracy"]
         var md = "# Study `knobs`: which sampling knobs of VAR matter\n\n"
-        md += "VAR checkpoint `\(study.checkpoint)` with `\(study.vae)`; judged by the toy classifier `\(study.judge)`. "
+        md += "VAR checkpoint `\(study.checkpoint)` with `\(study.vae)`; judged by \(study.judge.description). "
         md +=
             "Budget `\(study.budget.rawValue)`: \(study.n) samples per cell (class i mod 10), sampling seeds \(study.seeds.map(String.init).joined(separator: ", ")). "
         md += String(
@@ -49,7 +49,8 @@ struct KnobReport {
         md += "## Samples (seed \(study.seeds[0]), one row per class)\n\n"
         for r in rows { if let g = r.grid { md += "**\(r.name)**\n\n![\(r.name)](../\(g))\n\n" } }
         var json: [String: Any] = [
-            "checkpoint": study.checkpoint, "vae": study.vae, "judge": study.judge, "budget": study.budget.rawValue, "n": study.n,
+            "checkpoint": study.checkpoint, "vae": study.vae, "judge": study.judge.classifier,
+            "inception": study.judge.inception ?? NSNull(), "budget": study.budget.rawValue, "n": study.n,
             "seeds": study.seeds.map { Int($0) },
         ]
         json["rows"] = rowsJSON(rows)
@@ -87,7 +88,7 @@ struct KnobReport {
     }
 
     func plots(_ rows: [RowStats]) -> [(name: String, plot: Plot)] {
-        var out = barPlots(rows, keys: ["accuracy", "toy_fid", "diversity", "recall"])
+        var out = barPlots(rows, keys: ["accuracy", "inception_fid", "toy_fid", "diversity", "recall"])
         // Rejection sampling: quality and cost against the number of candidates.
         let rej = [("baseline", 1.0)] + study.candidateCounts.map { ("rejection \($0) candidates", Double($0)) }
         let rr = rej.compactMap { n, k in rows.first { $0.name == n }.map { (k, $0) } }

@@ -17,7 +17,7 @@ public struct KnobStudy: Study {
     public let budget: Budget
     let checkpoint: String
     let vae: String
-    let judge: String
+    let judge: LabJudge
     let files: [String: String]
     let base: TokenSamplingOptions
     let baseCFG: Double
@@ -29,8 +29,8 @@ public struct KnobStudy: Study {
     var scorerSteps: Int { budget == .small ? 600 : 1200 }
     static let dataSeed: UInt64 = 0
 
-    /// `checkpoint` / `vae` nil: the built-in toy VAR and its tokenizer; `judge` nil: the built-in toy classifier.
-    public init(budget: Budget, checkpoint: String? = nil, vae: String? = nil, judge: String? = nil) throws {
+    /// `checkpoint` / `vae` nil: the built-in toy VAR and its tokenizer.
+    public init(budget: Budget, checkpoint: String? = nil, vae: String? = nil, judge: LabJudge) throws {
         self.budget = budget
         var s = GenerationSettings(family: VARFamily.name)
         s.checkpoint = checkpoint
@@ -38,11 +38,10 @@ public struct KnobStudy: Study {
         let f = try s.files()
         self.checkpoint = f.checkpoint
         self.vae = f.vae
-        self.judge = try judge ?? BuiltinModels.path(BuiltinModels.classifier, instead: "--judge")
+        self.judge = judge
         files = [
             "checkpoint_sha256": try LabFiles.sha256(self.checkpoint), "vae_sha256": try LabFiles.sha256(self.vae),
-            "judge_sha256": try LabFiles.sha256(self.judge),
-        ]
+        ].merging(judge.inputs) { $1 }
         let d = VARSampleDefaults(path: self.checkpoint)
         base = TokenSamplingOverrides().resolved(recorded: d.tokens)
         baseCFG = d.cfg ?? 1.5
@@ -85,7 +84,7 @@ public struct KnobStudy: Study {
     var realCell: Cell {
         Cell(
             kind: "real", group: "real held-out images", seed: 0,
-            inputs: ["judge_sha256": files["judge_sha256"]!, "n": "\(n)", "data_seed": "\(Self.dataSeed)"])
+            inputs: judge.inputs.merging(["n": "\(n)", "data_seed": "\(Self.dataSeed)"]) { $1 })
     }
 
     var scorerCell: Cell {
@@ -116,7 +115,7 @@ public struct KnobStudy: Study {
     public func run(_ cell: Cell, context: LabContext) throws -> (metrics: [String: Double], outputs: [String: String]) {
         switch cell.kind {
         case "real":
-            return (try ToyQuality(n: n, dataSeed: Self.dataSeed, classifier: judge).realMeasures(), [:])
+            return (try judge.quality(n: n).realMeasures(), [:])
         case "train-classifier":
             let folder = try context.outputFolder(cell)
             let path = (folder.absolute as NSString).appendingPathComponent("scorer.safetensors")
@@ -146,8 +145,8 @@ public struct KnobStudy: Study {
             s.scorer = context.absolute(scorer)
         }
         let generator = try s.makeGenerator()
-        let judge = try ToyQuality(n: n, dataSeed: Self.dataSeed, classifier: self.judge)
-        return try LabSampling.judgedRow(generator, judge: judge, cell: cell, grid: cell.seed == seeds[0], context: context)
+        return try LabSampling.judgedRow(
+            generator, judge: try judge.quality(n: n), cell: cell, grid: cell.seed == seeds[0], context: context)
     }
 
     /// Rejection sampling draws `candidates` sets.

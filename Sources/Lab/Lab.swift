@@ -176,6 +176,8 @@ public enum Studies {
         public var ditCheckpoint: String?
         /// The classifier that judges every row (nil: the built-in toy classifier).
         public var judge: String?
+        /// The FID InceptionV3 (pytorch-fid weights): every row gains an Inception FID.
+        public var inception: String?
         public init() {}
     }
 
@@ -187,13 +189,17 @@ public enum Studies {
     ]
 
     public static func make(_ name: String, _ o: Options) throws -> Study {
+        guard all.contains(where: { $0.name == name }) else {
+            throw LabError("unknown study '\(name)' (studies: \(all.map(\.name).joined(separator: ", ")))")
+        }
+        let judge = try LabJudge(classifier: o.judge, inception: o.inception)
         switch name {
-        case "knobs": return try KnobStudy(budget: o.budget, checkpoint: o.checkpoint, vae: o.vae, judge: o.judge)
+        case "knobs": return try KnobStudy(budget: o.budget, checkpoint: o.checkpoint, vae: o.vae, judge: judge)
         case "compare":
             return try CompareStudy(
-                budget: o.budget, varCheckpoint: o.checkpoint, ditCheckpoint: o.ditCheckpoint, vae: o.vae, judge: o.judge)
-        case "ablations": return try AblationStudy(budget: o.budget, vae: o.vae, judge: o.judge)
-        case "scaling": return try ScalingStudy(budget: o.budget, vae: o.vae, judge: o.judge)
+                budget: o.budget, varCheckpoint: o.checkpoint, ditCheckpoint: o.ditCheckpoint, vae: o.vae, judge: judge)
+        case "ablations": return try AblationStudy(budget: o.budget, vae: o.vae, judge: judge)
+        case "scaling": return try ScalingStudy(budget: o.budget, vae: o.vae, judge: judge)
         default: throw LabError("unknown study '\(name)' (studies: \(all.map(\.name).joined(separator: ", ")))")
         }
     }

@@ -1,6 +1,7 @@
 import Foundation
 import Generation
 import ImageIO
+import Metrics
 import ModelIO
 import Samplers
 import Training
@@ -147,4 +148,36 @@ enum TrainingTable {
         }
         return md
     }
+}
+
+/// Who judges every quality row: the toy classifier (toy-FID, precision / recall, density / coverage, top-1,
+/// within-class diversity) and, with `--inception`, the FID InceptionV3 as well (Inception FID). Its `inputs` go
+/// into every judged cell, so another judge is another result; without Inception they are what they always were.
+public struct LabJudge: Sendable {
+    public let classifier: String
+    public let inception: String?
+    public let inputs: [String: String]
+
+    /// `classifier` nil: the built-in toy classifier.
+    public init(classifier: String? = nil, inception: String? = nil) throws {
+        self.classifier = try classifier ?? BuiltinModels.path(BuiltinModels.classifier, instead: "--judge")
+        self.inception = inception
+        var i = ["judge_sha256": try LabFiles.sha256(self.classifier)]
+        if let inception { i["inception_sha256"] = try LabFiles.sha256(inception) }
+        inputs = i
+    }
+
+    /// The yardstick for `n` samples against the toy data's held-out images.
+    public func quality(n: Int) throws -> ToyQuality {
+        let q = try ToyQuality(n: n, dataSeed: 0, classifier: classifier)
+        if let inception {
+            let net: InceptionV3
+            do { net = try InceptionV3(path: inception) } catch { throw LabError("--inception \(inception): \(error)") }
+            q.inception = InceptionFeatureNetwork(net, preprocessing: .tf)
+        }
+        return q
+    }
+
+    /// "`toy.safetensors`", or "`toy.safetensors` and the FID InceptionV3 `pt_inception.pth`" for reports.
+    public var description: String { "`\(classifier)`" + (inception.map { " and the FID InceptionV3 `\($0)`" } ?? "") }
 }

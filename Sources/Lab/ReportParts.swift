@@ -24,15 +24,14 @@ struct RowStats {
 /// A Markdown table of rows; a value is marked † when it differs from `baseline`'s beyond the spread (Welch's t,
 /// 5%), and ▲ / ▼ says whether it is better or worse.
 func markdownTable(_ rows: [RowStats], baseline: RowStats?, bounds: [(String, [String: Double])]) -> String {
-    var md = "| setting | " + ToyQuality.measureKeys.map(\.name).joined(separator: " | ") + " | seeds |\n"
-    md += "|---|" + ToyQuality.measureKeys.map { _ in "---:" }.joined(separator: "|") + "|---:|\n"
+    let keys = measuredKeys(rows, bounds: bounds.map(\.1))
+    var md = "| setting | " + keys.map(\.name).joined(separator: " | ") + " | seeds |\n"
+    md += "|---|" + keys.map { _ in "---:" }.joined(separator: "|") + "|---:|\n"
     for (name, m) in bounds {
-        md +=
-            "| *\(name)* | " + ToyQuality.measureKeys.map { m[$0.key].map { String(format: "%.3f", $0) } ?? "-" }.joined(separator: " | ")
-            + " | - |\n"
+        md += "| *\(name)* | " + keys.map { m[$0.key].map { String(format: "%.3f", $0) } ?? "-" }.joined(separator: " | ") + " | - |\n"
     }
     for r in rows {
-        let cells = ToyQuality.measureKeys.map { key, _, higher -> String in
+        let cells = keys.map { key, _, higher -> String in
             let s = r[key]
             var text = s.formatted(digits: key == "toy_fid" ? 2 : 3)
             if let b = baseline, b.name != r.name {
@@ -46,9 +45,14 @@ func markdownTable(_ rows: [RowStats], baseline: RowStats?, bounds: [(String, [S
     return md
 }
 
+/// The quality measures some row or bound has (Inception FID only when the study was given `--inception`).
+func measuredKeys(_ rows: [RowStats], bounds: [[String: Double]] = []) -> [(key: String, name: String, higherIsBetter: Bool)] {
+    ToyQuality.measureKeys.filter { k in rows.contains { $0[k.key].n > 0 } || bounds.contains { $0[k.key] != nil } }
+}
+
 /// One bar chart per metric key: a bar per row with its spread.
 func barPlots(_ rows: [RowStats], keys: [String]) -> [(name: String, plot: Plot)] {
-    ToyQuality.measureKeys.filter { keys.contains($0.key) }.map { key, name, _ in
+    measuredKeys(rows).filter { keys.contains($0.key) }.map { key, name, _ in
         var p = Plot(title: "\(name) per setting (mean ± sd over seeds)", xLabel: "setting", yLabel: name)
         p.categories = rows.map(\.name)
         p.series = [
@@ -101,7 +105,7 @@ func comparison(
 func rowsJSON(_ rows: [RowStats]) -> [[String: Any]] {
     rows.map { r in
         var o: [String: Any] = ["setting": r.name, "seeds": r.seeds]
-        for (key, _, _) in ToyQuality.measureKeys {
+        for (key, _, _) in measuredKeys(rows) {
             o[key] = ["mean": r[key].mean.isFinite ? r[key].mean as Any : NSNull(), "sd": r[key].sd, "n": r[key].n]
         }
         return o

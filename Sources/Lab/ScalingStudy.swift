@@ -12,7 +12,7 @@ public struct ScalingStudy: Study {
     public let budget: Budget
     let models: TrainedModels
     var vae: String { models.vae }
-    var judge: String { models.judge }
+    var judge: LabJudge { models.judge }
     var training: TrainingCells { models.training }
 
     public var seeds: [UInt64] { budget == .small ? [0] : [0, 1] }
@@ -25,8 +25,8 @@ public struct ScalingStudy: Study {
     public static let varSpecs = [(2, 64), (3, 96), (4, 128), (5, 160)].map { VARSpec(.next, depth: $0, width: $1, heads: $1 / 32) }
     public static let ditSpecs = [(2, 64), (3, 96), (4, 128), (5, 160)].map { DiTSpec(depth: $0, hidden: $1, heads: $1 / 32) }
 
-    /// `vae` / `judge` nil: the built-in toy tokenizer and classifier.
-    public init(budget: Budget, vae: String? = nil, judge: String? = nil) throws {
+    /// `vae` nil: the built-in toy tokenizer.
+    public init(budget: Budget, vae: String? = nil, judge: LabJudge) throws {
         self.budget = budget
         models = try TrainedModels(budget, vae: vae, judge: judge, n: budget == .small ? 200 : 500)
     }
@@ -93,7 +93,7 @@ public struct ScalingStudy: Study {
         md +=
             "training seeds \(seeds.map(String.init).joined(separator: ", ")). Held-out loss on \(training.heldOutImages) held-out images: "
         md += "VAR's mean token cross-entropy (nats), DiT's epsilon MSE at fixed stratified timesteps and noise. "
-        md += "Samples: \(n) per model (VAR cfg 1.5, top-k 10, top-p 0.9; DiT DDIM 25 steps, cfg 4), judged by `\(judge)`.\n\n"
+        md += "Samples: \(n) per model (VAR cfg 1.5, top-k 10, top-p 0.9; DiT DDIM 25 steps, cfg 4), judged by \(judge.description).\n\n"
         if !pending.isEmpty { md += "**\(pending.count) of \(pending.count + results.count) cells are not finished.**\n\n" }
         md += "## Fits (L = a x^b over every trained model and seed)\n\n"
         md += "| family | against | exponent b | a | R² | points |\n|---|---|---:|---:|---:|---:|\n"
@@ -161,7 +161,10 @@ public struct ScalingStudy: Study {
                 if let g = samples[s].map({ RowStats(name: s, results: $0) })?.grid { md += "**\(s)**\n\n![\(s)](../\(g))\n\n" }
             }
         }
-        var json: [String: Any] = ["vae": vae, "judge": judge, "budget": budget.rawValue, "n": n, "fits": fitsJSON]
+        var json: [String: Any] = [
+            "vae": vae, "judge": judge.classifier, "inception": judge.inception ?? NSNull(), "budget": budget.rawValue, "n": n,
+            "fits": fitsJSON,
+        ]
         json["models"] = families.flatMap { f in
             f.points.map { r -> [String: Any] in ["family": f.name, "model": r.cell.group, "seed": Int(r.cell.seed), "metrics": r.metrics] }
         }

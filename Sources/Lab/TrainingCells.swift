@@ -321,19 +321,19 @@ public struct TrainingCells: Sendable {
 /// the real-data row, sample cells for the trained models, and running all of these cell kinds.
 struct TrainedModels {
     let vae: String
-    let judge: String
+    let judge: LabJudge
     let training: TrainingCells
     /// Samples per quality row.
     let n: Int
     let files: [String: String]
 
-    /// `vae` / `judge` nil: the built-in toy tokenizer and classifier.
-    init(_ budget: Budget, vae: String?, judge: String?, n: Int) throws {
+    /// `vae` nil: the built-in toy tokenizer.
+    init(_ budget: Budget, vae: String?, judge: LabJudge, n: Int) throws {
         self.vae = try vae ?? BuiltinModels.path(BuiltinModels.vqvae, instead: "--vae")
-        self.judge = try judge ?? BuiltinModels.path(BuiltinModels.classifier, instead: "--judge")
+        self.judge = judge
         training = try TrainingCells(budget, vae: self.vae)
         self.n = n
-        files = ["vae_sha256": training.vaeSHA, "judge_sha256": try LabFiles.sha256(self.judge), "n": "\(n)", "data_seed": "0"]
+        files = judge.inputs.merging(["vae_sha256": training.vaeSHA, "n": "\(n)", "data_seed": "0"]) { $1 }
     }
 
     var realCell: Cell {
@@ -349,7 +349,7 @@ struct TrainedModels {
         metrics: [String: Double], outputs: [String: String]
     ) {
         if let r = try training.run(cell, context: context) { return r }
-        let judge = try ToyQuality(n: n, dataSeed: 0, classifier: self.judge)
+        let judge = try self.judge.quality(n: n)
         switch cell.kind {
         case "real": return (try judge.realMeasures(), [:])
         case "sample": return try TrainedSampling.run(cell, vae: vae, judge: judge, grid: cell.seed == gridSeed, context: context)

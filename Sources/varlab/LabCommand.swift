@@ -19,6 +19,8 @@ struct LabOptions: ParsableArguments {
     @Option(help: "Its VQ-VAE (default: the built-in toy tokenizer).") var vae: String?
     @Option(help: "compare: a DiT on the same latent space (default: the built-in toy DiT).") var ditCheckpoint: String?
     @Option(help: "Toy classifier that judges every row (default: the built-in one).") var judge: String?
+    @Option(help: "FID InceptionV3 weights (pytorch-fid's pt_inception .pth): every row also gets an Inception FID.")
+    var inception: String?
 
     /// The lab directory of this budget and the studies named (`all`: every study, in `varlab lab list` order).
     func open() throws -> (Lab, [Study]) {
@@ -28,6 +30,7 @@ struct LabOptions: ParsableArguments {
         o.vae = vae
         o.ditCheckpoint = ditCheckpoint
         o.judge = judge
+        o.inception = inception
         do {
             let names = study == "all" ? Studies.all.map(\.name) : [study]
             return (try Lab(dir: (dir as NSString).appendingPathComponent(budget.rawValue)), try names.map { try Studies.make($0, o) })

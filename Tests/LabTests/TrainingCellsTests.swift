@@ -93,3 +93,30 @@ final class TrainingCellsTests: XCTestCase {
         }
     }
 }
+
+/// `--inception`: every judged cell names the Inception file, rows gain an Inception FID; without it the cells
+/// are the same as before (cached results stay valid).
+final class InceptionJudgeTests: XCTestCase {
+    func testInceptionFIDRowsAndCellInputs() throws {
+        let weights = Fixtures.path("eval/fid_inception_v3_fp16.safetensors")
+        var o = Studies.Options()
+        let plain = try Studies.make("knobs", o).cells()
+        o.inception = weights
+        let withInception = try Studies.make("knobs", o).cells()
+        XCTAssertTrue(plain.allSatisfy { $0.inputs["inception_sha256"] == nil })
+        let judged = withInception.filter { ["real", "sample"].contains($0.kind) }
+        XCTAssertTrue(judged.allSatisfy { $0.inputs["inception_sha256"] != nil }, "every judged cell names the Inception file")
+        XCTAssertTrue(Set(judged.map(\.hash)).isDisjoint(with: plain.map(\.hash)))
+        XCTAssertTrue(Set(withInception.filter { $0.kind == "train-classifier" }.map(\.hash)).isSubset(of: plain.map(\.hash)))
+
+        let q = try LabJudge(inception: weights).quality(n: 20)
+        let real = try q.realMeasures()
+        let fid = try XCTUnwrap(real["inception_fid"])
+        XCTAssertTrue(fid.isFinite && fid > 0, "two disjoint real sets differ: \(fid)")
+        let setA = (0..<20).map { q.held.image($0) }
+        let same = try q.measures(images: setA, labels: (0..<20).map { q.held.label($0) }, secondsPerImage: 0)
+        XCTAssertEqual(try XCTUnwrap(same["inception_fid"]), 0, accuracy: 1e-3 * fid, "the reference set against itself")
+        XCTAssertNil(try LabJudge().quality(n: 20).realMeasures()["inception_fid"])
+        assertThrows(try LabJudge(inception: "/nonexistent/pt_inception.pth"), ["/nonexistent/pt_inception.pth"])
+    }
+}
