@@ -148,6 +148,12 @@ public final class Lab {
         let folder = (dir as NSString).appendingPathComponent(study.name)
         let plots = (folder as NSString).appendingPathComponent("plots")
         try FileManager.default.createDirectory(atPath: plots, withIntermediateDirectories: true)
+        // Plots an earlier version of the report drew and this one does not would be read as current.
+        let current = Set(report.plots.flatMap { [$0.name + ".svg", $0.name + ".png"] })
+        for file in (try? FileManager.default.contentsOfDirectory(atPath: plots)) ?? []
+        where !current.contains(file) && (file.hasSuffix(".svg") || file.hasSuffix(".png")) {
+            try? FileManager.default.removeItem(atPath: (plots as NSString).appendingPathComponent(file))
+        }
         for (name, plot) in report.plots {
             try AtomicFile.write(Data(plot.svg().utf8), to: (plots as NSString).appendingPathComponent(name + ".svg"))
             try AtomicFile.write(try PNG.encode(plot.image()), to: (plots as NSString).appendingPathComponent(name + ".png"))

@@ -44,9 +44,9 @@ public struct Plot: Sendable {
         if includeZero && scale == .linear { v.append(0) }
         guard var lo = v.min(), var hi = v.max() else { return scale == .log ? (1, 10) : (0, 1) }
         if scale == .log {
-            lo = pow(10, floor(log10(lo))); hi = pow(10, ceil(log10(hi)))
-            if lo == hi { hi = lo * 10 }
-            return (lo, hi)
+            // Whole decades, unless the data spans less than one (then 5% beyond it, so a narrow range is not flat).
+            if hi / lo < 10 { return (lo / (lo == hi ? 2 : 1.05), hi * (lo == hi ? 2 : 1.05)) }
+            return (pow(10, floor(log10(lo))), pow(10, ceil(log10(hi))))
         }
         if lo == hi { lo -= 1; hi += 1 }
         let pad = (hi - lo) * 0.06
@@ -56,6 +56,8 @@ public struct Plot: Sendable {
     /// "Nice" linear ticks (1, 2, 5 x 10^k steps) or the decades of a log axis.
     static func ticks(_ lo: Double, _ hi: Double, scale: Scale) -> [Double] {
         if scale == .log {
+            // Under a factor of 4, the axis reads like a linear one: nice linear ticks, placed on the log scale.
+            if hi / lo < 4 { return ticks(lo, hi, scale: .linear).filter { $0 > 0 } }
             // Decades; 2x and 5x too when the axis spans at most two decades (else too few labels to read).
             let steps: [Double] = hi / lo <= 100.0001 ? [1, 2, 5] : [1]
             var t: [Double] = []

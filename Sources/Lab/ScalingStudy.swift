@@ -121,23 +121,29 @@ public struct ScalingStudy: Study {
                 md += "† marks a difference from the smallest model beyond the spread over training seeds (none with one seed).\n\n"
             }
         }
-        for (key, label, file) in [("parameters", "parameters", "loss-vs-parameters"), ("train_flops", "training FLOPs", "loss-vs-flops")] {
-            var p = Plot(
-                title: "held-out loss against \(label) (log-log, fitted power law)", xLabel: label,
-                yLabel: "held-out loss (VAR nats/token; DiT eps MSE)")
-            p.xScale = .log
-            p.yScale = .log
-            for f in families where !f.points.isEmpty {
+        // One plot per family and axis: the two losses are different quantities on different ranges.
+        for f in families where !f.points.isEmpty {
+            for (key, label, fit) in [
+                ("parameters", "parameters", f.lossAgainstParameters), ("train_flops", "training FLOPs", f.lossAgainstFLOPs),
+            ] {
                 let x = f.values(key), y = f.values("held_out_loss")
-                p.series.append(Plot.Series(name: f.name, x: x, y: y, mark: .points))
-                if let fit = key == "parameters" ? f.lossAgainstParameters : f.lossAgainstFLOPs, let lo = x.min(), let hi = x.max() {
+                var p = Plot(
+                    title: "\(f.name): held-out loss against \(label)"
+                        + (fit.map { String(format: " (power law, R2 %.3f)", $0.rSquared) } ?? ""),
+                    xLabel: label,
+                    yLabel: f.name == "VAR" ? "held-out loss, nats per token" : "held-out loss, eps MSE")
+                p.xScale = .log
+                p.yScale = .log
+                p.series = [Plot.Series(name: "\(f.name) models", x: x, y: y, mark: .points)]
+                if let fit, let lo = x.min(), let hi = x.max() {
                     let xs = (0...8).map { lo * pow(hi / lo, Double($0) / 8) }
                     p.series.append(
                         Plot.Series(
-                            name: String(format: "%@ fit, b = %.3f", f.name, fit.exponent), x: xs, y: xs.map { fit($0) }, mark: .line))
+                            name: String(format: "fit, b = %.3f", fit.exponent), x: xs, y: xs.map { fit($0) },
+                            mark: .line))
                 }
+                plots.append(("\(f.name.lowercased())-loss-vs-\(key == "parameters" ? "parameters" : "flops")", p))
             }
-            if !p.series.isEmpty { plots.append((file, p)) }
         }
         var q = Plot(title: "toy-FID against parameters", xLabel: "parameters", yLabel: "toy-FID")
         q.xScale = .log

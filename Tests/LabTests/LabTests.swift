@@ -13,6 +13,7 @@ final class CountingStudy: Study {
     var runs: [String] = []
     var failAt: String?
     var extraInput = "a"
+    var plotNames: [String] = []
 
     func cells() throws -> [Cell] {
         let base = Cell(kind: "train", group: "model", seed: 0, inputs: ["x": extraInput])
@@ -28,7 +29,8 @@ final class CountingStudy: Study {
 
     func report(_ results: [CellResult], pending: [Cell], context: LabContext) throws -> StudyReport {
         let s = Spread(results.filter { $0.cell.kind == "eval" }.compactMap { $0.metrics["value"] })
-        return StudyReport(markdown: "mean \(s.mean) of \(s.n); \(pending.count) pending\n", json: ["mean": s.mean], plots: [])
+        let plots = plotNames.map { ($0, Plot(title: $0, xLabel: "x", yLabel: "y")) }
+        return StudyReport(markdown: "mean \(s.mean) of \(s.n); \(pending.count) pending\n", json: ["mean": s.mean], plots: plots)
     }
 }
 
@@ -84,6 +86,14 @@ final class LabTests: XCTestCase {
         XCTAssertEqual(try Lab(dir: dir).run(study), 0)
         study.extraInput = "b"
         XCTAssertEqual(try lab.run(study), 4)
+        // A report's plots replace the previous report's: one it no longer draws is removed.
+        let plots = (dir as NSString).appendingPathComponent("counting/plots")
+        study.plotNames = ["a", "b"]
+        try lab.report(study)
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: plots).sorted(), ["a.png", "a.svg", "b.png", "b.svg"])
+        study.plotNames = ["b"]
+        try lab.report(study)
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: plots).sorted(), ["b.png", "b.svg"])
     }
 
     func testSpreadAndSignificance() {
@@ -146,6 +156,11 @@ final class LabTests: XCTestCase {
         let s3 = q.svg()
         for t in [">1000<", ">1e+05<"] { XCTAssertTrue(s3.contains(t), "\(t) in the decade ticks") }
         XCTAssertFalse(s3.contains(">200<"), "no 2x ticks over five decades")
+        // A narrow range (a loss from 5.1 to 5.4) keeps its own span (not 1 to 10) and reads like a linear axis.
+        q.yScale = .log
+        q.series = [Plot.Series(name: "s", x: [1, 10, 100], y: [5.4, 5.25, 5.1], mark: .line)]
+        let s4 = q.svg()
+        for t in [">5<", ">5.2<", ">5.4<", ">5.6<"] { XCTAssertTrue(s4.contains(t), "\(t) on a narrow log axis") }
         // The raster back end draws the same layout: the bars' colour where the first bar stands, white outside.
         let img = p.image(scale: 1)
         XCTAssertEqual(img.width, 640)
