@@ -103,7 +103,7 @@ let package = Package(
                 "Generation", "Editing", "Metrics", "Training", "Samplers", "ImageIO",
                 "ModelIO", "TestSupport",
             ]),
-        .testTarget(name: "LabTests", dependencies: ["Lab", "Generation", "VAR", "TestSupport"]),
+        .testTarget(name: "LabTests", dependencies: ["Lab", "Generation", "VAR", "Training", "ImageIO", "TestSupport"]),
         .testTarget(name: "BuiltinModelTests", dependencies: ["Training", "Autoencoders", "ModelIO", "Tensor", "TestSupport"]),
     ],
     swiftLanguageModes: [.v5]

@@ -19,24 +19,43 @@ public final class ToyQuality {
     }
 
     public let toy: ToyEvaluation
-    public let held: ToyDataset
+    /// The real images: reference A = 0..<n, set B = n..<2n.
+    public let real: IndexedImages
     public let n: Int
     /// Real set B (held-out n..<2n): the floor row's images and what `reconstructions` reconstructs.
     public let setB: [Image8]
     public let labelsB: [Int]
     private let reference: Tensor
 
-    public init(n: Int, dataSeed: UInt64, classifier path: String) throws {
-        guard n >= 20 else { throw GenerationError("--n must be at least 20 (toy-FID needs a covariance)") }
+    /// Against the toy data's held-out split (seed `dataSeed`).
+    public convenience init(n: Int, dataSeed: UInt64, classifier path: String) throws {
         let toy = try ToyEvaluation(path: path)
         let held = ToyDataset(seed: dataSeed, split: .heldout, size: toy.classifier.config.imageSize)
+        try self.init(n: n, real: ToySource(dataset: held, count: 2 * max(n, 0)), classifier: toy)
+    }
+
+    /// Against `real` (at least 2n images of the classifier's classes and size), e.g. an image folder's held-out part.
+    public init(n: Int, real: IndexedImages, classifier toy: ToyEvaluation) throws {
+        guard n >= 20 else { throw GenerationError("--n must be at least 20 (toy-FID needs a covariance)") }
+        let c = toy.classifier.config
+        guard real.count >= 2 * n else {
+            throw GenerationError("\(real.summary): \(real.count) real images, the yardstick needs 2 x \(n) (two disjoint sets of n)")
+        }
+        guard real.classCount == c.classes else {
+            throw GenerationError("\(real.summary) has \(real.classCount) classes, the classifier \(toy.path) \(c.classes)")
+        }
+        let first = real.image(0)
+        guard first.width == c.imageSize, first.height == c.imageSize else {
+            throw GenerationError(
+                "\(real.summary): images are \(first.width)x\(first.height), the classifier \(toy.path) takes \(c.imageSize)")
+        }
         self.toy = toy
-        self.held = held
+        self.real = real
         self.n = n
-        // Drawn once: the toy images are procedural, and set B serves three rows and the grids.
-        setB = (n..<(2 * n)).map { held.image($0) }
-        labelsB = (n..<(2 * n)).map { held.label($0) }
-        reference = try toy.features((0..<n).map { held.image($0) }).features
+        // Drawn once: set B serves three rows and the grids.
+        setB = (n..<(2 * n)).map { real.image($0) }
+        labelsB = (n..<(2 * n)).map { real.label($0) }
+        reference = try toy.features((0..<n).map { real.image($0) }).features
     }
 
     /// Accuracy and toy-FID of `images` asked to be of classes `labels`.
@@ -135,7 +154,7 @@ public final class ToyQuality {
         func value(_ name: String) -> Double { r.values.first { $0.name == name }?.value ?? .nan }
         var extra: [String: Double] = [:]
         if inception != nil {
-            if inceptionReference == nil { inceptionReference = try inceptionStats((0..<n).map { held.image($0) }) }
+            if inceptionReference == nil { inceptionReference = try inceptionStats((0..<n).map { real.image($0) }) }
             extra["inception_fid"] = try FID.distance(try inceptionStats(images), inceptionReference!)
         }
         return extra.merging([

@@ -74,7 +74,8 @@ public struct AblationStudy: Study {
         let baseline = rows.first { $0.name == Self.base.name }
         let real = results.first { $0.cell.kind == "real" }?.metrics
         var md = "# Study `ablations`: which parts of VAR matter, at equal training compute\n\n"
-        md += "Every model is trained from scratch on the tokens of `\(vae)` (\(training.trainImages) toy training images) "
+        md +=
+            "Every model is trained from scratch on the tokens of `\(vae)` (\(training.trainImages) training images of the \(training.data) data) "
         md += String(
             format:
                 "with the sgemm FLOPs of the base model (%@) trained for %d steps of %d images (lr %g, AdamW, warmup and cosine decay); ",

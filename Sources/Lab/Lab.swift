@@ -1,6 +1,7 @@
 import Foundation
 import ImageIO
 import ModelIO
+import Training
 
 /// How much a study spends: `small` shows each claim's direction in minutes on a 2-core machine, `full` is the
 /// run the README reports.
@@ -184,6 +185,8 @@ public enum Studies {
         public var judge: String?
         /// The FID InceptionV3 (pytorch-fid weights): every row gains an Inception FID.
         public var inception: String?
+        /// The data the trained studies train on and every row is judged against (an image folder needs `judge`).
+        public var data: DataSpec = .toy
         public init() {}
     }
 
@@ -198,7 +201,7 @@ public enum Studies {
         guard all.contains(where: { $0.name == name }) else {
             throw LabError("unknown study '\(name)' (studies: \(all.map(\.name).joined(separator: ", ")))")
         }
-        let judge = try LabJudge(classifier: o.judge, inception: o.inception)
+        let judge = try LabJudge(classifier: o.judge, inception: o.inception, data: o.data)
         switch name {
         case "knobs": return try KnobStudy(budget: o.budget, checkpoint: o.checkpoint, vae: o.vae, judge: judge)
         case "compare":

@@ -12,6 +12,29 @@ enum LabFiles {
     /// time, which is what a user changes when they replace a file.
     static let hashLimit = 256 << 20
 
+    /// An image folder by its files: relative paths, sizes and modification times of everything in its class
+    /// folders (decoding every image to hash pixels would cost more than the cells it keys).
+    static func folderStamp(_ root: String) throws -> String {
+        let fm = FileManager.default
+        guard let walker = fm.enumerator(atPath: root) else { throw LabError("--data imagefolder:\(root): cannot read the folder") }
+        var lines: [String] = []
+        for case let rel as String in walker {
+            let attrs = try? fm.attributesOfItem(atPath: (root as NSString).appendingPathComponent(rel))
+            guard attrs?[.type] as? FileAttributeType == .typeRegular else { continue }
+            let size = (attrs?[.size] as? NSNumber)?.intValue ?? 0
+            let mtime = (attrs?[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0
+            lines.append("\(rel)|\(size)|\(Int(mtime))")
+        }
+        return SHA256.hex(lines.sorted().joined(separator: "\n"))
+    }
+
+    /// A data set in a cell's inputs: nothing for the toy data (so toy cells keep their hashes), the folder's path
+    /// and stamp for an image folder.
+    static func inputs(_ data: DataSpec) throws -> [String: String] {
+        guard case .imageFolder(let root) = data else { return [:] }
+        return ["data": "imagefolder:" + URL(fileURLWithPath: root).standardized.path, "data_stamp": try folderStamp(root)]
+    }
+
     static func sha256(_ path: String) throws -> String {
         let attrs: [FileAttributeKey: Any]
         do { attrs = try FileManager.default.attributesOfItem(atPath: path) } catch {
@@ -156,20 +179,32 @@ enum TrainingTable {
 public struct LabJudge: Sendable {
     public let classifier: String
     public let inception: String?
+    /// The real images rows are judged against: the toy held-out split, or an image folder's held-out part.
+    public let data: DataSpec
     public let inputs: [String: String]
 
-    /// `classifier` nil: the built-in toy classifier.
-    public init(classifier: String? = nil, inception: String? = nil) throws {
+    /// `classifier` nil: the built-in toy classifier (toy data only: an image folder needs a classifier trained on
+    /// it).
+    public init(classifier: String? = nil, inception: String? = nil, data: DataSpec = .toy) throws {
+        if classifier == nil, case .imageFolder = data {
+            throw LabError(
+                "--data \(data) needs --judge: a classifier trained on that folder (varlab train classifier --data \(data) --hold-out -o judge.safetensors)"
+            )
+        }
         self.classifier = try classifier ?? BuiltinModels.path(BuiltinModels.classifier, instead: "--judge")
         self.inception = inception
-        var i = ["judge_sha256": try LabFiles.sha256(self.classifier)]
+        self.data = data
+        var i = ["judge_sha256": try LabFiles.sha256(self.classifier)].merging(try LabFiles.inputs(data)) { $1 }
         if let inception { i["inception_sha256"] = try LabFiles.sha256(inception) }
         inputs = i
     }
 
-    /// The yardstick for `n` samples against the toy data's held-out images.
+    /// The yardstick for `n` samples against the data's held-out images.
     public func quality(n: Int) throws -> ToyQuality {
-        let q = try ToyQuality(n: n, dataSeed: 0, classifier: classifier)
+        let toy = try ToyEvaluation(path: classifier)
+        let real = try data.heldOutSource(count: 2 * n, dataSeed: 0, size: toy.classifier.config.imageSize)
+        let q: ToyQuality
+        do { q = try ToyQuality(n: n, real: real, classifier: toy) } catch { throw LabError("--judge \(classifier): \(error)") }
         if let inception {
             let net: InceptionV3
             do { net = try InceptionV3(path: inception) } catch { throw LabError("--inception \(inception): \(error)") }

@@ -86,7 +86,8 @@ public struct ScalingStudy: Study {
         let real = results.first { $0.cell.kind == "real" }?.metrics
         var md = "# Study `scaling`: held-out loss and sample quality against model size and training compute\n\n"
         md += "Four sizes per family (width or hidden size 32 per block of depth, one head per 32 channels), each trained from "
-        md += "scratch on the tokenizer `\(vae)`'s encoding of \(training.trainImages) toy training images: VAR for \(varSteps) steps "
+        md +=
+            "scratch on the tokenizer `\(vae)`'s encoding of \(training.trainImages) training images of the \(training.data) data: VAR for \(varSteps) steps "
         md += String(
             format: "of %d images (lr %g), DiT for %d steps of %d latents (lr %g, the official uniform loss, no EMA); ", Self.varBatch,
             Double(Self.varLR), ditSteps, Self.ditBatch, Double(Self.ditLR))

@@ -82,22 +82,27 @@ public struct TrainingCells: Sendable {
     public let vaeSHA: String
     public let trainImages: Int
     public let heldOutImages: Int
+    public let data: DataSpec
+    /// The data in every encoding cell's inputs (none for the toy data).
+    let dataInputs: [String: String]
 
-    /// `vae`: the tokenizer file (VAR VQ-VAE); the toy data's first `trainImages` training and `heldOutImages`
-    /// held-out images.
-    public init(vae: String, trainImages: Int, heldOutImages: Int) throws {
+    /// `vae`: the tokenizer file (VAR VQ-VAE); the data's first `trainImages` training images (an image folder's
+    /// without its held-out part) and first `heldOutImages` held-out images.
+    public init(vae: String, trainImages: Int, heldOutImages: Int, data: DataSpec = .toy) throws {
         self.vae = vae
         vaeSHA = try LabFiles.sha256(vae)
         self.trainImages = trainImages
         self.heldOutImages = heldOutImages
+        self.data = data
+        dataInputs = try LabFiles.inputs(data)
     }
 
     static let dataSeed: UInt64 = 0
-    static let classes = ToyDataset.classCount
 
     /// The data of a budget's trained studies (one per budget, so the studies share their encoding cells).
-    init(_ budget: Budget, vae: String) throws {
-        try self.init(vae: vae, trainImages: budget == .small ? 4000 : 10000, heldOutImages: budget == .small ? 500 : 1000)
+    init(_ budget: Budget, vae: String, data: DataSpec) throws {
+        try self.init(
+            vae: vae, trainImages: budget == .small ? 4000 : 10000, heldOutImages: budget == .small ? 500 : 1000, data: data)
     }
 
     public enum Split: String, Sendable { case train, heldout }
@@ -108,13 +113,14 @@ public struct TrainingCells: Sendable {
             inputs: [
                 "vae_sha256": vaeSHA, "token_kind": kind.rawValue, "split": split.rawValue,
                 "n": "\(split == .train ? trainImages : heldOutImages)",
-            ])
+            ].merging(dataInputs) { $1 })
     }
 
     public func latents(_ split: Split) -> Cell {
         Cell(
             kind: "encode-latents", group: "f-hat latents, \(split.rawValue)", seed: Self.dataSeed,
-            inputs: ["vae_sha256": vaeSHA, "split": split.rawValue, "n": "\(split == .train ? trainImages : heldOutImages)"])
+            inputs: ["vae_sha256": vaeSHA, "split": split.rawValue, "n": "\(split == .train ? trainImages : heldOutImages)"]
+                .merging(dataInputs) { $1 })
     }
 
     /// Train `spec` with `seed` for `steps` steps, or (with `matching`) for as many steps as give the FLOPs of
@@ -154,14 +160,24 @@ public struct TrainingCells: Sendable {
         }
     }
 
-    func source(_ split: String, count: Int, size: Int) -> ToySource {
-        ToySource(dataset: ToyDataset(seed: Self.dataSeed, split: split == "train" ? .train : .heldout, size: size), count: count)
+    /// The first `count` images of a split (fewer when an image folder's part has fewer).
+    func source(_ split: String, count: Int, size: Int) throws -> LabeledImageSource {
+        split == "train"
+            ? try data.trainSource(trainSize: count, dataSeed: Self.dataSeed, size: size, holdOut: true)
+            : try data.heldOutSource(count: count, dataSeed: Self.dataSeed, size: size)
+    }
+
+    /// Class count and names of the data (the models' label space).
+    func classes(size: Int) throws -> (count: Int, names: [String]) {
+        let s = try data.trainSource(trainSize: 1, dataSeed: Self.dataSeed, size: size)
+        return (s.classCount, s.classNames)
     }
 
     func encode(_ cell: Cell, context: LabContext) throws -> (metrics: [String: Double], outputs: [String: String]) {
         let vq = try VQLatentCodec.loadVQVAE(path: vae)
-        guard let n = cell.inputs["n"].flatMap(Int.init), let split = cell.inputs["split"] else { throw LabError("bad encode cell") }
-        let src = source(split, count: n, size: vq.imageSize)
+        guard let asked = cell.inputs["n"].flatMap(Int.init), let split = cell.inputs["split"] else { throw LabError("bad encode cell") }
+        let src = try source(split, count: asked, size: vq.imageSize)
+        let n = min(asked, src.count)
         let folder = try context.outputFolder(cell)
         let t0 = Date()
         var last = Date()
@@ -217,7 +233,7 @@ public struct TrainingCells: Sendable {
     }
 
     /// GEMM FLOPs of one VAR training step of `spec` at `batch` (on an all-zero batch: the count depends on shapes only).
-    static func varStepFLOPs(_ spec: VARSpec, tokenizer: VQVAE, batch: Int) throws -> Double {
+    static func varStepFLOPs(_ spec: VARSpec, tokenizer: VQVAE, classes: Int, batch: Int) throws -> Double {
         let config = try spec.config(tokenizer: tokenizer, classes: classes)
         let per = spec.tokenKind == .multiScale ? tokenizer.quantizer.totalTokens : config.totalTokens
         let zeros = VARTokenSet(
@@ -243,19 +259,20 @@ public struct TrainingCells: Sendable {
         guard let baseSteps = cell.inputs["steps"].flatMap(Int.init), let batch = cell.inputs["batch"].flatMap(Int.init) else {
             throw LabError("train-var cell without steps / batch")
         }
-        let stepFLOPs = try Self.varStepFLOPs(spec, tokenizer: vq, batch: batch)
+        let classes = try self.classes(size: vq.imageSize)
+        let stepFLOPs = try Self.varStepFLOPs(spec, tokenizer: vq, classes: classes.count, batch: batch)
         var steps = baseSteps
         if cell.inputs["match_variant"] != nil {
             let base = try VARSpec(inputs: cell.inputs, prefix: "match_")
-            let budget = try Self.varStepFLOPs(base, tokenizer: vq, batch: batch) * Double(baseSteps)
+            let budget = try Self.varStepFLOPs(base, tokenizer: vq, classes: classes.count, batch: batch) * Double(baseSteps)
             steps = max(1, Int((budget / stepFLOPs).rounded()))
         }
         let train = try loadTokens(cell, spec.tokenKind, .train, context: context)
         let held = try loadTokens(cell, spec.tokenKind, .heldout, context: context)
         let trainer = try VARTrainer(
-            config: try spec.config(tokenizer: vq, classes: Self.classes), options: try options(cell, steps: steps), vae: vq, data: train)
+            config: try spec.config(tokenizer: vq, classes: classes.count), options: try options(cell, steps: steps), vae: vq, data: train)
         trainer.dataSummary = train.summary
-        trainer.classNames = ToyDataset.classNames
+        trainer.classNames = classes.names
         return try trained(
             cell, context: context, what: "\(spec.name), seed \(cell.seed): \(steps) steps x \(batch) images", steps: steps,
             stepFLOPs: stepFLOPs, parameters: trainer.model.parameters.reduce(0) { $0 + $1.value.count },
@@ -302,11 +319,12 @@ public struct TrainingCells: Sendable {
         let held = LatentSet(
             latents: raw.latents, labels: raw.labels, latentShape: raw.latentShape, classCount: raw.classCount, summary: raw.summary,
             scale: train.scale)
-        let config = try spec.config(latentShape: train.latentShape, classes: Self.classes)
+        let classes = try self.classes(size: vq.imageSize)
+        let config = try spec.config(latentShape: train.latentShape, classes: classes.count)
         let stepFLOPs = try Self.ditStepFLOPs(config, batch: batch)
         let trainer = try DiTTrainer(config: config, options: try options(cell, steps: steps))
         trainer.metadata = DiTTrainer.vqLatentMetadata(
-            set: train, patchNums: vq.patchNums, classNames: ToyDataset.classNames, sampler: "ddim", steps: 25, cfg: 4)
+            set: train, patchNums: vq.patchNums, classNames: classes.names, sampler: "ddim", steps: 25, cfg: 4)
         return try trained(
             cell, context: context, what: "\(spec.name), seed \(cell.seed): \(steps) steps x \(batch) latents", steps: steps,
             stepFLOPs: stepFLOPs, parameters: trainer.model.parameters.reduce(0) { $0 + $1.value.count },
@@ -327,11 +345,11 @@ struct TrainedModels {
     let n: Int
     let files: [String: String]
 
-    /// `vae` nil: the built-in toy tokenizer.
+    /// `vae` nil: the built-in toy tokenizer. The models train on the judge's data.
     init(_ budget: Budget, vae: String?, judge: LabJudge, n: Int) throws {
         self.vae = try vae ?? BuiltinModels.path(BuiltinModels.vqvae, instead: "--vae")
         self.judge = judge
-        training = try TrainingCells(budget, vae: self.vae)
+        training = try TrainingCells(budget, vae: self.vae, data: judge.data)
         self.n = n
         files = judge.inputs.merging(["vae_sha256": training.vaeSHA, "n": "\(n)", "data_seed": "0"]) { $1 }
     }

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Lab
 import Tensor
+import Training
 
 /// `varlab lab`: studies as lists of cached cells: plan them, run them (all, or one per process), report them.
 struct LabCommand: ParsableCommand {
@@ -21,6 +22,10 @@ struct LabOptions: ParsableArguments {
     @Option(help: "Toy classifier that judges every row (default: the built-in one).") var judge: String?
     @Option(help: "FID InceptionV3 weights (pytorch-fid's pt_inception .pth): every row also gets an Inception FID.")
     var inception: String?
+    @Option(
+        help:
+            "Data: toy, or imagefolder:PATH (one sub-folder per class; every 10th image of each class is held out; needs --judge trained with `train classifier --hold-out`)."
+    ) var data: String = "toy"
 
     /// The lab directory of this budget and the studies named (`all`: every study, in `varlab lab list` order).
     func open() throws -> (Lab, [Study]) {
@@ -32,6 +37,7 @@ struct LabOptions: ParsableArguments {
         o.judge = judge
         o.inception = inception
         do {
+            do { o.data = try DataSpec(parsing: data) } catch { throw LabError("\(error)") }
             let names = study == "all" ? Studies.all.map(\.name) : [study]
             return (try Lab(dir: (dir as NSString).appendingPathComponent(budget.rawValue)), try names.map { try Studies.make($0, o) })
         } catch let e as LabError { throw ValidationError(e.description) }

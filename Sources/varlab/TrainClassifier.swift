@@ -32,6 +32,10 @@ struct TrainClassifier: ParsableCommand {
     @Option(help: "Penultimate feature width.") var featureDim: Int = 128
     @Option(help: "Probability of turning a training image gray (colour is not part of a toy class).") var grayProb: Float = 0.5
     @Option(help: "Print progress every N steps.") var logEvery: Int = 10
+    @Flag(
+        help:
+            "imagefolder: keep every 10th image of each class out of training and report the accuracy on them (the held-out part `varlab lab --data` judges against)."
+    ) var holdOut = false
     @Flag(help: "Continue from the checkpoint at -o.") var resume = false
     @Option(name: [.short, .customLong("output")], help: "Checkpoint path (.safetensors).") var output: String
     @OptionGroup var common: CommonOptions
@@ -46,7 +50,7 @@ struct TrainClassifier: ParsableCommand {
         var config = ToyClassifierConfig()
         config.channels = widths
         config.featureDim = featureDim
-        let source = try TrainData.source(data, trainSize: trainSize, dataSeed: dataSeed, size: config.imageSize)
+        let source = try TrainData.source(data, trainSize: trainSize, dataSeed: dataSeed, size: config.imageSize, holdOut: holdOut)
         config.classes = source.classCount
         var opts = TrainOptions.classifier
         opts.steps = steps; opts.batchSize = batchSize; opts.lr = lr; opts.warmupSteps = warmup
@@ -84,34 +88,32 @@ struct TrainClassifier: ParsableCommand {
             let acc = ClassifierTrainer.accuracy(trainer.model, source: held, n: evalN)
             print(
                 String(format: "held-out toy accuracy: %.4f on %d images (seed %llu); training time %.1fs", acc, evalN, dataSeed, seconds))
+        } else if holdOut {
+            let held = try DataSpec(parsing: data).heldOutSource(count: 0, dataSeed: dataSeed, size: config.imageSize)
+            let acc = ClassifierTrainer.accuracy(trainer.model, source: held, n: held.count)
+            print(
+                String(
+                    format: "held-out accuracy: %.4f on the %d held-out images of %@; training time %.1fs", acc, held.count, data, seconds))
         }
     }
 }
 
 /// Shared data wiring for the trainers.
 enum TrainData {
-    /// `toy` or `imagefolder:PATH`.
-    static func source(_ spec: String, trainSize: Int, dataSeed: UInt64, size: Int) throws -> LabeledImageSource {
-        if spec == "toy" {
-            guard trainSize >= 1, trainSize <= 1 << 32 else { throw ValidationError("--train-size must be in 1...2^32") }
-            return ToySource(dataset: ToyDataset(seed: dataSeed, split: .train, size: size), count: trainSize)
-        }
-        if spec.hasPrefix("imagefolder:") {
-            let path = String(spec.dropFirst("imagefolder:".count))
-            guard !path.isEmpty else { throw ValidationError("--data imagefolder:PATH needs a path") }
-            do {
-                let src = try ImageFolderSource(root: path, size: size, decode: readImage)
-                if !src.skipped.isEmpty {
-                    note("imagefolder: skipped \(src.skipped.count) unreadable files (first: \(src.skipped[0]))")
-                }
-                return src
-            } catch let e as TrainingError { throw ValidationError(e.description) }
-        }
-        throw ValidationError("--data must be 'toy' or 'imagefolder:PATH', got '\(spec)'")
+    /// `toy` or `imagefolder:PATH` (`holdOut`: without the folder's held-out part).
+    static func source(_ spec: String, trainSize: Int, dataSeed: UInt64, size: Int, holdOut: Bool = false) throws -> LabeledImageSource {
+        do {
+            let d = try DataSpec(parsing: spec)
+            guard holdOut == false || d != .toy else {
+                throw ValidationError("--hold-out is for imagefolder data (toy data has its own held-out split)")
+            }
+            let src = try d.trainSource(trainSize: trainSize, dataSeed: dataSeed, size: size, holdOut: holdOut)
+            if case .imageFolder(let path) = d, let f = try? DataSpec.folder(path, size: size), !f.skipped.isEmpty {
+                note("imagefolder: skipped \(f.skipped.count) unreadable files (first: \(f.skipped[0]))")
+            }
+            return src
+        } catch let e as TrainingError { throw ValidationError(e.description) }
     }
-
-    /// PNG or JPEG, recognised by content.
-    static func readImage(_ path: String) throws -> Image8 { try ImageFile.read(path: path) }
 
     /// One progress line of any trainer: step, loss (and its running average), the trainer's own numbers, lr,
     /// gradient norm, throughput and ETA.

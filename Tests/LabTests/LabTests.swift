@@ -220,6 +220,9 @@ final class LabCLITests: XCTestCase {
             (["lab", "run", "all", "--dir", dir, "--cell", "3"], "--cell needs one study"),
             (["lab", "plan", "knobs", "--dir", dir, "--budget", "huge"], "--budget"),
             (["lab", "plan", "compare", "--dir", dir, "--checkpoint", "a", "--vae", "b"], "--dit-checkpoint (DiT) and --vae"),
+            (["lab", "plan", "ablations", "--dir", dir, "--data", "imagefolder:" + dir], "needs --judge"),
+            (["lab", "plan", "ablations", "--dir", dir, "--data", "folder"], "--data must be 'toy' or 'imagefolder:PATH'"),
+            (["lab", "plan", "scaling", "--dir", dir, "--inception", "/nonexistent/pt_inception.pth"], "/nonexistent/pt_inception.pth"),
         ] {
             let r = try VarlabCLI.run(args)
             XCTAssertNotEqual(r.status, 0, args.joined(separator: " "))

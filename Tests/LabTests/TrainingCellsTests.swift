@@ -1,7 +1,9 @@
 import Foundation
 import Generation
+import ImageIO
 import Lab
 import TestSupport
+import Training
 import VAR
 import XCTest
 
@@ -113,10 +115,63 @@ final class InceptionJudgeTests: XCTestCase {
         let real = try q.realMeasures()
         let fid = try XCTUnwrap(real["inception_fid"])
         XCTAssertTrue(fid.isFinite && fid > 0, "two disjoint real sets differ: \(fid)")
-        let setA = (0..<20).map { q.held.image($0) }
-        let same = try q.measures(images: setA, labels: (0..<20).map { q.held.label($0) }, secondsPerImage: 0)
+        let setA = (0..<20).map { q.real.image($0) }
+        let same = try q.measures(images: setA, labels: (0..<20).map { q.real.label($0) }, secondsPerImage: 0)
         XCTAssertEqual(try XCTUnwrap(same["inception_fid"]), 0, accuracy: 1e-3 * fid, "the reference set against itself")
         XCTAssertNil(try LabJudge().quality(n: 20).realMeasures()["inception_fid"])
         assertThrows(try LabJudge(inception: "/nonexistent/pt_inception.pth"), ["/nonexistent/pt_inception.pth"])
+    }
+}
+
+/// `--data imagefolder:PATH`: the trained studies train on the folder's training part and every row is judged
+/// against its held-out part (every 10th image of each class) by a classifier trained on it.
+final class ImageFolderLabTests: XCTestCase {
+    func testImageFolderData() throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("labfolder-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        // Two classes of toy images (discs and stripes), 200 each: 20 held out per class.
+        let toy = ToyDataset(seed: 3, split: .train, size: 64)
+        for (name, toyClass) in [("disc", 0), ("stripes", 5)] {
+            let dir = (root as NSString).appendingPathComponent(name)
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            for i in 0..<200 { try PNG.write(toy.image(i * 10 + toyClass), to: (dir as NSString).appendingPathComponent("\(i).png")) }
+        }
+        let data = try DataSpec(parsing: "imagefolder:" + root)
+        let (train, held) = try DataSpec.folder(root, size: 64).split(heldOutEvery: DataSpec.heldOutEvery)
+        XCTAssertEqual([train.count, held.count], [360, 40])
+        XCTAssertEqual(Set(held.indices).intersection(train.indices).count, 0)
+        assertThrows(try LabJudge(data: data), ["--judge", "--hold-out"])
+
+        // A two-class judge trained on the training part.
+        var config = ToyClassifierConfig()
+        config.classes = 2
+        var opts = TrainOptions.classifier
+        opts.steps = 3; opts.batchSize = 8; opts.saveEvery = 3
+        let judgePath = (root as NSString).appendingPathComponent("judge.safetensors")
+        let trainer = try ClassifierTrainer(config: config, options: opts)
+        trainer.checkpointPath = judgePath
+        try trainer.run(source: try data.trainSource(trainSize: 0, dataSeed: 0, size: 64, holdOut: true))
+        let judge = try LabJudge(classifier: judgePath, data: data)
+        XCTAssertEqual(judge.inputs["data"], "imagefolder:" + URL(fileURLWithPath: root).standardized.path)
+        XCTAssertNotNil(judge.inputs["data_stamp"])
+        let q = try judge.quality(n: 20)
+        XCTAssertEqual(q.real.count, 40)
+        XCTAssertEqual(try XCTUnwrap(q.realMeasures()["accuracy"]), 0.5, accuracy: 0.5)
+        assertThrows(try judge.quality(n: 21), ["40 real images", "2 x 21"])
+
+        // Training cells on the folder: the models get its two classes and its class names.
+        let dir = (root as NSString).appendingPathComponent("lab")
+        let vae = try BuiltinModels.path(BuiltinModels.vqvae, instead: "--vae")
+        let study = TinyTrainingStudy(training: try TrainingCells(vae: vae, trainImages: 1000, heldOutImages: 1000, data: data))
+        let lab = try Lab(dir: dir)
+        XCTAssertEqual(try lab.run(study), 9)
+        let cells = try study.cells()
+        XCTAssertEqual(lab.result(cells[0])?.metrics["images"], 360, "the whole training part (fewer than asked)")
+        XCTAssertEqual(lab.result(cells[1])?.metrics["images"], 40)
+        XCTAssertTrue(cells.allSatisfy { $0.inputs["data_stamp"] != nil || $0.kind.hasPrefix("train") })
+        var s = GenerationSettings(family: VARFamily.name)
+        s.checkpoint = (dir as NSString).appendingPathComponent(try XCTUnwrap(lab.result(cells[6])?.outputs["checkpoint"]))
+        s.vae = vae
+        XCTAssertEqual(try s.makeGenerator().numClasses, 2)
     }
 }

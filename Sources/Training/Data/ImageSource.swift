@@ -35,8 +35,17 @@ public enum ClassNamesMetadata {
     }
 }
 
+/// A labelled image set read one image at a time: the real images a generator is judged against.
+public protocol IndexedImages {
+    var count: Int { get }
+    var classCount: Int { get }
+    var summary: String { get }
+    func image(_ index: Int) -> Image8
+    func label(_ index: Int) -> Int
+}
+
 /// The toy training split seen as a finite set of `count` images (indices 0..<count).
-public struct ToySource: LabeledImageSource {
+public struct ToySource: LabeledImageSource, IndexedImages {
     public let dataset: ToyDataset
     public let count: Int
     public init(dataset: ToyDataset, count: Int) { self.dataset = dataset; self.count = count }
@@ -45,13 +54,15 @@ public struct ToySource: LabeledImageSource {
     public var imageSize: Int { dataset.size }
     public var summary: String { "toy (\(dataset.split.rawValue) split, seed \(dataset.seed), \(count) images, \(classCount) classes)" }
     public func batch(_ indices: [Int]) -> (images: Tensor, labels: [Int]) { dataset.batch(indices) }
+    public func image(_ index: Int) -> Image8 { dataset.image(index) }
+    public func label(_ index: Int) -> Int { dataset.label(index) }
 }
 
 /// `--data imagefolder:PATH`: one sub-folder per class (sorted names = class indices 0, 1, ...), PNG/JPEG files,
 /// each brought to size x size by the official ADM / DiT `center_crop_arr` pipeline (PIL BOX halving while the
 /// shorter side is at least twice the target, BICUBIC resize of the shorter side to `size`, center crop). Files that cannot be decoded are skipped and counted; a
 /// folder with no class sub-folders, or with no readable image left, is an error.
-public struct ImageFolderSource: LabeledImageSource {
+public struct ImageFolderSource: LabeledImageSource, IndexedImages {
     public let root: String
     public let classNames: [String]
     public let imageSize: Int
@@ -114,9 +125,40 @@ public struct ImageFolderSource: LabeledImageSource {
         let s = imageSize, per = 3 * s * s
         var data = [Float](repeating: 0, count: indices.count * per)
         for (i, idx) in indices.enumerated() {
-            let t = Image8(width: s, height: s, channels: 3, pixels: pixels[idx]).signedCHW()
+            let t = image(idx).signedCHW()
             for j in 0..<per { data[i * per + j] = t.data[j] }
         }
         return (Tensor(shape: [indices.count, 3, s, s], data: data), indices.map { labels[$0] })
     }
+
+    public func image(_ index: Int) -> Image8 { Image8(width: imageSize, height: imageSize, channels: 3, pixels: pixels[index]) }
+    public func label(_ index: Int) -> Int { labels[index] }
+
+    /// A deterministic train / held-out split: every `every`-th image of each class (its 1st, (every+1)-th, ...) is
+    /// held out, the rest train. Both halves keep this folder's class list.
+    public func split(heldOutEvery every: Int) -> (train: ImageFolderSubset, heldOut: ImageFolderSubset) {
+        var train: [Int] = [], held: [Int] = [], seen = [Int](repeating: 0, count: classCount)
+        for i in 0..<count {
+            if seen[labels[i]] % every == 0 { held.append(i) } else { train.append(i) }
+            seen[labels[i]] += 1
+        }
+        return (
+            ImageFolderSubset(base: self, indices: train, part: "train"), ImageFolderSubset(base: self, indices: held, part: "held-out")
+        )
+    }
+}
+
+/// Part of an image folder (`ImageFolderSource.split`), indexed 0..<count.
+public struct ImageFolderSubset: LabeledImageSource, IndexedImages {
+    public let base: ImageFolderSource
+    public let indices: [Int]
+    let part: String
+    public var count: Int { indices.count }
+    public var classCount: Int { base.classCount }
+    public var classNames: [String] { base.classNames }
+    public var imageSize: Int { base.imageSize }
+    public var summary: String { "\(base.summary), \(part) part (\(count) images)" }
+    public func batch(_ i: [Int]) -> (images: Tensor, labels: [Int]) { base.batch(i.map { indices[$0] }) }
+    public func image(_ index: Int) -> Image8 { base.image(indices[index]) }
+    public func label(_ index: Int) -> Int { base.label(indices[index]) }
 }
