@@ -104,7 +104,8 @@ let package = Package(
                 "ModelIO", "TestSupport",
             ]),
         .testTarget(name: "LabTests", dependencies: ["Lab", "Generation", "VAR", "Training", "ImageIO", "TestSupport"]),
-        .testTarget(name: "BuiltinModelTests", dependencies: ["Training", "Autoencoders", "ModelIO", "Tensor", "TestSupport"]),
+        .testTarget(
+            name: "BuiltinModelTests", dependencies: ["Training", "Autoencoders", "ModelIO", "Tensor", "Benchmarks", "TestSupport"]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -6,7 +6,9 @@ import Tensor
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Benchmarks: prints the BLAS kernel, thread count, times and ratios against a baseline measured in the same run.",
-        subcommands: [BenchAll.self, BenchGemm.self, BenchVAR.self, BenchDiT.self, BenchEval.self, BenchToyQuality.self])
+        subcommands: [
+            BenchAll.self, BenchGemm.self, BenchKernels.self, BenchVAR.self, BenchDiT.self, BenchEval.self, BenchToyQuality.self,
+        ])
 }
 
 struct BenchGemm: ParsableCommand {

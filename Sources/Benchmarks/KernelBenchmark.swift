@@ -1,0 +1,131 @@
+import Foundation
+import Samplers
+import Tensor
+
+/// Micro-benchmarks of the kernels the models spend their time in, at the shapes the official models use: each
+/// kernel runs after a warm-up, `repeats` times, and gives median, median absolute deviation (MAD) and minimum.
+/// Against a stored baseline of the same CPU model, a kernel is a regression when its median is more than
+/// `tolerance` slower and the gap exceeds three times the two runs' MADs added (so noise is not called a regression).
+public enum KernelBenchmark {
+    public struct Kernel {
+        public let name: String
+        /// FLOPs of one run (0: not a FLOP-bound kernel; GFLOP/s is then not shown).
+        public let flops: Double
+        public let run: () -> Void
+    }
+
+    /// Seconds per run over the repeats.
+    public struct Stats: Codable, Sendable, Equatable {
+        public var median: Double
+        public var mad: Double
+        public var min: Double
+        public var runs: Int
+
+        public init(_ seconds: [Double]) {
+            let s = seconds.sorted()
+            func med(_ v: [Double]) -> Double {
+                v.isEmpty ? .nan : v.count % 2 == 1 ? v[v.count / 2] : (v[v.count / 2 - 1] + v[v.count / 2]) / 2
+            }
+            median = med(s)
+            let m = median
+            mad = med(s.map { abs($0 - m) }.sorted())
+            min = s.first ?? .nan
+            runs = s.count
+        }
+    }
+
+    /// A stored result: the CPU it was measured on and each kernel's statistics.
+    public struct Baseline: Codable, Sendable {
+        public var cpu: String
+        public var date: String
+        public var threads: Int
+        public var kernels: [String: Stats]
+    }
+
+    public struct Row: Sendable {
+        public let name: String
+        public let stats: Stats
+        public let gflops: Double?
+        /// Median against the baseline's (nil: no baseline for this kernel).
+        public let ratio: Double?
+        public let regression: Bool
+    }
+
+    static func random(_ shape: [Int], seed: UInt64) -> Tensor {
+        var rng = PhiloxRandom(seed: seed)
+        return Tensor.randn(shape, rng: &rng)
+    }
+
+    /// The kernels: the GEMMs of a VAR-d16 block at its last scale (with CFG: 2 x 256 tokens, width 1024) and of a
+    /// DiT-XL/2 MLP, the VQ-VAE decoder's 3x3 convolution, VAR's last-scale attention, LayerNorm, GroupNorm and
+    /// top-k / top-p masking over VAR's 4096-code vocabulary.
+    public static func kernels() -> [Kernel] {
+        var out: [Kernel] = []
+        func gemm(_ name: String, m: Int, k: Int, n: Int) {
+            let a = random([m, k], seed: 1), b = random([k, n], seed: 2)
+            out.append(Kernel(name: name, flops: 2 * Double(m) * Double(k) * Double(n)) { _ = a.matmul(b) })
+        }
+        gemm("gemm VAR-d16 qkv (512x1024x3072)", m: 512, k: 1024, n: 3072)
+        gemm("gemm VAR-d16 fc2 (512x4096x1024)", m: 512, k: 4096, n: 1024)
+        gemm("gemm DiT-XL fc1 (512x1152x4608)", m: 512, k: 1152, n: 4608)
+        gemm("gemm one token (2x1024x4096)", m: 2, k: 1024, n: 4096)
+        let x = random([1, 128, 64, 64], seed: 3)
+        let conv = Conv2d(weight: random([128, 128, 3, 3], seed: 4), bias: random([128], seed: 5), stride: 1, padding: 1)
+        out.append(Kernel(name: "conv3x3 128->128 at 64x64", flops: 2 * 128 * 128 * 9 * 64 * 64) { _ = conv(x) })
+        // VAR-d16's last scale: 16 heads of 64, 256 queries against the 680 keys of every scale, CFG pair.
+        let q = random([2, 16, 256, 64], seed: 6), k = random([2, 16, 680, 64], seed: 7), v = random([2, 16, 680, 64], seed: 8)
+        out.append(
+            Kernel(name: "attention VAR-d16 last scale (2x16x256x680x64)", flops: 2 * 2 * 2 * 16 * 256 * 680 * 64) {
+                _ = scaledDotProductAttention(q: q, k: k, v: v, scale: 0.125)
+            })
+        let rows = random([512, 1024], seed: 9)
+        let ln = LayerNorm(eps: 1e-6, weight: random([1024], seed: 10), bias: random([1024], seed: 11))
+        out.append(Kernel(name: "layernorm 512x1024", flops: 0) { _ = ln(rows) })
+        let img = random([1, 128, 128, 128], seed: 12)
+        let gn = GroupNorm(groups: 32, eps: 1e-6, weight: random([128], seed: 13), bias: random([128], seed: 14))
+        out.append(Kernel(name: "groupnorm 128x128x128 (32 groups)", flops: 0) { _ = gn(img) })
+        let logits = random([256, 4096], seed: 15)
+        out.append(
+            Kernel(name: "top-k 900 / top-p 0.96 masking, 256 rows of 4096", flops: 0) {
+                var l = logits.data
+                l.withUnsafeMutableBufferPointer { p in
+                    for r in 0..<256 { TokenSampling.mask(p.baseAddress! + r * 4096, count: 4096, topK: 900, topP: 0.96) }
+                }
+            })
+        return out
+    }
+
+    /// Times every kernel whose name contains `only` (all when nil), compared against `baseline` when given.
+    public static func run(
+        repeats: Int, only: String? = nil, baseline: Baseline? = nil, tolerance: Double = 0.10, progress: (String) -> Void = { _ in }
+    ) -> [Row] {
+        kernels().filter { only == nil || $0.name.contains(only!) }.map { kernel in
+            progress(kernel.name)
+            kernel.run()  // warm-up: caches, page faults, thread pool
+            var seconds: [Double] = []
+            for _ in 0..<max(1, repeats) {
+                let t0 = DispatchTime.now().uptimeNanoseconds
+                kernel.run()
+                seconds.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
+            }
+            let stats = Stats(seconds)
+            let base = baseline?.kernels[kernel.name]
+            let ratio = base.map { stats.median / $0.median }
+            let regression = base.map { isRegression(stats, against: $0, tolerance: tolerance) } ?? false
+            return Row(
+                name: kernel.name, stats: stats, gflops: kernel.flops > 0 ? kernel.flops / stats.median / 1e9 : nil, ratio: ratio,
+                regression: regression)
+        }
+    }
+
+    /// Slower than the baseline by more than `tolerance` and by more than three MADs of the two runs together.
+    public static func isRegression(_ s: Stats, against b: Stats, tolerance: Double) -> Bool {
+        s.median > b.median * (1 + tolerance) && s.median - b.median > 3 * (s.mad + b.mad)
+    }
+
+    public static func baseline(_ rows: [Row]) -> Baseline {
+        Baseline(
+            cpu: CPUInfo.current.modelName, date: ISO8601DateFormatter().string(from: Date()), threads: Parallel.threads,
+            kernels: Dictionary(rows.map { ($0.name, $0.stats) }, uniquingKeysWith: { a, _ in a }))
+    }
+}
