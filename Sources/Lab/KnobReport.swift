@@ -64,6 +64,7 @@ struct KnobReport {
         ("more-smooth", "The official sampler's more-smooth option"),
         ("temperature", "Claim 7: one pass per scale costs diversity; temperature as the remedy, and its fidelity cost"),
         ("rejection", "Claim 9: classifier rejection sampling, its gain, diversity and time cost"),
+        ("fastvar", "FastVAR's training-free pruning of the last scales: its speed-up and its quality cost"),
     ]
 
     /// Per claim, each of its rows against the baseline and whether the change exceeds the spread.

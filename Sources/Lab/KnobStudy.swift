@@ -5,6 +5,7 @@ import ModelIO
 import Samplers
 import Tensor
 import Training
+import VAR
 
 /// `varlab lab run knobs`: which sampling knobs of a trained VAR matter (claims 3, 4, 7 and 9 of the lab issue):
 /// top-k on / off, guidance 0 / 1 / 1.5 / 3 with the official linear ramp and constant, more-smooth, temperature
@@ -54,6 +55,8 @@ public struct KnobStudy: Study {
         var options: TokenSamplingOptions
         var cfg: Double
         var candidates = 1
+        /// FastVAR's cached token pruning at its default ratios (opt-in speed-up).
+        var fast = false
     }
 
     var knobs: [Knob] {
@@ -78,6 +81,10 @@ public struct KnobStudy: Study {
             out.append(vary("temperature", String(format: "temperature %.1f", t), { $0.options.temperature = t }))
         }
         for k in candidateCounts { out.append(vary("rejection", "rejection \(k) candidates", { $0.candidates = k })) }
+        out.append(
+            vary(
+                "fastvar", "FastVAR pruning " + TokenPruning().dropRatios.map { String(format: "%g", $0) }.joined(separator: "/"),
+                { $0.fast = true }))
         return out
     }
 
@@ -105,6 +112,7 @@ public struct KnobStudy: Study {
                 inputs["temperature"] = "\(k.options.temperature)"
                 inputs["more_smooth"] = "\(k.options.moreSmooth)"
                 inputs["candidates"] = "\(k.candidates)"
+                if k.fast { inputs["fast_ratios"] = TokenPruning().dropRatios.map { "\($0)" }.joined(separator: ",") }
                 out.append(
                     Cell(kind: "sample", group: k.name, seed: seed, inputs: inputs, needs: k.candidates > 1 ? [scorerCell.hash] : []))
             }
@@ -138,6 +146,7 @@ public struct KnobStudy: Study {
             topK: Int(i["top_k"]!), topP: Double(i["top_p"]!), temperature: Float(i["temperature"]!),
             moreSmooth: i["more_smooth"] == "true", guidanceSchedule: GuidanceSchedule(rawValue: i["cfg_schedule"]!))
         s.candidates = Int(i["candidates"]!) ?? 1
+        if let r = i["fast_ratios"] { s.pruning = TokenPruning(dropRatios: r.split(separator: ",").compactMap { Double($0) }) }
         if s.candidates > 1 {
             guard let scorer = context.results[scorerCell.hash]?.outputs["checkpoint"] else {
                 throw LabError("the rejection scorer is not trained")

@@ -196,6 +196,9 @@ final class StudyPlanTests: XCTestCase {
             let knobs = try Studies.make("knobs", o).cells()
             XCTAssertEqual(knobs.filter { $0.inputs["candidates"] != "1" && $0.kind == "sample" }.count, 3 * (budget == .small ? 2 : 3))
             XCTAssertTrue(knobs.filter { $0.inputs["candidates"] == "8" }.allSatisfy { $0.needs.count == 1 })
+            // FastVAR rows name their ratios; every other cell has no such input (their hashes predate the row).
+            XCTAssertEqual(knobs.filter { $0.inputs["fast_ratios"] == "0.4,0.5" }.count, 3)
+            XCTAssertTrue(knobs.filter { $0.inputs["fast_ratios"] != nil }.allSatisfy { $0.group.hasPrefix("FastVAR") })
         }
         assertThrows(try Studies.make("scaling-laws", Studies.Options()), ["unknown study", "knobs"])
     }
@@ -211,10 +214,10 @@ final class LabCLITests: XCTestCase {
         XCTAssertTrue(["knobs", "compare", "ablations", "scaling"].allSatisfy(list.out.contains), list.out)
         let plan = try VarlabCLI.run(["lab", "plan", "knobs", "--dir", dir])
         XCTAssertEqual(plan.status, 0, plan.err)
-        XCTAssertTrue(plan.out.contains("0 of 35 cells done"), plan.out)
+        XCTAssertTrue(plan.out.contains("0 of 38 cells done"), plan.out)
         XCTAssertTrue(plan.out.contains("rejection 4 candidates") && !plan.out.contains("rejection 8"), plan.out)
         for (args, needle) in [
-            (["lab", "run", "knobs", "--dir", dir, "--cell", "99"], "--cell 99 is outside 0..<35"),
+            (["lab", "run", "knobs", "--dir", dir, "--cell", "99"], "--cell 99 is outside 0..<38"),
             (["lab", "run", "knobs", "--dir", dir, "--cell", "34"], "needs cell 1 first"),
             (["lab", "run", "gans", "--dir", dir], "unknown study 'gans'"),
             (["lab", "run", "all", "--dir", dir, "--cell", "3"], "--cell needs one study"),
