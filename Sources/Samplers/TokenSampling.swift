@@ -86,10 +86,7 @@ public enum TokenSampling {
     ///    largest. Sorting ties are broken by index (stable), where PyTorch's order is unspecified.
     public static func mask(_ row: UnsafeMutablePointer<Float>, count v: Int, topK: Int, topP: Double) {
         if topK > 0 && topK < v {
-            var sorted = Array(UnsafeBufferPointer(start: row, count: v))
-            // k-th largest = element at index v-k of the ascending order (partial selection would do; V is small).
-            sorted.sort()
-            let kth = sorted[v - topK]
+            let kth = kthLargest(row, count: v, k: topK)
             for i in 0..<v where row[i] < kth { row[i] = -.infinity }
         }
         if topP > 0 {
@@ -107,6 +104,36 @@ public enum TokenSampling {
                 if Float(cum) <= threshold { row[i] = -.infinity } else { break }
             }
         }
+    }
+
+    /// The k-th largest of v values: element v - k of the ascending order, found by quickselect (Hoare partition,
+    /// median-of-three pivot) in O(V) instead of a full sort. The value is the sort's, so the mask is the same bits;
+    /// a row with NaN (no order) keeps the full sort.
+    public static func kthLargest(_ row: UnsafePointer<Float>, count v: Int, k: Int) -> Float {
+        var a = Array(UnsafeBufferPointer(start: row, count: v))
+        let target = v - k
+        if a.contains(where: { $0.isNaN }) {
+            a.sort()
+            return a[target]
+        }
+        var lo = 0, hi = v - 1
+        while lo < hi {
+            let (x, y, z) = (a[lo], a[(lo + hi) / 2], a[hi])
+            let pivot = max(min(x, y), min(max(x, y), z))
+            var i = lo, j = hi
+            while i <= j {
+                while a[i] < pivot { i += 1 }
+                while a[j] > pivot { j -= 1 }
+                if i <= j {
+                    a.swapAt(i, j)
+                    i += 1
+                    j -= 1
+                }
+            }
+            // [lo, j] <= pivot <= [i, hi]; anything strictly between j and i equals the pivot.
+            if target <= j { hi = j } else if target >= i { lo = i } else { return a[target] }
+        }
+        return a[target]
     }
 
     /// Draws one token from a masked row: softmax, then inverse-CDF with one uniform from `rng`.

@@ -19,6 +19,29 @@ final class TokenSamplingTests: XCTestCase {
         XCTAssertEqual(masked([4, 4, 1], k: 1, p: 0), [true, true, false])
     }
 
+    /// The selection gives the full sort's k-th largest for every k, on random rows, rows of heavy ties (a few
+    /// distinct values), sorted and reversed rows, and rows with infinities; a row with NaN takes the sort.
+    func testKthLargestIsTheSortedValue() {
+        var rng = PhiloxRandom(seed: 11, stream: 0)
+        var rows: [[Float]] = []
+        for n in [1, 2, 3, 7, 64, 513] {
+            rows.append((0..<n).map { _ in rng.normal() })
+            rows.append((0..<n).map { _ in Float(rng.nextUInt32() % 3) })
+            rows.append((0..<n).map { Float($0) })
+            rows.append((0..<n).map { Float(-$0) })
+            rows.append((0..<n).map { i in i % 5 == 0 ? (i % 2 == 0 ? Float.infinity : -.infinity) : rng.normal() })
+        }
+        for row in rows {
+            let sorted = row.sorted()
+            for k in 1...row.count {
+                let got = row.withUnsafeBufferPointer { TokenSampling.kthLargest($0.baseAddress!, count: row.count, k: k) }
+                XCTAssertEqual(got, sorted[row.count - k], "k \(k) of \(row.count)")
+            }
+        }
+        let withNaN: [Float] = [3, .nan, 1, 2]
+        XCTAssertFalse(withNaN.withUnsafeBufferPointer { TokenSampling.kthLargest($0.baseAddress!, count: 4, k: 2) }.isNaN)
+    }
+
     func testTopP() {
         // probabilities of log([0.5, 0.3, 0.15, 0.05]): ascending cumsum 0.05, 0.20, 0.50, 1.0.
         let row: [Float] = [0.5, 0.3, 0.15, 0.05].map { logf($0) }
