@@ -19,7 +19,7 @@ public struct AblationStudy: Study {
     public var seeds: [UInt64] { [0, 1, 2] }
     public var n: Int { models.n }
     /// The scaling study's VAR steps, batch and learning rate: the base model's cells are shared with it.
-    var baseSteps: Int { budget == .small ? 120 : 400 }
+    var baseSteps: Int { ScalingStudy.varSteps(budget) }
     static let batch = ScalingStudy.varBatch
     static let lr = ScalingStudy.varLR
     public static let base = VARSpec(.next, depth: 3, width: 96, heads: 3)

@@ -17,7 +17,8 @@ public struct ScalingStudy: Study {
 
     public var seeds: [UInt64] { budget == .small ? [0] : [0, 1] }
     public var n: Int { models.n }
-    var varSteps: Int { budget == .small ? 120 : 400 }
+    var varSteps: Int { Self.varSteps(budget) }
+    static func varSteps(_ budget: Budget) -> Int { budget == .small ? 120 : 400 }
     var ditSteps: Int { budget == .small ? 400 : 1200 }
     static let varBatch = 32, ditBatch = 64
     static let varLR: Float = 3e-3, ditLR: Float = 2e-3
