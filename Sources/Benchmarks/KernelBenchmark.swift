@@ -11,7 +11,8 @@ public enum KernelBenchmark {
         public let name: String
         /// FLOPs of one run (0: not a FLOP-bound kernel; GFLOP/s is then not shown).
         public let flops: Double
-        public let run: () -> Void
+        /// Builds the inputs and returns the timed work (so kernels left out by `only` allocate nothing).
+        public let prepare: () -> () -> Void
     }
 
     /// Seconds per run over the repeats.
@@ -62,34 +63,48 @@ public enum KernelBenchmark {
     public static func kernels() -> [Kernel] {
         var out: [Kernel] = []
         func gemm(_ name: String, m: Int, k: Int, n: Int) {
-            let a = random([m, k], seed: 1), b = random([k, n], seed: 2)
-            out.append(Kernel(name: name, flops: 2 * Double(m) * Double(k) * Double(n)) { _ = a.matmul(b) })
+            out.append(
+                Kernel(name: name, flops: 2 * Double(m) * Double(k) * Double(n)) {
+                    let a = random([m, k], seed: 1), b = random([k, n], seed: 2)
+                    return { _ = a.matmul(b) }
+                })
         }
         gemm("gemm VAR-d16 qkv (512x1024x3072)", m: 512, k: 1024, n: 3072)
         gemm("gemm VAR-d16 fc2 (512x4096x1024)", m: 512, k: 4096, n: 1024)
         gemm("gemm DiT-XL fc1 (512x1152x4608)", m: 512, k: 1152, n: 4608)
         gemm("gemm one token (2x1024x4096)", m: 2, k: 1024, n: 4096)
-        let x = random([1, 128, 64, 64], seed: 3)
-        let conv = Conv2d(weight: random([128, 128, 3, 3], seed: 4), bias: random([128], seed: 5), stride: 1, padding: 1)
-        out.append(Kernel(name: "conv3x3 128->128 at 64x64", flops: 2 * 128 * 128 * 9 * 64 * 64) { _ = conv(x) })
+        out.append(
+            Kernel(name: "conv3x3 128->128 at 64x64", flops: 2 * 128 * 128 * 9 * 64 * 64) {
+                let x = random([1, 128, 64, 64], seed: 3)
+                let conv = Conv2d(weight: random([128, 128, 3, 3], seed: 4), bias: random([128], seed: 5), stride: 1, padding: 1)
+                return { _ = conv(x) }
+            })
         // VAR-d16's last scale: 16 heads of 64, 256 queries against the 680 keys of every scale, CFG pair.
-        let q = random([2, 16, 256, 64], seed: 6), k = random([2, 16, 680, 64], seed: 7), v = random([2, 16, 680, 64], seed: 8)
         out.append(
             Kernel(name: "attention VAR-d16 last scale (2x16x256x680x64)", flops: 2 * 2 * 2 * 16 * 256 * 680 * 64) {
-                _ = scaledDotProductAttention(q: q, k: k, v: v, scale: 0.125)
+                let q = random([2, 16, 256, 64], seed: 6), k = random([2, 16, 680, 64], seed: 7), v = random([2, 16, 680, 64], seed: 8)
+                return { _ = scaledDotProductAttention(q: q, k: k, v: v, scale: 0.125) }
             })
-        let rows = random([512, 1024], seed: 9)
-        let ln = LayerNorm(eps: 1e-6, weight: random([1024], seed: 10), bias: random([1024], seed: 11))
-        out.append(Kernel(name: "layernorm 512x1024", flops: 0) { _ = ln(rows) })
-        let img = random([1, 128, 128, 128], seed: 12)
-        let gn = GroupNorm(groups: 32, eps: 1e-6, weight: random([128], seed: 13), bias: random([128], seed: 14))
-        out.append(Kernel(name: "groupnorm 128x128x128 (32 groups)", flops: 0) { _ = gn(img) })
-        let logits = random([256, 4096], seed: 15)
+        out.append(
+            Kernel(name: "layernorm 512x1024", flops: 0) {
+                let rows = random([512, 1024], seed: 9)
+                let ln = LayerNorm(eps: 1e-6, weight: random([1024], seed: 10), bias: random([1024], seed: 11))
+                return { _ = ln(rows) }
+            })
+        out.append(
+            Kernel(name: "groupnorm 128x128x128 (32 groups)", flops: 0) {
+                let img = random([1, 128, 128, 128], seed: 12)
+                let gn = GroupNorm(groups: 32, eps: 1e-6, weight: random([128], seed: 13), bias: random([128], seed: 14))
+                return { _ = gn(img) }
+            })
         out.append(
             Kernel(name: "top-k 900 / top-p 0.96 masking, 256 rows of 4096", flops: 0) {
-                var l = logits.data
-                l.withUnsafeMutableBufferPointer { p in
-                    for r in 0..<256 { TokenSampling.mask(p.baseAddress! + r * 4096, count: 4096, topK: 900, topP: 0.96) }
+                let logits = random([256, 4096], seed: 15)
+                return {
+                    var l = logits.data
+                    l.withUnsafeMutableBufferPointer { p in
+                        for r in 0..<256 { TokenSampling.mask(p.baseAddress! + r * 4096, count: 4096, topK: 900, topP: 0.96) }
+                    }
                 }
             })
         return out
@@ -101,11 +116,12 @@ public enum KernelBenchmark {
     ) -> [Row] {
         kernels().filter { only == nil || $0.name.contains(only!) }.map { kernel in
             progress(kernel.name)
-            kernel.run()  // warm-up: caches, page faults, thread pool
+            let work = kernel.prepare()
+            work()  // warm-up: caches, page faults, thread pool
             var seconds: [Double] = []
             for _ in 0..<max(1, repeats) {
                 let t0 = DispatchTime.now().uptimeNanoseconds
-                kernel.run()
+                work()
                 seconds.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
             }
             let stats = Stats(seconds)

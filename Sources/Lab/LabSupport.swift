@@ -16,7 +16,10 @@ enum LabFiles {
     /// folders (decoding every image to hash pixels would cost more than the cells it keys).
     static func folderStamp(_ root: String) throws -> String {
         let fm = FileManager.default
-        guard let walker = fm.enumerator(atPath: root) else { throw LabError("--data imagefolder:\(root): cannot read the folder") }
+        var isDir: ObjCBool = false
+        guard fm.fileExists(atPath: root, isDirectory: &isDir), isDir.boolValue, let walker = fm.enumerator(atPath: root) else {
+            throw LabError("--data imagefolder:\(root): not a readable folder")
+        }
         var lines: [String] = []
         for case let rel as String in walker {
             let attrs = try? fm.attributesOfItem(atPath: (root as NSString).appendingPathComponent(rel))
@@ -199,8 +202,21 @@ public struct LabJudge: Sendable {
         inputs = i
     }
 
-    /// The yardstick for `n` samples against the data's held-out images.
+    /// The yardstick for `n` samples against the data's held-out images: made once per process and judge, so its
+    /// reference features (and the Inception reference statistics) are not recomputed for every cell.
     public func quality(n: Int) throws -> ToyQuality {
+        let key = inputs.keys.sorted().map { "\($0)=\(inputs[$0]!)" }.joined(separator: "|") + "|n=\(n)"
+        Self.lock.lock()
+        defer { Self.lock.unlock() }
+        if let q = Self.made[key] { return q }
+        let q = try make(n: n)
+        Self.made[key] = q
+        return q
+    }
+    nonisolated(unsafe) private static var made: [String: ToyQuality] = [:]
+    private static let lock = NSLock()
+
+    func make(n: Int) throws -> ToyQuality {
         let toy = try ToyEvaluation(path: classifier)
         let real = try data.heldOutSource(count: 2 * n, dataSeed: 0, size: toy.classifier.config.imageSize)
         let q: ToyQuality

@@ -225,6 +225,13 @@ final class LabCLITests: XCTestCase {
             (["lab", "plan", "compare", "--dir", dir, "--checkpoint", "a", "--vae", "b"], "--dit-checkpoint (DiT) and --vae"),
             (["lab", "plan", "ablations", "--dir", dir, "--data", "imagefolder:" + dir], "needs --judge"),
             (["lab", "plan", "ablations", "--dir", dir, "--data", "folder"], "--data must be 'toy' or 'imagefolder:PATH'"),
+            (
+                [
+                    "lab", "plan", "ablations", "--dir", dir, "--data", "imagefolder:/nonexistent/folder", "--judge",
+                    Fixtures.path("eval/manifest.json"),
+                ],
+                "imagefolder:/nonexistent/folder: not a readable folder"
+            ),
             (["lab", "plan", "scaling", "--dir", dir, "--inception", "/nonexistent/pt_inception.pth"], "/nonexistent/pt_inception.pth"),
         ] {
             let r = try VarlabCLI.run(args)
