@@ -79,6 +79,25 @@ public enum KernelBenchmark {
                 let conv = Conv2d(weight: random([128, 128, 3, 3], seed: 4), bias: random([128], seed: 5), stride: 1, padding: 1)
                 return { _ = conv(x) }
             })
+        // The VQ-VAE decoder's (VAR-d16's, ch 160) last stage: the largest convolution of VAR's generation.
+        out.append(
+            Kernel(name: "conv3x3 160->160 at 256x256", flops: 2 * 160 * 160 * 9 * 256 * 256) {
+                let x = random([1, 160, 256, 256], seed: 16)
+                let conv = Conv2d(weight: random([160, 160, 3, 3], seed: 17), bias: random([160], seed: 18), stride: 1, padding: 1)
+                return { _ = conv(x) }
+            })
+        // The same convolution by im2col + sgemm, the route Winograd replaced: the ratio of the two is its gain.
+        out.append(
+            Kernel(name: "conv3x3 128->128 at 64x64 im2col", flops: 2 * 128 * 128 * 9 * 64 * 64) {
+                let x = random([1, 128, 64, 64], seed: 3)
+                let conv = Conv2d(weight: random([128, 128, 3, 3], seed: 4), bias: random([128], seed: 5), stride: 1, padding: 1)
+                return {
+                    let saved = Conv2d.algorithm
+                    Conv2d.algorithm = .im2col
+                    defer { Conv2d.algorithm = saved }
+                    _ = conv(x)
+                }
+            })
         // VAR-d16's last scale: 16 heads of 64, 256 queries against the 680 keys of every scale, CFG pair.
         out.append(
             Kernel(name: "attention VAR-d16 last scale (2x16x256x680x64)", flops: 2 * 2 * 2 * 16 * 256 * 680 * 64) {

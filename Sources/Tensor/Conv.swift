@@ -1,6 +1,7 @@
 import Foundation
 
-/// 2-D convolution, NCHW, weight [Cout, Cin/groups... (groups = 1)], via im2col + sgemm per image.
+/// 2-D convolution, NCHW, weight [Cout, Cin/groups... (groups = 1)], per image: 3x3 stride-1 convs by Winograd
+/// F(4x4, 3x3) (`WinogradF43`), the others via im2col + sgemm.
 /// Padding is (left, right, top, bottom) so asymmetric pads such as (0,1,0,1) are expressed directly.
 public struct Conv2d: Sendable {
     public var weight: Tensor
@@ -21,6 +22,12 @@ public struct Conv2d: Sendable {
         self.padding = (pads.0, pads.1, pads.2, pads.3)
     }
 
+    /// How 3x3 stride-1 convolutions are computed: `.automatic` takes Winograd F(4x4, 3x3) (`WinogradF43`) where it
+    /// applies, `.im2col` forces the im2col + sgemm route everywhere (benchmarks and tests compare the two). Set it
+    /// before any model runs, not while one does.
+    public enum Algorithm: Sendable { case automatic, im2col }
+    nonisolated(unsafe) public static var algorithm: Algorithm = .automatic
+
     public var outChannels: Int { weight.shape[0] }
     public var inChannels: Int { weight.shape[1] }
 
@@ -37,6 +44,24 @@ public struct Conv2d: Sendable {
         // beta = 0) and im2col writes every column entry (zero where a tap falls outside). Filling them was a third
         // of the VQ-VAE decode's time outside sgemm (bench var --profile).
         var out = Tensor.unfilled(n * cout * plane)
+        if Conv2d.algorithm == .automatic && WinogradF43.applies(geometry, outChannels: cout) {
+            let u = weight.data.withUnsafeBufferPointer { WinogradF43.transformWeights($0.baseAddress!, cout: cout, cin: cin) }
+            let biasData = bias?.data ?? []
+            x.data.withUnsafeBufferPointer { px in
+                u.withUnsafeBufferPointer { pu in
+                    biasData.withUnsafeBufferPointer { pb in
+                        out.withUnsafeMutableBufferPointer { po in
+                            for i in 0..<n {
+                                WinogradF43.forward(
+                                    px.baseAddress! + i * cin * h * w, geometry: geometry, u: pu.baseAddress!, cout: cout,
+                                    bias: bias == nil ? nil : pb.baseAddress!, into: po.baseAddress! + i * cout * plane)
+                            }
+                        }
+                    }
+                }
+            }
+            return Tensor(shape: [n, cout, ho, wo], data: out)
+        }
         let pointwise = geometry.isPointwise
         var col = pointwise ? [] : Tensor.unfilled(kdim * plane)
         x.data.withUnsafeBufferPointer { px in

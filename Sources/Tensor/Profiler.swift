@@ -5,7 +5,7 @@ import Foundation
 /// time), and times are exclusive: a conv's im2col is counted as im2col, not twice.
 public enum Profiler {
     public enum Kind: String, CaseIterable, Sendable {
-        case matmul, conv, im2col, attention, norm, elementwise, sampling, interpolation
+        case matmul, conv, im2col, winograd, attention, norm, elementwise, sampling, interpolation
     }
 
     nonisolated(unsafe) public private(set) static var enabled = false

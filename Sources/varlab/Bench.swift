@@ -39,3 +39,12 @@ struct BenchGemm: ParsableCommand {
         }
     }
 }
+
+/// `--conv`: which route 3x3 stride-1 convolutions take in a benchmark, so the Winograd gain is measured in one run.
+struct ConvOptions: ParsableArguments {
+    enum Route: String, ExpressibleByArgument, CaseIterable { case winograd, im2col }
+    @Option(help: "3x3 stride-1 convolutions: winograd (the default) or im2col (the route before it, for comparison).")
+    var conv: Route = .winograd
+
+    func apply() { Conv2d.algorithm = conv == .winograd ? .automatic : .im2col }
+}

@@ -18,9 +18,11 @@ struct BenchAll: ParsableCommand {
     @Option(help: "Timed DiT steps (median).") var ditRepeats: Int = 3
     @Option(help: "Inception weights (default $VARLAB_INCEPTION or the fixture weights; skipped if missing).") var inception: String?
     @Option(help: "Images for the Inception row.") var inceptionImages: Int = 8
+    @OptionGroup var convRoute: ConvOptions
     @OptionGroup var common: CommonOptions
 
     func run() throws {
+        convRoute.apply()
         let report = try common.apply()
         guard depth >= 1 && depth <= 64 else { throw ValidationError("--depth must be in 1...64, got \(depth)") }
         guard batch >= 1, ditRepeats >= 1, inceptionImages >= 1 else {

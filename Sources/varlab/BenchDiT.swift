@@ -32,9 +32,11 @@ struct BenchDiT: ParsableCommand {
             "Also print wall time per op kind (matmul, conv, im2col, attention, norms, elementwise, interpolation) for one denoising step and the VAE decode."
     )
     var profile = false
+    @OptionGroup var convRoute: ConvOptions
     @OptionGroup var common: CommonOptions
 
     func run() throws {
+        convRoute.apply()
         let report = try common.apply()
         guard repeats >= 1 else { throw ValidationError("--repeats must be at least 1") }
         let cfg: DiTConfig

@@ -22,9 +22,11 @@ struct BenchVAR: ParsableCommand {
     )
     var profile = false
     @OptionGroup var fast: FastOptions
+    @OptionGroup var convRoute: ConvOptions
     @OptionGroup var common: CommonOptions
 
     func run() throws {
+        convRoute.apply()
         let report = try common.apply()
         guard depth >= 1 && depth <= 64 else { throw ValidationError("--depth must be in 1...64, got \(depth)") }
         guard repeats >= 1 else { throw ValidationError("--repeats must be >= 1") }

@@ -188,6 +188,48 @@ final class TensorOpsTests: XCTestCase {
         assertClose(Conv2d(weight: wb, bias: nil, stride: 1, padding: 1)(xb), rb, shape: sb, tol: 1e-5, "conv large")
     }
 
+    /// 3x3 stride-1 convolutions take Winograd F(4x4, 3x3): against the float64 reference at odd sizes (partial
+    /// tiles at the right and bottom), asymmetric pads, with and without bias, and against the im2col route.
+    /// Tolerance: the transforms scale values by up to 10 (B^T's rows) and 19 (A^T's) per dimension before the
+    /// rounding of the sums, so the error is that many times the direct route's (1e-5 of the largest output here).
+    func testWinogradConvMatchesReference() {
+        for (cin, cout, h, w) in [(8, 8, 4, 4), (13, 9, 11, 7), (37, 45, 23, 21), (16, 24, 9, 30)] {
+            let x = rand([2, cin, h, w])
+            for pads in [(1, 1, 1, 1), (0, 0, 0, 0), (2, 1, 0, 3)] {
+                let wt = rand([cout, cin, 3, 3], scale: 0.1), b = rand([cout])
+                for bias in [b, nil] {
+                    let conv = Conv2d(weight: wt, bias: bias, stride: 1, pads: pads)
+                    let y = conv(x)
+                    let (ref, shape) = refConv(x, wt, bias, stride: 1, pads: pads)
+                    let what = "winograd \(cin)->\(cout) \(h)x\(w) pads=\(pads) bias=\(bias != nil)"
+                    assertClose(y, ref, shape: shape, tol: 2e-5, what)
+                    Conv2d.algorithm = .im2col
+                    let direct = conv(x)
+                    Conv2d.algorithm = .automatic
+                    assertClose(direct, ref, shape: shape, tol: 1e-5, what + " (im2col)")
+                }
+            }
+        }
+    }
+
+    /// A Winograd conv's output depends only on its own image: the same bits for any thread count and batch.
+    func testWinogradConvIsBatchAndThreadInvariant() {
+        let x = rand([3, 24, 37, 29])
+        let conv = Conv2d(weight: rand([32, 24, 3, 3], scale: 0.1), bias: rand([32]), stride: 1, padding: 1)
+        let saved = Parallel.threads
+        defer { Parallel.threads = saved }
+        Parallel.threads = 1
+        let one = conv(x)
+        Parallel.threads = 3
+        let three = conv(x)
+        XCTAssertEqual(one.data, three.data, "threads 1 vs 3")
+        let plane = 24 * 37 * 29, outPlane = 32 * 37 * 29
+        for i in 0..<3 {
+            let alone = conv(Tensor(shape: [1, 24, 37, 29], data: Array(x.data[(i * plane)..<((i + 1) * plane)])))
+            XCTAssertEqual(alone.data, Array(three.data[(i * outPlane)..<((i + 1) * outPlane)]), "image \(i) alone vs in the batch")
+        }
+    }
+
     // MARK: normalisation
 
     func testGroupNorm() {

@@ -13,4 +13,15 @@ void varlab_sgemm_nt_rows(int rows, int j0, int j1, int k, const float *x, int l
 /// from each other by rounding, so one machine always uses the same one).
 int varlab_kernels_avx2(void);
 
+/// Winograd F(4x4, 3x3) for a 3x3 stride-1 convolution (winograd.c). `_weights`: u[xi][k][c] (36 x cout x cin) for
+/// the (k, c) pairs p = k * cin + c in [p0, p1) of g[k][c][3][3]. `_input`: v[xi][c][t] (leading dimension ldv,
+/// xi stride cin * ldv) for channels [c0, c1) and the tile rows [tile_row0, tile_row0 + tile_rows) of x[c][h][w]
+/// read with pads top / left (t = tile row within the chunk * tiles_w + tile column). `_output`: y[k][ho][wo] =
+/// bias[k] + A^T m A for channels [k0, k1) and the same tile rows of m[xi][k][t] (leading dimension ldm).
+void varlab_winograd_f43_weights(int cout, int cin, int p0, int p1, const float *g, float *u);
+void varlab_winograd_f43_input(const float *x, int h, int w, int top, int left, int tiles_w, int tile_row0,
+                               int tile_rows, int c0, int c1, int cin, float *v, int ldv);
+void varlab_winograd_f43_output(const float *m, int ldm, int cout, int tiles_w, int tile_row0, int tile_rows,
+                                int ho, int wo, int k0, int k1, const float *bias, float *y);
+
 #endif
