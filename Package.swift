@@ -32,7 +32,7 @@ let package = Package(
         .target(name: "CKernels", path: "Sources/CKernels"),
         .target(name: "Tensor", dependencies: ["CBLAS", "CKernels"], swiftSettings: optimize),
         // Trainable layers: parameters, and each layer's forward and backward side by side (every model's building blocks).
-        .target(name: "Layers", dependencies: ["Tensor", "ModelIO"], swiftSettings: optimize),
+        .target(name: "Layers", dependencies: ["Tensor", "ModelIO", "CKernels"], swiftSettings: optimize),
         .target(
             name: "ModelIO", dependencies: ["Tensor", "CVarlabZlib"],
             swiftSettings: optimize),

@@ -51,8 +51,8 @@ public final class ResnetBlock {
     public var outChannels: Int { conv2.weight.value.shape[0] }
 
     public func callAsFunction(_ x: Tensor) -> Tensor {
-        var h = conv1(norm1(x).silu())
-        h = conv2(norm2(h).silu())
+        var h = conv1(norm1(x, thenSiLU: true))
+        h = conv2(norm2(h, thenSiLU: true))
         h.addInPlace(shortcut.map { $0(x) } ?? x)
         return h
     }

@@ -178,7 +178,7 @@ public struct KLEncoder: @unchecked Sendable {
             if let d = b.down { h = d(h) }
         }
         h = mid(h)
-        return convOut(normOut(h).silu())
+        return convOut(normOut(h, thenSiLU: true))
     }
 }
 
@@ -221,7 +221,7 @@ public struct KLDecoder: @unchecked Sendable {
             for res in b.resnets { h = res(h) }
             if let u = b.up { h = u(h) }
         }
-        return convOut(normOut(h).silu())
+        return convOut(normOut(h, thenSiLU: true))
     }
 }
 

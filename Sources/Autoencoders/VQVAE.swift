@@ -256,7 +256,7 @@ public final class VQEncoder {
         h = mid1(h)
         if let midAttn { h = midAttn(h) }
         h = mid2(h)
-        return convOut(normOut(h).silu())
+        return convOut(normOut(h, thenSiLU: true))
     }
 
     public func forward(_ x: Tensor) -> Tensor {
@@ -336,7 +336,7 @@ public final class VQDecoder {
             }
             if let u = ups[l] { h = u(h) }
         }
-        return convOut(normOut(h).silu())
+        return convOut(normOut(h, thenSiLU: true))
     }
 
     public func forward(_ z: Tensor) -> Tensor {

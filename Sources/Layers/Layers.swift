@@ -1,3 +1,4 @@
+import CKernels
 import Foundation
 import Tensor
 
@@ -129,7 +130,9 @@ public final class GroupNormLayer: TrainableLayer {
     }
 
     /// Inference: nothing kept.
-    public func callAsFunction(_ x: Tensor) -> Tensor { GroupNorm(groups: groups, eps: eps, weight: weight.value, bias: bias.value)(x) }
+    public func callAsFunction(_ x: Tensor, thenSiLU: Bool = false) -> Tensor {
+        GroupNorm(groups: groups, eps: eps, weight: weight.value, bias: bias.value)(x, thenSiLU: thenSiLU)
+    }
 
     public func forward(_ x: Tensor) -> Tensor {
         input = x
@@ -145,23 +148,20 @@ public final class GroupNormLayer: TrainableLayer {
 }
 
 /// SiLU that keeps x and σ(x) from the forward, so the backward needs no second exp:
-/// d/dx x σ(x) = σ(x) (1 + x (1 - σ(x))). Same float formula as `Tensor.silu` (x / (1 + e^-x)).
+/// d/dx x σ(x) = σ(x) (1 + x (1 - σ(x))). The forward is `Tensor.silu`'s kernel, bit for bit.
 public final class SiLULayer: TrainableLayer {
     private var input: [Float] = [], sigma: [Float] = []
     public init() {}
     public func forward(_ x: Tensor) -> Tensor {
         let n = x.count
         input = x.data
-        sigma = [Float](repeating: 0, count: n)
-        var out = [Float](repeating: 0, count: n)
+        sigma = Tensor.unfilled(n)
+        var out = Tensor.unfilled(n)
         x.data.withUnsafeBufferPointer { px in
             sigma.withUnsafeMutableBufferPointer { ps in
                 out.withUnsafeMutableBufferPointer { po in
-                    for i in 0..<n {
-                        let d = 1 + expf(-px[i])
-                        ps[i] = 1 / d
-                        po[i] = px[i] / d
-                    }
+                    guard n > 0 else { return }
+                    varlab_silu_sigmoid(px.baseAddress!, po.baseAddress!, ps.baseAddress!, n)
                 }
             }
         }

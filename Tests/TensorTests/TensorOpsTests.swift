@@ -388,6 +388,28 @@ final class TensorOpsTests: XCTestCase {
         XCTAssertGreaterThan(x.gelu().maxAbsDiff(x.geluTanh()), 1e-4)
     }
 
+    /// SiLU's vectorised exp: within a few ulp of the float64 value over the whole float range that matters (the
+    /// vector lanes and the scalar tail run the same operations: any length gives the same bits per element), NaN
+    /// stays NaN, and GroupNorm's fused SiLU equals GroupNorm then SiLU bit for bit.
+    func testSiLUKernel() {
+        let values = (0..<20001).map { Float($0 - 12000) * 0.01 } + [0, -0.0, 1e-30, -1e-30, 88, -87]
+        let y = Tensor(shape: [values.count], data: values).silu()
+        for (v, out) in zip(values, y.data) {
+            let ref = Double(v) / (1 + exp(-Double(v)))
+            // Below -80 the true value is under 1e-33 and the exp is clamped: only the absolute error counts there.
+            let tol = v < -80 ? 1e-30 : 4 * Double(Float(ref).ulp)
+            XCTAssertLessThanOrEqual(abs(Double(out) - ref), tol, "silu(\(v)) = \(out), reference \(ref)")
+        }
+        for length in [1, 7, 9, 33] {  // each element alone vs inside a vector
+            let part = Tensor(shape: [length], data: Array(values[1000..<(1000 + length)])).silu()
+            XCTAssertEqual(part.data, Array(y.data[1000..<(1000 + length)]), "length \(length)")
+        }
+        XCTAssertTrue(Tensor(shape: [9], data: [Float](repeating: .nan, count: 9)).silu().data.allSatisfy(\.isNaN))
+        let x = rand([2, 8, 5, 7], scale: 3)
+        let gn = GroupNorm(groups: 4, eps: 1e-6, weight: rand([8]), bias: rand([8]))
+        XCTAssertEqual(gn(x, thenSiLU: true).data, gn(x).silu().data)
+    }
+
     func testEmbeddingArgmaxTopK() {
         let table = rand([7, 5])
         let e = Embedding(weight: table)([3, 0, 6, 3])

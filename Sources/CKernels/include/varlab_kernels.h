@@ -24,4 +24,8 @@ void varlab_winograd_f43_input(const float *x, int h, int w, int top, int left, 
 void varlab_winograd_f43_output(const float *m, int ldm, int cout, int tiles_w, int tile_row0, int tile_rows,
                                 int ho, int wo, int k0, int k1, const float *bias, float *y);
 
+/// x[i] = x[i] / (1 + exp(-x[i])) in place (activations.c): the same bits on the AVX2 and the portable path.
+void varlab_silu(float *x, size_t n);
+/// y = silu(x) (may be x itself) and, when sigma is not NULL, sigma = 1 / (1 + exp(-x)) from the same exp.
+void varlab_silu_sigmoid(const float *x, float *y, float *sigma, size_t n);
 #endif
