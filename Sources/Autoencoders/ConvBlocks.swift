@@ -153,7 +153,7 @@ public struct SpatialAttention: Sendable {
                                             let sp = UnsafeSendable(UnsafePointer(ps.baseAddress!))
                                             Parallel.forEach((n + 63) / 64) { blk in
                                                 for r in (blk * 64)..<min(n, blk * 64 + 64) {
-                                                    softmaxInPlace(UnsafeMutablePointer(mutating: sp.p) + r * n, n)
+                                                    attentionSoftmax(UnsafeMutablePointer(mutating: sp.p) + r * n, n)
                                                 }
                                             }
                                             // attended[c, i] = sum_j v[c, j] scores[i, j]

@@ -30,10 +30,10 @@ public enum AttentionGrad {
                                 if let mask { mask.data.withUnsafeBufferPointer { pm in for i in 0..<(lq * lk) { s[i] += pm[i] } } }
                                 for r in 0..<lq {
                                     // Keys past the row's last unmasked one get exactly 0 (exp(-inf) = 0 adds nothing to the sum),
-                                    // so the softmax runs over the visible prefix only: the same bits, half the expf of a causal mask.
+                                    // so the softmax runs over the visible prefix only: the same bits (attentionSoftmax), half the exps of a causal mask.
                                     let visible = visibleKeys[r]
-                                    if visible == 0 { softmaxInPlace(s + r * lk, lk); continue }
-                                    softmaxInPlace(s + r * lk, visible)
+                                    if visible == 0 { attentionSoftmax(s + r * lk, lk); continue }
+                                    attentionSoftmax(s + r * lk, visible)
                                     (s + r * lk + visible).update(repeating: 0, count: lk - visible)
                                 }
                                 BLAS.sgemm(

@@ -1,4 +1,13 @@
+import CKernels
 import Foundation
+
+/// Softmax of one row of attention scores in place: CKernels' vectorised kernel (a fixed summation order, the same
+/// bits on every path; libm's scalar expf was half of attention's time). A causal row's masked tail (-inf) gives
+/// exactly the bits of the softmax of its visible prefix followed by zeros. Sampling keeps `softmaxInPlace`.
+@inline(__always)
+public func attentionSoftmax(_ p: UnsafeMutablePointer<Float>, _ n: Int) {
+    varlab_softmax(p, Int32(n))
+}
 
 /// Scaled dot-product attention on [B, H, L, D] tensors: softmax(q k^T * scale + mask) v.
 /// `mask` is additive, broadcast over batch and heads: shape [Lq, Lk] (use -inf to forbid).
@@ -18,7 +27,7 @@ public func scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, scale: Fl
                 v.data.withUnsafeBufferPointer { pv in
                     let sq = UnsafeSendable(pq.baseAddress!), sk = UnsafeSendable(pk.baseAddress!), sv = UnsafeSendable(pv.baseAddress!)
                     Parallel.forEach(b * h) { bh in
-                        var scores = [Float](repeating: 0, count: lq * lk)
+                        var scores = Tensor.unfilled(lq * lk)  // written by sgemm (beta 0)
                         scores.withUnsafeMutableBufferPointer { ps in
                             let s = ps.baseAddress!
                             BLAS.sgemm(
@@ -27,7 +36,7 @@ public func scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, scale: Fl
                             if let mask {
                                 mask.data.withUnsafeBufferPointer { pm in for i in 0..<(lq * lk) { s[i] += pm[i] } }
                             }
-                            for r in 0..<lq { softmaxInPlace(s + r * lk, lk) }
+                            for r in 0..<lq { attentionSoftmax(s + r * lk, lk) }
                             BLAS.sgemm(
                                 m: lq, n: dv, k: lk, a: UnsafePointer(s), lda: lk, b: sv.p + bh * lk * dv, ldb: dv,
                                 c: UnsafeMutablePointer(mutating: po.p) + bh * lq * dv, ldc: dv)

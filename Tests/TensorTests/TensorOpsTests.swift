@@ -410,6 +410,31 @@ final class TensorOpsTests: XCTestCase {
         XCTAssertEqual(gn(x, thenSiLU: true).data, gn(x).silu().data)
     }
 
+    /// Attention's softmax kernel: against float64 at lengths around the 8-lane blocks, a masked (-inf) tail gives
+    /// the bits of the visible prefix's softmax followed by zeros (what the causal training path computes), and a
+    /// fully masked or NaN row is NaN.
+    func testAttentionSoftmax() {
+        for n in [1, 7, 8, 9, 31, 680] {
+            let row = rand([n], scale: 4).data
+            var out = row
+            out.withUnsafeMutableBufferPointer { attentionSoftmax($0.baseAddress!, n) }
+            let m = Double(row.max()!), e = row.map { Foundation.exp(Double($0) - m) }, s = e.reduce(0, +)
+            for i in 0..<n { XCTAssertEqual(Double(out[i]), e[i] / s, accuracy: 1e-6 * max(1, e[i] / s), "n \(n) element \(i)") }
+            for visible in [1, n / 2, n] where visible >= 1 {
+                var masked = row, prefix = row
+                for i in visible..<n { masked[i] = -.infinity }
+                masked.withUnsafeMutableBufferPointer { attentionSoftmax($0.baseAddress!, n) }
+                prefix.withUnsafeMutableBufferPointer { attentionSoftmax($0.baseAddress!, visible) }
+                for i in visible..<n { prefix[i] = 0 }
+                XCTAssertEqual(masked, prefix, "n \(n), \(visible) visible")
+            }
+        }
+        var masked = [Float](repeating: -.infinity, count: 11), withNaN: [Float] = [1, 2, .nan, 3]
+        masked.withUnsafeMutableBufferPointer { attentionSoftmax($0.baseAddress!, 11) }
+        withNaN.withUnsafeMutableBufferPointer { attentionSoftmax($0.baseAddress!, 4) }
+        XCTAssertTrue(masked.allSatisfy(\.isNaN) && withNaN.allSatisfy(\.isNaN))
+    }
+
     func testEmbeddingArgmaxTopK() {
         let table = rand([7, 5])
         let e = Embedding(weight: table)([3, 0, 6, 3])
