@@ -1,4 +1,4 @@
-// SiLU and the attention softmax with a vectorised exp. libm's expf is scalar: the decoders' SiLU over
+// SiLU, GELU (tanh form) and the attention softmax with a vectorised exp. libm's expf is scalar: the decoders' SiLU over
 // 160 x 256 x 256 maps was a tenth of a VQ-VAE decode, and attention spent half its time in softmax. The AVX2 and
 // the portable paths run the same operations in the same order (fused multiply-adds where written, the same lane
 // sums), so they give the same bits; exp is within 1 ulp of libm's.
@@ -44,6 +44,22 @@ static void silu_portable(const float *x, float *y, float *sigma, size_t n) {
         const float v = x[i];
         const float d = 1.0f + (v != v ? v : exp_core(clampf(-v)));
         if (sigma) sigma[i] = 1.0f / d;
+        y[i] = v / d;
+    }
+}
+
+// PyTorch's GELU with approximate='tanh', 0.5 x (1 + tanh(u)) with u = sqrt(2/pi) (x + 0.044715 x^3), evaluated as
+// the identical x / (1 + exp(-2u)).
+#define GELU_K 0.79788456080286536f
+#define GELU_C 0.044715f
+
+static void gelu_tanh_portable(const float *x, float *y, float *tanh_u, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        const float v = x[i];
+        const float u = GELU_K * (v + ((GELU_C * v) * v) * v);
+        const float a = -2.0f * u;
+        const float d = 1.0f + (a != a ? a : exp_core(clampf(a)));
+        if (tanh_u) tanh_u[i] = 2.0f / d - 1.0f;
         y[i] = v / d;
     }
 }
@@ -111,6 +127,22 @@ static void silu_avx2(const float *x, float *y, float *sigma, size_t n) {
 }
 
 __attribute__((target("avx2,fma")))
+static void gelu_tanh_avx2(const float *x, float *y, float *tanh_u, size_t n) {
+    const __m256 lo = _mm256_set1_ps(EXP_LO), hi = _mm256_set1_ps(EXP_HI), one = _mm256_set1_ps(1.0f);
+    const __m256 k = _mm256_set1_ps(GELU_K), c = _mm256_set1_ps(GELU_C), m2 = _mm256_set1_ps(-2.0f);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m256 v = _mm256_loadu_ps(x + i);
+        const __m256 u = _mm256_mul_ps(k, _mm256_add_ps(v, _mm256_mul_ps(_mm256_mul_ps(_mm256_mul_ps(c, v), v), v)));
+        const __m256 a = _mm256_min_ps(_mm256_max_ps(_mm256_mul_ps(m2, u), lo), hi);
+        const __m256 d = _mm256_add_ps(one, exp8_core(a));
+        if (tanh_u) _mm256_storeu_ps(tanh_u + i, _mm256_sub_ps(_mm256_div_ps(_mm256_set1_ps(2.0f), d), one));
+        _mm256_storeu_ps(y + i, _mm256_div_ps(v, d));
+    }
+    gelu_tanh_portable(x + i, y + i, tanh_u ? tanh_u + i : NULL, n - i);
+}
+
+__attribute__((target("avx2,fma")))
 static void softmax_avx2(float *x, int n, float m) {
     const int n8 = n & ~7;
     const __m256 vm = _mm256_set1_ps(m), lo = _mm256_set1_ps(EXP_LO), hi = _mm256_set1_ps(EXP_HI);
@@ -145,6 +177,15 @@ void varlab_silu_sigmoid(const float *x, float *y, float *sigma, size_t n) {
 }
 
 void varlab_silu(float *x, size_t n) { varlab_silu_sigmoid(x, x, NULL, n); }
+
+void varlab_gelu_tanh_with_tanh(const float *x, float *y, float *tanh_u, size_t n) {
+#if defined(__x86_64__)
+    if (varlab_kernels_avx2()) { gelu_tanh_avx2(x, y, tanh_u, n); return; }
+#endif
+    gelu_tanh_portable(x, y, tanh_u, n);
+}
+
+void varlab_gelu_tanh(float *x, size_t n) { varlab_gelu_tanh_with_tanh(x, x, NULL, n); }
 
 void varlab_softmax(float *x, int n) {
     if (n <= 0) return;

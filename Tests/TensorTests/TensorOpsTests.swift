@@ -388,7 +388,7 @@ final class TensorOpsTests: XCTestCase {
         XCTAssertGreaterThan(x.gelu().maxAbsDiff(x.geluTanh()), 1e-4)
     }
 
-    /// SiLU's vectorised exp: within a few ulp of the float64 value over the whole float range that matters (the
+    /// SiLU's and GELU's vectorised exp: within a few ulp of the float64 value over the whole float range that matters (the
     /// vector lanes and the scalar tail run the same operations: any length gives the same bits per element), NaN
     /// stays NaN, and GroupNorm's fused SiLU equals GroupNorm then SiLU bit for bit.
     func testSiLUKernel() {
@@ -405,6 +405,16 @@ final class TensorOpsTests: XCTestCase {
             XCTAssertEqual(part.data, Array(y.data[1000..<(1000 + length)]), "length \(length)")
         }
         XCTAssertTrue(Tensor(shape: [9], data: [Float](repeating: .nan, count: 9)).silu().data.allSatisfy(\.isNaN))
+        // GELU (tanh form) shares the exp: the float64 formula within a few ulp times |2u|.
+        let g = Tensor(shape: [values.count], data: values).geluTanh()
+        for (v, out) in zip(values, g.data) where abs(v) < 60 {
+            let x = Double(v), u = (2 / Double.pi).squareRoot() * (x + 0.044715 * x * x * x)
+            let ref = x / (1 + exp(-2 * u))  // = 0.5 x (1 + tanh u), without its cancellation for large negative x
+            // exp(-2u) inherits u's float rounding times |2u| (as with libm's expf): the bound scales with it.
+            let tol = max(1e-35, 8 * Double(Float(ref).ulp) * max(1, abs(2 * u)))
+            XCTAssertLessThanOrEqual(abs(Double(out) - ref), tol, "geluTanh(\(v)) = \(out), reference \(ref)")
+        }
+        XCTAssertTrue(Tensor(shape: [9], data: [Float](repeating: .nan, count: 9)).geluTanh().data.allSatisfy(\.isNaN))
         let x = rand([2, 8, 5, 7], scale: 3)
         let gn = GroupNorm(groups: 4, eps: 1e-6, weight: rand([8]), bias: rand([8]))
         XCTAssertEqual(gn(x, thenSiLU: true).data, gn(x).silu().data)

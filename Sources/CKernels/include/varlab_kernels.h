@@ -28,6 +28,10 @@ void varlab_winograd_f43_output(const float *m, int ldm, int cout, int tiles_w, 
 void varlab_silu(float *x, size_t n);
 /// y = silu(x) (may be x itself) and, when sigma is not NULL, sigma = 1 / (1 + exp(-x)) from the same exp.
 void varlab_silu_sigmoid(const float *x, float *y, float *sigma, size_t n);
+/// GELU with approximate='tanh' in place, as x / (1 + exp(-2u)), u = sqrt(2/pi) (x + 0.044715 x^3).
+void varlab_gelu_tanh(float *x, size_t n);
+/// y = GELU-tanh(x) (may be x itself) and, when tanh_u is not NULL, tanh(u) = 2 / (1 + exp(-2u)) - 1 from the same exp.
+void varlab_gelu_tanh_with_tanh(const float *x, float *y, float *tanh_u, size_t n);
 /// Softmax of n contiguous floats in place (the attention rows): max-subtracted, a fixed summation order, the same
 /// bits on every path; exp(x - max) below e^-87.3 counts as 0; a row that is all -inf or holds +inf / NaN is NaN.
 void varlab_softmax(float *x, int n);
