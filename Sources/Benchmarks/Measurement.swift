@@ -40,6 +40,8 @@ public enum MachineState {
 public struct OpProfile: Sendable {
     public let table: String
     public let gemmGFLOP: Double
+    /// The direct algorithms' FLOPs (`Profiler.countedDirectFLOPs`): the sgemm FLOPs plus what Winograd saved.
+    public let directGFLOP: Double
 }
 
 /// Runs `body`, with `Profiler` recording if `on` (its overhead then lands in the timing: use a separate run).
@@ -48,5 +50,10 @@ func profiled<R>(_ on: Bool, _ title: String, _ body: () throws -> R) rethrows -
     let (r, t) = try Timing.measure(body)
     guard on else { return (r, t, nil) }
     let rows = Profiler.stop()
-    return (r, t, OpProfile(table: title + ":\n" + Profiler.table(rows, wall: t.wall), gemmGFLOP: Profiler.countedGEMMFLOPs / 1e9))
+    return (
+        r, t,
+        OpProfile(
+            table: title + ":\n" + Profiler.table(rows, wall: t.wall), gemmGFLOP: Profiler.countedGEMMFLOPs / 1e9,
+            directGFLOP: Profiler.countedDirectFLOPs / 1e9)
+    )
 }

@@ -13,10 +13,11 @@ public enum Profiler {
     nonisolated(unsafe) private static var seconds: [Kind: Double] = [:]
     nonisolated(unsafe) private static var calls: [Kind: Int] = [:]
     nonisolated(unsafe) private static var gemmFLOPs = 0.0
+    nonisolated(unsafe) private static var savedFLOPs = 0.0
 
     /// Starts recording from zero.
     public static func start() {
-        lock.lock(); seconds = [:]; calls = [:]; gemmFLOPs = 0; enabled = true; lock.unlock()
+        lock.lock(); seconds = [:]; calls = [:]; gemmFLOPs = 0; savedFLOPs = 0; enabled = true; lock.unlock()
     }
 
     /// Counts an sgemm's 2 m n k FLOPs while recording (from any thread: convolutions and attention run theirs on
@@ -31,6 +32,20 @@ public enum Profiler {
     public static var countedGEMMFLOPs: Double {
         lock.lock(); defer { lock.unlock() }
         return gemmFLOPs
+    }
+
+    /// Counts the FLOPs a fast algorithm did not run (Winograd: the direct convolution's 2 cout cin 9 ho wo minus its
+    /// 36 products), so a benchmark can state a rate in the direct algorithm's FLOPs next to the sgemm FLOPs it ran.
+    @inline(__always)
+    public static func countSavedFLOPs(_ flops: Double) {
+        guard enabled else { return }
+        lock.lock(); savedFLOPs += flops; lock.unlock()
+    }
+
+    /// The direct algorithms' FLOPs since `start()`: `countedGEMMFLOPs` plus what fast algorithms saved.
+    public static var countedDirectFLOPs: Double {
+        lock.lock(); defer { lock.unlock() }
+        return gemmFLOPs + savedFLOPs
     }
 
     /// The sgemm FLOPs `body` performs (counted, not estimated: a training step's cost for a budget in FLOPs).

@@ -50,6 +50,7 @@ enum WinogradF43 {
         let cin = g.cin
         let tilesW = (g.wo + 3) / 4, tilesH = (g.ho + 3) / 4
         let rowsPerChunk = tileRowsPerChunk(g, cout: cout)
+        Profiler.countSavedFLOPs(2 * Double(cout) * Double(cin) * (9 * Double(g.ho * g.wo) - 36 * Double(tilesH * tilesW)))
         let maxTiles = min(tilesH, rowsPerChunk) * tilesW
         var v = Tensor.unfilled(36 * cin * maxTiles)
         var m = Tensor.unfilled(36 * cout * maxTiles)

@@ -63,5 +63,6 @@ final class ProfilerTests: XCTestCase {
         _ = conv(x)
         _ = Profiler.stop()
         XCTAssertEqual(Profiler.countedGEMMFLOPs, 3 * 36 * 2 * 16 * 8 * 25)
+        XCTAssertEqual(Profiler.countedDirectFLOPs, convFLOPs, "counted as the direct convolution it replaced")
     }
 }
