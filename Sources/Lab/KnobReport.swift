@@ -97,6 +97,7 @@ struct KnobReport {
             var p = Plot(
                 title: "rejection sampling: top-1 and diversity against candidates", xLabel: "candidates per image", yLabel: "value")
             p.xScale = .log
+            p.xTicks = rr.map(\.0)  // the candidate counts themselves (1, 2, 4, 8), not decade steps
             p.series = [
                 Plot.Series(
                     name: "top-1", x: rr.map(\.0), y: rr.map { $0.1["accuracy"].mean }, yError: rr.map { $0.1["accuracy"].sd }, mark: .line),

@@ -29,6 +29,8 @@ public struct Plot: Sendable {
     public var series: [Series] = []
     /// Category names for a bar chart's x positions 0, 1, 2, ... (then the x axis shows them instead of numbers).
     public var categories: [String]?
+    /// Explicit x ticks (for example the candidate counts 1, 2, 4, 8 on a log axis), instead of computed ones.
+    public var xTicks: [Double]?
     public var width = 640.0
     public var height = 420.0
 
@@ -140,7 +142,7 @@ public struct Plot: Sendable {
         if let c = categories, isBars {
             for (i, name) in c.enumerated() { o.text(name, x: tx(Double(i)) + 4, y: top + ph + 10, anchor: .start, size: 12, rotate: 40) }
         } else {
-            for v in Self.ticks(x0, x1, scale: xScale) {
+            for v in xTicks?.filter({ $0 >= x0 && $0 <= x1 }) ?? Self.ticks(x0, x1, scale: xScale) {
                 o.line(tx(v), top, tx(v), top + ph, colour: "#f0f0f0", width: 1)
                 o.text(Self.label(v), x: tx(v), y: top + ph + 16, anchor: .middle, size: 12, rotate: 0)
             }

@@ -161,6 +161,14 @@ final class LabTests: XCTestCase {
         q.series = [Plot.Series(name: "s", x: [1, 10, 100], y: [5.4, 5.25, 5.1], mark: .line)]
         let s4 = q.svg()
         for t in [">5<", ">5.2<", ">5.4<", ">5.6<"] { XCTAssertTrue(s4.contains(t), "\(t) on a narrow log axis") }
+        // Explicit x ticks (the rejection plot's candidate counts) replace the computed ones.
+        var r = Plot(title: "t", xLabel: "candidates", yLabel: "y")
+        r.xScale = .log
+        r.xTicks = [1, 2, 4, 8]
+        r.series = [Plot.Series(name: "s", x: [1, 2, 4, 8], y: [0.9, 0.94, 0.98, 0.99], mark: .line)]
+        let s5 = r.svg()
+        for t in [">1<", ">2<", ">4<", ">8<"] { XCTAssertTrue(s5.contains(t), "\(t) among the explicit ticks") }
+        XCTAssertFalse(s5.contains(">5<"), "no computed 5x tick")
         // The raster back end draws the same layout: the bars' colour where the first bar stands, white outside.
         let img = p.image(scale: 1)
         XCTAssertEqual(img.width, 640)
