@@ -2,8 +2,9 @@ import CKernels
 import Foundation
 
 /// Softmax of one row of attention scores in place: CKernels' vectorised kernel (a fixed summation order, the same
-/// bits on every path; with libm's scalar expf VAR-d16's attention took 0.72 s instead of 0.47 s). A causal row's masked tail (-inf) gives
-/// exactly the bits of the softmax of its visible prefix followed by zeros. Sampling keeps `softmaxInPlace`.
+/// bits on every path; with libm's scalar expf VAR-d16's attention took 0.72 s instead of 0.47 s). A causal row's
+/// masked tail (-inf) gives exactly the bits of the softmax of its visible prefix followed by zeros. Sampling keeps
+/// `softmaxInPlace`.
 @inline(__always)
 public func attentionSoftmax(_ p: UnsafeMutablePointer<Float>, _ n: Int) {
     varlab_softmax(p, Int32(n))
