@@ -73,31 +73,26 @@ public enum KernelBenchmark {
         gemm("gemm VAR-d16 fc2 (512x4096x1024)", m: 512, k: 4096, n: 1024)
         gemm("gemm DiT-XL fc1 (512x1152x4608)", m: 512, k: 1152, n: 4608)
         gemm("gemm one token (2x1024x4096)", m: 2, k: 1024, n: 4096)
-        out.append(
-            Kernel(name: "conv3x3 128->128 at 64x64", flops: 2 * 128 * 128 * 9 * 64 * 64) {
-                let x = random([1, 128, 64, 64], seed: 3)
-                let conv = Conv2d(weight: random([128, 128, 3, 3], seed: 4), bias: random([128], seed: 5), stride: 1, padding: 1)
-                return { _ = conv(x) }
-            })
+        // A 3x3 convolution, c -> c channels at size x size, by the default route or forced to im2col + sgemm.
+        func conv(_ name: String, channels c: Int, size: Int, seed: UInt64, im2col: Bool = false) {
+            out.append(
+                Kernel(name: name, flops: 2 * Double(c * c * 9 * size * size)) {
+                    let x = random([1, c, size, size], seed: seed)
+                    let conv = Conv2d(
+                        weight: random([c, c, 3, 3], seed: seed + 1), bias: random([c], seed: seed + 2), stride: 1, padding: 1)
+                    return {
+                        let saved = Conv2d.algorithm
+                        if im2col { Conv2d.algorithm = .im2col }
+                        defer { Conv2d.algorithm = saved }
+                        _ = conv(x)
+                    }
+                })
+        }
+        conv("conv3x3 128->128 at 64x64", channels: 128, size: 64, seed: 3)
         // The VQ-VAE decoder's (VAR-d16's, ch 160) last stage: the largest convolution of VAR's generation.
-        out.append(
-            Kernel(name: "conv3x3 160->160 at 256x256", flops: 2 * 160 * 160 * 9 * 256 * 256) {
-                let x = random([1, 160, 256, 256], seed: 16)
-                let conv = Conv2d(weight: random([160, 160, 3, 3], seed: 17), bias: random([160], seed: 18), stride: 1, padding: 1)
-                return { _ = conv(x) }
-            })
-        // The same convolution by im2col + sgemm, the route Winograd replaced: the ratio of the two is its gain.
-        out.append(
-            Kernel(name: "conv3x3 128->128 at 64x64 im2col", flops: 2 * 128 * 128 * 9 * 64 * 64) {
-                let x = random([1, 128, 64, 64], seed: 3)
-                let conv = Conv2d(weight: random([128, 128, 3, 3], seed: 4), bias: random([128], seed: 5), stride: 1, padding: 1)
-                return {
-                    let saved = Conv2d.algorithm
-                    Conv2d.algorithm = .im2col
-                    defer { Conv2d.algorithm = saved }
-                    _ = conv(x)
-                }
-            })
+        conv("conv3x3 160->160 at 256x256", channels: 160, size: 256, seed: 16)
+        // The same 64 x 64 convolution by im2col + sgemm, the route Winograd replaced: the ratio of the two is its gain.
+        conv("conv3x3 128->128 at 64x64 im2col", channels: 128, size: 64, seed: 3, im2col: true)
         // VAR-d16's last scale: 16 heads of 64, 256 queries against the 680 keys of every scale, CFG pair.
         out.append(
             Kernel(name: "attention VAR-d16 last scale (2x16x256x680x64)", flops: 2 * 2 * 2 * 16 * 256 * 680 * 64) {

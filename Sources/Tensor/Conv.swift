@@ -51,11 +51,10 @@ public struct Conv2d: Sendable {
                 u.withUnsafeBufferPointer { pu in
                     biasData.withUnsafeBufferPointer { pb in
                         out.withUnsafeMutableBufferPointer { po in
-                            for i in 0..<n {
-                                WinogradF43.forward(
-                                    px.baseAddress! + i * cin * h * w, geometry: geometry, u: pu.baseAddress!, cout: cout,
-                                    bias: bias == nil ? nil : pb.baseAddress!, into: po.baseAddress! + i * cout * plane)
-                            }
+                            guard n > 0 else { return }
+                            WinogradF43.forward(
+                                px.baseAddress!, geometry: geometry, u: pu.baseAddress!, cout: cout,
+                                bias: bias == nil ? nil : pb.baseAddress!, into: po.baseAddress!)
                         }
                     }
                 }

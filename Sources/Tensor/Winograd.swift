@@ -41,7 +41,8 @@ enum WinogradF43 {
         return max(1, (1 << 21) / (36 * max(g.cin, cout) * tilesW))
     }
 
-    /// One image: `x` [cin, h, w] into `y` [cout, ho, wo], with `u` from `transformWeights`.
+    /// The batch `x` [n, cin, h, w] into `y` [n, cout, ho, wo], one image at a time (the transform buffers are
+    /// shared), with `u` from `transformWeights`.
     static func forward(
         _ x: UnsafePointer<Float>, geometry g: ConvGeometry, u: UnsafePointer<Float>, cout: Int,
         bias: UnsafePointer<Float>?, into y: UnsafeMutablePointer<Float>
@@ -50,16 +51,19 @@ enum WinogradF43 {
         let cin = g.cin
         let tilesW = (g.wo + 3) / 4, tilesH = (g.ho + 3) / 4
         let rowsPerChunk = tileRowsPerChunk(g, cout: cout)
-        Profiler.countSavedFLOPs(2 * Double(cout) * Double(cin) * (9 * Double(g.ho * g.wo) - 36 * Double(tilesH * tilesW)))
+        Profiler.countSavedFLOPs(
+            Double(g.n) * 2 * Double(cout) * Double(cin) * (9 * Double(g.ho * g.wo) - 36 * Double(tilesH * tilesW)))
         let maxTiles = min(tilesH, rowsPerChunk) * tilesW
         var v = Tensor.unfilled(36 * cin * maxTiles)
         var m = Tensor.unfilled(36 * cout * maxTiles)
         v.withUnsafeMutableBufferPointer { pv in
             m.withUnsafeMutableBufferPointer { pm in
                 let vs = UnsafeSendable(UnsafePointer(pv.baseAddress!)), ms = UnsafeSendable(UnsafePointer(pm.baseAddress!))
-                let xs = UnsafeSendable(x), us = UnsafeSendable(u), ys = UnsafeSendable(UnsafePointer(y))
+                let us = UnsafeSendable(u)
                 let bs = bias.map { UnsafeSendable($0) }
-                for row0 in stride(from: 0, to: tilesH, by: rowsPerChunk) {
+                for (img, row0) in (0..<g.n).flatMap({ i in stride(from: 0, to: tilesH, by: rowsPerChunk).map { (i, $0) } }) {
+                    let xs = UnsafeSendable(x + img * cin * g.h * g.w)
+                    let ys = UnsafeSendable(UnsafePointer(y + img * cout * g.plane))
                     let rows = min(rowsPerChunk, tilesH - row0), tiles = rows * tilesW
                     do {
                         let profile = Profiler.begin(.winograd)
@@ -73,7 +77,7 @@ enum WinogradF43 {
                     }
                     do {
                         let profile = Profiler.begin(.matmul)
-                        for _ in 0..<36 { Profiler.countGEMM(m: cout, n: tiles, k: cin) }
+                        Profiler.countGEMM(m: 36 * cout, n: tiles, k: cin)  // the 36 products' FLOPs
                         Parallel.forEach(36) { xi in
                             cblas_sgemm(
                                 CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(cout), Int32(tiles), Int32(cin), 1,
