@@ -12,10 +12,11 @@ public final class DiTBenchmark {
     public let buildSeconds: Double
     let model: DiTModel
 
-    public init(config: DiTConfig, shareBlocks: Bool = false) throws {
+    public init(config: DiTConfig, shareBlocks: Bool = false, precision: MatmulPrecision = .float32) throws {
         self.config = config
         let t0 = Date()
         model = try DiTModel.random(config: config, shareBlocks: shareBlocks)
+        model.setMatmulPrecision(precision)
         buildSeconds = Date().timeIntervalSince(t0)
     }
 

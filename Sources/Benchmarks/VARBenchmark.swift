@@ -12,14 +12,20 @@ public final class VARBenchmark {
     public let config: VARConfig
     public let pruning: TokenPruning?
     public let buildSeconds: Double
+    public let precision: MatmulPrecision
     let vae: VQVAE
+    let model: VARModel
     let sampler: NextScaleSampler<VARModel>
 
-    public init(depth: Int, shareBlocks: Bool = false, pruning: TokenPruning? = nil) throws {
+    public init(
+        depth: Int, shareBlocks: Bool = false, pruning: TokenPruning? = nil, precision: MatmulPrecision = .float32
+    ) throws {
         config = VARConfig.official(depth: depth)
         self.pruning = pruning
         let t0 = Date()
-        let model = try VARModel(archive: RandomArchive(shapes: config.stateDictShapes, shareBlocks: shareBlocks))
+        self.precision = precision
+        model = try VARModel(archive: RandomArchive(shapes: config.stateDictShapes, shareBlocks: shareBlocks))
+        model.setMatmulPrecision(precision)
         vae = try VQVAE(
             archive: RandomArchive(shapes: VQVAEConfig.official.stateDictShapes, shareBlocks: false), patchNums: config.patchNums)
         sampler = try NextScaleSampler(model: model, vae: vae, cfg: 1.5, options: TokenSamplingOptions(), pruning: pruning)
@@ -41,6 +47,17 @@ public final class VARBenchmark {
         /// The last repeat's op profiles, transformer then decode (with `profile`; GEMM FLOPs are for the batch).
         public let profiles: [OpProfile]
         public var total: Timing { transformer + decode }
+    }
+
+    /// Per scale, the fraction of tokens the benchmark's precision draws exactly as float32 does (same labels, seeds
+    /// and sampling settings; a flipped token changes every later scale's context, so differences compound).
+    public func tokenAgreementWithFloat32(batch: Int) throws -> [Double] {
+        let labels = (0..<batch).map { ($0 * 97) % config.numClasses }
+        let ours = try sampler.sample(labels: labels, seed: 0, decode: false)
+        model.setMatmulPrecision(.float32)
+        defer { model.setMatmulPrecision(precision) }
+        let reference = try sampler.sample(labels: labels, seed: 0, decode: false)
+        return zip(ours.tokens, reference.tokens).map { a, b in Double(zip(a, b).filter { $0 == $1 }.count) / Double(a.count) }
     }
 
     public func run(batch: Int, repeats: Int, profile: Bool = false) throws -> Result {

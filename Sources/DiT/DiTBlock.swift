@@ -13,6 +13,8 @@ public final class DiTBlock {
     public let attn: SelfAttentionLayer
     public let fc1: LinearLayer, fc2: LinearLayer
     public let adaLN: LinearLayer
+    /// The block's Linear layers (for `DiTModel.setMatmulPrecision`).
+    var linears: [LinearLayer] { [attn.qkv, attn.proj, fc1, fc2, adaLN] }
     let norm1 = LayerNormLayer("norm1", dim: 1, eps: 1e-6, affine: false)
     let norm2 = LayerNormLayer("norm2", dim: 1, eps: 1e-6, affine: false)
     let gelu = GELUTanhLayer()

@@ -34,6 +34,13 @@ public final class DiTModel: @unchecked Sendable {
     let tSiLU = SiLULayer(), cSiLU = SiLULayer()
     private var batch = 0
 
+    /// Inference precision of every Linear product (opt-in bfloat16; the patch embedding conv stays float32).
+    public func setMatmulPrecision(_ precision: MatmulPrecision) {
+        for layer in [tMLP1, tMLP2, finalLayer.linear, finalLayer.adaLN] + blocks.flatMap(\.linears) {
+            layer.setPrecision(precision)
+        }
+    }
+
     /// `varlab.model` of the files varlab writes for this family.
     public static let checkpointName = "dit"
 

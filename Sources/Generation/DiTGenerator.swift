@@ -50,10 +50,13 @@ public struct DiTSettings: Sendable {
 
     /// Loads the DiT and its latent decoder. Steps, sampler and cfg not given fall back to the checkpoint's
     /// recorded defaults (`varlab.sample_*`, the tiny model), else the official 250 DDPM steps with cfg 1.5.
-    public func makeGenerator(checkpoint: String, vae: String, cfg: Float?, log: (String) -> Void = { _ in }) throws -> DiTGenerator {
+    public func makeGenerator(
+        checkpoint: String, vae: String, cfg: Float?, precision: MatmulPrecision = .float32, log: (String) -> Void = { _ in }
+    ) throws -> DiTGenerator {
         try validate()
         let info = DiTCheckpointInfo(path: checkpoint)
         let model = try DiTGenerator.loadDiT(path: checkpoint, key: key, heads: heads ?? info.heads, log: log)
+        model.setMatmulPrecision(precision)
         let codec = try info.codec(vae: vae, groups: vaeGroups, checkpoint: checkpoint)
         let defaults = info.sampleDefaults
         return try DiTGenerator(

@@ -1,6 +1,7 @@
 import Foundation
 import ModelIO
 import Samplers
+import Tensor
 import Training
 import VAR
 
@@ -23,6 +24,8 @@ public struct GenerationSettings: Sendable {
     public var tokens = TokenSamplingOverrides()
     /// VAR: opt-in FastVAR cached token pruning of the last scales (nil = exact).
     public var pruning: TokenPruning?
+    /// The transformer's Linear products: float32, or opt-in bfloat16 where the CPU has it (`MatmulPrecision.resolve`).
+    public var precision: MatmulPrecision = .float32
     public var dit = DiTSettings()
     /// Classifier rejection sampling: candidates drawn per image (1 = off) and the toy classifier that picks
     /// among them (nil: the built-in one).

@@ -35,7 +35,7 @@ public enum VARFamily: ModelFamily {
         let guidance = s.cfg ?? d.cfg ?? 1.5
         return try TokenModelGenerator.load(
             checkpoint: checkpoint, vae: vae, key: s.key, patchNums: s.patchNums, cfg: guidance, options: options,
-            pruning: s.pruning, log: log)
+            pruning: s.pruning, precision: s.precision, log: log)
     }
 }
 
@@ -51,7 +51,7 @@ public enum DiTFamily: ModelFamily {
         _ s: GenerationSettings, checkpoint: String, vae: String,
         log: (String) -> Void
     ) throws -> SampleGenerator {
-        try s.dit.makeGenerator(checkpoint: checkpoint, vae: vae, cfg: s.cfg.map { Float($0) }, log: log)
+        try s.dit.makeGenerator(checkpoint: checkpoint, vae: vae, cfg: s.cfg.map { Float($0) }, precision: s.precision, log: log)
     }
 }
 

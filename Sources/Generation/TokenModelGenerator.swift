@@ -39,10 +39,12 @@ extension TokenModelGenerator where Model == VARModel {
     /// Loads and cross-checks the two files. `patchNums` overrides the schedule inferred from the VAR weights.
     public static func load(
         checkpoint: String, vae vaePath: String, key: String?, patchNums: [Int]?, cfg: Double,
-        options: TokenSamplingOptions, pruning: TokenPruning? = nil, log: (String) -> Void = { _ in }
+        options: TokenSamplingOptions, pruning: TokenPruning? = nil, precision: MatmulPrecision = .float32,
+        log: (String) -> Void = { _ in }
     ) throws -> TokenModelGenerator<VARModel> {
         let archive = try CheckpointLoader.open(path: checkpoint, keyPath: key)
         let model = try VARModel(archive: archive, patchNums: patchNums)
+        model.setMatmulPrecision(precision)
         if model.config.variant != .next { log("\(checkpoint): varlab '\(model.config.variant.rawValue)' ablation variant") }
         let vaeArchive = try CheckpointLoader.open(path: vaePath)
         let vaeConfig: VQVAEConfig

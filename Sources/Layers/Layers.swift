@@ -93,11 +93,23 @@ public final class LinearLayer: TrainableLayer {
     public var inFeatures: Int { weight.value.shape[1] }
     public var outFeatures: Int { weight.value.shape[0] }
 
-    /// Inference: y = x Wᵀ + b, nothing kept.
-    public func callAsFunction(_ x: Tensor) -> Tensor { Linear(weight: weight.value, bias: bias.value)(x) }
+    /// The weight rounded to bfloat16 for inference (`setPrecision`); nil: float32.
+    public private(set) var bf16: BFloat16Weights?
 
-    /// Training: the same y, keeping x for `backward`.
-    public func forward(_ x: Tensor) -> Tensor { input = x; return self(x) }
+    /// Inference precision of this layer's product (packs the current weight for `.bfloat16`). Training
+    /// (`forward` / `backward`) always computes in float32.
+    public func setPrecision(_ precision: MatmulPrecision) {
+        bf16 = precision == .bfloat16 ? BFloat16Weights(weight.value) : nil
+    }
+
+    /// The inference product, in the layer's precision.
+    public var inference: Linear { Linear(weight: weight.value, bias: bias.value, bf16: bf16) }
+
+    /// Inference: y = x Wᵀ + b, nothing kept.
+    public func callAsFunction(_ x: Tensor) -> Tensor { inference(x) }
+
+    /// Training: the same y in float32, keeping x for `backward`.
+    public func forward(_ x: Tensor) -> Tensor { input = x; return Linear(weight: weight.value, bias: bias.value)(x) }
 
     public func backward(_ dy: Tensor) -> Tensor {
         let (dx, dW, db) = LinearGrad.linearBackward(x: input!, weight: weight.value, dy: dy)

@@ -149,9 +149,13 @@ public final class SelfAttentionLayer: TrainableLayer {
 
     /// Inference (timm `Attention`, no mask): nothing kept.
     public func callAsFunction(_ x: Tensor) -> Tensor {
-        SelfAttention(
-            qkv: Linear(weight: qkv.weight.value, bias: qkv.bias.value),
-            proj: Linear(weight: proj.weight.value, bias: proj.bias.value), heads: heads)(x)
+        SelfAttention(qkv: qkv.inference, proj: proj.inference, heads: heads)(x)
+    }
+
+    /// Inference precision of the two products (`LinearLayer.setPrecision`).
+    public func setPrecision(_ precision: MatmulPrecision) {
+        qkv.setPrecision(precision)
+        proj.setPrecision(precision)
     }
 
     public func forward(_ x: Tensor) -> Tensor {

@@ -38,12 +38,16 @@ extension Tensor {
 public struct Linear: Sendable {
     public var weight: Tensor
     public var bias: Tensor?
+    /// The same weight rounded to bfloat16 and packed: when set, the product runs in bf16 (`MatmulPrecision`).
+    public var bf16: BFloat16Weights?
 
-    public init(weight: Tensor, bias: Tensor?) {
+    public init(weight: Tensor, bias: Tensor?, bf16: BFloat16Weights? = nil) {
         precondition(weight.rank == 2, "Linear weight must be 2-D, got \(weight.shape)")
         if let bias { precondition(bias.shape == [weight.shape[0]], "Linear bias \(bias.shape) vs weight \(weight.shape)") }
+        if let bf16 { precondition([bf16.n, bf16.k] == weight.shape, "bf16 weights [\(bf16.n), \(bf16.k)] vs \(weight.shape)") }
         self.weight = weight
         self.bias = bias
+        self.bf16 = bf16
     }
 
     public var inFeatures: Int { weight.shape[1] }
@@ -66,6 +70,12 @@ public struct Linear: Sendable {
         x.data.withUnsafeBufferPointer { px in
             weight.data.withUnsafeBufferPointer { pw in
                 out.withUnsafeMutableBufferPointer { po in
+                    if let bf16 {
+                        bf16.multiply(
+                            m: rows, x: px.baseAddress!, ldx: inFeatures, beta: bias == nil ? 0 : 1, y: po.baseAddress!,
+                            ldy: outFeatures)
+                        return
+                    }
                     BLAS.sgemm(
                         transB: true, m: rows, n: outFeatures, k: inFeatures, a: px.baseAddress!, lda: inFeatures,
                         b: pw.baseAddress!, ldb: inFeatures, beta: bias == nil ? 0 : 1, c: po.baseAddress!, ldc: outFeatures,

@@ -19,6 +19,8 @@ public final class VARAttention {
     private var input = Tensor(zeros: [0])
     private var q = Tensor(zeros: [0]), k = Tensor(zeros: [0]), v = Tensor(zeros: [0])
     private var saved: AttentionGrad.Saved?
+    /// mat_qkv rounded to bfloat16 for inference (`setPrecision`).
+    private var qkvBF16: BFloat16Weights?
 
     /// New weights: mat_qkv ~ trunc_normal(std) on stream `stream`, biases 0, proj on `stream + 1` scaled by `projScale`.
     init(
@@ -46,11 +48,18 @@ public final class VARAttention {
 
     var scale: Float { 0.25 / Float(matQKV.value.shape[1] / heads).squareRoot() }
 
-    /// q, k, v [B, H, l, hd] of x [B, l, C].
-    func projectQKV(_ x: Tensor) -> (Tensor, Tensor, Tensor) {
+    /// Inference precision of mat_qkv and proj; training always computes in float32.
+    func setPrecision(_ precision: MatmulPrecision) {
+        qkvBF16 = precision == .bfloat16 ? BFloat16Weights(matQKV.value) : nil
+        proj.setPrecision(precision)
+    }
+
+    /// q, k, v [B, H, l, hd] of x [B, l, C]; `inference` uses the inference precision.
+    func projectQKV(_ x: Tensor, inference: Bool) -> (Tensor, Tensor, Tensor) {
         let (b, l, d) = (x.shape[0], x.shape[1], x.shape[2])
         let hd = d / heads
-        let qkv = Linear(weight: matQKV.value, bias: Tensor.cat0([qBias.value, kBias, vBias.value]))
+        let qkv = Linear(
+            weight: matQKV.value, bias: Tensor.cat0([qBias.value, kBias, vBias.value]), bf16: inference ? qkvBF16 : nil)
         // [B, L, 3, H, hd] -> [3, B, H, L, hd]
         let parts = qkv(x).reshaped([b, l, 3, heads, hd]).permuted([2, 0, 3, 1, 4]).split([1, 1, 1], dim: 0)
         return (parts[0].reshaped([b, heads, l, hd]), parts[1].reshaped([b, heads, l, hd]), parts[2].reshaped([b, heads, l, hd]))
@@ -60,7 +69,7 @@ public final class VARAttention {
     /// every cached position).
     func callAsFunction(_ x: Tensor, mask: Tensor?, cache: inout KVCache?) -> Tensor {
         let (b, l, w) = (x.shape[0], x.shape[1], x.shape[2])
-        var (q, k, v) = projectQKV(x)
+        var (q, k, v) = projectQKV(x, inference: true)
         var scale = self.scale
         if let scaleMul {
             // F.normalize(., dim=-1) = x / max(|x|, 1e-12); q additionally times the per-head temperature.
@@ -79,7 +88,7 @@ public final class VARAttention {
     func forward(_ x: Tensor, mask: Tensor?) -> Tensor {
         input = x
         let (b, l, d) = (x.shape[0], x.shape[1], x.shape[2])
-        (q, k, v) = projectQKV(x)
+        (q, k, v) = projectQKV(x, inference: false)
         let (o, s) = AttentionGrad.forward(q: q, k: k, v: v, scale: scale, mask: mask)
         saved = s
         return proj.forward(o.permuted([0, 2, 1, 3]).reshaped([b, l, d]))
@@ -171,6 +180,14 @@ public final class VARBlock {
     }
 
     // MARK: inference
+
+    /// Inference precision of the block's Linear products (`MatmulPrecision`).
+    func setPrecision(_ precision: MatmulPrecision) {
+        adaLin?.setPrecision(precision)
+        attn.setPrecision(precision)
+        fc1.setPrecision(precision)
+        fc2.setPrecision(precision)
+    }
 
     /// x: [B, l, C]; `ada` [B, 6C] (nil for plain blocks); see `VARAttention.callAsFunction` for mask and cache.
     func callAsFunction(_ x: Tensor, ada: Tensor?, mask: Tensor?, cache: inout KVCache?) -> Tensor {

@@ -30,6 +30,12 @@ public final class VARModel: @unchecked Sendable {
     let headAdaLin: LinearLayer?  // head_nm.ada_lin.1 (AdaLN variants)
     let headNorm: LayerNormLayer  // no affine (AdaLN) or head_nm.ln (plain-ln)
     public let head: LinearLayer
+    /// Inference precision of every Linear product (opt-in bfloat16); embeddings, norms and attention stay float32.
+    public func setMatmulPrecision(_ precision: MatmulPrecision) {
+        for layer in [wordEmbed, sharedAdaLin, headAdaLin, head].compactMap({ $0 }) { layer.setPrecision(precision) }
+        for block in blocks { block.setPrecision(precision) }
+    }
+
     /// The whole sequence's (block-)causal mask [L x L], built when a training forward first needs it.
     private lazy var trainingMask: [Float] = config.attentionMask()
 

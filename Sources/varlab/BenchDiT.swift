@@ -32,6 +32,7 @@ struct BenchDiT: ParsableCommand {
             "Also print wall time per op kind (matmul, conv, im2col, attention, norms, elementwise, interpolation) for one denoising step and the VAE decode."
     )
     var profile = false
+    @OptionGroup var precision: PrecisionOptions
     @OptionGroup var convRoute: ConvOptions
     @OptionGroup var common: CommonOptions
 
@@ -47,8 +48,12 @@ struct BenchDiT: ParsableCommand {
         let gflop = cfg.forwardFLOPs * 2 / 1e9
         print(String(format: "forward FLOPs per image: %.1f GFLOP (x2 for the CFG pair: %.1f GFLOP per step)", gflop / 2, gflop))
 
-        let bench = try DiTBenchmark(config: cfg, shareBlocks: shareBlocks)
-        print(String(format: "random weights: %.1f s (%@)", bench.buildSeconds, shareBlocks ? "shared blocks" : "distinct blocks"))
+        let matmul = precision.precision()
+        let bench = try DiTBenchmark(config: cfg, shareBlocks: shareBlocks, precision: matmul)
+        print(
+            String(
+                format: "random weights: %.1f s (%@); Linear products in %@", bench.buildSeconds,
+                shareBlocks ? "shared blocks" : "distinct blocks", matmul.rawValue))
         let r = try bench.steps(repeats: repeats, profile: profile)
         print(
             String(

@@ -26,12 +26,14 @@ struct BenchToyQuality: ParsableCommand {
     @Option(help: "Write a grid per model here (one row per class, 10 per row): <dir>/<family>-grid.png.") var grids: String?
     @Option(help: "Write the results as JSON (atomically).") var json: String?
     @OptionGroup var fast: FastOptions
+    @OptionGroup var precision: PrecisionOptions
     @OptionGroup var common: CommonOptions
 
     func run() throws {
         let kernel = try common.apply()
         print(kernel)
         print("threads: \(Parallel.threads)")
+        let matmul = precision.precision()
         let families = models.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }
         for f in families where (try? ModelFamilies.named(f)) == nil {
             throw ValidationError("--models: unknown family '\(f)' (\(ModelFamilies.names.joined(separator: ", ")))")
@@ -78,14 +80,18 @@ struct BenchToyQuality: ParsableCommand {
         var json: [String: Any] = [
             "n": n, "seed": seed, "data_seed": dataSeed, "classifier": toy.path, "cfg": cfg.map { "\($0)" } ?? "default",
             "vqvae_mean_colour_error_rgb": colourError, "fast_var_drop_ratios": try fast.pruning()?.dropRatios ?? [],
+            "matmul_precision": matmul.rawValue,
         ]
         for family in families {
             // The `sample` command's defaults for the built-in model: class i mod C, index i.
             var settings = GenerationSettings(family: family)
             settings.cfg = cfg
             if family == VARFamily.name { settings.pruning = try fast.pruning() }
+            settings.precision = matmul
+            let variant = [settings.pruning == nil ? nil : "--fast", matmul == .bfloat16 ? "--bf16" : nil].compactMap { $0 }
             let (row, images) = try quality.samples(
-                "\(family) (built-in, \(settings.pruning == nil ? "default settings" : "--fast"))", generator: try settings.makeGenerator(),
+                "\(family) (built-in, \(variant.isEmpty ? "default settings" : variant.joined(separator: " ")))",
+                generator: try settings.makeGenerator(),
                 seed: seed, batchSize: batchSize
             ) {
                 FileHandle.standardError.write("\r\(family): \($0)/\(n) samples".data(using: .utf8)!)

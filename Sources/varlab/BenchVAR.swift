@@ -22,6 +22,7 @@ struct BenchVAR: ParsableCommand {
     )
     var profile = false
     @OptionGroup var fast: FastOptions
+    @OptionGroup var precision: PrecisionOptions
     @OptionGroup var convRoute: ConvOptions
     @OptionGroup var common: CommonOptions
 
@@ -37,13 +38,15 @@ struct BenchVAR: ParsableCommand {
         print(report)
         print("threads: \(Parallel.threads)")
         print(String(format: "load average at start: %.1f", MachineState.loadAverage()))
-        let bench = try VARBenchmark(depth: depth, shareBlocks: shareBlocks, pruning: try fast.pruning())
+        let matmul = precision.precision()
+        let bench = try VARBenchmark(depth: depth, shareBlocks: shareBlocks, pruning: try fast.pruning(), precision: matmul)
         let vc = bench.config
         print(
             String(
-                format: "VAR-d%d: width %d, %d heads, %d blocks%@; VQ-VAE ch160 z32 v4096; patch nums %@ (built in %.1fs)",
+                format:
+                    "VAR-d%d: width %d, %d heads, %d blocks%@; VQ-VAE ch160 z32 v4096; patch nums %@ (built in %.1fs); Linear products in %@",
                 depth, vc.width, vc.heads, vc.depth, shareBlocks ? " (shared weights)" : "",
-                vc.patchNums.map(String.init).joined(separator: ","), bench.buildSeconds))
+                vc.patchNums.map(String.init).joined(separator: ","), bench.buildSeconds, matmul.rawValue))
         if let pruning = bench.pruning {
             print(
                 "FastVAR pruning: drop \(pruning.dropRatios) of the tokens at the last \(pruning.dropRatios.count) scales, blocks \(pruning.firstPrunedBlock)+"
@@ -65,5 +68,11 @@ struct BenchVAR: ParsableCommand {
             fflush(stdout)
         }
         print(String(format: "peak resident memory: %.2f GB", Double(MachineState.peakResidentBytes()) / 1e9))
+        if matmul != .float32 {
+            let agreement = try bench.tokenAgreementWithFloat32(batch: bs.max()!)
+            print(
+                "tokens equal to the float32 run (batch \(bs.max()!), seed 0, per scale): "
+                    + agreement.map { String(format: "%.3f", $0) }.joined(separator: " "))
+        }
     }
 }

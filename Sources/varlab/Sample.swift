@@ -56,6 +56,7 @@ struct Sample: ParsableCommand {
     var output: String
 
     @OptionGroup var fast: FastOptions
+    @OptionGroup var precision: PrecisionOptions
     @OptionGroup var dit: DiTSampleOptions
     @OptionGroup var common: CommonOptions
 
@@ -117,6 +118,7 @@ struct Sample: ParsableCommand {
         s.tokens = TokenSamplingOverrides(
             topK: topK, topP: topP, temperature: temperature, moreSmooth: moreSmooth, guidanceSchedule: cfgSchedule)
         s.pruning = try fast.pruning()
+        s.precision = precision.precision()
         s.dit = dit.settings
         s.candidates = candidates
         s.scorer = scorer

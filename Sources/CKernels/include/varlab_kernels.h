@@ -1,6 +1,7 @@
 #ifndef VARLAB_KERNELS_H
 #define VARLAB_KERNELS_H
 #include <stddef.h>
+#include <stdint.h>
 
 /// y[r, j] = dot(x[r, :], w[j, :]) + (beta != 0 ? beta * y[r, j] : 0) for r < rows, j in [j0, j1): the product of a
 /// few rows with a weight matrix stored [n, k] (x W^T, as a Linear layer). Every element is summed in one fixed order
@@ -35,4 +36,21 @@ void varlab_gelu_tanh_with_tanh(const float *x, float *y, float *tanh_u, size_t 
 /// Softmax of n contiguous floats in place (the attention rows): max-subtracted, a fixed summation order, the same
 /// bits on every path; exp(x - max) below e^-87.3 counts as 0; a row that is all -inf or holds +inf / NaN is NaN.
 void varlab_softmax(float *x, int n);
+
+/// bfloat16 products (bf16_gemm.c), opt-in: y = x W^T with x and W rounded to bf16 (round to nearest even) and every
+/// product summed in float32 by AVX512-BF16, k-pairs in order, so an element depends only on its row of x and of W.
+/// 1 when this CPU has AVX512-BF16 (else `varlab_bf16_gemm_nt` must not be called).
+int varlab_bf16_supported(void);
+/// k rounded up to even: the length of a bf16 row (odd k gets a zero partner).
+size_t varlab_bf16_row_length(int k);
+/// uint16 elements of W [n, k] packed: ceil(n / 32) panels of 32 columns x row length.
+size_t varlab_bf16_packed_count(int n, int k);
+/// out[r, :] = bf16(x[r, :k]) for r < rows, rows of `varlab_bf16_row_length(k)` elements.
+void varlab_bf16_round_rows(int rows, int k, const float *x, int ldx, uint16_t *out);
+/// Panels [panel0, panel1) of W [n, k] (row stride ldw) rounded to bf16 and packed.
+void varlab_bf16_pack_weights(int n, int k, const float *w, int ldw, int panel0, int panel1, uint16_t *packed);
+/// y[r, j] = sum of a[r, :] * W[j, :] + (beta != 0 ? beta * y[r, j] : 0) for rows [r0, r1) and the columns of panels
+/// [panel0, panel1) below n; a from `varlab_bf16_round_rows`, W from `varlab_bf16_pack_weights`.
+void varlab_bf16_gemm_nt(int r0, int r1, int panel0, int panel1, int n, int k, const uint16_t *a,
+                         const uint16_t *packed, float beta, float *y, int ldy);
 #endif
