@@ -41,6 +41,8 @@ struct TrainVAR: ParsableCommand {
     @Option(help: "Decoupled weight decay.") var weightDecay: Float = 0.05
     @Option(help: "Gradient clipping (global L2 norm).") var clip: Float = 2
     @Option(help: "Seed: initialisation, batch order, class dropout.") var seed: UInt64 = 0
+    @Option(help: "EMA decay of the sampling weights (0 = none, as the official trainer; --export and the evaluation use the EMA).")
+    var ema: Float = 0
     @Option(help: "Checkpoint every N steps.") var saveEvery: Int = 100
     @Option(help: "Print progress every N steps.") var logEvery: Int = 10
     @Option(help: "At the end, also write the weights alone (no optimizer state) here.") var export: String?
@@ -120,7 +122,7 @@ struct TrainVAR: ParsableCommand {
         let encodeSeconds = Date().timeIntervalSince(t0)
 
         let trainer: VARTrainer
-        do { trainer = try VARTrainer(config: config, options: opts, vae: tokenizer, data: tokens!) } catch {
+        do { trainer = try VARTrainer(config: config, options: opts, vae: tokenizer, data: tokens!, emaDecay: ema) } catch {
             throw ValidationError("\(error)")
         }
         trainer.dataSummary = tokens!.summary
@@ -164,6 +166,11 @@ struct TrainVAR: ParsableCommand {
         guard n >= 20 else { throw ValidationError("--eval-n must be at least 20") }
         var settings = GenerationSettings(family: VARFamily.name)
         settings.checkpoint = checkpoint; settings.vae = vae; settings.cfg = cfg
+        // A training checkpoint with an EMA is evaluated with its sampling weights.
+        if (try? SafetensorsFile(path: checkpoint))?.info("ema.head.weight") != nil {
+            settings.key = "ema"
+            note("\(checkpoint): evaluating its EMA weights")
+        }
         settings.tokens = TokenSamplingOverrides(topK: 900, topP: 0.96, moreSmooth: false)
         let generator = try settings.makeGenerator(log: note)
         let quality = try ToyQuality(n: n, dataSeed: 0, classifier: classifier)

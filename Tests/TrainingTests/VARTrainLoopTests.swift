@@ -63,4 +63,40 @@ final class VARTrainLoopTests: XCTestCase {
             XCTAssertTrue(text.contains("cannot resume") && text.contains(path), text)
         }
     }
+
+    /// With an EMA: resuming at step 1 gives the uninterrupted run's checkpoint byte for byte (weights, EMA, optimizer),
+    /// the export holds the EMA under the official names, and the EMA is e = d e + (1 - d) w after each step.
+    func testEMAResumesExactlyAndIsExported() throws {
+        func run(steps: Int, path: String, resume: Bool) throws -> VARTrainer {
+            var opts = TrainOptions(); opts.steps = steps; opts.batchSize = 4; opts.seed = 3; opts.saveEvery = 1
+            let t = try VARTrainFixture.trainer(images: 8, options: opts, ema: 0.9)
+            t.loop.checkpointPath = path
+            if resume { try t.resume(from: path) }
+            try t.run()
+            return t
+        }
+        let whole = VARTrainFixture.tempPath("ema-whole"), split = VARTrainFixture.tempPath("ema-split")
+        let exported = VARTrainFixture.tempPath("ema-export")
+        defer { for p in [whole, split, exported] { try? FileManager.default.removeItem(atPath: p) } }
+        let a = try run(steps: 2, path: whole, resume: false)
+        _ = try run(steps: 1, path: split, resume: false)
+        let afterOne = try SafetensorsFile(path: split)
+        let b = try run(steps: 2, path: split, resume: true)
+        XCTAssertEqual(b.loop.step, 2)
+        XCTAssertEqual(FileManager.default.contents(atPath: whole), FileManager.default.contents(atPath: split))
+
+        // The second step's EMA from the first one's and the weights after step 2.
+        let name = "head.weight"
+        let e1 = try afterOne.floatTensor("ema." + name).data
+        let w2 = a.model.parameters.first { $0.name == name }!.value.data
+        let e2 = try SafetensorsFile(path: whole).floatTensor("ema." + name).data
+        for j in [0, e1.count / 2, e1.count - 1] { XCTAssertEqual(e2[j], 0.9 * e1[j] + (1 - 0.9) * w2[j], "ema[\(j)]") }
+        XCTAssertNotEqual(e2, w2, "the EMA lags the weights")
+
+        try a.exportWeights(to: exported)
+        let file = try SafetensorsFile(path: exported)
+        XCTAssertEqual(try file.floatTensor(name).data, e2, "export = the EMA")
+        XCTAssertNil(file.info("ema." + name), "no ema.* entries in the export")
+        XCTAssertEqual(file.metadata["varlab.weights"], "ema")
+    }
 }

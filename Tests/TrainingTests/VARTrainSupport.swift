@@ -48,11 +48,11 @@ enum VARTrainFixture {
         return c
     }
 
-    static func trainer(_ variant: VARVariant = .next, images: Int = 8, options: TrainOptions) throws -> VARTrainer {
+    static func trainer(_ variant: VARVariant = .next, images: Int = 8, options: TrainOptions, ema: Float = 0) throws -> VARTrainer {
         let (vae, _) = try vae()
         let kind: VARTokenSet.Kind = variant == .ar ? .finestOnly : .multiScale
         let data = try VARTokenSet.encode(vae: vae, source: RandomImages(count: images), count: images, kind: kind)
-        return try VARTrainer(config: config(variant, vae: vae), options: options, vae: vae, data: data)
+        return try VARTrainer(config: config(variant, vae: vae), options: options, vae: vae, data: data, emaDecay: ema)
     }
 }
 

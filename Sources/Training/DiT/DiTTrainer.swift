@@ -16,21 +16,19 @@ public final class DiTTrainer {
     public let objective: DiTObjective
     public let loop: TrainLoop
     public let diffusion: GaussianDiffusion
-    public let emaDecay: Float
-    public private(set) var ema: [[Float]]
+    public private(set) var ema: WeightEMA
+    public var emaDecay: Float { ema.decay }
     /// Metadata written with every checkpoint (latent scale, latent space, data, ...).
     public var metadata: [String: String] = [:]
 
     public init(config: DiTConfig, objective: DiTObjective = DiTObjective(), options: TrainOptions, emaDecay: Float = 0) throws {
-        guard emaDecay >= 0, emaDecay < 1 else { throw TrainingError.config("EMA decay must be in [0, 1), got \(emaDecay)") }
         guard !config.learnSigma else { throw TrainingError.config("DiT training predicts epsilon only (learn_sigma = False)") }
         try objective.validate()
         do { model = try DiTModel(config: config, seed: options.seed) } catch let e as DiTError { throw TrainingError.config("\(e)") }
         self.objective = objective
         loop = try TrainLoop(params: model.parameters, options: options)
         diffusion = try GaussianDiffusion(respacing: "", diffusionSteps: objective.diffusionSteps, learnSigma: false)
-        self.emaDecay = emaDecay
-        ema = emaDecay > 0 ? model.parameters.map(\.value.data) : []
+        ema = try WeightEMA(decay: emaDecay, params: model.parameters)
         loop.save = { [unowned self] path in try self.save(to: path) }
     }
 
@@ -100,20 +98,8 @@ public final class DiTTrainer {
             throw TrainingError.config("the data has \(source.classCount) classes, the DiT \(c.numClasses)")
         }
         try loop.run(source: source, step: { x, y in (self.trainStep(x, y, step: self.loop.step), .nan) }) { p in
-            self.updateEMA()
+            self.ema.update(self.model.parameters)
             progress(p)
-        }
-    }
-
-    func updateEMA() {
-        guard emaDecay > 0 else { return }
-        let d = emaDecay
-        for (i, p) in model.parameters.enumerated() {
-            ema[i].withUnsafeMutableBufferPointer { e in
-                p.value.data.withUnsafeBufferPointer { w in
-                    for j in 0..<e.count { e[j] = d * e[j] + (1 - d) * w[j] }
-                }
-            }
         }
     }
 
@@ -138,9 +124,8 @@ public final class DiTTrainer {
 
     /// The weights to sample with: the EMA when kept, else the raw weights (plus the fixed pos_embed).
     public var samplingWeights: [Parameter] {
-        guard emaDecay > 0 else { return model.stateDict }
-        return [model.posEmbed]
-            + zip(model.parameters, ema).map { Parameter($0.name, Tensor(shape: $0.value.shape, data: $1), decay: false) }
+        guard ema.isOn else { return model.stateDict }
+        return [model.posEmbed] + ema.samplingWeights(model.parameters)
     }
 
     /// The model config and the objective, as `varlab.config` records them.
@@ -157,12 +142,9 @@ public final class DiTTrainer {
     /// Training checkpoint: raw weights + pos_embed at the official names (it loads in DiTModel as is), the EMA as
     /// `ema.<name>`, the AdamW state, and the metadata.
     public func save(to path: String) throws {
-        let emaParams = zip(model.parameters, ema).map {
-            Parameter("ema." + $0.name, Tensor(shape: $0.value.shape, data: $1), decay: false)
-        }
         try TrainCheckpoint.write(
             path: path, model: DiTModel.checkpointName, configJSON: try runConfig.canonicalJSON(),
-            step: loop.step, params: model.stateDict + emaParams, optimizer: loop.optimizer,
+            step: loop.step, params: model.stateDict + ema.checkpointEntries(model.parameters), optimizer: loop.optimizer,
             extra: checkpointMetadata)
     }
 
@@ -172,21 +154,13 @@ public final class DiTTrainer {
         try TrainCheckpoint.write(
             path: path, model: DiTModel.checkpointName, configJSON: try runConfig.canonicalJSON(),
             step: loop.step, params: samplingWeights, optimizer: nil,
-            extra: checkpointMetadata.merging([MetadataKey.weights.rawValue: emaDecay > 0 ? "ema" : "raw"]) { $1 })
+            extra: checkpointMetadata.merging([MetadataKey.weights.rawValue: ema.isOn ? "ema" : "raw"]) { $1 })
     }
 
     public func resume(from path: String) throws {
         let ck = try loop.resume(
             from: path, model: DiTModel.checkpointName, configJSON: try runConfig.canonicalJSON(),
             params: model.parameters)
-        if emaDecay > 0 {
-            ema = try model.parameters.map { p in
-                guard ck.file.info("ema." + p.name)?.shape == p.value.shape else {
-                    throw TrainingError.checkpoint(
-                        "\(path) has no EMA weights for \(p.name) (trained without --ema?); cannot resume with EMA")
-                }
-                return try ck.file.floatTensor("ema." + p.name).data
-            }
-        }
+        try ema.restore(from: ck, params: model.parameters, path: path)
     }
 }

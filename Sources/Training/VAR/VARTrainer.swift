@@ -12,17 +12,19 @@ import VAR
 /// Step: labels → null class with probability cond_drop_rate (official: `torch.rand(B) < cond_drop_rate`), teacher-
 /// forcing input = `idxBl_to_var_input` of the batch's tokens (frozen quantiser: cumulative f_hat, area-downsampled to
 /// the next scale), loss = cross-entropy over all L tokens weighted 1/L per token and averaged over the batch
-/// (official `loss.mul(1/L).sum(-1).mean()`, i.e. the uniform mean over the B·L rows).
+/// (official `loss.mul(1/L).sum(-1).mean()`, i.e. the uniform mean over the B·L rows). Optional EMA of the weights
+/// (`emaDecay`, 0 = off; not in the official trainer), kept as `ema.<name>` and exported as the sampling weights.
 public final class VARTrainer {
     public let model: VARModel
     public let loop: TrainLoop
+    public private(set) var ema: WeightEMA
     public let vae: VQVAE
     public let data: VARTokenSet
     public var dataSummary = ""
     /// Class names of the training data (recorded in the checkpoint for grids; empty = unknown).
     public var classNames: [String] = []
 
-    public init(config: VARConfig, options: TrainOptions, vae: VQVAE, data: VARTokenSet) throws {
+    public init(config: VARConfig, options: TrainOptions, vae: VQVAE, data: VARTokenSet, emaDecay: Float = 0) throws {
         do { try config.validateForTraining() } catch { throw TrainingError.config("\(error)") }
         guard config.vocabSize == vae.quantizer.vocabSize, config.cvae == vae.quantizer.channels,
             config.patchNums == vae.patchNums
@@ -42,6 +44,7 @@ public final class VARTrainer {
         }
         model = try VARModel(config: config, seed: options.seed)
         loop = try TrainLoop(params: model.parameters, options: options)
+        ema = try WeightEMA(decay: emaDecay, params: model.parameters)
         self.vae = vae; self.data = data
         loop.save = { [unowned self] path in try self.save(to: path) }
     }
@@ -61,18 +64,21 @@ public final class VARTrainer {
     public func save(to path: String) throws {
         try TrainCheckpoint.write(
             path: path, model: VARModel.checkpointName, configJSON: try config.canonicalJSON(),
-            step: loop.step, params: model.parameters, optimizer: loop.optimizer, extra: try savedMetadata())
+            step: loop.step, params: model.parameters + ema.checkpointEntries(model.parameters), optimizer: loop.optimizer,
+            extra: try savedMetadata())
     }
 
-    /// The weights alone (no optimizer moments): the file to ship / sample from.
+    /// The sampling weights alone (the EMA when kept; no optimizer moments): the file to ship / sample from.
     public func exportWeights(to path: String) throws {
         try TrainCheckpoint.write(
             path: path, model: VARModel.checkpointName, configJSON: try config.canonicalJSON(),
-            step: loop.step, params: model.parameters, optimizer: nil, extra: try savedMetadata())
+            step: loop.step, params: ema.samplingWeights(model.parameters), optimizer: nil,
+            extra: try savedMetadata().merging([MetadataKey.weights.rawValue: ema.isOn ? "ema" : "raw"]) { $1 })
     }
 
     func savedMetadata() throws -> [String: String] {
         var extra = inferenceMetadata()
+        extra[.emaDecay] = String(ema.decay)
         extra[.train] = try loop.options.canonicalJSON()
         extra[.data] = dataSummary
         if !classNames.isEmpty { extra[ClassNamesMetadata.key] = ClassNamesMetadata.encode(classNames) }
@@ -80,7 +86,9 @@ public final class VARTrainer {
     }
 
     public func resume(from path: String) throws {
-        try loop.resume(from: path, model: VARModel.checkpointName, configJSON: try config.canonicalJSON(), params: model.parameters)
+        let ck = try loop.resume(
+            from: path, model: VARModel.checkpointName, configJSON: try config.canonicalJSON(), params: model.parameters)
+        try ema.restore(from: ck, params: model.parameters, path: path)
     }
 
     /// Labels after class dropout for step `step` (Philox stream 2^41 + step: a pure function of seed and step).
@@ -139,6 +147,9 @@ public final class VARTrainer {
     }
 
     public func run(progress: (TrainProgress) -> Void = { _ in }) throws {
-        try loop.run(count: data.count, step: { idx in self.trainStep(indices: idx, step: self.loop.step) }, progress: progress)
+        try loop.run(count: data.count, step: { idx in self.trainStep(indices: idx, step: self.loop.step) }) { p in
+            self.ema.update(self.model.parameters)
+            progress(p)
+        }
     }
 }
