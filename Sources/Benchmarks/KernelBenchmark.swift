@@ -155,7 +155,7 @@ public enum KernelBenchmark {
 
     public static func baseline(_ rows: [Row]) -> Baseline {
         Baseline(
-            cpu: CPUInfo.current.modelName, date: ISO8601DateFormatter().string(from: Date()), threads: Parallel.threads,
+            cpu: CPUInfo.current.identity, date: ISO8601DateFormatter().string(from: Date()), threads: Parallel.threads,
             kernels: Dictionary(rows.map { ($0.name, $0.stats) }, uniquingKeysWith: { a, _ in a }))
     }
 }

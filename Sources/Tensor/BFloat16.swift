@@ -14,7 +14,7 @@ public enum MatmulPrecision: String, Sendable, CaseIterable {
     public static func resolve(bf16 requested: Bool) -> (precision: MatmulPrecision, note: String?) {
         guard requested else { return (.float32, nil) }
         if bfloat16Available { return (.bfloat16, nil) }
-        return (.float32, "--bf16: this CPU (\(CPUInfo.current.modelName)) has no AVX512-BF16; computing in float32")
+        return (.float32, "--bf16: this CPU (\(CPUInfo.current.identity)) has no AVX512-BF16; computing in float32")
     }
 }
 

@@ -229,18 +229,30 @@ public struct UnsafeMutableSendable<T>: @unchecked Sendable {
 public struct CPUInfo: Sendable {
     public let modelName: String
     public let flags: Set<String>
+    /// "cpu family" / "model" of /proc/cpuinfo ("" when absent).
+    public var family = "", model = ""
+
+    public init(modelName: String, flags: Set<String>, family: String = "", model: String = "") {
+        self.modelName = modelName; self.flags = flags; self.family = family; self.model = model
+    }
 
     public static let current: CPUInfo = {
         let text = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? ""
-        var model = "unknown", flags = Set<String>()
+        var name = "unknown", flags = Set<String>(), family = "", model = ""
         for line in text.split(separator: "\n") {
             let parts = line.split(separator: ":", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
             guard parts.count == 2 else { continue }
-            if parts[0] == "model name", model == "unknown" { model = parts[1] }
+            if parts[0] == "model name", name == "unknown" { name = parts[1] }
+            if parts[0] == "cpu family", family.isEmpty { family = parts[1] }
+            if parts[0] == "model", model.isEmpty { model = parts[1] }
             if parts[0] == "flags", flags.isEmpty { flags = Set(parts[1].split(separator: " ").map(String.init)) }
         }
-        return CPUInfo(modelName: model, flags: flags)
+        return CPUInfo(modelName: name, flags: flags, family: family, model: model)
     }()
+
+    /// The model name with family and model numbers: under a hypervisor the name alone ("AMD EPYC") covers several
+    /// generations (Zen 2 is family 23, Zen 5 family 26), which a stored benchmark baseline must not mix up.
+    public var identity: String { family.isEmpty ? modelName : "\(modelName) (family \(family) model \(model))" }
 
     /// The OpenBLAS 0.3.21 kernel this CPU can run best, or nil to leave OpenBLAS's choice alone.
     public var bestOpenBLASCore: String? {
@@ -266,6 +278,6 @@ public struct CPUInfo: Sendable {
 
     public var summary: String {
         let simd = ["avx512f", "avx512_bf16", "amx_tile", "avx2"].filter(flags.contains).joined(separator: ",")
-        return "\(modelName) [\(simd)]"
+        return "\(identity) [\(simd)]"
     }
 }

@@ -36,9 +36,9 @@ struct BenchKernels: ParsableCommand {
             do { base = try JSONDecoder().decode(KernelBenchmark.Baseline.self, from: data) } catch {
                 throw ValidationError("--baseline \(baseline): not a kernel baseline (\(error))")
             }
-            if base!.cpu != CPUInfo.current.modelName || base!.threads != Parallel.threads {
+            if base!.cpu != CPUInfo.current.identity || base!.threads != Parallel.threads {
                 throw ValidationError(
-                    "--baseline \(baseline) was measured on '\(base!.cpu)' with \(base!.threads) threads; this is '\(CPUInfo.current.modelName)' with \(Parallel.threads): compare like with like"
+                    "--baseline \(baseline) was measured on '\(base!.cpu)' with \(base!.threads) threads; this is '\(CPUInfo.current.identity)' with \(Parallel.threads): compare like with like"
                 )
             }
         }
