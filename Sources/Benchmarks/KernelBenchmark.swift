@@ -58,7 +58,7 @@ public enum KernelBenchmark {
     }
 
     /// The kernels: the GEMMs of a VAR-d16 block at its last scale (with CFG: 2 x 256 tokens, width 1024) and of a
-    /// DiT-XL/2 MLP, the VQ-VAE decoder's 3x3 convolution, VAR's last-scale attention, LayerNorm, GroupNorm and
+    /// DiT-XL/2 MLP (and the bf16 product where the CPU has it), the VQ-VAE decoder's 3x3 convolution, VAR's last-scale attention, LayerNorm, GroupNorm and
     /// top-k / top-p masking over VAR's 4096-code vocabulary.
     public static func kernels() -> [Kernel] {
         var out: [Kernel] = []
@@ -73,6 +73,17 @@ public enum KernelBenchmark {
         gemm("gemm VAR-d16 fc2 (512x4096x1024)", m: 512, k: 4096, n: 1024)
         gemm("gemm DiT-XL fc1 (512x1152x4608)", m: 512, k: 1152, n: 4608)
         gemm("gemm one token (2x1024x4096)", m: 2, k: 1024, n: 4096)
+        // The opt-in bf16 product (`--bf16`) at the fc2 shape, on CPUs with AVX512-BF16.
+        if MatmulPrecision.bfloat16Available {
+            let (m, k, n) = (512, 4096, 1024)
+            out.append(
+                Kernel(name: "gemm bf16 VAR-d16 fc2 (512x4096x1024)", flops: 2 * Double(m) * Double(k) * Double(n)) {
+                    let w = random([n, k], seed: 2)
+                    let linear = Linear(weight: w, bias: nil, bf16: BFloat16Weights(w))
+                    let x = random([m, k], seed: 1)
+                    return { _ = linear(x) }
+                })
+        }
         // A 3x3 convolution, c -> c channels at size x size, by the default route or forced to im2col + sgemm.
         func conv(_ name: String, channels c: Int, size: Int, seed: UInt64, im2col: Bool = false) {
             out.append(
