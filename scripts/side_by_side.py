@@ -26,6 +26,10 @@ def machine():
     try:
         text = open("/proc/cpuinfo").read()
         info["cpu"] = re.search(r"model name\s*:\s*(.*)", text).group(1).strip()
+        # Under a hypervisor the name alone ("AMD EPYC") covers several generations: add family and model.
+        fam, mod = re.search(r"cpu family\s*:\s*(\d+)", text), re.search(r"^model\s*:\s*(\d+)", text, re.M)
+        if fam and mod:
+            info["cpu"] += f" (family {fam.group(1)} model {mod.group(1)})"
         flags = set(re.search(r"flags\s*:\s*(.*)", text).group(1).split())
         info["isa"] = ",".join(f for f in ["avx2", "fma", "avx512f", "avx512_bf16", "amx_tile", "amx_bf16"] if f in flags)
     except Exception:
