@@ -33,7 +33,9 @@ public final class BFloat16Weights: Sendable {
         self.k = k
         let panels = (n + 31) / 32
         packed = [UInt16](unsafeUninitializedCapacity: varlab_bf16_packed_count(Int32(n), Int32(k))) { buf, count in
-            let out = UnsafeMutableSendable(buf.baseAddress!)
+            count = 0
+            guard let base = buf.baseAddress, k > 0 else { return }
+            let out = UnsafeMutableSendable(base)
             weight.data.withUnsafeBufferPointer { w in
                 let src = UnsafeSendable(w.baseAddress!)
                 Parallel.forRanges(panels, grain: 4) { r in
@@ -52,6 +54,11 @@ public final class BFloat16Weights: Sendable {
     ) {
         precondition(m <= Int(Int32.max) && ldx <= Int(Int32.max) && ldy <= Int(Int32.max), "bf16 product beyond 32 bits")
         guard m > 0 && n > 0 else { return }
+        guard k > 0 else {
+            // An empty sum: y = beta y, as sgemm does.
+            for i in 0..<m { for j in 0..<n { y[i * ldy + j] = beta == 0 ? 0 : beta * y[i * ldy + j] } }
+            return
+        }
         let profile = Profiler.begin(.matmul)
         defer { Profiler.end(profile) }
         Profiler.countGEMM(m: m, n: n, k: k)
