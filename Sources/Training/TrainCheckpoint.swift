@@ -86,18 +86,27 @@ extension TrainCheckpoint {
     /// sampling settings); `half` stores floats as F16.
     /// Returns the number of tensors written. Atomic, like every checkpoint.
     @discardableResult
-    public static func export(from path: String, to out: String, half: Bool = false, metadata extra: [String: String] = [:]) throws -> Int {
+    /// A checkpoint with an EMA (`ema.<name>` entries) exports the averages under the official names (`useEMA`, the
+    /// sampling weights, as the trainers' `--export` does) or the raw weights; never both.
+    public static func export(
+        from path: String, to out: String, half: Bool = false, useEMA: Bool = true, metadata extra: [String: String] = [:]
+    ) throws -> Int {
         let f = try SafetensorsFile(path: path)
         guard f.metadata[.model] != nil else {
             throw TrainingError.checkpoint("\(path) is not a varlab training checkpoint (no varlab.model metadata)")
         }
+        let keys = f.keys.sorted().filter { !$0.hasPrefix("optimizer.") }
+        let hasEMA = keys.contains { $0.hasPrefix("ema.") }
         var w = SafetensorsWriter()
         var n = 0
-        for key in f.keys.sorted() where !key.hasPrefix("optimizer.") {
-            w.add(key, try f.floatTensor(key), as: half ? .f16 : .f32)
+        for key in keys where !key.hasPrefix("ema.") {
+            // Buffers outside the EMA (DiT's fixed pos_embed) keep their one value.
+            let source = hasEMA && useEMA && keys.contains("ema." + key) ? "ema." + key : key
+            w.add(key, try f.floatTensor(source), as: half ? .f16 : .f32)
             n += 1
         }
         w.metadata = f.metadata.filter { $0.key != MetadataKey.optimizerStep.rawValue }
+        if hasEMA { w.metadata[.weights] = useEMA ? "ema" : "raw" }
         w.metadata[.exportedFrom] = URL(fileURLWithPath: path).lastPathComponent
         for (k, v) in extra { w.metadata[k] = v }
         try w.write(to: out)

@@ -11,6 +11,7 @@ struct TrainExport: ParsableCommand {
     @Argument(help: "Training checkpoint (.safetensors written by varlab train).") var checkpoint: String
     @Option(name: [.short, .customLong("output")], help: "Output .safetensors.") var output: String
     @Flag(help: "Store the weights as float16 (loaders convert back to float32).") var half = false
+    @Flag(help: "A checkpoint trained with --ema: export its raw weights instead of the EMA (the default).") var raw = false
     @Option(
         help: ArgumentHelp(
             "Extra metadata KEY=VALUE (repeatable), e.g. varlab.sample_more_smooth=1 to record the settings `sample` uses by default.",
@@ -25,7 +26,9 @@ struct TrainExport: ParsableCommand {
             extra[String(m[..<eq])] = String(m[m.index(after: eq)...])
         }
         let n: Int
-        do { n = try TrainCheckpoint.export(from: checkpoint, to: output, half: half, metadata: extra) } catch let e as TrainingError {
+        do {
+            n = try TrainCheckpoint.export(from: checkpoint, to: output, half: half, useEMA: !raw, metadata: extra)
+        } catch let e as TrainingError {
             throw ValidationError(e.description)
         }
         let size = (try? FileManager.default.attributesOfItem(atPath: output)[.size] as? Int) ?? 0

@@ -98,5 +98,18 @@ final class VARTrainLoopTests: XCTestCase {
         XCTAssertEqual(try file.floatTensor(name).data, e2, "export = the EMA")
         XCTAssertNil(file.info("ema." + name), "no ema.* entries in the export")
         XCTAssertEqual(file.metadata["varlab.weights"], "ema")
+
+        // `varlab train export` of the training checkpoint: the same EMA by default, the raw weights on request.
+        let viaExport = VARTrainFixture.tempPath("ema-train-export"), rawExport = VARTrainFixture.tempPath("raw-train-export")
+        defer { for p in [viaExport, rawExport] { try? FileManager.default.removeItem(atPath: p) } }
+        try TrainCheckpoint.export(from: whole, to: viaExport)
+        try TrainCheckpoint.export(from: whole, to: rawExport, useEMA: false)
+        let ema = try SafetensorsFile(path: viaExport), raw = try SafetensorsFile(path: rawExport)
+        XCTAssertEqual(try ema.floatTensor(name).data, e2)
+        XCTAssertEqual(try raw.floatTensor(name).data, w2)
+        XCTAssertEqual(Set(ema.keys), Set(file.keys))
+        XCTAssertEqual(Set(raw.keys), Set(file.keys), "no ema.* or optimizer entries in either")
+        XCTAssertEqual(ema.metadata["varlab.weights"], "ema")
+        XCTAssertEqual(raw.metadata["varlab.weights"], "raw")
     }
 }
