@@ -46,7 +46,7 @@ final class BuiltinTokenizerTests: XCTestCase {
     }
 
     /// The tokenizer keeps the class: its reconstructions are still recognised (the ceiling for VAR and DiT, which
-    /// both decode through it; `varlab bench toy-quality` measured 0.974 on 500 images).
+    /// both decode through it; `varlab bench toy-quality` measured 0.984 on 1,000 images).
     func testVQVAEReconstructionsKeepTheClass() throws {
         let vae = try Assets.vqvae()
         let classifier = try ToyClassifier.load(path: Assets.path("toy-classifier.safetensors"))
@@ -54,6 +54,8 @@ final class BuiltinTokenizerTests: XCTestCase {
         let recon = vae.decode(tokens: try vae.tokens(images: x))
         XCTAssertEqual(recon.shape, x.shape)
         XCTAssertGreaterThanOrEqual(Assets.accuracy(classifier, recon, y), 0.93)
-        XCTAssertLessThan(Float((recon - x).data.map { $0 * $0 }.reduce(0, +)) / Float(x.count), 0.15, "reconstruction mse")
+        XCTAssertLessThan(
+            Float((recon - x).data.map { $0 * $0 }.reduce(0, +)) / Float(x.count), 0.05,
+            "reconstruction mse (0.025 measured on 64 held-out images)")
     }
 }
