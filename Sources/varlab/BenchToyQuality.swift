@@ -55,6 +55,7 @@ struct BenchToyQuality: ParsableCommand {
                         format: "    class %d %-18@ %.2f  (seen as: %@)", c.label, className(c.label) as NSString,
                         c.accuracy, instead as NSString))
             }
+            fflush(stdout)  // each model's row as soon as it is measured, also into a file or pipe
         }
         report(try quality.row("real held-out (disjoint set)", images: quality.setB, labels: quality.labelsB, seconds: 0))
         // The tokenizer's ceiling: the same real images through the built-in VQ-VAE (encode, quantise, decode).
