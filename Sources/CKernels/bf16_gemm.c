@@ -67,6 +67,9 @@ int varlab_bf16_supported(void) {
            __builtin_cpu_supports("avx512vl");
 }
 
+// Two bf16 of a row read as one 32-bit broadcast (may_alias: the row is stored as uint16).
+typedef int32_t __attribute__((may_alias)) pair_t;
+
 // `rows` (1...MR) rows of a times one panel: acc[r] = sum over pairs in order; then y = acc + beta * y on the
 // columns below n. Inlined with a constant `rows`, so every tile height has its own fully unrolled loop.
 __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16"), always_inline))
@@ -74,8 +77,8 @@ static inline void tile(const int rows, size_t pairs, const uint16_t *a, size_t 
                         int cols, float beta, float *y, int ldy) {
     __m512 acc[MR][2];
     for (int r = 0; r < rows; r++) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
-    const int32_t *ap[MR];
-    for (int r = 0; r < rows; r++) ap[r] = (const int32_t *)(a + (size_t)r * lda);
+    const pair_t *ap[MR];
+    for (int r = 0; r < rows; r++) ap[r] = (const pair_t *)(a + (size_t)r * lda);
     for (size_t p = 0; p < pairs; p++) {
         const __m512bh b0 = (__m512bh)_mm512_loadu_si512(panel + p * 2 * PANEL);
         const __m512bh b1 = (__m512bh)_mm512_loadu_si512(panel + p * 2 * PANEL + PANEL);
