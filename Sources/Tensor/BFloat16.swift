@@ -63,7 +63,8 @@ public final class BFloat16Weights: Sendable {
         defer { Profiler.end(profile) }
         Profiler.countGEMM(m: m, n: n, k: k)
         let rowLength = varlab_bf16_row_length(Int32(k))
-        var rounded = [UInt16](repeating: 0, count: m * rowLength)
+        // Every element is written by varlab_bf16_round_rows (the odd k's partner as 0).
+        var rounded = [UInt16](unsafeUninitializedCapacity: m * rowLength) { _, count in count = m * rowLength }
         let panels = (n + 31) / 32
         // Tasks of up to 4 panels x a row block of about 192 KB of bf16 activations (a multiple of the 12-row tile),
         // so a task's rows stay in L2 while its panels stream past them. The cut only schedules: no sum depends on it.

@@ -96,12 +96,13 @@ extension TrainCheckpoint {
             throw TrainingError.checkpoint("\(path) is not a varlab training checkpoint (no varlab.model metadata)")
         }
         let keys = f.keys.sorted().filter { !$0.hasPrefix("optimizer.") }
-        let hasEMA = keys.contains { $0.hasPrefix("ema.") }
+        let emaKeys = Set(keys.filter { $0.hasPrefix("ema.") })
+        let hasEMA = !emaKeys.isEmpty
         var w = SafetensorsWriter()
         var n = 0
         for key in keys where !key.hasPrefix("ema.") {
             // Buffers outside the EMA (DiT's fixed pos_embed) keep their one value.
-            let source = hasEMA && useEMA && keys.contains("ema." + key) ? "ema." + key : key
+            let source = useEMA && emaKeys.contains("ema." + key) ? "ema." + key : key
             w.add(key, try f.floatTensor(source), as: half ? .f16 : .f32)
             n += 1
         }

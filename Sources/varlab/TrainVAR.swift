@@ -87,6 +87,7 @@ struct TrainVAR: ParsableCommand {
         opts.steps = steps; opts.batchSize = batchSize; opts.lr = lr; opts.warmupSteps = warmup
         opts.weightDecay = weightDecay; opts.clip = clip; opts.seed = seed; opts.saveEvery = saveEvery
         do { try opts.validate() } catch { throw ValidationError("\(error)") }
+        do { try WeightEMA.validate(decay: ema) } catch let TrainingError.config(message) { throw ValidationError("--ema: \(message)") }
         // A checkpoint of another config is refused now, not after minutes of encoding.
         if resume {
             do { try TrainLoop.resumable(output, model: VARModel.checkpointName, configJSON: try config.canonicalJSON()) } catch let e

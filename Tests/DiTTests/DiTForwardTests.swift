@@ -75,6 +75,27 @@ final class DiTForwardTests: XCTestCase {
         XCTAssertLessThanOrEqual(err, Self.tolerance)
     }
 
+    /// `--bf16` takes the bf16 path in every Linear (the output moves off float32's), prints its error against the
+    /// official run (no bound asserted: bf16 rounding is not float32 noise), and a sample alone equals its row in the batch.
+    func testBFloat16ForwardIsBatchInvariant() throws {
+        try XCTSkipUnless(MatmulPrecision.bfloat16Available, "this CPU has no AVX512-BF16")
+        let m = try loadModel()
+        let f = try Fixtures.safetensors("dit/dit_forward_io.safetensors")
+        let x = try f.floatTensor("x")
+        let t = try ints(f, "t").map(Float.init), y = try ints(f, "y")
+        let exact = try m.forward(x, t: t, y: y)
+        m.setMatmulPrecision(.bfloat16)
+        let out = try m.forward(x, t: t, y: y)
+        XCTAssertNotEqual(out.data, exact.data, "--bf16 changes the arithmetic")
+        print("dit forward --bf16 relative error \(relativeError(out, try f.floatTensor("out")))")
+        let n = x.shape[0], per = x.count / n, perOut = out.count / n
+        let last = try m.forward(
+            Tensor(shape: [1] + Array(x.shape.dropFirst()), data: Array(x.data[((n - 1) * per)...])), t: [t[n - 1]], y: [y[n - 1]])
+        XCTAssertEqual(last.data, Array(out.data[((n - 1) * perOut)...]), "the last sample alone vs in the batch")
+        m.setMatmulPrecision(.float32)
+        XCTAssertEqual(try m.forward(x, t: t, y: y).data, exact.data, "back to float32 exactly")
+    }
+
     func testForwardWithCFGOfficialFirstThreeChannels() throws {
         let m = try loadModel()
         let f = try Fixtures.safetensors("dit/dit_forward_io.safetensors")

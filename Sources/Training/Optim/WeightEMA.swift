@@ -11,9 +11,14 @@ public struct WeightEMA {
     public private(set) var values: [[Float]]
 
     public init(decay: Float, params: [Parameter]) throws {
-        guard decay >= 0, decay < 1 else { throw TrainingError.config("EMA decay must be in [0, 1), got \(decay)") }
+        try Self.validate(decay: decay)
         self.decay = decay
         values = decay > 0 ? params.map(\.value.data) : []
+    }
+
+    /// Decays in [0, 1) (NaN is refused); commands check before encoding their data.
+    public static func validate(decay: Float) throws {
+        guard decay >= 0, decay < 1 else { throw TrainingError.config("EMA decay must be in [0, 1), got \(decay)") }
     }
 
     public var isOn: Bool { decay > 0 }
