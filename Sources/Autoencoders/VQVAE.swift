@@ -491,6 +491,22 @@ extension VQVAE {
         return Step(reconstruction: recon, reconLoss: rl, vqLoss: vq, tokens: saved.tokens, residualRows: saved.residualRows)
     }
 
+    /// What decoder fine-tuning trains: post_quant_conv and the decoder (everything after f-hat).
+    public var decoderParameters: [Parameter] { postQuantConv.parameters + decoder.parameters }
+
+    /// Forward + backward of mse(x̂, x) through the decoder alone: the encoder, quant_conv and quantiser run forward
+    /// only, so every image keeps its tokens and its f-hat (the VAR and DiT trained on them stay valid) while the
+    /// decoder learns to draw them better. Gradients reach `decoderParameters` only; the step's `vqLoss` is the
+    /// frozen quantiser's (for the log).
+    public func decoderTrainStep(_ x: Tensor) -> Step {
+        let f = encodeLatent(x)  // the inference path, as `tokens(images:)` encodes the generators' data
+        let (fHat, vq, saved) = quantizer.trainingForward(f)
+        let recon = decoder.forward(postQuantConv.forward(fHat))
+        let (rl, dRecon) = Losses.mse(recon, x)
+        _ = postQuantConv.backward(decoder.backward(dRecon))
+        return Step(reconstruction: recon, reconLoss: rl, vqLoss: vq, tokens: saved.tokens, residualRows: saved.residualRows)
+    }
+
     /// Codebook from the residuals of a real batch (see `MultiScaleQuantizer.initialiseCodebook`).
     public func initialiseCodebook(from x: Tensor, seed: UInt64) {
         quantizer.initialiseCodebook(from: quantConv.forward(encoder.forward(x)), seed: seed)

@@ -81,6 +81,24 @@ public final class ToyQuality {
         return (row, recon, try ColourFidelity.meanColourError(originals: setB, reconstructions: recon))
     }
 
+    /// Set B decoded from the f-hat of its first k token maps, for every k (1 ... S; k = S is the reconstruction):
+    /// one row per prefix, so the per-class accuracies say at which scale each class becomes recognisable. A class
+    /// that only appears at the last scale is drawn by VAR's final, parallel sampling step alone.
+    public func scalePrefixRows(_ vae: VQVAE, batchSize: Int) throws -> [Row] {
+        let t0 = Date()
+        var previews = [[Image8]](repeating: [], count: vae.patchNums.count)
+        for b in stride(from: 0, to: n, by: batchSize) {
+            let x = Tensor.cat(setB[b..<min(n, b + batchSize)].map { $0.signedCHW() }, dim: 0)
+            for (k, y) in vae.progressiveDecode(tokens: try vae.tokens(images: x)).enumerated() {
+                previews[k] += (0..<y.shape[0]).map { Image8(signedCHW: y.slice0($0, $0 + 1)) }
+            }
+        }
+        let seconds = Date().timeIntervalSince(t0)
+        return try previews.enumerated().map { k, images in
+            try row("first \(k + 1) scales (to \(vae.patchNums[k])x\(vae.patchNums[k]))", images: images, labels: labelsB, seconds: seconds)
+        }
+    }
+
     /// n samples of a generator at its settings, sample i of class i mod C with index i (as `varlab sample
     /// --class 0,...,C-1 --n n`); `progress` gets the number done.
     public func samples(

@@ -25,6 +25,8 @@ public enum MetadataKey: String, CaseIterable, Sendable {
     case patchNums = "varlab.patch_nums"
     /// GroupNorm groups of the VQ-VAE (absent: the official 32).
     case normGroups = "varlab.norm_groups"
+    /// The tokenizer a decoder fine-tuning started from: file name and step (its encoder and codebook are kept).
+    case finetunedFrom = "varlab.finetuned_from"
     // VAR
     /// Attention heads (VAR, DiT) when the width alone does not say.
     case heads = "varlab.heads"

@@ -25,6 +25,11 @@ struct BenchToyQuality: ParsableCommand {
     @Option(help: "Guidance scale instead of each model's recorded default (for tuning the value a model ships with).") var cfg: Double?
     @Option(help: "Write a grid per model here (one row per class, 10 per row): <dir>/<family>-grid.png.") var grids: String?
     @Option(help: "Write the results as JSON (atomically).") var json: String?
+    @Flag(
+        help:
+            "Also decode the held-out set from its first k token maps, k = 1 ... S, and print the per-class accuracy of each prefix (at which scale each class becomes recognisable)."
+    )
+    var scalePrefixes = false
     @OptionGroup var fast: FastOptions
     @OptionGroup var precision: PrecisionOptions
     @OptionGroup var common: CommonOptions
@@ -65,6 +70,8 @@ struct BenchToyQuality: ParsableCommand {
             String(
                 format: "    mean-colour error of the reconstructions (levels of 255): R %.2f  G %.2f  B %.2f",
                 colourError[0], colourError[1], colourError[2]))
+        let prefixRows = scalePrefixes ? try quality.scalePrefixRows(try loadBuiltinVQVAE(), batchSize: batchSize) : []
+        if scalePrefixes { reportScalePrefixes(prefixRows) }
         if let grids {
             try FileManager.default.createDirectory(atPath: grids, withIntermediateDirectories: true)
             // Two rows of real held-out images, each followed by its reconstructions.
@@ -108,6 +115,12 @@ struct BenchToyQuality: ParsableCommand {
                     try CaptionedLayout.rows(rows), to: (grids as NSString).appendingPathComponent("\(family)-grid.png"))
             }
         }
+        if scalePrefixes {
+            json["scale_prefixes"] = prefixRows.map {
+                ["name": $0.name, "accuracy": $0.accuracy, "toy_fid": $0.toyFID, "per_class_accuracy": $0.perClass.map(\.accuracy)]
+                    as [String: Any]
+            }
+        }
         for r in rows {
             json[r.name] = [
                 "accuracy": r.accuracy, "toy_fid": r.toyFID, "seconds": r.seconds,
@@ -117,6 +130,22 @@ struct BenchToyQuality: ParsableCommand {
         if let path = self.json {
             try AtomicFile.write(try JSONSerialization.data(withJSONObject: json, options: [.prettyPrinted, .sortedKeys]), to: path)
         }
+    }
+
+    /// One line per prefix: overall accuracy and toy-FID, then every class's accuracy (a table of scales x classes).
+    func reportScalePrefixes(_ rows: [ToyQuality.Row]) {
+        let classes = rows.first?.perClass.count ?? 0
+        print("    per-class accuracy of the reconstructions from the first scales only:")
+        print(
+            "    " + "".padding(toLength: 30, withPad: " ", startingAt: 0) + "  acc   toy-FID "
+                + (0..<classes).map { "\($0):\(className($0).prefix(4))".padding(toLength: 7, withPad: " ", startingAt: 0) }.joined())
+        for r in rows {
+            print(
+                "    " + r.name.padding(toLength: 30, withPad: " ", startingAt: 0)
+                    + String(format: " %.3f %8.2f  ", r.accuracy, r.toyFID)
+                    + r.perClass.map { String(format: "%-7.2f", $0.accuracy) }.joined())
+        }
+        fflush(stdout)
     }
 
     func className(_ k: Int) -> String { ToyDataset.classNames.indices.contains(k) ? ToyDataset.classNames[k] : String(k) }

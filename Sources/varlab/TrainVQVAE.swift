@@ -14,7 +14,9 @@ struct TrainVQVAE: ParsableCommand {
             residuals, dead codes restarted every 100 steps (the shipped, grey tokenizer used --norm-groups 32 \
             --conv-init torch --codebook-init uniform --dead-code-restart 0; scripts/train_builtin.sh). The checkpoint uses the official VQ-VAE key names (it loads in the inference VQ-VAE; its patch numbers are \
             in the metadata), includes the optimizer state, and is written atomically every --save-every steps and at the \
-            end. --resume continues from -o (same config). Deterministic given --seed, for any --threads.
+            end. --resume continues from -o (same config). Deterministic given --seed, for any --threads. \
+            --finetune-decoder BASE trains only the decoder of a trained tokenizer (mse; its tokens, f-hat and codebook \
+            stay BASE's, so generators trained on BASE keep working with the result).
             """)
 
     @Option(help: "Training data: toy or imagefolder:PATH.") var data: String = "toy"
@@ -43,6 +45,11 @@ struct TrainVQVAE: ParsableCommand {
     @Option(help: "Toy data: dataset seed.") var dataSeed: UInt64 = 0
     @Option(help: "Held-out images for the final reconstruction error (toy data).") var evalN: Int = 64
     @Option(help: "Print progress every N steps.") var logEvery: Int = 10
+    @Option(
+        help: ArgumentHelp(
+            "Fine-tune only the decoder (and post_quant_conv) of this trained tokenizer (a checkpoint or its export): every image keeps its tokens, so VAR and DiT trained on BASE stay valid. Architecture and codebook options come from BASE.",
+            valueName: "base"))
+    var finetuneDecoder: String?
     @Flag(help: "Continue from the checkpoint at -o.") var resume = false
     @Option(name: [.short, .customLong("output")], help: "Checkpoint path (.safetensors).") var output: String
     @OptionGroup var common: CommonOptions
@@ -76,7 +83,14 @@ struct TrainVQVAE: ParsableCommand {
         opts.steps = steps; opts.batchSize = batchSize; opts.lr = lr; opts.warmupSteps = warmup
         opts.weightDecay = weightDecay; opts.clip = clip; opts.seed = seed; opts.saveEvery = saveEvery
         let trainer: VQVAETrainer
-        do { trainer = try VQVAETrainer(config: config, options: opts) } catch { throw ValidationError("\(error)") }
+        do {
+            if let base = finetuneDecoder {
+                trainer = try VQVAETrainer(finetuningDecoderOf: base, options: opts)
+                config = trainer.config
+            } else {
+                trainer = try VQVAETrainer(config: config, options: opts)
+            }
+        } catch { throw ValidationError("\(error)") }
         let source = try TrainData.source(data, trainSize: trainSize, dataSeed: dataSeed, size: config.imageSize)
         trainer.dataSummary = source.summary
         trainer.loop.checkpointPath = output
@@ -84,9 +98,12 @@ struct TrainVQVAE: ParsableCommand {
             if resume { try trainer.resume(from: output); note("resuming from \(output) at step \(trainer.loop.step)") }
         } catch let e as TrainingError { throw ValidationError(e.description) }
         note("data: \(source.summary)")
+        let trained = trainer.loop.params.reduce(0) { $0 + $1.value.count }
         note(
-            "model: VQ-VAE ch \(ch) x \(config.model.chMult), z \(zChannels), vocab \(vocab), scales \(config.patchNums); "
-                + "\(trainer.model.parameters.reduce(0) { $0 + $1.value.count }) parameters; \(Parallel.threads) threads")
+            "model: VQ-VAE ch \(config.model.ch) x \(config.model.chMult), z \(config.model.zChannels), vocab \(config.model.vocabSize), "
+                + "scales \(config.patchNums); \(trainer.model.parameters.reduce(0) { $0 + $1.value.count }) parameters"
+                + (config.decoderOnly ? ", \(trained) trained (decoder fine-tuning of \(trainer.finetunedFrom ?? "?"))" : "")
+                + "; \(Parallel.threads) threads")
         let t0 = Date()
         do {
             try trainer.run(source: source) { p in

@@ -181,6 +181,56 @@ final class VQVAETrainerTests: XCTestCase {
         }
     }
 
+    /// Decoder fine-tuning keeps what the generators were trained on (every image's tokens, the encoder, the
+    /// codebook and phi convs bit for bit), changes only post_quant_conv and the decoder, lowers the reconstruction
+    /// error, records its base, and resumes to the uninterrupted run's weights.
+    func testDecoderFinetuningKeepsTheTokens() throws {
+        var o = TrainOptions()
+        o.steps = 6; o.batchSize = 4; o.saveEvery = 3; o.warmupSteps = 1; o.seed = 7; o.lr = 3e-3
+        let src = ToySource(dataset: ToyDataset(seed: 0, size: 16), count: 100)
+        let dir = try temporaryFolder("vqft")
+        let basePath = dir.appendingPathComponent("base.safetensors").path
+        let base = try VQVAETrainer(config: recipeConfig(), options: o)
+        try base.run(source: src)
+        try base.save(to: basePath)
+
+        var ft = o; ft.steps = 12
+        let a = try VQVAETrainer(finetuningDecoderOf: basePath, options: ft)
+        XCTAssertTrue(a.config.decoderOnly)
+        XCTAssertEqual(Set(a.loop.params.map(\.name)), Set(a.model.decoderParameters.map(\.name)))
+        let held = ToySource(dataset: ToyDataset(seed: 0, split: .heldout, size: 16), count: 32)
+        let before = a.reconstructionMSE(source: held, n: 32)
+        try a.run(source: src)
+        XCTAssertLessThan(a.reconstructionMSE(source: held, n: 32), before, "the decoder learns")
+        let x = held.batch(Array(0..<8)).images
+        XCTAssertEqual(try a.model.tokens(images: x), try base.model.tokens(images: x), "every image keeps its tokens")
+        let trained = Set(a.model.decoderParameters.map(\.name))
+        var changed = 0
+        for (p, q) in zip(a.model.parameters, base.model.parameters) {
+            if trained.contains(p.name) {
+                changed += p.value.data != q.value.data ? 1 : 0
+            } else {
+                XCTAssertEqual(p.value.data, q.value.data, p.name)
+            }
+        }
+        XCTAssertGreaterThan(changed, 0)
+
+        // Interrupted at step 9 (NaN images), resumed from the step-6 checkpoint: the uninterrupted weights.
+        let path = dir.appendingPathComponent("ft.safetensors").path
+        let b = try VQVAETrainer(finetuningDecoderOf: basePath, options: ft)
+        b.loop.checkpointPath = path
+        XCTAssertThrowsError(try b.run(source: FailingSource(base: src, nanFromStep: 9, batchSize: 4)))
+        let resumed = try VQVAETrainer(finetuningDecoderOf: basePath, options: ft)
+        try resumed.resume(from: path)
+        XCTAssertEqual(resumed.loop.step, 6)
+        try resumed.run(source: src)
+        XCTAssertEqual(resumed.model.parameters.flatMap { $0.value.data }, a.model.parameters.flatMap { $0.value.data })
+        let meta = try SafetensorsFile(path: path).metadata
+        XCTAssertEqual(meta["varlab.finetuned_from"], "base.safetensors (step 6)")
+        // A joint run cannot resume a fine-tuning's checkpoint (its config says decoder only).
+        XCTAssertThrowsError(try VQVAETrainer(config: base.config, options: ft).resume(from: path))
+    }
+
     /// He init starts every ResNet block as the identity (its last conv is zero) and the plain convs at variance
     /// 2 / fan_in instead of PyTorch's 1 / (3 fan_in).
     func testHeInitStartsResNetBlocksAsIdentity() throws {

@@ -20,9 +20,14 @@ public struct VQVAERunConfig: Codable, Equatable, Sendable {
     /// the identity. The default init shrinks the signal threefold in variance per plain conv; the small decoder
     /// then learned colour only after hundreds of steps (issue 14).
     public var heInit = false
+    /// Decoder fine-tuning: only post_quant_conv and the decoder train, from a trained tokenizer's weights, so
+    /// every image keeps its tokens (absent in older checkpoints: false).
+    public var decoderOnly = false
     public init() {}
 
-    private enum CodingKeys: String, CodingKey { case patchNums, imageSize, dataInitCodebook, deadCodeRestartEvery, heInit }
+    private enum CodingKeys: String, CodingKey {
+        case patchNums, imageSize, dataInitCodebook, deadCodeRestartEvery, heInit, decoderOnly
+    }
 
     /// Checkpoints written before the recipe fields existed used 32 groups, the uniform init, no restarts.
     public init(from decoder: Decoder) throws {
@@ -33,6 +38,7 @@ public struct VQVAERunConfig: Codable, Equatable, Sendable {
         dataInitCodebook = try k.decodeIfPresent(Bool.self, forKey: .dataInitCodebook) ?? false
         deadCodeRestartEvery = try k.decodeIfPresent(Int.self, forKey: .deadCodeRestartEvery) ?? 0
         heInit = try k.decodeIfPresent(Bool.self, forKey: .heInit) ?? false
+        decoderOnly = try k.decodeIfPresent(Bool.self, forKey: .decoderOnly) ?? false
     }
 
     public func encode(to encoder: Encoder) throws {
@@ -43,6 +49,8 @@ public struct VQVAERunConfig: Codable, Equatable, Sendable {
         try k.encode(dataInitCodebook, forKey: .dataInitCodebook)
         try k.encode(deadCodeRestartEvery, forKey: .deadCodeRestartEvery)
         try k.encode(heInit, forKey: .heInit)
+        // Written only when set, so a joint run's config JSON stays what earlier versions wrote (they resume).
+        if decoderOnly { try k.encode(decoderOnly, forKey: .decoderOnly) }
     }
 
     public func validate() throws {

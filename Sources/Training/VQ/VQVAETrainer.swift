@@ -19,16 +19,34 @@ public final class VQVAETrainer {
     public private(set) var restartedCodes = 0
     private var restartWindow: CodebookUsage
 
+    /// The tokenizer a decoder fine-tuning started from ("file (step N)"), recorded in the checkpoint.
+    public private(set) var finetunedFrom: String?
+
     public init(config: VQVAERunConfig, options: TrainOptions) throws {
         try config.validate()
         do { model = try VQVAE(config: config.model, patchNums: config.patchNums, seed: options.seed, heInit: config.heInit) } catch {
             throw TrainingError.config("\(error)")
         }
         self.config = config
-        loop = try TrainLoop(params: model.parameters, options: options)
+        loop = try TrainLoop(params: config.decoderOnly ? model.decoderParameters : model.parameters, options: options)
         usage = CodebookUsage(vocabSize: config.model.vocabSize, scales: config.patchNums.count)
         restartWindow = usage
         loop.save = { [unowned self] path in try self.save(to: path) }
+    }
+
+    /// Decoder fine-tuning of a trained tokenizer (a `train vqvae` checkpoint or its export): its architecture and
+    /// every weight, then only post_quant_conv and the decoder train (mse); no codebook init or restarts, so the
+    /// tokens and f-hat of every image stay those of `base`.
+    public convenience init(finetuningDecoderOf base: String, options: TrainOptions) throws {
+        let ck = try TrainCheckpoint.read(path: base, model: VQVAE.checkpointName)
+        var config: VQVAERunConfig
+        do { config = try JSONDecoder().decode(VQVAERunConfig.self, from: Data(ck.configJSON.utf8)) } catch {
+            throw TrainingError.checkpoint("\(base): varlab.config is not a VQ-VAE training config (\(error))")
+        }
+        config.decoderOnly = true; config.dataInitCodebook = false; config.deadCodeRestartEvery = 0
+        try self.init(config: config, options: options)
+        try ck.loadParameters(model.parameters)
+        finetunedFrom = "\(URL(fileURLWithPath: base).lastPathComponent) (step \(ck.step))"
     }
 
     public func save(to path: String) throws {
@@ -39,11 +57,17 @@ public final class VQVAETrainer {
                 MetadataKey.train.rawValue: try loop.options.canonicalJSON(), MetadataKey.data.rawValue: dataSummary,
                 MetadataKey.patchNums.rawValue: config.patchNums.map(String.init).joined(separator: ","),
                 MetadataKey.normGroups.rawValue: String(config.model.normGroups),
-            ])
+            ].merging(finetunedFrom.map { [MetadataKey.finetunedFrom.rawValue: $0] } ?? [:]) { a, _ in a })
     }
 
+    /// Continues a run from its checkpoint (a decoder fine-tuning restores the frozen weights from it too).
     public func resume(from path: String) throws {
-        try loop.resume(from: path, model: VQVAE.checkpointName, configJSON: try config.canonicalJSON(), params: model.parameters)
+        let ck = try TrainLoop.resumable(path, model: VQVAE.checkpointName, configJSON: try config.canonicalJSON())
+        if config.decoderOnly {
+            try ck.loadParameters(model.parameters)
+            finetunedFrom = ck.file.metadata[.finetunedFrom] ?? finetunedFrom
+        }
+        try loop.resume(from: path, model: VQVAE.checkpointName, configJSON: try config.canonicalJSON(), params: loop.params)
     }
 
     public func run(source: LabeledImageSource, progress: (TrainProgress) -> Void = { _ in }) throws {
@@ -56,7 +80,7 @@ public final class VQVAETrainer {
             step: { x, _ in
                 let step = self.loop.step  // 0-based index of the step being run
                 if step == 0 && config.dataInitCodebook { self.model.initialiseCodebook(from: x, seed: self.loop.options.seed) }
-                let s = self.model.trainStep(x)
+                let s = config.decoderOnly ? self.model.decoderTrainStep(x) : self.model.trainStep(x)
                 self.lastRecon = s.reconLoss; self.lastVQ = s.vqLoss
                 self.usage.record(s.tokens)
                 self.restartWindow.record(s.tokens)
