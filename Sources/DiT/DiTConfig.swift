@@ -20,12 +20,6 @@ public struct DiTConfig: Equatable, Sendable, CustomStringConvertible {
     /// probability.
     public var classDropout: Float = 0.1
 
-    /// The built-in toy model's shape: 8x8x16 latents (the tiny VQ-VAE's f-hat), patch 2, width 128, depth 6,
-    /// 4 heads, 10 classes, epsilon output only (learn_sigma = False).
-    public init() {
-        self.init(inputSize: 8, patchSize: 2, inChannels: 16, hiddenSize: 128, depth: 6, numHeads: 4, numClasses: 10, learnSigma: false)
-    }
-
     public init(
         inputSize: Int, patchSize: Int, inChannels: Int = 4, hiddenSize: Int, depth: Int, numHeads: Int,
         mlpRatio: Double = 4, numClasses: Int = 1000, learnSigma: Bool = true
