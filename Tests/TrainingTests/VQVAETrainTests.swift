@@ -229,6 +229,16 @@ final class VQVAETrainerTests: XCTestCase {
         XCTAssertEqual(meta["varlab.finetuned_from"], "base.safetensors (step 6)")
         // A joint run cannot resume a fine-tuning's checkpoint (its config says decoder only).
         XCTAssertThrowsError(try VQVAETrainer(config: base.config, options: ft).resume(from: path))
+        // A base whose config disagrees with its tensors (a file's JSON never sizes the model) is refused.
+        var lying = base.config
+        lying.model.ch = 4096
+        let lyingPath = dir.appendingPathComponent("lying.safetensors").path
+        try TrainCheckpoint.write(
+            path: lyingPath, model: VQVAE.checkpointName, configJSON: try lying.canonicalJSON(), step: 0,
+            params: base.model.parameters, optimizer: nil)
+        XCTAssertThrowsError(try VQVAETrainer(finetuningDecoderOf: lyingPath, options: ft)) { e in
+            XCTAssertTrue("\(e)".contains("does not match the tensors"), "\(e)")
+        }
     }
 
     /// He init starts every ResNet block as the identity (its last conv is zero) and the plain convs at variance

@@ -43,6 +43,20 @@ public final class VQVAETrainer {
         do { config = try JSONDecoder().decode(VQVAERunConfig.self, from: Data(ck.configJSON.utf8)) } catch {
             throw TrainingError.checkpoint("\(base): varlab.config is not a VQ-VAE training config (\(error))")
         }
+        // The architecture is read from the tensors (the loader's checked path), and the config must say the same:
+        // a file's JSON alone never sizes the model.
+        var inferred: VQVAEConfig
+        do {
+            inferred = try VQVAEConfig.infer(from: ck.file)
+            inferred.normGroups = try VQVAEConfig.normGroups(of: ck.file)
+        } catch { throw TrainingError.checkpoint("\(base): \(error)") }
+        guard config.model == inferred, (8...1024).contains(config.imageSize), (1...32).contains(config.patchNums.count),
+            config.patchNums.allSatisfy({ (1...256).contains($0) })
+        else {
+            throw TrainingError.checkpoint(
+                "\(base): varlab.config (image size \(config.imageSize), scales \(config.patchNums.prefix(32))) does not match the tensors the file holds or is out of range"
+            )
+        }
         config.decoderOnly = true; config.dataInitCodebook = false; config.deadCodeRestartEvery = 0
         try self.init(config: config, options: options)
         try ck.loadParameters(model.parameters)
