@@ -76,12 +76,11 @@ public final class VQVAETrainer {
 
     /// Continues a run from its checkpoint (a decoder fine-tuning restores the frozen weights from it too).
     public func resume(from path: String) throws {
-        let ck = try TrainLoop.resumable(path, model: VQVAE.checkpointName, configJSON: try config.canonicalJSON())
+        let ck = try loop.resume(from: path, model: VQVAE.checkpointName, configJSON: try config.canonicalJSON(), params: loop.params)
         if config.decoderOnly {
-            try ck.loadParameters(model.parameters)
+            try ck.loadParameters(model.parameters)  // the frozen part too (the loop restores what it trains)
             finetunedFrom = ck.file.metadata[.finetunedFrom] ?? finetunedFrom
         }
-        try loop.resume(from: path, model: VQVAE.checkpointName, configJSON: try config.canonicalJSON(), params: loop.params)
     }
 
     public func run(source: LabeledImageSource, progress: (TrainProgress) -> Void = { _ in }) throws {
