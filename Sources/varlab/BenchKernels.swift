@@ -12,7 +12,8 @@ struct BenchKernels: ParsableCommand {
         discussion: """
             Each kernel runs once to warm up, then --repeats times: median, MAD and minimum seconds. With --baseline \
             (a file --save-baseline wrote on a machine with the same CPU model) each median is compared with the stored \
-            one, and a kernel more than --tolerance slower by more than three MADs is a REGRESSION (exit 1). \
+            one, and a kernel more than --tolerance slower, by more than three MADs or also at its fastest run, is a \
+            REGRESSION (exit 1). \
             Baselines of the project's machines are in bench/baselines/.
             """)
 
