@@ -25,7 +25,7 @@ $V train var --vae "$W/vqvae.safetensors" --train-size 20000 --token-cache "$W/v
     --steps 7000 --batch-size 32 --lr 5e-3 --warmup 100 --weight-decay 0.05 --ema 0.999 --seed 0 -o "$W/var.safetensors"
 # DiT on the same tokenizer's continuous latent f-hat of 20k training images, patch 1 (64 tokens), with an EMA (exported).
 $V train dit --vae "$W/vqvae.safetensors" --train-size 20000 --latents "$W/dit-latents.safetensors" \
-    --steps 10500 --batch-size 64 --lr 4e-3 --warmup 100 --min-snr-gamma 5 --sample-cfg 6 --ema 0.9995 --patch 1 --seed 0 \
+    --steps 9600 --batch-size 64 --lr 4e-3 --warmup 100 --min-snr-gamma 5 --sample-cfg 6 --ema 0.9995 --patch 1 --seed 0 \
     -o "$W/dit.safetensors"
 
 $V train export "$W/classifier.safetensors" -o assets/models/toy-classifier.safetensors
