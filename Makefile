@@ -46,7 +46,7 @@ demo: build
 	$(V) sample --model dit --class $(TOY_CLASSES) --n 40 --seed 0 -o out/dit_grid.png
 	$(V) data toy --n 20 --split heldout -o out/toy_heldout/
 	$(V) edit --model var --image out/toy_heldout/class3_000013.png --box 0,0,0.5,1 --class 3 --compare -o out/var_edit.png
-	$(V) edit --model dit --image out/toy_heldout/class0_000010.png --outpaint 0.25,0.25,0.75,0.75 --class 0 --compare -o out/dit_edit.png
+	$(V) edit --model dit --image out/toy_heldout/class0_000010.png --outpaint 0.25,0.25,0.75,0.75 --compare -o out/dit_edit.png
 	$(V) sample --model var --classes all --per-class 50 --seed 1 -o out/var_samples/
 	$(V) data toy --n 500 --split heldout --start 1000 -o out/toy_reference/
 	$(V) eval out/var_samples out/toy_reference
@@ -56,8 +56,9 @@ demo: build
 	@echo "  out/dit_grid.png          DiT samples, the same layout"
 	@echo "  out/var_edit-compare.png  VAR in-painting: the left half of a cross image re-drawn as class 'cross'"
 	@echo "                            (input | regenerated cells | output, enlarged 4x); out/var_edit.png is the result"
-	@echo "  out/dit_edit-compare.png  DiT out-painting: everything around the centre of a disc image re-drawn"
-	@echo "                            (input | regenerated cells | output, enlarged 4x); out/dit_edit.png is the result"
+	@echo "  out/dit_edit-compare.png  DiT out-painting: everything around the centre of a disc image re-drawn, no class"
+	@echo "                            given, so the model continues the picture (RePaint with resampling, the built-in"
+	@echo "                            DiT's default); input | regenerated cells | output, enlarged 4x; out/dit_edit.png"
 	@echo "  out/var_samples/          500 VAR samples (50 per class) measured above against out/toy_reference/"
 	@echo "                            (toy metrics: toy-FID, precision / recall, classifier accuracy)"
 

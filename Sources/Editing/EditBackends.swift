@@ -120,9 +120,12 @@ final class DiTEditBackend: EditBackend {
 
     /// Guidance scale for an unset --cfg: the checkpoint's `varlab.sample_cfg`, else 4.
     let defaultCFG: Float
+    /// RePaint resampling for an unset --resample: the checkpoint's `varlab.edit_resample`, else off.
+    let defaultResample: Bool
 
-    init(model: DiTModel, codec: LatentCodec, channels: CFGChannels = .first3, defaultCFG: Float = 4) {
+    init(model: DiTModel, codec: LatentCodec, channels: CFGChannels = .first3, defaultCFG: Float = 4, defaultResample: Bool = false) {
         self.model = model; self.codec = codec; self.channels = channels; self.defaultCFG = defaultCFG
+        self.defaultResample = defaultResample
     }
 
     static func load(_ o: EditOptions) throws -> DiTEditBackend {
@@ -160,7 +163,9 @@ final class DiTEditBackend: EditBackend {
         } else {
             channels = info.sampleDefaults.cfgChannels.flatMap { CFGChannels(rawValue: $0) } ?? .first3
         }
-        return DiTEditBackend(model: model, codec: codec, channels: channels, defaultCFG: info.sampleDefaults.cfg ?? 4)
+        return DiTEditBackend(
+            model: model, codec: codec, channels: channels, defaultCFG: info.sampleDefaults.cfg ?? 4,
+            defaultResample: info.editResample ?? false)
     }
 
     func edit(_ request: EditRequest, progress: (String) -> Void) throws -> EditResult {
@@ -185,9 +190,11 @@ final class DiTEditBackend: EditBackend {
         let regen = try request.region.pixels.cellsRegenerated(c.inputSize)
         let keep = regen.map { !$0 }
         let mode: DiffusionEditor.Mode = o.strength.map { .sdedit(strength: $0) } ?? .inpaint
+        // Resampling is an in-painting schedule: a checkpoint's recommendation does not apply to SDEdit.
+        let resample = o.resample ?? (mode == .inpaint && defaultResample)
         let editor = DiffusionEditor(
             sampler: DiffusionSampler(diffusion: diffusion, method: method), mode: mode,
-            resample: o.resample ? (jumpLength: o.jumpLength, jumpNSample: o.jumpNSample) : nil)
+            resample: resample ? (jumpLength: o.jumpLength, jumpNSample: o.jumpNSample) : nil)
         let label = request.classLabel ?? c.nullClass
         let cfg = o.cfg.map(Float.init) ?? defaultCFG
         guard cfg >= 0 && cfg.isFinite else { throw EditFieldError(field: "cfg", message: "must be >= 0") }
@@ -209,7 +216,7 @@ final class DiTEditBackend: EditBackend {
         for y in 0..<s { for x in 0..<s { px[y * s + x] = regen[(y / cell) * c.inputSize + x / cell] } }
         let what: String
         switch mode {
-        case .inpaint: what = "RePaint in-painting" + (o.resample ? " with resampling (jump \(o.jumpLength) x \(o.jumpNSample))" : "")
+        case .inpaint: what = "RePaint in-painting" + (resample ? " with resampling (jump \(o.jumpLength) x \(o.jumpNSample))" : "")
         case let .sdedit(st): what = "SDEdit strength \(st)" + (keep.contains(true) ? " (masked)" : "")
         }
         return EditResult(

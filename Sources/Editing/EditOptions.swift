@@ -27,7 +27,8 @@ public struct EditOptions: Sendable {
     public var cfgChannels: String?
     public var vaeGroups: Int?
     public var strength: Double?
-    public var resample = false
+    /// RePaint resampling; nil = what the checkpoint recommends (`varlab.edit_resample`), else off.
+    public var resample: Bool?
     public var jumpLength = 10
     public var jumpNSample = 10
     // Output

@@ -113,8 +113,10 @@ public enum EditRunner {
                 message: "missing: say what to regenerate with --mask, --box or --outpaint"
                     + (family == DiTFamily.name ? " (or use --strength for SDEdit of the whole image)" : ""))
         }
-        if o.resample && family != DiTFamily.name { throw EditFieldError(field: "resample", message: "only applies to --model dit") }
-        if o.resample && sdedit {
+        if o.resample == true && family != DiTFamily.name {
+            throw EditFieldError(field: "resample", message: "only applies to --model dit")
+        }
+        if o.resample == true && sdedit {
             throw EditFieldError(field: "resample", message: "RePaint resampling is for in-painting; not with --strength")
         }
         if o.jumpLength < 1 { throw EditFieldError(field: "jump-length", message: "must be at least 1") }

@@ -83,6 +83,8 @@ public struct DiTCheckpointInfo {
     public var sampleDefaults: (steps: Int?, sampler: String?, cfg: Float?, cfgChannels: String?) {
         (metadata.int(.sampleSteps), metadata[.sampleSampler], metadata.float(.sampleCFG), metadata[.sampleCFGChannels])
     }
+    /// Whether in-painting should use RePaint resampling when the user does not say (`varlab.edit_resample`).
+    public var editResample: Bool? { metadata.bool(.editResample) }
 
     /// The latent decoder: the VAR VQ-VAE (f-hat / latent_scale) when `vae` is one, else the SD KL-VAE.
     public func codec(vae: String, groups: Int?, checkpoint: String) throws -> LatentCodec {

@@ -40,6 +40,8 @@ public enum MetadataKey: String, CaseIterable, Sendable {
     case sampleSteps = "varlab.sample_steps"
     case sampleSampler = "varlab.sample_sampler"
     case sampleCFGChannels = "varlab.sample_cfg_channels"
+    /// Recommended for `edit` (DiT in-painting): RePaint resampling on ("1") when --resample / --no-resample is not given.
+    case editResample = "varlab.edit_resample"
     // DiT
     /// The latent space a DiT was trained on: "var-vqvae" (the VQ-VAE's f-hat), absent for the SD KL-VAE.
     case vae = "varlab.vae"

@@ -19,7 +19,9 @@ struct Edit: ParsableCommand {
             the regenerated pixels back into the original frame.
             VAR: zero-shot editing as the official demo (ground-truth tokens wherever the mask keeps, at every scale); \
             the null class unless --class is given. DiT: RePaint-style latent in-painting (--resample for the RePaint jump \
-            schedule), or SDEdit with --strength (noise to that level, denoise with --class), optionally masked.
+            schedule, the built-in DiT's default), or SDEdit with --strength (noise to that level, denoise with --class), \
+            optionally masked; without --class it runs unguided with the null class. Without --class both families \
+            continue the surrounding image; --class asks for that class in the region (guided by --cfg).
             Batch: --jobs jobs.json (an array of objects, or {"defaults": {...}, "jobs": [...]}) or jobs.jsonl (one object \
             per line); field names are the long option names with underscores (top_k, patch_nums, ...), list values may be \
             JSON arrays, relative paths are relative to the jobs file. --resume skips jobs whose output exists.
@@ -62,7 +64,11 @@ struct Edit: ParsableCommand {
     @Option(help: "KL-VAE: GroupNorm groups when the VAE has no config.json (default 32, the SD VAE).") var vaeGroups: Int?
     @Option(help: "DiT SDEdit: noise level in (0, 1] to start from; regenerates the masked region (or everything).")
     var strength: Double?
-    @Flag(help: "DiT: RePaint resampling (jump back and re-denoise; slower, more coherent).") var resample = false
+    @Flag(
+        inversion: .prefixedNo,
+        help:
+            "DiT: RePaint resampling (jump back and re-denoise; slower, more coherent). Default: the checkpoint's varlab.edit_resample (on for the built-in DiT), else off."
+    ) var resample: Bool?
     @Option(help: "DiT --resample: jump length in steps.") var jumpLength: Int = 10
     @Option(help: "DiT --resample: repeats of each jump.") var jumpNSample: Int = 10
 

@@ -342,6 +342,37 @@ final class CLIDefaultsTests: XCTestCase {
         XCTAssertNotEqual(recorded, try edit(["--top-k", "900"], "wide.png"))
     }
 
+    /// DiT in-painting takes RePaint resampling from the checkpoint (`varlab.edit_resample`, recorded in the built-in
+    /// DiT): unset equals --resample, --no-resample equals a re-export recording 0, and SDEdit ignores the
+    /// recommendation (an explicit --resample with --strength is still refused).
+    func testDiTEditResamplingComesFromTheCheckpoint() throws {
+        let dir = tmp()
+        let off = dir.appendingPathComponent("dit-off.safetensors").path
+        let e = try run(["train", "export", Assets.path("toy-dit.safetensors"), "-o", off, "--meta", "varlab.edit_resample=0"])
+        XCTAssertEqual(e.status, 0, e.stderr)
+        func edit(_ extra: [String], _ name: String) throws -> (Int32, String, Data?) {
+            // Jumps of 3 steps (the default 10 would not fit in 10 steps: no jump, the plain descent).
+            try builtinEdit(
+                "dit", ["--steps", "10", "--jump-length", "3", "--jump-n-sample", "2"] + extra, to: dir.appendingPathComponent(name).path)
+        }
+        let recorded = try edit([], "a.png"), explicit = try edit(["--resample"], "b.png")
+        XCTAssertEqual(recorded.0, 0, recorded.1)
+        XCTAssertTrue(recorded.1.contains("with resampling (jump 3 x 2)"), recorded.1)
+        XCTAssertEqual(recorded.2, explicit.2)
+        let plain = try edit(["--no-resample"], "c.png")
+        let offFile = try edit(["--checkpoint", off, "--vae", Assets.path("toy-vqvae.safetensors")], "d.png")
+        XCTAssertEqual(plain.0, 0, plain.1)
+        XCTAssertFalse(plain.1.contains("resampling"), plain.1)
+        XCTAssertEqual(plain.2, offFile.2)
+        XCTAssertNotEqual(plain.2, recorded.2)
+        let sdedit = try edit(["--strength", "0.5"], "e.png")
+        XCTAssertEqual(sdedit.0, 0, sdedit.1)
+        XCTAssertTrue(sdedit.1.contains("SDEdit"), sdedit.1)
+        let refused = try edit(["--strength", "0.5", "--resample"], "f.png")
+        XCTAssertEqual(refused.0, 1)
+        XCTAssertTrue(refused.1.contains("--resample"), refused.1)
+    }
+
     /// A bad --min-snr-gamma is refused before anything is encoded or written, naming the flag.
     func testTrainDiTRefusesANegativeMinSNRGamma() throws {
         let out = tmp().appendingPathComponent("dit.safetensors").path
