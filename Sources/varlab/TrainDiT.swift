@@ -15,7 +15,7 @@ struct TrainDiT: ParsableCommand {
         discussion: """
             The images (--data) are encoded once by the frozen VQ-VAE (--vae, from `varlab train vqvae`) into f-hat, the \
             latent its decoder consumes, and scaled by 1/std (stored as varlab.latent_scale); the encoded set is cached \
-            in --latents. The checkpoint (-o) has the official DiT key names (it loads in `varlab sample --model dit` \
+            in --latents, reused while the tokenizer's encoding tensors are the same (a decoder fine-tune keeps it). The checkpoint (-o) has the official DiT key names (it loads in `varlab sample --model dit` \
             with the same --vae), the EMA (if --ema > 0) and the optimizer state; it is written atomically every \
             --save-every steps and at the end. --export writes the sampling weights alone (EMA if kept). \
             --resume continues from -o (same config). Deterministic given --seed, for any --threads.
@@ -124,12 +124,11 @@ struct TrainDiT: ParsableCommand {
                 format: "trained to step %d in %@ (%.1fs); checkpoint %@", trainer.loop.step, TrainData.duration(seconds), seconds, output))
     }
 
-    /// The encoded training set, from the cache when it was made from the same VQ-VAE file and data.
+    /// The encoded training set, from the cache when it was made by the same encoder (a decoder fine-tune or a
+    /// copy of the VQ-VAE file keeps it) from the same data.
     func latentSet(source: LabeledImageSource, codec: VQLatentCodec) throws -> LatentSet {
         let cache = latents ?? output + ".latents.safetensors"
-        let attrs = try? FileManager.default.attributesOfItem(atPath: vae)
-        let vaeStamp = "\((attrs?[.size] as? Int) ?? 0)-\((attrs?[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0)"
-        let key = "vae=\(URL(fileURLWithPath: vae).standardized.path)@\(vaeStamp)|data=\(source.summary)|n=\(min(trainSize, source.count))"
+        let key = "\(try EncodingFingerprint.of(vaePath: vae))|data=\(source.summary)|n=\(min(trainSize, source.count))"
         if let set = try? LatentSet.read(path: cache, key: key) {
             note("latents: \(set.count) from the cache \(cache)")
             return set

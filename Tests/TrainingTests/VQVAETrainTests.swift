@@ -227,6 +227,15 @@ final class VQVAETrainerTests: XCTestCase {
         XCTAssertEqual(resumed.model.parameters.flatMap { $0.value.data }, a.model.parameters.flatMap { $0.value.data })
         let meta = try SafetensorsFile(path: path).metadata
         XCTAssertEqual(meta["varlab.finetuned_from"], "base.safetensors (step 6)")
+        // Token and latent caches key on what encoding reads: the fine-tune (new decoder, its own optimizer state)
+        // keeps its base's fingerprint; a tokenizer trained otherwise (another seed) does not.
+        XCTAssertEqual(try EncodingFingerprint.of(vaePath: path), try EncodingFingerprint.of(vaePath: basePath))
+        var other = o; other.seed = 8
+        let otherBase = try VQVAETrainer(config: recipeConfig(), options: other)
+        try otherBase.run(source: src)
+        let otherPath = dir.appendingPathComponent("other.safetensors").path
+        try otherBase.save(to: otherPath)
+        XCTAssertNotEqual(try EncodingFingerprint.of(vaePath: otherPath), try EncodingFingerprint.of(vaePath: basePath))
         // A joint run cannot resume a fine-tuning's checkpoint (its config says decoder only).
         XCTAssertThrowsError(try VQVAETrainer(config: base.config, options: ft).resume(from: path))
         // A base whose config disagrees with its tensors (a file's JSON never sizes the model) is refused.

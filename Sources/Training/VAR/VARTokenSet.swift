@@ -78,13 +78,9 @@ public struct VARTokenSet {
 
     // MARK: cache file
 
-    /// Identity of a cache: which VQ-VAE file (size + FNV-1a 64 of its bytes), which data, how many, which kind.
+    /// Identity of a cache: what the VQ-VAE does when encoding (`EncodingFingerprint`), which data, how many, which kind.
     public static func fingerprint(vaePath: String, dataSummary: String, count: Int, kind: Kind, patchNums: [Int]) throws -> String {
-        let d = try Data(contentsOf: URL(fileURLWithPath: vaePath), options: .mappedIfSafe)
-        var h: UInt64 = 0xcbf2_9ce4_8422_2325
-        d.withUnsafeBytes { p in for byte in p.bindMemory(to: UInt8.self) { h = (h ^ UInt64(byte)) &* 0x100_0000_01b3 } }
-        return
-            "vae \(d.count) bytes fnv1a \(String(h, radix: 16)); data \(dataSummary); n \(count); \(kind.rawValue); patch_nums \(patchNums)"
+        "\(try EncodingFingerprint.of(vaePath: vaePath)); data \(dataSummary); n \(count); \(kind.rawValue); patch_nums \(patchNums)"
     }
 
     public func write(to path: String, fingerprint: String) throws {
