@@ -20,8 +20,8 @@ struct Edit: ParsableCommand {
             VAR: zero-shot editing as the official demo (ground-truth tokens wherever the mask keeps, at every scale); \
             the null class unless --class is given. DiT: RePaint-style latent in-painting (--resample for the RePaint jump \
             schedule, the built-in DiT's default), or SDEdit with --strength (noise to that level, denoise with --class), \
-            optionally masked; without --class it runs unguided with the null class. Without --class both families \
-            continue the surrounding image; --class asks for that class in the region (guided by --cfg).
+            optionally masked. Without --class both families regenerate with the null class (unguided), which \
+            continues the surrounding image; --class asks for that class in the region (guided by --cfg).
             Batch: --jobs jobs.json (an array of objects, or {"defaults": {...}, "jobs": [...]}) or jobs.jsonl (one object \
             per line); field names are the long option names with underscores (top_k, patch_nums, ...), list values may be \
             JSON arrays, relative paths are relative to the jobs file. --resume skips jobs whose output exists.
