@@ -216,7 +216,19 @@ final class DiTEditBackend: EditBackend {
         for y in 0..<s { for x in 0..<s { px[y * s + x] = regen[(y / cell) * c.inputSize + x / cell] } }
         let what: String
         switch mode {
-        case .inpaint: what = "RePaint in-painting" + (resample ? " with resampling (jump \(o.jumpLength) x \(o.jumpNSample))" : "")
+        case .inpaint:
+            // Resampling that cannot happen (a jump longer than the schedule, one repeat) is said, not claimed.
+            let jumps = RePaintSchedule.denoisingSteps(editor.schedule()) > o.steps
+            var note = ""
+            if resample && jumps {
+                note = " with resampling (jump \(o.jumpLength) x \(o.jumpNSample))"
+            } else if resample {
+                note =
+                    o.jumpNSample < 2
+                    ? " (no resampling: --jump-n-sample 1 repeats nothing)"
+                    : " (no resampling: a jump of \(o.jumpLength) does not fit in \(o.steps) steps)"
+            }
+            what = "RePaint in-painting" + note
         case let .sdedit(st): what = "SDEdit strength \(st)" + (keep.contains(true) ? " (masked)" : "")
         }
         return EditResult(

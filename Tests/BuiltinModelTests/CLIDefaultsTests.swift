@@ -365,6 +365,11 @@ final class CLIDefaultsTests: XCTestCase {
         XCTAssertFalse(plain.1.contains("resampling"), plain.1)
         XCTAssertEqual(plain.2, offFile.2)
         XCTAssertNotEqual(plain.2, recorded.2)
+        // The default jump of 10 does not fit in 10 steps: said, not claimed.
+        let unfit = try builtinEdit("dit", ["--steps", "10"], to: dir.appendingPathComponent("g.png").path)
+        XCTAssertEqual(unfit.0, 0, unfit.1)
+        XCTAssertTrue(unfit.1.contains("no resampling: a jump of 10 does not fit in 10 steps"), unfit.1)
+        XCTAssertEqual(unfit.2, plain.2)
         let sdedit = try edit(["--strength", "0.5"], "e.png")
         XCTAssertEqual(sdedit.0, 0, sdedit.1)
         XCTAssertTrue(sdedit.1.contains("SDEdit"), sdedit.1)
