@@ -128,7 +128,7 @@ struct TrainDiT: ParsableCommand {
     /// copy of the VQ-VAE file keeps it) from the same data.
     func latentSet(source: LabeledImageSource, codec: VQLatentCodec) throws -> LatentSet {
         let cache = latents ?? output + ".latents.safetensors"
-        let key = "\(try EncodingFingerprint.of(vaePath: vae))|data=\(source.summary)|n=\(min(trainSize, source.count))"
+        let key = try LatentSet.cacheKey(vaePath: vae, dataSummary: source.summary, count: min(trainSize, source.count))
         if let set = try? LatentSet.read(path: cache, key: key) {
             note("latents: \(set.count) from the cache \(cache)")
             return set

@@ -65,6 +65,11 @@ public struct LatentSet: LabeledImageSource {
 
     /// Cache file (safetensors: `latents` [N, C, S, S], `labels` int64 [N]; metadata: summary, key).
     /// `key` identifies what was encoded (VQ-VAE file + data); a cache with another key is not used.
+    /// Identity of a cache: what the VQ-VAE does when encoding (`EncodingFingerprint`), which data, how many.
+    public static func cacheKey(vaePath: String, dataSummary: String, count: Int) throws -> String {
+        "\(try EncodingFingerprint.of(vaePath: vaePath))|data=\(dataSummary)|n=\(count)"
+    }
+
     public func write(path: String, key: String) throws {
         var w = SafetensorsWriter()
         w.add("latents", Tensor(shape: [count] + latentShape, data: latents))
